@@ -11,13 +11,11 @@ import torch
 
 
 def rest_local_transforms(rest_world: torch.Tensor, parents: list[int]) -> torch.Tensor:
-    """(J, 4, 4) transform of each joint relative to its parent in the rest pose (root: world)."""
-    local = rest_world.clone()
-    parent_idx = torch.tensor([max(p, 0) for p in parents], device=rest_world.device)
-    rel = torch.linalg.inv(rest_world[parent_idx]) @ rest_world
-    has_parent = torch.tensor([p >= 0 for p in parents], device=rest_world.device)
-    local[has_parent] = rel[has_parent]
-    return local
+    """(..., J, 4, 4) transform of each joint relative to its parent in the rest pose (root: world)."""
+    parent_idx = [max(p, 0) for p in parents]
+    rel = torch.linalg.inv(rest_world[..., parent_idx, :, :]) @ rest_world
+    is_root = torch.tensor([p < 0 for p in parents], device=rest_world.device)
+    return torch.where(is_root[:, None, None], rest_world, rel)
 
 
 def forward_kinematics(
@@ -28,17 +26,22 @@ def forward_kinematics(
 ) -> torch.Tensor:
     """World joint transforms for a batch of poses.
 
-    rest_world: (J, 4, 4) rest transforms; rotations: (B, J, 3, 3) local rotations relative to the
-    rest frames; root_translation: (B, 3) world offset of the root. Returns (B, J, 4, 4).
+    rest_world: (J, 4, 4) or (B, J, 4, 4) rest transforms; rotations: (B, J, 3, 3) local rotations
+    relative to the rest frames; root_translation: (B, 3) world offset of the root.
+    Returns (B, J, 4, 4).
     """
     B, J = rotations.shape[:2]
     local_rest = rest_local_transforms(rest_world, parents)
+    if local_rest.dim() == 3:
+        local_rest = local_rest.unsqueeze(0)
     pose = torch.zeros(B, J, 4, 4, dtype=rotations.dtype, device=rotations.device)
     pose[..., :3, :3] = rotations
     pose[..., 3, 3] = 1.0
-    local = local_rest.unsqueeze(0) @ pose  # rotate about the joint, inside its rest frame
+    local = local_rest @ pose  # rotate about the joint, inside its rest frame
     if root_translation is not None:
-        local[:, 0, :3, 3] = local[:, 0, :3, 3] + root_translation
+        offset = torch.zeros_like(local)
+        offset[:, 0, :3, 3] = root_translation
+        local = local + offset
     world: list[torch.Tensor] = []
     for j, p in enumerate(parents):
         world.append(local[:, j] if p < 0 else world[p] @ local[:, j])
@@ -47,7 +50,8 @@ def forward_kinematics(
 
 def skinning_transforms(world: torch.Tensor, rest_world: torch.Tensor) -> torch.Tensor:
     """(B, J, 4, 4) transforms taking rest-pose points to posed points (world @ inverse bind)."""
-    return world @ torch.linalg.inv(rest_world).unsqueeze(0)
+    inverse_bind = torch.linalg.inv(rest_world)
+    return world @ (inverse_bind.unsqueeze(0) if inverse_bind.dim() == 3 else inverse_bind)
 
 
 def dense_skin_weights(skin_indices: torch.Tensor, skin_weights: torch.Tensor, num_joints: int) -> torch.Tensor:

@@ -1,0 +1,170 @@
+"""`AnnyBody`: the default body model, over NAVER's Apache-2.0 `anny` (MakeHuman) package.
+
+Anny supplies rest geometry for named phenotype and local-change sliders; posing uses our own
+`lbs` module. Anny is Z-up with the body facing -Y and the `Root` bone on the ground; we convert
+once, here, to the project's frame (Y up, facing +Z, root joint at the origin).
+
+Default rig: Anny's `game_engine` rig (53 bones, Unreal-mannequin names: Root, pelvis, spine_01,
+thigh_l, ...) because game engines retarget onto those names; its skin weights use at most 6
+influences. Anny's default 163-bone rig (face, toes, breasts) is available with `body.rig=anny`.
+Never use Anny's `smpl`/`smplx` topologies: they download non-commercial data.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from avatarclip_core.body import lbs
+from avatarclip_core.body.model import SliderSpec, skeleton_of, validate_slider_values
+from avatarclip_core.body.types import RiggedMesh
+from avatarclip_core.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+# Z-up, facing -Y  ->  Y-up, facing +Z: (x, y, z) -> (x, z, -y).
+_Z_UP_TO_Y_UP = torch.tensor(
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+)
+
+PHENOTYPE_DESCRIPTIONS = {
+    "gender": ("0 = male, 1 = female", 0.5),
+    "age": ("0 = baby, 0.5 = teenager, 0.67 = adult, 1 = elderly", 0.67),
+    "muscle": ("0 = little muscle, 1 = very muscular", 0.5),
+    "weight": ("0 = thin, 1 = heavy", 0.5),
+    "height": ("0 = short, 1 = tall", 0.5),
+    "proportions": ("0 = unusual, 1 = idealised proportions", 0.5),
+}
+
+# Candidate joint names for each semantic joint, across Anny's rigs.
+_SEMANTIC_CANDIDATES = {
+    "pelvis": ("pelvis", "Hips", "root", "hips"),
+    "head": ("head", "Head"),
+    "left_wrist": ("hand_l", "wrist.L", "LeftHand", "mixamorig:LeftHand"),
+    "right_wrist": ("hand_r", "wrist.R", "RightHand", "mixamorig:RightHand"),
+    "left_ankle": ("foot_l", "foot.L", "LeftFoot", "mixamorig:LeftFoot"),
+    "right_ankle": ("foot_r", "foot.R", "RightFoot", "mixamorig:RightFoot"),
+}
+
+
+@dataclass
+class AnnyConfig:
+    rig: str = "game_engine"  # game_engine | anny | mixamo | cmu_mb
+    topology: str = "anny"
+    local_changes: str = "all"  # none | default | all
+    device: str = "cpu"
+
+
+_MODELS: dict[tuple, "AnnyBody"] = {}
+_LOCK = threading.Lock()
+
+
+def load_anny_body(config: AnnyConfig | None = None) -> "AnnyBody":
+    """The process-wide AnnyBody for a configuration (the first build takes minutes, later ones ~1 s)."""
+    config = config or AnnyConfig()
+    key = (config.rig, config.topology, config.local_changes, config.device)
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = AnnyBody(config)
+        return _MODELS[key]
+
+
+def _slider_group(label: str) -> str:
+    stripped = re.sub(r"^(l|r|measure)-", "", label)
+    return stripped.split("-")[0]
+
+
+class AnnyBody:
+    name = "anny"
+
+    def __init__(self, config: AnnyConfig) -> None:
+        import warp
+
+        warp.config.kernel_cache_dir = str(cache_dir("warp"))
+        warp.config.quiet = True
+        import anny
+        import anny.paths
+
+        anny.paths.set_anny_cache_path(cache_dir("anny"))
+        started = time.perf_counter()
+        model = anny.Anny(rig=config.rig, topology=config.topology, local_changes=config.local_changes)
+        log.info("built Anny(%s, %s) in %.1f s", config.rig, config.topology, time.perf_counter() - started)
+        self.device = torch.device(config.device)
+        self._model = model.to(device=self.device, dtype=torch.float32)
+        self.config = config
+        self.faces = self._model.get_triangular_faces().long().to(self.device)
+        self.joint_names = list(self._model.bone_labels)
+        self.parents = [int(p) for p in self._model.bone_parents]
+        self.skin_indices = self._model.vertex_bone_indices.long()
+        self.skin_weights = self._model.vertex_bone_weights.float()
+        self.dense_weights = lbs.dense_skin_weights(self.skin_indices, self.skin_weights, len(self.joint_names))
+        self.semantic_joints = self._find_semantic_joints()
+        self._phenotypes = list(self._model.phenotype_labels)
+        self._local_changes = list(self._model.local_change_labels)
+        self._axes = _Z_UP_TO_Y_UP.to(self.device)
+        self._specs = self._build_specs()
+
+    def _find_semantic_joints(self) -> dict[str, int]:
+        found = {}
+        for semantic, candidates in _SEMANTIC_CANDIDATES.items():
+            match = next((c for c in candidates if c in self.joint_names), None)
+            if match is None:
+                raise RuntimeError(f"rig {self.config.rig!r} has no joint for {semantic}")
+            found[semantic] = self.joint_names.index(match)
+        return found
+
+    def _build_specs(self) -> list[SliderSpec]:
+        specs = [
+            SliderSpec(name, 0.0, 1.0, PHENOTYPE_DESCRIPTIONS.get(name, ("", 0.5))[1], "phenotype",
+                       PHENOTYPE_DESCRIPTIONS.get(name, ("",))[0])
+            for name in self._phenotypes
+        ]
+        specs += [
+            SliderSpec(label, -1.0, 1.0, 0.0, _slider_group(label), "local change (MakeHuman target)")
+            for label in self._local_changes
+        ]
+        return specs
+
+    def sliders(self) -> list[SliderSpec]:
+        return list(self._specs)
+
+    def shape_vector(self, values: dict[str, float]) -> torch.Tensor:
+        checked = validate_slider_values(self._specs, values)
+        return torch.tensor([checked.get(s.name, s.default) for s in self._specs], device=self.device)
+
+    def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = shape.reshape(-1, len(self._specs)).to(self.device, torch.float32)
+        n_phen = len(self._phenotypes)
+        coeffs = self._model._get_phenotype_blendshape_coefficients(
+            shape[:, :n_phen], shape[:, n_phen:], shape.new_zeros(shape.shape[0], 0)
+        )
+        rest = self._model.get_rest_model(coeffs)
+        world = self._axes @ rest["rest_bone_poses"]
+        verts = rest["rest_vertices"] @ self._axes[:3, :3].T
+        # Put the root joint (on the ground between the feet) at the origin.
+        origin = world[:, 0, :3, 3].clone()
+        origin_h = torch.zeros_like(world[:, 0])
+        origin_h[:, :3, 3] = origin
+        world = world - origin_h.unsqueeze(1)
+        return verts - origin.unsqueeze(1), world
+
+    def forward(self, shape, rotations, root_translation=None):
+        rest_verts, rest_world = self.rest(shape)
+        return lbs.pose_body(rest_verts, rest_world, self.parents, self.dense_weights, rotations, root_translation)
+
+    def rigged_mesh(self, values: dict[str, float]) -> RiggedMesh:
+        with torch.no_grad():
+            verts, world = self.rest(self.shape_vector(values))
+        return RiggedMesh(
+            vertices=verts[0].cpu(),
+            faces=self.faces.cpu(),
+            skeleton=skeleton_of(self, world[0].cpu()),
+            skin_indices=self.skin_indices.cpu(),
+            skin_weights=self.skin_weights.cpu(),
+            vertex_colors=None,
+            name="anny_avatar",
+        )

@@ -1,0 +1,42 @@
+"""`create_body_model(config)`: the one place that picks a body adapter (like smplx.create)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from avatarclip_core.body.anny_body import AnnyConfig, load_anny_body
+from avatarclip_core.body.model import BodyModel
+from avatarclip_core.body.smpl_body import SmplBody, SmplConfig
+
+
+@dataclass
+class BodyConfig:
+    model: str = "anny"  # anny | smpl
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    anny: AnnyConfig = field(default_factory=AnnyConfig)
+    smpl: SmplConfig = field(default_factory=SmplConfig)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' requested but CUDA is not available on this machine")
+    return name
+
+
+_SMPL_CACHE: dict[tuple, SmplBody] = {}
+
+
+def create_body_model(config: BodyConfig | None = None) -> BodyModel:
+    config = config or BodyConfig()
+    device = resolve_device(config.device)
+    if config.model == "anny":
+        return load_anny_body(AnnyConfig(config.anny.rig, config.anny.topology, config.anny.local_changes, device))
+    if config.model == "smpl":
+        key = (config.smpl.model_path, config.smpl.gender, config.smpl.num_betas, device)
+        if key not in _SMPL_CACHE:
+            _SMPL_CACHE[key] = SmplBody(SmplConfig(*key))
+        return _SMPL_CACHE[key]
+    raise ValueError(f"unknown body model '{config.model}' (anny or smpl)")

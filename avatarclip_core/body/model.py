@@ -1,0 +1,91 @@
+"""The `BodyModel` protocol every body adapter implements, and the slider description users see."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from avatarclip_core.body.types import RiggedMesh, Skeleton
+
+# Joints every body model must name, so motion code and tests can address them on any rig.
+SEMANTIC_JOINTS = ("pelvis", "head", "left_wrist", "right_wrist", "left_ankle", "right_ankle")
+
+
+class InvalidSliderError(ValueError):
+    """A slider name or value a body model does not accept (a user error: say which and why)."""
+
+
+@dataclass(frozen=True)
+class SliderSpec:
+    """One named, continuous body-shape control with its documented range."""
+
+    name: str
+    minimum: float
+    maximum: float
+    default: float
+    group: str  # e.g. "phenotype", "face", "torso" (for UIs)
+    description: str = ""
+
+    def check(self, value: float) -> float:
+        value = float(value)
+        if not (self.minimum <= value <= self.maximum):
+            raise InvalidSliderError(
+                f"slider '{self.name}' = {value:g} is out of range [{self.minimum:g}, {self.maximum:g}]"
+            )
+        return value
+
+
+@runtime_checkable
+class BodyModel(Protocol):
+    """A parametric, rigged body. Outputs follow body.types conventions (metres, Y up, faces +Z)."""
+
+    name: str
+    faces: torch.Tensor  # (F, 3) long
+    joint_names: list[str]
+    parents: list[int]
+    skin_indices: torch.Tensor  # (V, K)
+    skin_weights: torch.Tensor  # (V, K)
+    semantic_joints: dict[str, int]  # SEMANTIC_JOINTS -> joint index
+
+    def sliders(self) -> list[SliderSpec]: ...
+
+    def shape_vector(self, values: dict[str, float]) -> torch.Tensor:
+        """(S,) shape parameters from named slider values (validated; unnamed ones at default)."""
+        ...
+
+    def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rest vertices (B, V, 3) and rest joint transforms (B, J, 4, 4) for shapes (B, S)."""
+        ...
+
+    def forward(
+        self, shape: torch.Tensor, rotations: torch.Tensor, root_translation: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed vertices (B, V, 3) and world joint transforms (B, J, 4, 4)."""
+        ...
+
+    def rigged_mesh(self, values: dict[str, float]) -> RiggedMesh: ...
+
+
+def validate_slider_values(specs: list[SliderSpec], values: dict[str, float]) -> dict[str, float]:
+    """Check names and ranges at the boundary; the error names the slider and a close match."""
+    by_name = {s.name: s for s in specs}
+    checked: dict[str, float] = {}
+    for name, value in values.items():
+        if name not in by_name:
+            import difflib
+
+            close = difflib.get_close_matches(name, by_name, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `avatar sliders` lists them"
+            raise InvalidSliderError(f"unknown slider '{name}'{hint}")
+        try:
+            checked[name] = by_name[name].check(value)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidSliderError):
+                raise
+            raise InvalidSliderError(f"slider '{name}' needs a number, got {value!r}") from None
+    return checked
+
+
+def skeleton_of(model: BodyModel, rest_world: torch.Tensor) -> Skeleton:
+    return Skeleton(names=list(model.joint_names), parents=list(model.parents), rest_transforms=rest_world)

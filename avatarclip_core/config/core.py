@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config key or value that does not fit the typed config (a user error)."""
+
+
+def presets_dir() -> Path:
+    """configs/ at the project root; AVATAR_CONFIGS_DIR points elsewhere (installed deployments)."""
+    env = os.environ.get("AVATAR_CONFIGS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: cannot use {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} needs a list; got {value!r}")
+        inner = args[0] if args else Any
+        items = [_convert(v, inner, key) if inner is not Any else v for v in value]
+        return tuple(items) if origin is tuple else items
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} needs true or false; got {value!r}")
+    if annotation in (int, float):
+        try:
+            converted = annotation(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} needs a{'n integer' if annotation is int else ' number'}; got {value!r}") from None
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key} needs an integer; got {value!r}")
+        return converted
+    if annotation is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key} needs text; got {value!r}")
+        return str(value)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} is a section; set its fields as {key}.<field>=...")
+        return apply_overrides(annotation(), value, prefix=key + ".")
+    if annotation is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} needs a mapping; got {value!r}")
+        return dict(value)
+    return value
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def apply_overrides(config: T, overrides: dict[str, Any], prefix: str = "") -> T:
+    """Return a copy of `config` with dotted keys set (nested dicts are flattened first)."""
+    config = dataclasses.replace(config)
+    for dotted, value in _flatten(overrides).items():
+        _set(config, dotted.split("."), value, prefix)
+    return config
+
+
+def _set(node: Any, path: list[str], value: Any, prefix: str) -> None:
+    name = path[0]
+    full = prefix + ".".join(path)
+    types_ = _field_types(type(node))
+    if name not in types_:
+        known = ", ".join(sorted(types_))
+        raise ConfigError(f"unknown config key '{prefix}{name}' (known here: {known})")
+    annotation = types_[name]
+    if len(path) == 1:
+        setattr(node, name, _convert(value, annotation, full))
+        return
+    child = getattr(node, name)
+    if not dataclasses.is_dataclass(child):
+        raise ConfigError(f"'{prefix}{name}' is not a section")
+    child = dataclasses.replace(child)
+    setattr(node, name, child)
+    _set(child, path[1:], value, prefix + name + ".")
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """'a.b=c' -> ('a.b', 'c')."""
+    if "=" not in text:
+        raise ConfigError(f"expected NAME=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"expected NAME=VALUE, got {text!r}")
+    return key, value.strip()
+
+
+def load_config(cls: type[T], preset: str | None = None, overrides: dict[str, Any] | None = None, section: str | None = None) -> T:
+    """Build `cls()`, apply preset YAML (optionally one top-level `section` of it), then overrides."""
+    config = cls()
+    if preset:
+        path = presets_dir() / f"{preset}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown preset '{preset}' (available: {', '.join(preset_names())})")
+        data = yaml.safe_load(path.read_text()) or {}
+        if section is not None:
+            data = data.get(section, {}) or {}
+        config = apply_overrides(config, data)
+    if overrides:
+        config = apply_overrides(config, overrides)
+    return config
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted key, type name, default) for every leaf field: used by `--help`."""
+    rows = []
+    instance = cls()
+    for name, annotation in _field_types(cls).items():
+        value = getattr(instance, name)
+        if dataclasses.is_dataclass(value):
+            rows += describe_fields(type(value), prefix + name + ".")
+        else:
+            type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+            rows.append((prefix + name, type_name, value))
+    return rows
