@@ -56,20 +56,19 @@ class AnnyConfig:
     rig: str = "game_engine"  # game_engine | anny | mixamo | cmu_mb
     topology: str = "anny"
     local_changes: str = "all"  # none | default | all
-    device: str = "cpu"
 
 
 _MODELS: dict[tuple, "AnnyBody"] = {}
 _LOCK = threading.Lock()
 
 
-def load_anny_body(config: AnnyConfig | None = None) -> "AnnyBody":
+def load_anny_body(config: AnnyConfig | None = None, device: str = "cpu") -> "AnnyBody":
     """The process-wide AnnyBody for a configuration (the first build takes minutes, later ones ~1 s)."""
     config = config or AnnyConfig()
-    key = (config.rig, config.topology, config.local_changes, config.device)
+    key = (config.rig, config.topology, config.local_changes, device)
     with _LOCK:
         if key not in _MODELS:
-            _MODELS[key] = AnnyBody(config)
+            _MODELS[key] = AnnyBody(config, device)
         return _MODELS[key]
 
 
@@ -81,7 +80,7 @@ def _slider_group(label: str) -> str:
 class AnnyBody:
     name = "anny"
 
-    def __init__(self, config: AnnyConfig) -> None:
+    def __init__(self, config: AnnyConfig, device: str = "cpu") -> None:
         import warp
 
         warp.config.kernel_cache_dir = str(cache_dir("warp"))
@@ -93,7 +92,7 @@ class AnnyBody:
         started = time.perf_counter()
         model = anny.Anny(rig=config.rig, topology=config.topology, local_changes=config.local_changes)
         log.info("built Anny(%s, %s) in %.1f s", config.rig, config.topology, time.perf_counter() - started)
-        self.device = torch.device(config.device)
+        self.device = torch.device(device)
         self._model = model.to(device=self.device, dtype=torch.float32)
         self.config = config
         self.faces = self._model.get_triangular_faces().long().to(self.device)

@@ -8,6 +8,7 @@ import torch
 from avatarclip_core.body.anny_body import AnnyConfig, load_anny_body
 from avatarclip_core.body.model import BodyModel
 from avatarclip_core.body.smpl_body import SmplBody, SmplConfig
+from avatarclip_core.errors import UserInputError
 
 
 @dataclass
@@ -22,7 +23,7 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' requested but CUDA is not available on this machine")
+        raise UserInputError(f"device {name!r} requested but CUDA is not available on this machine")
     return name
 
 
@@ -33,10 +34,10 @@ def create_body_model(config: BodyConfig | None = None) -> BodyModel:
     config = config or BodyConfig()
     device = resolve_device(config.device)
     if config.model == "anny":
-        return load_anny_body(AnnyConfig(config.anny.rig, config.anny.topology, config.anny.local_changes, device))
+        return load_anny_body(config.anny, device)
     if config.model == "smpl":
         key = (config.smpl.model_path, config.smpl.gender, config.smpl.num_betas, device)
         if key not in _SMPL_CACHE:
-            _SMPL_CACHE[key] = SmplBody(SmplConfig(*key))
+            _SMPL_CACHE[key] = SmplBody(SmplConfig(*key[:3]), device)
         return _SMPL_CACHE[key]
-    raise ValueError(f"unknown body model '{config.model}' (anny or smpl)")
+    raise UserInputError(f"unknown body model {config.model!r} (anny or smpl)")

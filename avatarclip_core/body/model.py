@@ -7,12 +7,13 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from avatarclip_core.body.types import RiggedMesh, Skeleton
+from avatarclip_core.errors import UserInputError
 
 # Joints every body model must name, so motion code and tests can address them on any rig.
 SEMANTIC_JOINTS = ("pelvis", "head", "left_wrist", "right_wrist", "left_ankle", "right_ankle")
 
 
-class InvalidSliderError(ValueError):
+class InvalidSliderError(UserInputError):
     """A slider name or value a body model does not accept (a user error: say which and why)."""
 
 

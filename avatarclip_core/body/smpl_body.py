@@ -14,6 +14,7 @@ import torch
 from avatarclip_core.body import lbs
 from avatarclip_core.body.model import SliderSpec, skeleton_of, validate_slider_values
 from avatarclip_core.body.types import RiggedMesh
+from avatarclip_core.errors import UserInputError
 
 SMPL_JOINT_NAMES = [
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -28,7 +29,7 @@ HOW_TO_GET_SMPL = (
 )
 
 
-class SmplModelMissingError(FileNotFoundError):
+class SmplModelMissingError(UserInputError, FileNotFoundError):
     pass
 
 
@@ -37,13 +38,12 @@ class SmplConfig:
     model_path: str = ""
     gender: str = "neutral"  # neutral | male | female (used when model_path is a folder)
     num_betas: int = 10
-    device: str = "cpu"
 
 
 class SmplBody:
     name = "smpl"
 
-    def __init__(self, config: SmplConfig) -> None:
+    def __init__(self, config: SmplConfig, device: str = "cpu") -> None:
         path = Path(config.model_path).expanduser() if config.model_path else None
         if path is None or not path.exists():
             where = f" at {path}" if path else ""
@@ -60,7 +60,7 @@ class SmplBody:
             raise SmplModelMissingError(
                 f"loading {path} needs the '{exc.name}' package (pip install {exc.name})"
             ) from exc
-        self.device = torch.device(config.device)
+        self.device = torch.device(device)
         self.config = config
         self._v_template = smpl.v_template.float().to(self.device)
         self._shapedirs = smpl.shapedirs.float().to(self.device)  # (V, 3, B)

@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from avatarclip_core.errors import UserInputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config key or value that does not fit the typed config (a user error)."""
 
 

@@ -1,0 +1,170 @@
+"""`avatar` command line: create avatars, list sliders, benchmark, warm caches.
+
+Bad input exits with status 2 and one line `error: ...`; nothing is written in that case.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from avatarclip_core.errors import UserInputError
+
+
+def _describe_config(cls) -> str:
+    from avatarclip_core.config import describe_fields
+
+    lines = ["config keys (--set KEY=VALUE):"]
+    for key, type_name, default in describe_fields(cls):
+        lines.append(f"  {key} ({type_name}, default {default!r})")
+    return "\n".join(lines)
+
+
+def _split_sets(pairs: list[str]) -> tuple[dict[str, str], dict[str, float]]:
+    """`--set` takes config keys (dotted: motion.fps=24) and body sliders (plain: height=0.9)."""
+    from avatarclip_core.config import parse_override
+
+    overrides: dict[str, str] = {}
+    sliders: dict[str, float] = {}
+    for pair in pairs:
+        key, value = parse_override(pair)
+        if "." in key:
+            overrides[key] = value
+        else:
+            try:
+                sliders[key] = float(value)
+            except ValueError:
+                raise UserInputError(f"slider '{key}' needs a number, got {value!r}") from None
+    return overrides, sliders
+
+
+class _TqdmProgress:
+    def __init__(self, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, unit="%", disable=quiet, file=sys.stderr,
+                        bar_format="{desc:<28} {percentage:3.0f}%|{bar:30}| {elapsed}")
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        self.bar.set_description_str(stage)
+        self.bar.update(round(fraction * 100) - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_body(args: argparse.Namespace) -> int:
+    from avatarclip_core.pipelines.sliders import load_sliders_config, run_sliders_job
+
+    overrides, sliders = _split_sets(args.set or [])
+    if args.motion is not None:
+        overrides["motion.name"] = args.motion
+    if args.seed is not None:
+        overrides["seed"] = str(args.seed)
+    if args.fbx:
+        overrides["export.fbx"] = "true"
+    config = load_sliders_config(args.preset, overrides)
+    progress = _TqdmProgress(args.quiet)
+    try:
+        out = run_sliders_job(sliders, config, Path(args.output), force=args.force, progress=progress)
+    finally:
+        progress.close()
+    print(out)
+    return 0
+
+
+def cmd_sliders(args: argparse.Namespace) -> int:
+    from avatarclip_core.body import BodyConfig, create_body_model
+    from avatarclip_core.config import apply_overrides
+
+    overrides, _ = _split_sets(args.set or [])
+    body = create_body_model(apply_overrides(BodyConfig(), {k.removeprefix("body."): v for k, v in overrides.items()}))
+    specs = [s for s in body.sliders() if not args.group or s.group == args.group]
+    if args.json:
+        print(json.dumps([s.__dict__ for s in specs], indent=1))
+    else:
+        for s in specs:
+            print(f"{s.name:40s} [{s.minimum:g}, {s.maximum:g}] default {s.default:g}  {s.group}  {s.description}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from avatarclip_core.bench import run_bench
+
+    results = run_bench(repeats=args.repeats, output=Path(args.output))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_warmup(args: argparse.Namespace) -> int:
+    """Build the default body model once so later runs load it from the data folder's cache."""
+    from avatarclip_core.body import create_body_model
+
+    body = create_body_model()
+    print(f"body model ready: {body.name}, {len(body.joint_names)} joints, {len(body.sliders())} sliders")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from avatarclip_core.config import preset_names
+    from avatarclip_core.pipelines.sliders import SlidersJobConfig
+
+    parser = argparse.ArgumentParser(
+        prog="avatar", description="Game-ready 3D avatars from sliders, text and photos.",
+        epilog="Data folder: $AVATAR_DATA_DIR (default ./data). `avatar COMMAND --help` shows each command's options.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    body = sub.add_parser(
+        "body", help="rigged avatar from named sliders (+ a built-in motion)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write a job folder: avatar.glb, params.json, preview.png, provenance.json "
+                    "(+ motion.bvh, motion.npz with --motion; avatar.fbx with --fbx).",
+        epilog="--set NAME=VALUE sets a body slider (see `avatar sliders`); --set a.b=VALUE sets a config key.\n"
+               + _describe_config(SlidersJobConfig))
+    body.add_argument("--set", action="append", metavar="NAME=VALUE", help="slider or config override (repeatable)")
+    body.add_argument("--motion", help="built-in motion: idle, wave or walk")
+    body.add_argument("--preset", default="preview", choices=preset_names() or None, help="config preset (configs/)")
+    body.add_argument("--seed", type=int, help="random seed (recorded in provenance.json)")
+    body.add_argument("--fbx", action="store_true", help="also write avatar.fbx (needs pip install '.[fbx]')")
+    body.add_argument("-o", "--output", required=True, help="job folder to create")
+    body.add_argument("--force", action="store_true", help="replace an existing output folder")
+    body.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    body.set_defaults(func=cmd_body)
+
+    sliders = sub.add_parser("sliders", help="list the body model's sliders and ranges")
+    sliders.add_argument("--group", help="only this group (e.g. phenotype, cheek, nose)")
+    sliders.add_argument("--set", action="append", metavar="body.KEY=VALUE", help="body config override")
+    sliders.add_argument("--json", action="store_true")
+    sliders.set_defaults(func=cmd_sliders)
+
+    bench = sub.add_parser("bench", help="measure body forward, rendering and GLB export; write bench.json")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("-o", "--output", default="bench.json")
+    bench.set_defaults(func=cmd_bench)
+
+    warm = sub.add_parser("warmup", help="build and cache the default body model (first run takes minutes)")
+    warm.set_defaults(func=cmd_warmup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("WARP_QUIET", "1")
+    try:
+        return args.func(args)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

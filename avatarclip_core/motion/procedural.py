@@ -1,0 +1,169 @@
+"""Built-in procedural motions (idle, wave, walk) for any rig with a known role map.
+
+Motions are authored as rotations about world axes (avatar faces +Z, Y up, +X is the avatar's
+left), applied at each joint as if its parents were at rest, which is the BVH convention; each is
+turned into the joint's local rest frame with R_local = R_rest^T R_world R_rest. Leg lengths come
+from the skeleton, so a walk's stride matches the body and the feet do not slide much.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from avatarclip_core.body.lbs import axis_angle_to_matrix
+from avatarclip_core.body.types import Motion, Skeleton
+from avatarclip_core.errors import UserInputError
+
+# Anatomical role -> joint name, per rig family.
+ROLE_MAPS: dict[str, dict[str, str]] = {
+    "game_engine": {
+        "pelvis": "pelvis", "spine1": "spine_01", "spine2": "spine_02", "spine3": "spine_03",
+        "neck": "neck_01", "head": "head",
+        "left_hip": "thigh_l", "left_knee": "calf_l", "left_ankle": "foot_l",
+        "right_hip": "thigh_r", "right_knee": "calf_r", "right_ankle": "foot_r",
+        "left_collar": "clavicle_l", "left_shoulder": "upperarm_l", "left_elbow": "lowerarm_l", "left_wrist": "hand_l",
+        "right_collar": "clavicle_r", "right_shoulder": "upperarm_r", "right_elbow": "lowerarm_r", "right_wrist": "hand_r",
+    },
+    "smpl": {name: name for name in (
+        "pelvis", "spine1", "spine2", "spine3", "neck", "head", "left_hip", "left_knee", "left_ankle",
+        "right_hip", "right_knee", "right_ankle", "left_collar", "left_shoulder", "left_elbow", "left_wrist",
+        "right_collar", "right_shoulder", "right_elbow", "right_wrist")},
+}
+
+X_AXIS, Y_AXIS, Z_AXIS = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+
+
+class UnknownMotionError(UserInputError):
+    pass
+
+
+@dataclass
+class MotionConfig:
+    name: str = ""  # "" (none) | idle | wave | walk
+    fps: float = 30.0
+    cycles: int = 2  # repetitions of the motion's cycle (walk: strides, wave: waves)
+    speed: float = 1.0  # playback speed multiplier (a walk also covers more ground)
+    amplitude: float = 1.0  # scales every joint angle
+
+
+def _roles_for(skeleton: Skeleton) -> dict[str, int]:
+    for mapping in ROLE_MAPS.values():
+        if all(name in skeleton.names for name in mapping.values()):
+            return {role: skeleton.index(name) for role, name in mapping.items()}
+    raise UnknownMotionError("built-in motions need a game_engine or SMPL skeleton")
+
+
+class _Builder:
+    """Accumulates world-axis rotations per role, then converts them to local rotations."""
+
+    def __init__(self, skeleton: Skeleton, frames: int) -> None:
+        self.skeleton = skeleton
+        self.roles = _roles_for(skeleton)
+        self.frames = frames
+        eye = torch.eye(3).expand(frames, 3, 3)
+        self.world_rot = {role: eye.clone() for role in self.roles}
+        self.root_translation = torch.zeros(frames, 3)
+
+    def rotate(self, role: str, axis: tuple[float, float, float], angle: torch.Tensor) -> None:
+        """Compose a rotation about a world axis (radians, per frame) after the existing ones."""
+        rotvec = torch.tensor(axis).expand(self.frames, 3) * angle.reshape(-1, 1)
+        self.world_rot[role] = axis_angle_to_matrix(rotvec) @ self.world_rot[role]
+
+    def motion(self, fps: float, name: str) -> Motion:
+        J = self.skeleton.num_joints
+        rotations = torch.eye(3).repeat(self.frames, J, 1, 1)
+        rest_rot = self.skeleton.rest_transforms[:, :3, :3].float()
+        for role, joint in self.roles.items():
+            r = rest_rot[joint]
+            rotations[:, joint] = r.T @ self.world_rot[role] @ r
+        return Motion(fps=fps, joint_names=list(self.skeleton.names), rotations=rotations,
+                      root_translation=self.root_translation, name=name)
+
+
+def _time(config: MotionConfig, period: float) -> tuple[torch.Tensor, int]:
+    period = period / config.speed
+    frames = max(2, int(round(config.cycles * period * config.fps)) + 1)
+    return torch.arange(frames, dtype=torch.float32) / config.fps, frames
+
+
+def _deg(x: float, config: MotionConfig) -> float:
+    return math.radians(x) * config.amplitude
+
+
+def idle(skeleton: Skeleton, config: MotionConfig) -> Motion:
+    """Relaxed standing: arms lowered from the A-pose, breathing, a slow weight shift."""
+    t, frames = _time(config, period=3.0)
+    phase = 2 * math.pi * t * config.speed / 3.0
+    b = _Builder(skeleton, frames)
+    b.rotate("left_shoulder", Z_AXIS, torch.full_like(t, -_deg(30, config)))
+    b.rotate("right_shoulder", Z_AXIS, torch.full_like(t, _deg(30, config)))
+    b.rotate("left_elbow", X_AXIS, torch.full_like(t, -_deg(10, config)))
+    b.rotate("right_elbow", X_AXIS, torch.full_like(t, -_deg(10, config)))
+    b.rotate("spine2", X_AXIS, _deg(2, config) * torch.sin(phase))
+    b.rotate("head", Y_AXIS, _deg(6, config) * torch.sin(0.5 * phase))
+    b.rotate("pelvis", Z_AXIS, _deg(2, config) * torch.sin(0.5 * phase))
+    b.root_translation[:, 0] = 0.01 * config.amplitude * torch.sin(0.5 * phase)
+    return b.motion(config.fps, "idle")
+
+
+def wave(skeleton: Skeleton, config: MotionConfig) -> Motion:
+    """Right arm raised, forearm waving side to side; the left arm relaxed."""
+    t, frames = _time(config, period=1.0)
+    phase = 2 * math.pi * t * config.speed
+    raise_in = torch.clamp(t * config.speed / 0.4, max=1.0)  # lift the arm over the first 0.4 s
+    b = _Builder(skeleton, frames)
+    b.rotate("left_shoulder", Z_AXIS, torch.full_like(t, -_deg(30, config)))
+    b.rotate("right_shoulder", Z_AXIS, -_deg(105, config) * raise_in)
+    b.rotate("right_elbow", Z_AXIS, (-_deg(25, config) + _deg(25, config) * torch.sin(phase)) * raise_in)
+    b.rotate("head", Y_AXIS, -_deg(8, config) * raise_in)
+    return b.motion(config.fps, "wave")
+
+
+def walk(skeleton: Skeleton, config: MotionConfig) -> Motion:
+    """A walk cycle moving forward (+Z); stride and pelvis drop follow from the leg length."""
+    period = 1.1
+    t, frames = _time(config, period=period)
+    phase = 2 * math.pi * t * config.speed / period
+    roles = _roles_for(skeleton)
+    hip = skeleton.rest_positions[roles["left_hip"]]
+    ankle = skeleton.rest_positions[roles["left_ankle"]]
+    leg = float(torch.linalg.norm(hip - ankle))
+    swing = _deg(22, config)
+    b = _Builder(skeleton, frames)
+    for side, offset in (("left", 0.0), ("right", math.pi)):
+        p = phase + offset
+        thigh = -swing * torch.sin(p)  # negative about +X swings the foot forward
+        knee = _deg(5, config) + _deg(55, config) * torch.clamp(torch.cos(p), min=0.0) ** 2
+        b.rotate(f"{side}_hip", X_AXIS, thigh)
+        b.rotate(f"{side}_knee", X_AXIS, knee)
+        b.rotate(f"{side}_ankle", X_AXIS, -0.3 * thigh)
+        sign = -1.0 if side == "left" else 1.0
+        b.rotate(f"{side}_shoulder", Z_AXIS, torch.full_like(t, sign * _deg(32, config)))
+        b.rotate(f"{side}_shoulder", X_AXIS, 0.8 * swing * torch.sin(p))  # arms swing against the legs
+        b.rotate(f"{side}_elbow", X_AXIS, torch.full_like(t, -_deg(15, config)))
+    b.rotate("spine2", Y_AXIS, _deg(4, config) * torch.sin(phase))
+    # Two steps per cycle, each 2 L sin(swing) long; the pelvis drops while the legs are apart.
+    speed = 2 * (2 * leg * math.sin(swing)) / (period / config.speed)
+    b.root_translation[:, 2] = speed * t
+    b.root_translation[:, 1] = -leg * (1 - torch.cos(swing * torch.sin(phase)))
+    return b.motion(config.fps, "walk")
+
+
+BUILTIN_MOTIONS: dict[str, Callable[[Skeleton, MotionConfig], Motion]] = {
+    "idle": idle,
+    "wave": wave,
+    "walk": walk,
+}
+
+
+def make_motion(skeleton: Skeleton, config: MotionConfig) -> Motion:
+    if config.name not in BUILTIN_MOTIONS:
+        raise UnknownMotionError(
+            f"unknown motion '{config.name}' (built-in: {', '.join(sorted(BUILTIN_MOTIONS))})"
+        )
+    if config.fps <= 0 or config.cycles < 1 or config.speed <= 0:
+        raise UnknownMotionError("motion needs fps > 0, cycles >= 1 and speed > 0")
+    return BUILTIN_MOTIONS[config.name](skeleton, config)

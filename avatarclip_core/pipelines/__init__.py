@@ -1,0 +1,1 @@
+"""Pipelines: one function per job kind, each writing one atomic job folder."""

@@ -1,0 +1,49 @@
+"""provenance.json: what produced a job folder (config, seed, versions, timings, device)."""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_PACKAGES = ("avatar-studio", "torch", "torchvision", "anny", "numpy", "pygltflib", "warp-lang", "smplx")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_info(device: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"device": device, "platform": platform.platform(), "torch_threads": torch.get_num_threads()}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def provenance(kind: str, config: dict, seed: int, timings: dict[str, float], device: str, inputs: dict) -> dict:
+    return {
+        "job_kind": kind,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": inputs,
+        "config": config,
+        "seed": seed,
+        "versions": package_versions(),
+        "device": device_info(device),
+        "timings_s": timings,
+        "command": sys.argv if sys.argv and sys.argv[0] else [],
+    }
