@@ -1,0 +1,24 @@
+"""Shared fixtures. The body model is built once per test session (from the data folder's cache,
+which `make test` warms first), and every test writes into its own tmp_path."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("AVATAR_DATA_DIR", str(ROOT / "data"))
+os.environ.setdefault("WARP_QUIET", "1")
+
+
+@pytest.fixture(scope="session")
+def anny_body():
+    from avatarclip_core.body import create_body_model
+
+    return create_body_model()
+
+
+@pytest.fixture(scope="session")
+def anny_mesh(anny_body):
+    return anny_body.rigged_mesh({})

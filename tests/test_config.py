@@ -1,0 +1,45 @@
+import pytest
+
+from avatarclip_core.config import ConfigError, apply_overrides, describe_fields, load_config, preset_names
+from avatarclip_core.pipelines.sliders import SlidersJobConfig, load_sliders_config
+
+
+def test_presets_exist_and_load():
+    assert {"preview", "standard", "paper"} <= set(preset_names())
+    for name in ("preview", "standard", "paper"):
+        cfg = load_sliders_config(name)
+        assert isinstance(cfg, SlidersJobConfig)
+    assert load_sliders_config("standard").preview.size == 512
+
+
+def test_dotted_overrides_convert_types():
+    cfg = load_sliders_config("preview", {"motion.fps": "24", "preview.enabled": "false", "body.anny.rig": "anny",
+                                          "export.skin_color": "0.1,0.2,0.3"})
+    assert cfg.motion.fps == 24.0 and isinstance(cfg.motion.fps, float)
+    assert cfg.preview.enabled is False
+    assert cfg.body.anny.rig == "anny"
+    assert cfg.export.skin_color == (0.1, 0.2, 0.3)
+    # the default object is untouched
+    assert SlidersJobConfig().motion.fps == 30.0
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("motion.nope", "1", "unknown config key 'motion.nope'"),
+    ("motion.fps", "fast", "motion.fps needs a number"),
+    ("motion.cycles", "2.5", "motion.cycles needs an integer"),
+    ("preview.enabled", "maybe", "true or false"),
+    ("motion", "x", "section"),
+])
+def test_bad_overrides_name_the_key(key, value, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        apply_overrides(SlidersJobConfig(), {key: value})
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_config(SlidersJobConfig, "nope")
+
+
+def test_describe_fields_lists_every_leaf():
+    keys = [k for k, _, _ in describe_fields(SlidersJobConfig)]
+    assert "motion.fps" in keys and "body.anny.rig" in keys and "seed" in keys

@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from avatarclip_core.body import lbs
+from avatarclip_core.motion.npz import load_motion_npz, save_motion_npz
+from avatarclip_core.motion.procedural import MotionConfig, UnknownMotionError, make_motion
+
+
+def _world(mesh, motion):
+    return lbs.forward_kinematics(mesh.skeleton.rest_transforms, mesh.skeleton.parents, motion.rotations,
+                                  motion.root_translation)[..., :3, 3]
+
+
+def test_walk_moves_forward_with_alternating_feet(anny_body, anny_mesh):
+    motion = make_motion(anny_mesh.skeleton, MotionConfig(name="walk"))
+    assert motion.num_frames >= 30
+    pos = _world(anny_mesh, motion)
+    assert float(motion.root_translation[-1, 2] - motion.root_translation[0, 2]) > 0.3
+    left = pos[:, anny_body.semantic_joints["left_ankle"], 2] - pos[:, 0, 2]
+    right = pos[:, anny_body.semantic_joints["right_ankle"], 2] - pos[:, 0, 2]
+    # feet alternate: when one is ahead of the root, the other is behind
+    lead = (left - right)
+    assert float(lead.max()) > 0.2 and float(lead.min()) < -0.2
+    # the body stays upright: head above pelvis in every frame
+    head, pelvis = anny_body.semantic_joints["head"], anny_body.semantic_joints["pelvis"]
+    assert bool((pos[:, head, 1] > pos[:, pelvis, 1] + 0.3).all())
+
+
+def test_wave_raises_the_right_hand_above_the_head(anny_body, anny_mesh):
+    motion = make_motion(anny_mesh.skeleton, MotionConfig(name="wave"))
+    pos = _world(anny_mesh, motion)
+    j = anny_body.semantic_joints
+    assert float(pos[0, j["right_wrist"], 1]) < float(pos[0, j["head"], 1])
+    assert bool((pos[-10:, j["right_wrist"], 1] > pos[-10:, j["head"], 1]).all())
+    assert bool((pos[:, j["left_wrist"], 1] < pos[:, j["head"], 1]).all())
+    # the forearm oscillates: the wrist moves sideways over time
+    assert float(pos[15:, j["right_wrist"], 0].std()) > 0.02
+
+
+def test_idle_stays_in_place(anny_mesh):
+    motion = make_motion(anny_mesh.skeleton, MotionConfig(name="idle"))
+    assert float(motion.root_translation.abs().max()) < 0.05
+    assert motion.num_frames > 30
+
+
+def test_motion_knobs_and_errors(anny_mesh):
+    slow = make_motion(anny_mesh.skeleton, MotionConfig(name="walk", speed=0.5))
+    fast = make_motion(anny_mesh.skeleton, MotionConfig(name="walk", speed=1.0))
+    assert slow.num_frames > fast.num_frames
+    with pytest.raises(UnknownMotionError, match="unknown motion 'moonwalk'"):
+        make_motion(anny_mesh.skeleton, MotionConfig(name="moonwalk"))
+    with pytest.raises(UnknownMotionError):
+        make_motion(anny_mesh.skeleton, MotionConfig(name="walk", fps=0))
+
+
+def test_motion_npz_has_the_documented_keys(tmp_path, anny_body, anny_mesh):
+    motion = make_motion(anny_mesh.skeleton, MotionConfig(name="walk"))
+    path = tmp_path / "motion.npz"
+    save_motion_npz(path, anny_mesh.skeleton, motion, anny_body.semantic_joints)
+    data = np.load(path)
+    T, J = motion.num_frames, anny_mesh.skeleton.num_joints
+    assert data["joint_positions"].shape == (T, J, 3)
+    assert data["root_translation"].shape == (T, 3)
+    assert data["rotations"].shape == (T, J, 3, 3)
+    assert float(data["fps"]) == 30.0
+    assert list(data["joint_names"]) == anny_mesh.skeleton.names
+    semantic = json.loads(str(data["semantic_joints"]))
+    assert set(semantic) == {"pelvis", "head", "left_wrist", "right_wrist", "left_ankle", "right_ankle"}
+    assert np.allclose(data["joint_positions"][:, 0], data["root_translation"], atol=1e-5)  # root at origin at rest
+    skeleton, loaded, sem = load_motion_npz(path)
+    assert torch.allclose(loaded.rotations, motion.rotations) and sem == semantic
