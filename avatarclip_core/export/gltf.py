@@ -211,7 +211,9 @@ def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note:
     inverse_bind = np.linalg.inv(rest_world)
     inverse_bind[:, 3, :] = (0.0, 0.0, 0.0, 1.0)
     ibm = b.add_accessor(_column_major(inverse_bind), flat_type=gl.MAT4)
-    gltf.skins.append(gl.Skin(name=f"{mesh.name}_skin", inverseBindMatrices=ibm, joints=list(range(J)), skeleton=0))
+    # Blender names the armature object after the skin; "Armature" is the name Unreal's FBX importer
+    # recognises and drops, instead of adding an extra root bone named after the object.
+    gltf.skins.append(gl.Skin(name="Armature", inverseBindMatrices=ibm, joints=list(range(J)), skeleton=0))
     gltf.scenes.append(gl.Scene(name="Scene", nodes=[mesh_node, 0]))
 
     if motion is not None:

@@ -134,7 +134,10 @@ def _read_skeleton(glb: _Glb, skin: gl.Skin) -> tuple[Skeleton, list[int], np.nd
             d, p = d + 1, joint_parent(p)
         return d
 
-    order = sorted(range(len(joint_nodes)), key=lambda k: depth(joint_nodes[k]))  # stable
+    order = list(range(len(joint_nodes)))
+    position = {n: k for k, n in enumerate(joint_nodes)}
+    if any(joint_parent(n) >= 0 and position[joint_parent(n)] > k for k, n in enumerate(joint_nodes)):
+        order.sort(key=lambda k: depth(joint_nodes[k]))  # stable: parents now precede children
     nodes = [joint_nodes[k] for k in order]
     remap = np.empty(len(order), np.int64)
     remap[order] = np.arange(len(order))
