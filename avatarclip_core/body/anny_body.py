@@ -23,6 +23,7 @@ from avatarclip_core.body import lbs
 from avatarclip_core.body.model import SliderSpec, skeleton_of, validate_slider_values
 from avatarclip_core.body.types import RiggedMesh
 from avatarclip_core.paths import cache_dir
+from avatarclip_core.warp_runtime import ensure_warp
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,7 @@ class AnnyBody:
     name = "anny"
 
     def __init__(self, config: AnnyConfig, device: str = "cpu") -> None:
-        import warp
-
-        warp.config.kernel_cache_dir = str(cache_dir("warp"))
-        warp.config.quiet = True
+        ensure_warp()  # anny imports Warp: set its cache folder and silence its banner first
         import anny
         import anny.paths
 

@@ -1,0 +1,98 @@
+"""`avatar bench`: medians of the operations users wait for, written to bench.json.
+
+Speed goals live here, never in timed tests. Each entry records what was measured and how.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from avatarclip_core.provenance import device_info, package_versions
+
+
+def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000.0)
+    return round(statistics.median(times), 3)
+
+
+def bench_body(repeats: int) -> dict:
+    from avatarclip_core.body import create_body_model
+    from avatarclip_core.motion.procedural import MotionConfig, make_motion
+
+    started = time.perf_counter()
+    body = create_body_model()
+    load_s = time.perf_counter() - started
+    shape = body.shape_vector({"height": 0.7})
+    J = len(body.joint_names)
+    mesh = body.rigged_mesh({})
+    walk = make_motion(mesh.skeleton, MotionConfig(name="walk"))
+    with torch.no_grad():
+        one = _median_ms(lambda: body.forward(shape, torch.eye(3).repeat(1, J, 1, 1)), repeats)
+        frames = _median_ms(lambda: body.forward(shape, walk.rotations, walk.root_translation), repeats)
+        rigged = _median_ms(lambda: body.rigged_mesh({"height": 0.7}), repeats)
+    return {
+        "body_model_load_s": round(load_s, 3),
+        "vertices": int(mesh.vertices.shape[0]), "joints": J,
+        "body_forward_1_pose_ms": one,
+        f"body_forward_{walk.num_frames}_frames_ms": frames,
+        "rigged_mesh_ms": rigged,
+    }
+
+
+def bench_export(repeats: int) -> dict:
+    from avatarclip_core.body import create_body_model
+    from avatarclip_core.export import write_glb
+    from avatarclip_core.motion.procedural import MotionConfig, make_motion
+
+    body = create_body_model()
+    mesh = body.rigged_mesh({})
+    mesh.vertex_colors = torch.full((mesh.vertices.shape[0], 3), 0.7)
+    walk = make_motion(mesh.skeleton, MotionConfig(name="walk"))
+    with tempfile.TemporaryDirectory() as tmp:
+        static = _median_ms(lambda: write_glb(mesh, Path(tmp) / "a.glb"), repeats)
+        animated = _median_ms(lambda: write_glb(mesh, Path(tmp) / "b.glb", motion=walk), repeats)
+        size = (Path(tmp) / "b.glb").stat().st_size
+
+    def forward_and_export():
+        with torch.no_grad():
+            m = body.rigged_mesh({"height": 0.9})
+        write_glb(m, Path(tmp2) / "c.glb", motion=walk)
+
+    with tempfile.TemporaryDirectory() as tmp2:
+        total = _median_ms(forward_and_export, repeats)
+    return {
+        "glb_export_static_ms": static,
+        f"glb_export_walk_{walk.num_frames}_frames_ms": animated,
+        "glb_walk_bytes": size,
+        "body_forward_plus_glb_export_ms": total,
+    }
+
+
+def bench_render_sizes(repeats: int) -> dict:
+    from avatarclip_core.render.bench import bench_render
+
+    return {f"render_{size}": bench_render(size, repeats=repeats) for size in (128, 224, 256)}
+
+
+def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ("body", "export", "render")) -> dict:
+    benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes}
+    results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
+    for name in sections:
+        results[name] = benches[name](repeats)
+    output = Path(output)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(output)
+    return results
