@@ -31,6 +31,16 @@ def check_output_folder(target: Path, force: bool) -> Path:
     return target
 
 
+def _apply_umask_permissions(folder: Path) -> None:
+    """mkdtemp/mkstemp create private (0700/0600) entries; a finished job folder gets the usual
+    permissions so a web server or another user of the machine can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_job_folder(target: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder next to `target`; on success rename it to `target`."""
@@ -45,6 +55,7 @@ def atomic_job_folder(target: Path, force: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _apply_umask_permissions(tmp)
     if target.exists():  # --force: swap the old folder out only once the new one is complete
         trash = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.replace(target, trash)
