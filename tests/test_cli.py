@@ -84,28 +84,39 @@ def test_preview_png_shows_a_body(walk_job):
     (["--set", "motion.fps=fast"], "motion.fps needs a number"),
     (["--set", "nonsense.key=1"], "unknown config key 'nonsense'"),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragment):
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, fragment):
+    from avatarclip_core.cli import main
+
     out = tmp_path / "job"
-    proc = run_cli("body", *args, "-o", str(out), "-q")
-    assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
+    assert main(["body", *args, "-o", str(out), "-q"]) == 2
+    stderr = capsys.readouterr().err
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_folder_needs_force_and_unwritable_output_fails_cleanly(tmp_path):
+def test_bad_input_from_a_fresh_process_prints_only_the_error(tmp_path):
+    proc = run_cli("body", "--set", "heigth=0.5", "-o", str(tmp_path / "job"), "-q")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: unknown slider 'heigth'; did you mean height, weight?"]
+    assert proc.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_existing_folder_needs_force_and_unwritable_output_fails_cleanly(tmp_path, capsys):
+    from avatarclip_core.cli import main
+
     out = tmp_path / "job"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    proc = run_cli("body", "-o", str(out), "-q")
-    assert proc.returncode == 2 and "--force" in proc.stderr
+    assert main(["body", "-o", str(out), "-q"]) == 2
+    assert "--force" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"  # nothing lost
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    proc = run_cli("body", "-o", str(blocker / "job"), "-q")
-    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "not a folder" in proc.stderr
-    proc = run_cli("body", "-q", "-o", str(out), "--force")
-    assert proc.returncode == 0, proc.stderr
+    assert main(["body", "-o", str(blocker / "job"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a folder" in err
+    assert main(["body", "-q", "-o", str(out), "--force"]) == 0
     assert not (out / "keep.txt").exists() and (out / "avatar.glb").is_file()
 
 
