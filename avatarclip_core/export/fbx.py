@@ -74,10 +74,16 @@ def _glb_fps(path: Path) -> float | None:
     return float(round(fps)) if abs(fps - round(fps)) < 1e-3 * fps else fps
 
 
+def _require_bpy(python: str | None) -> None:
+    """Fail fast (before touching any file) when this interpreter is the one to run Blender and lacks bpy;
+    another interpreter is checked by the child itself (exit status 3)."""
+    if _python(python) == sys.executable and importlib.util.find_spec("bpy") is None:
+        raise FbxUnavailableError("bpy is not installed in this interpreter")
+
+
 def _run_blender(args: dict, python: str | None, timeout: float) -> dict:
     exe = _python(python)
-    if exe == sys.executable and importlib.util.find_spec("bpy") is None:
-        raise FbxUnavailableError("bpy is not installed in this interpreter")
+    _require_bpy(python)
     with tempfile.TemporaryDirectory(prefix="avatar_bpy_") as tmp:
         result = Path(tmp) / "result.json"
         args = {**args, "result": str(result)}
@@ -97,6 +103,7 @@ def glb_to_fbx(
 ) -> Path:
     """Convert a GLB written by `write_glb` into a binary FBX 7.4 (mesh, armature, baked animation,
     embedded texture). Written atomically (temp file + os.replace). Raises FbxUnavailableError without bpy."""
+    _require_bpy(python)
     glb_path = Path(glb_path).resolve()
     fbx_path = Path(fbx_path).resolve()
     fbx_path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +126,7 @@ def inspect_in_blender(path: str | os.PathLike, *, python: str | None = None, ti
     all actions, inclusive), actions, plus bone_names, mesh_names, action_names, vertices, images,
     fps and the Blender version. Used by tests and to check a conversion before handing it out.
     """
+    _require_bpy(python)
     path = Path(path).resolve()
     fps = _glb_fps(path) if path.suffix.lower() in (".glb", ".gltf") else None
     return _run_blender({"op": "inspect", "path": str(path), "fps": fps}, python, timeout)
