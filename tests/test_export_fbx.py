@@ -10,7 +10,7 @@ import pytest
 from avatarclip_core.export import FbxUnavailableError, fbx_available, glb_to_fbx, inspect_in_blender, write_glb
 from avatarclip_core.export import fbx as fbx_module
 
-from test_export_fixtures import bending_motion, chain_skeleton, cylinder_mesh
+from test_export_fixtures import bending_motion, chain_skeleton, cylinder_mesh, world_joint_positions
 
 HAS_BPY = importlib.util.find_spec("bpy") is not None
 needs_bpy = pytest.mark.skipif(not HAS_BPY, reason="Blender's bpy is not installed (pip install '.[fbx]')")
@@ -55,13 +55,24 @@ def animated_glb(tmp_path_factory):
 @needs_bpy
 def test_glb_imports_in_blender(animated_glb):
     path, skel, motion = animated_glb
-    info = inspect_in_blender(path)
+    info = inspect_in_blender(path, sample_frames=[0, 12, 36])
     assert info["armatures"] == 1 and info["bones"] == skel.num_joints
     assert sorted(info["bone_names"]) == sorted(skel.names)
     assert info["meshes"] == 1, f"bone-shape Icosphere must not count: {info['mesh_names']}"
     assert info["frames"] == motion.num_frames and info["fps"] == pytest.approx(30.0)
     assert info["actions"] == 1 and info["images"] == 1
+    assert_blender_pose_matches_fk(info, skel, motion, [0, 12, 36])
     assert "bpy" not in sys.modules, "bpy must stay out of this process"
+
+
+def assert_blender_pose_matches_fk(info: dict, skel, motion, frames) -> None:
+    """Blender's evaluated bone heads (Z up) equal our FK (Y up): glTF (x, y, z) -> Blender (x, -z, y)."""
+    import torch
+
+    expected = world_joint_positions(skel, motion)[:, :, [0, 2, 1]] * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    for t in frames:
+        got = torch.tensor([info["joint_positions"][str(t)][n] for n in skel.names], dtype=torch.float64)
+        assert (got - expected[t]).abs().max() < 1e-4, f"frame {t}"
 
 
 @pytest.mark.slow
@@ -71,9 +82,10 @@ def test_glb_to_fbx_reimports_with_same_bones_and_frames(animated_glb, tmp_path)
     fbx = glb_to_fbx(path, tmp_path / "out" / "avatar.fbx")
     assert fbx.exists() and fbx.read_bytes()[:18] == b"Kaydara FBX Binary"
     assert [p.name for p in fbx.parent.iterdir()] == ["avatar.fbx"], "no temp files left behind"
-    info = inspect_in_blender(fbx)
+    info = inspect_in_blender(fbx, sample_frames=[0, 20, 36])
     assert info["armatures"] == 1 and info["bones"] == skel.num_joints, info["bone_names"]
     assert info["meshes"] == 1 and "Icosphere" not in " ".join(info["mesh_names"])
     assert info["frames"] == motion.num_frames
     assert info["images"] == 1, "the texture must be embedded even with vertex colours present"
+    assert_blender_pose_matches_fk(info, skel, motion, [0, 20, 36])
     assert "bpy" not in sys.modules

@@ -89,12 +89,28 @@ def texture_straight_to_base_color():
                 tree.links.new(image_node.outputs["Color"], socket)
 
 
+def joint_positions(armatures, clip_frames):
+    """World head position of every pose bone at the given clip frames (0 = the action's first frame),
+    in Blender's Z-up coordinates: lets tests compare Blender's playback with our FK."""
+    scene = bpy.context.scene
+    ranges = [a.frame_range for a in bpy.data.actions]
+    start = int(round(min(r[0] for r in ranges))) if ranges else scene.frame_start
+    out = {}
+    for t in clip_frames:
+        scene.frame_set(start + int(t))
+        out[str(t)] = {
+            pb.name: list(arm.matrix_world @ pb.head) for arm in armatures for pb in arm.pose.bones
+        }
+    return out
+
+
 def inspect(args):
     load(args["path"], args.get("fps"))
     armatures = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     meshes = [o for o in bpy.data.objects if o.type == "MESH"]
     scene = bpy.context.scene
     return {
+        "joint_positions": joint_positions(armatures, args.get("sample_frames") or []),
         "armatures": len(armatures),
         "bones": sum(len(a.data.bones) for a in armatures),
         "meshes": len(meshes),

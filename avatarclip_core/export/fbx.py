@@ -119,14 +119,19 @@ def glb_to_fbx(
     return fbx_path
 
 
-def inspect_in_blender(path: str | os.PathLike, *, python: str | None = None, timeout: float = 600) -> dict:
+def inspect_in_blender(
+    path: str | os.PathLike, *, sample_frames: list[int] = (), python: str | None = None, timeout: float = 600
+) -> dict:
     """Import a .glb/.gltf/.fbx into a fresh Blender (in a subprocess) and report what it sees.
 
     Keys: armatures, bones (over all armatures), meshes (bone-shape meshes excluded), frames (over
     all actions, inclusive), actions, plus bone_names, mesh_names, action_names, vertices, images,
-    fps and the Blender version. Used by tests and to check a conversion before handing it out.
+    fps and the Blender version, and joint_positions: {str(frame): {bone: [x, y, z]}} world bone
+    heads in Blender's Z-up space (glTF (x, y, z) is Blender (x, -z, y)) for each of sample_frames
+    (clip frames, 0 = first). Used by tests and to check a conversion before handing it out.
     """
     _require_bpy(python)
     path = Path(path).resolve()
     fps = _glb_fps(path) if path.suffix.lower() in (".glb", ".gltf") else None
-    return _run_blender({"op": "inspect", "path": str(path), "fps": fps}, python, timeout)
+    args = {"op": "inspect", "path": str(path), "fps": fps, "sample_frames": [int(f) for f in sample_frames]}
+    return _run_blender(args, python, timeout)
