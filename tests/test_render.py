@@ -346,6 +346,21 @@ def test_fit_texture_texels():
         ((img - target) ** 2).mean().backward()
         opt.step()
     assert (tex.detach() - target_tex).abs().max() < 0.03
+    # per-face-corner UVs (seams) sample the same texture as the equivalent per-vertex UVs
+    corner = r.render(v, f, cams, uvs=uv[f], texture=target_tex, outputs=("rgb",)).rgb
+    assert torch.allclose(corner, target, atol=1e-6)
+
+
+def test_empty_view_renders_background_and_backpropagates():
+    v, f = icosphere(1, 0.5)
+    verts = v.clone().requires_grad_(True)
+    cams = cameras_look_at((0.0, 0.0, 3.0), (0.0, 0.0, 6.0))  # looking away from the mesh
+    r = MeshRenderer(RasterSettings(image_size=16, background_color=(0.1, 0.2, 0.3)))
+    out = r.render(verts, f, cams, vertex_colors=torch.ones(len(v), 3))
+    assert (out.silhouette == 0).all() and (out.fragments.pix_to_face == -1).all()
+    assert torch.allclose(out.shaded, torch.tensor([0.1, 0.2, 0.3]).expand(1, 16, 16, 3))
+    out.shaded.sum().backward()
+    assert verts.grad is None or torch.isfinite(verts.grad).all()
 
 
 # --- backgrounds, previews, PNG ----------------------------------------------------------------------

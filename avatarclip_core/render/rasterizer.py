@@ -132,7 +132,9 @@ class Fragments:
 
 
 def _launch(kernel, dim, inputs, device: torch.device) -> None:
-    wp.launch(kernel, dim=dim, inputs=inputs, device=wp.device_from_torch(device))
+    # On CUDA, run on torch's current stream so the kernel is ordered with the torch ops around it.
+    stream = wp.stream_from_torch(device) if device.type == "cuda" else None
+    wp.launch(kernel, dim=dim, inputs=inputs, device=wp.device_from_torch(device), stream=stream)
 
 
 def _barycentrics(screen_flat, vids, px, py):
