@@ -7,7 +7,14 @@ import sys
 
 import pytest
 
-from avatarclip_core.export import FbxUnavailableError, fbx_available, glb_to_fbx, inspect_in_blender, write_glb
+from avatarclip_core.export import (
+    FbxUnavailableError,
+    fbx_available,
+    glb_to_fbx,
+    inspect_in_blender,
+    require_bpy,
+    write_glb,
+)
 from avatarclip_core.export import fbx as fbx_module
 
 from test_export_fixtures import bending_motion, chain_skeleton, cylinder_mesh, world_joint_positions
@@ -20,6 +27,8 @@ def test_missing_bpy_raises_a_clear_error(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bpy" else real(name, *a))
     assert not fbx_available()
+    with pytest.raises(FbxUnavailableError, match=r"pip install '\.\[fbx\]'"):
+        require_bpy()
     with pytest.raises(FbxUnavailableError, match=r"pip install '\.\[fbx\]'"):
         glb_to_fbx(tmp_path / "a.glb", tmp_path / "a.fbx")
     assert not (tmp_path / "a.fbx").exists()

@@ -261,7 +261,14 @@ def test_colour_and_texture_variants_validate_and_round_trip(tmp_path, colors, t
     assert ("COLOR_0" in attrs) == colors and ("TEXCOORD_0" in attrs) == textured
     mesh2, _ = read_glb(path)
     if colors:
-        assert torch.allclose(mesh2.vertex_colors, mesh.vertex_colors, atol=1e-6)
+        assert torch.allclose(mesh2.vertex_colors, mesh.vertex_colors, atol=1e-5)
+        # COLOR_0 is linear in glTF: our sRGB 0.5 grey must be stored as ~0.214.
+        doc, blob = glb_json_and_bin(path)
+        stored = accessor(doc, blob, attrs["COLOR_0"]).astype(np.float64)
+        v = int(torch.argmin((mesh.vertex_colors[:, 0] - 0.5).abs()))
+        srgb = mesh.vertex_colors[v, 0].item()
+        expected = ((srgb + 0.055) / 1.055) ** 2.4
+        assert abs(stored[v, 0] - expected) < 1e-6 and stored[v, 0] < srgb - 0.1
     if textured:
         assert report["info"]["resources"] and any(r.get("mimeType") == "image/png" for r in report["info"]["resources"])
         assert doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] == 0

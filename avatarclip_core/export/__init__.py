@@ -4,7 +4,7 @@ Everything here consumes the shared types of `avatarclip_core.body.types` and po
 `avatarclip_core.body.lbs`, so an exported file plays back exactly the pose our own FK computes.
 """
 from .bvh import read_bvh, write_bvh
-from .fbx import BlenderError, FbxUnavailableError, fbx_available, glb_to_fbx, inspect_in_blender
+from .fbx import BlenderError, FbxUnavailableError, fbx_available, glb_to_fbx, inspect_in_blender, require_bpy
 from .gltf import glb_bytes, read_glb, smooth_vertex_normals, write_glb
 from .weights import pack_skin_weights
 
@@ -19,6 +19,7 @@ __all__ = [
     "glb_to_fbx",
     "inspect_in_blender",
     "fbx_available",
+    "require_bpy",
     "FbxUnavailableError",
     "BlenderError",
 ]

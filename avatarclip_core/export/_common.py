@@ -29,6 +29,8 @@ def motion_in_skeleton_order(skeleton: Skeleton, motion: Motion) -> tuple[torch.
             raise ValueError(f"motion joints do not match the skeleton: missing {missing[:8]}, extra {extra[:8]}")
         order = [motion.joint_names.index(n) for n in skeleton.names]
         rotations = motion.rotations[:, order]
+    if not (torch.isfinite(rotations).all() and torch.isfinite(motion.root_translation).all()):
+        raise ValueError("motion contains NaN or inf")
     if not float(motion.fps) > 0:
         raise ValueError(f"motion fps must be positive, got {motion.fps}")
     return rotations.detach().cpu().double(), motion.root_translation.detach().cpu().double()

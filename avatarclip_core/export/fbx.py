@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pygltflib as gl
 
-__all__ = ["FbxUnavailableError", "fbx_available", "glb_to_fbx", "inspect_in_blender"]
+__all__ = ["FbxUnavailableError", "BlenderError", "fbx_available", "require_bpy", "glb_to_fbx", "inspect_in_blender"]
 
 _SCRIPT = Path(__file__).with_name("_blender_script.py")
 _NO_BPY_EXIT = 3
@@ -74,9 +74,16 @@ def _glb_fps(path: Path) -> float | None:
     return float(round(fps)) if abs(fps - round(fps)) < 1e-3 * fps else fps
 
 
+def require_bpy(python: str | None = None) -> None:
+    """Raise FbxUnavailableError unless Blender can run: a pre-flight check for pipelines, so a job
+    asking for FBX fails before doing any work rather than at the end."""
+    if not fbx_available(python):
+        raise FbxUnavailableError(f"bpy is not importable by {_python(python)}")
+
+
 def _require_bpy(python: str | None) -> None:
     """Fail fast (before touching any file) when this interpreter is the one to run Blender and lacks bpy;
-    another interpreter is checked by the child itself (exit status 3)."""
+    another interpreter is checked by the child itself (exit status 3), which saves a process start."""
     if _python(python) == sys.executable and importlib.util.find_spec("bpy") is None:
         raise FbxUnavailableError("bpy is not installed in this interpreter")
 

@@ -11,7 +11,9 @@ Mapping from our types (see body/types.py) to glTF:
 - a motion's local rotation R_m (relative to the joint's rest frame) becomes the node rotation
   R_rest_local @ R_m and the root's translation t_rest + root_translation, which is precisely what
   `lbs.forward_kinematics` computes, so a glTF player reproduces our FK;
-- uvs are stored with v flipped (glTF's texture origin is the top-left corner, ours is OpenGL's).
+- uvs are stored with v flipped (glTF's texture origin is the top-left corner, ours is OpenGL's);
+- vertex colours are display (sRGB) values like textures and previews, but glTF's COLOR_0 is
+  linear, so they are linearised (see color.py); textures are stored as they are (sRGB PNG).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ..body.lbs import matrix_to_quaternion_xyzw, rest_local_transforms
 from ..body.types import Motion, RiggedMesh
 from ._atomic import atomic_write_bytes
 from ._common import check_single_root, motion_in_skeleton_order
+from .color import colors_srgb_to_linear
 from ._glb_builder import GlbBuilder
 from .gltf_read import read_glb
 from .weights import pack_skin_weights
@@ -147,8 +150,9 @@ def _add_animation(
     )
 
 
-def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note: str = "avatar-studio") -> list[bytes]:
-    """The GLB file as byte chunks (what `write_glb` writes); see the module docstring for the mapping."""
+def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note: str = "avatar-studio") -> bytes:
+    """The GLB file's bytes (what `write_glb` writes, e.g. for an HTTP response); see the module
+    docstring for the mapping."""
     skel = mesh.skeleton
     check_single_root(skel)
     J = skel.num_joints
@@ -158,6 +162,8 @@ def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note:
 
     verts = mesh.vertices.detach().cpu().double().numpy()
     faces = mesh.faces.detach().cpu().long().numpy()
+    if not np.isfinite(verts).all():
+        raise ValueError("vertices contain NaN or inf")
     if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
         raise ValueError("face index out of range")
     V = len(verts)
@@ -177,7 +183,7 @@ def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note:
         uv[:, 1] = 1.0 - uv[:, 1]  # OpenGL (v up) -> glTF (origin top-left)
         attrs.TEXCOORD_0 = b.add_accessor(uv.astype(np.float32), target=gl.ARRAY_BUFFER)
     if mesh.vertex_colors is not None:
-        colors = mesh.vertex_colors.detach().cpu().float().clamp(0, 1).numpy()
+        colors = colors_srgb_to_linear(mesh.vertex_colors.detach().cpu().double().numpy())
         attrs.COLOR_0 = b.add_accessor(colors.astype(np.float32), target=gl.ARRAY_BUFFER)
     joint_dtype = np.uint8 if J <= 256 else np.uint16
     attrs.JOINTS_0 = b.add_accessor(joints[:, :4].astype(joint_dtype), target=gl.ARRAY_BUFFER)
@@ -219,7 +225,7 @@ def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note:
     if motion is not None:
         _add_animation(gltf, b, mesh, motion, local_rest, list(range(J)))
     b.finish()
-    return gltf.save_to_bytes()
+    return b"".join(gltf.save_to_bytes())
 
 
 def write_glb(

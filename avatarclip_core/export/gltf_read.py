@@ -18,6 +18,7 @@ import torch
 
 from ..body.lbs import quaternion_xyzw_to_matrix, rest_local_transforms
 from ..body.types import Motion, RiggedMesh, Skeleton
+from .color import colors_linear_to_srgb
 
 _DTYPES = {
     gl.BYTE: np.int8,
@@ -220,7 +221,8 @@ def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
     """Parse a skinned GLB (as written by `write_glb`) into a RiggedMesh and its first animation.
 
     Skin attributes come back as (V, 4) or (V, 8) indices/weights (zero-weight slots included),
-    uvs with v up again, the base-colour texture as (H, W, 3|4) floats in [0, 1].
+    uvs with v up again, vertex colours sRGB again, the base-colour texture as (H, W, 3|4) floats
+    in [0, 1].
     """
     glb = _Glb(path)
     gltf = glb.gltf
@@ -246,7 +248,9 @@ def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
     skin_indices = remap[np.concatenate([glb.accessor(a).astype(np.int64) for a in joint_sets], axis=1)]
     skin_weights = np.concatenate([glb.accessor(a).astype(np.float32) for a in weight_sets], axis=1)
 
-    colors = torch.from_numpy(glb.accessor(attrs.COLOR_0).astype(np.float32)) if attrs.COLOR_0 is not None else None
+    colors = None
+    if attrs.COLOR_0 is not None:  # linear in glTF, sRGB in our types
+        colors = torch.from_numpy(colors_linear_to_srgb(glb.accessor(attrs.COLOR_0)).astype(np.float32))
     uvs = texture = None
     material = gltf.materials[prim.material] if prim.material is not None else None
     tex_info = material.pbrMetallicRoughness.baseColorTexture if material and material.pbrMetallicRoughness else None
