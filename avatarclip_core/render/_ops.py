@@ -66,6 +66,28 @@ class _ScatterRows(torch.autograd.Function):
         return grad.reshape(-1).index_select(0, flat).view(-1, C), None, None, None
 
 
+class _ScatterRowsInto(torch.autograd.Function):
+    """Copy of ``base`` (M, C) with rows ``idx`` (unique) replaced by ``src`` (N, C)."""
+
+    @staticmethod
+    def forward(ctx, src, idx, base):
+        C = src.shape[-1]
+        flat = _flat_index(idx, C)
+        ctx.save_for_backward(flat)
+        out = base.reshape(-1).clone()
+        out.index_copy_(0, flat, src.reshape(-1))
+        return out.view(base.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (flat,) = ctx.saved_tensors
+        C = grad.shape[-1]
+        g = grad.reshape(-1)
+        grad_src = g.index_select(0, flat).view(-1, C) if ctx.needs_input_grad[0] else None
+        grad_base = g.clone().index_fill_(0, flat, 0.0).view(grad.shape) if ctx.needs_input_grad[2] else None
+        return grad_src, None, grad_base
+
+
 def gather_rows(src: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``src[idx]`` for a 2-D ``src`` (M, C) and any-shaped long ``idx`` -> (*idx.shape, C)."""
     return _GatherRows.apply(src.contiguous(), idx)
@@ -76,6 +98,9 @@ def scatter_add_rows(src: torch.Tensor, idx: torch.Tensor, M: int) -> torch.Tens
     return _ScatterAddRows.apply(src.contiguous(), idx, M)
 
 
-def scatter_rows(src: torch.Tensor, idx: torch.Tensor, M: int, fill: float = 0.0) -> torch.Tensor:
-    """(M, C) tensor of ``fill`` with rows ``idx`` (unique) set to ``src`` (N, C)."""
+def scatter_rows(src: torch.Tensor, idx: torch.Tensor, M: int, fill: float = 0.0,
+                 base: torch.Tensor | None = None) -> torch.Tensor:
+    """(M, C) tensor of ``fill`` (or a copy of ``base`` (M, C)) with rows ``idx`` (unique) set to ``src``."""
+    if base is not None:
+        return _ScatterRowsInto.apply(src.contiguous(), idx, base.contiguous())
     return _ScatterRows.apply(src.contiguous(), idx, M, float(fill))

@@ -70,11 +70,11 @@ class Fragments:
     height: int
     width: int
     pix_to_face: torch.Tensor  # (B, H, W, 1) long, -1 = background
-    alpha: torch.Tensor  # (B, H, W, 1) soft coverage (differentiable in the band)
     sample_pix: torch.Tensor  # (S,) flat pixel index into B*H*W
     sample_face: torch.Tensor  # (S,) long
     sample_bary: torch.Tensor  # (S, 3) perspective-correct barycentrics (differentiable)
     sample_depth: torch.Tensor  # (S,) view depth (differentiable)
+    sample_alpha: torch.Tensor  # (S,) soft coverage (1 on covered pixels away from the outline)
     num_covered: int  # the first num_covered samples are covered pixels
     faces: torch.Tensor  # (F, 3) long
     num_vertices: int
@@ -91,6 +91,21 @@ class Fragments:
         """Scatter per-sample values (S, C) into a dense (B, H, W, C) image."""
         n = self.num_covered if covered_only else values.shape[0]
         out = scatter_rows(values[:n], self.sample_pix[:n], self.batch * self.height * self.width, fill)
+        return out.view(self.batch, self.height, self.width, values.shape[-1])
+
+    @cached_property
+    def alpha(self) -> torch.Tensor:
+        """(B, H, W, 1) soft coverage, 0 away from the mesh (differentiable in the band)."""
+        return self.to_image(self.sample_alpha.unsqueeze(-1), 0.0)
+
+    def composite(self, values: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+        """Blend per-sample colours (S, C) over a dense background (B*H*W, C) -> (B, H, W, C).
+
+        Only the samples are touched (``bg + alpha (value - bg)``); every other pixel is background.
+        """
+        bg = gather_rows(background, self.sample_pix)
+        blended = bg + self.sample_alpha.unsqueeze(-1) * (values - bg)
+        out = scatter_rows(blended, self.sample_pix, background.shape[0], base=background)
         return out.view(self.batch, self.height, self.width, values.shape[-1])
 
     @cached_property
@@ -140,17 +155,14 @@ def _launch(kernel, dim, inputs, device: torch.device) -> None:
 def _barycentrics(screen_flat, vids, px, py):
     """Differentiable perspective-correct barycentrics + depth of pixel centres in their faces."""
     v = gather_rows(screen_flat, vids)  # (N, 3, 3): x, y, depth
-    x, y, z = v[..., 0], v[..., 1], v[..., 2]
-    x0, x1, x2 = x.unbind(1)
-    y0, y1, y2 = y.unbind(1)
+    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = (c.unbind(1) for c in v.unbind(1))
     area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
     area = torch.where(area.abs() < 1e-12, torch.full_like(area, 1e-12), area)
     w0 = ((x1 - px) * (y2 - py) - (x2 - px) * (y1 - py)) / area
     w1 = ((x2 - px) * (y0 - py) - (x0 - px) * (y2 - py)) / area
-    w = torch.stack([w0, w1, 1.0 - w0 - w1], dim=1)
-    wz = w / z
-    inv_depth = wz.sum(dim=1)
-    return wz / inv_depth.unsqueeze(1), 1.0 / inv_depth
+    q0, q1, q2 = w0 / z0, w1 / z1, (1.0 - w0 - w1) / z2
+    depth = 1.0 / (q0 + q1 + q2)
+    return torch.stack([q0 * depth, q1 * depth, q2 * depth], dim=1), depth
 
 
 def _pixel_centres(pix: torch.Tensor, H: int, W: int, dtype):
@@ -233,69 +245,85 @@ def rasterize(
     fg_vids = topo.faces.index_select(0, fg_face) + (fg_b * V).unsqueeze(1)
     fg_bary, fg_depth = _barycentrics(screen_flat, fg_vids, px, py)
 
-    alpha = covered.to(screen.dtype)
     pix, face, bary, depth = [fg_pix], [fg_face], [fg_bary], [fg_depth]
 
     # 3. soft silhouette band
-    if settings.sigma > 0 and fg_pix.numel() > 0:
-        band = settings.band_px
-        with torch.no_grad():
-            edge_list, edge_ids, front = _contour_edges(topo, screen_d, cameras.znear)
-        if edge_list.shape[0] > 0:
-            ekeys = torch.full((B, H, W), K.EMPTY, dtype=torch.int64, device=device)
-            _launch(K.nearest_edges, edge_list.shape[0],
-                    [wp.from_torch(screen_d), wp.from_torch(edge_list), float(band), wp.from_torch(ekeys)], device)
-            eflat = ekeys.view(-1)
-            # The nearest contour edge of a background pixel is on the outer silhouette; that of a
-            # covered pixel may be an inner contour (an arm over the torso, a hidden fold). Keep
-            # only edges some background pixel sees as nearest, and search again among those.
-            seen = eflat[(eflat != K.EMPTY) & ~covered] & _LOW32
-            keep = torch.zeros(edge_list.shape[0], dtype=torch.bool, device=device)
-            keep[seen] = True
-            sel = keep.nonzero().squeeze(1)
-            if sel.numel() < edge_list.shape[0]:
-                edge_list, edge_ids = edge_list[sel].contiguous(), edge_ids[sel]
-                ekeys.fill_(K.EMPTY)
-                if sel.numel() > 0:
-                    _launch(K.nearest_edges, edge_list.shape[0],
-                            [wp.from_torch(screen_d), wp.from_torch(edge_list), float(band), wp.from_torch(ekeys)],
-                            device)
-            s_pix = (eflat != K.EMPTY).nonzero().squeeze(1)
-            c = eflat[s_pix] & _LOW32
-            ends = edge_list.index_select(0, c).long()
-            s_b, va, vb = ends.unbind(1)
-            ab = gather_rows(screen_flat, torch.stack([va, vb], dim=1) + (s_b * V).unsqueeze(1))
-            a, bb = ab[:, 0], ab[:, 1]
-            sx, sy = _pixel_centres(s_pix, H, W, screen.dtype)
-            d_ab = bb[:, :2] - a[:, :2]
-            rel = torch.stack([sx, sy], dim=1) - a[:, :2]
-            t = ((rel * d_ab).sum(1) / (d_ab * d_ab).sum(1).clamp_min(1e-12)).clamp(0.0, 1.0)
-            off = rel - t.unsqueeze(1) * d_ab
-            dist = torch.sqrt((off * off).sum(1) + 1e-12)
-            inside = covered.index_select(0, s_pix)
-            signed = torch.where(inside, dist, -dist)
-            alpha = alpha.index_put((s_pix,), torch.sigmoid(signed / settings.sigma))
-
-            # background pixels of the band: shade the visible face at the nearest edge point
-            out = ~inside
-            o_pix, o_b, o_t = s_pix[out], s_b[out], t[out]
-            o_va, o_vb = va[out], vb[out]
-            o_face = _visible_face_of_edge(topo, front, o_b, edge_ids[c[out]])
-            wa = (1.0 - o_t) / a[out][:, 2]
-            wb = o_t / bb[out][:, 2]
-            inv = wa + wb
-            fv = topo.faces.index_select(0, o_face)
-            o_bary = (fv == o_va.unsqueeze(1)) * (wa / inv).unsqueeze(1) + (fv == o_vb.unsqueeze(1)) * (wb / inv).unsqueeze(1)
+    n = fg_pix.numel()
+    alpha = torch.ones(n, dtype=screen.dtype, device=device)
+    if settings.sigma > 0 and n > 0:
+        band = _soft_band(topo, screen_flat, screen_d, covered, cameras.znear, settings, B, H, W)
+        if band is not None:
+            in_pix, in_alpha, o_pix, o_alpha, o_face, o_bary, o_depth = band
+            alpha = alpha.index_put((torch.searchsorted(fg_pix, in_pix),), in_alpha)
             pix.append(o_pix)
             face.append(o_face)
-            bary.append(o_bary.to(screen.dtype))
-            depth.append(1.0 / inv)
+            bary.append(o_bary)
+            depth.append(o_depth)
+            alpha = torch.cat([alpha, o_alpha])
 
     return Fragments(
         batch=B, height=H, width=W,
         pix_to_face=pix_to_face.view(B, H, W, 1),
-        alpha=alpha.view(B, H, W, 1),
         sample_pix=torch.cat(pix), sample_face=torch.cat(face), sample_bary=torch.cat(bary),
-        sample_depth=torch.cat(depth), num_covered=int(fg_pix.numel()),
+        sample_depth=torch.cat(depth), sample_alpha=alpha, num_covered=n,
         faces=topo.faces, num_vertices=V,
     )
+
+
+def _nearest_edge_keys(screen_d, edge_list, band, B, H, W):
+    keys = torch.full((B, H, W), K.EMPTY, dtype=torch.int64, device=screen_d.device)
+    if edge_list.shape[0] > 0:
+        _launch(K.nearest_edges, edge_list.shape[0],
+                [wp.from_torch(screen_d), wp.from_torch(edge_list), float(band), wp.from_torch(keys)], screen_d.device)
+    return keys.view(-1)
+
+
+def _soft_band(topo, screen_flat, screen_d, covered, znear, settings, B, H, W):
+    """Soft coverage of the pixels within ``band`` of the silhouette (see the module docstring).
+
+    Returns covered band pixels and their alpha, then the uncovered band pixels with their alpha,
+    shading face, barycentrics and depth; None when there is no contour edge in view.
+    """
+    V = screen_d.shape[1]
+    band = settings.band_px
+    with torch.no_grad():
+        edge_list, edge_ids, front = _contour_edges(topo, screen_d, znear)
+        if edge_list.shape[0] == 0:
+            return None
+        ekeys = _nearest_edge_keys(screen_d, edge_list, band, B, H, W)
+        # The nearest contour edge of a background pixel is on the outer silhouette; that of a
+        # covered pixel may be an inner contour (an arm over the torso, a hidden fold). Keep only
+        # the edges some background pixel sees as nearest, and search again among those.
+        seen = ekeys[(ekeys != K.EMPTY) & ~covered] & _LOW32
+        keep = torch.zeros(edge_list.shape[0], dtype=torch.bool, device=screen_d.device)
+        keep[seen] = True
+        sel = keep.nonzero().squeeze(1)
+        if sel.numel() < edge_list.shape[0]:
+            edge_list, edge_ids = edge_list[sel].contiguous(), edge_ids[sel]
+            ekeys = _nearest_edge_keys(screen_d, edge_list, band, B, H, W)
+        s_pix = (ekeys != K.EMPTY).nonzero().squeeze(1)
+        if s_pix.numel() == 0:
+            return None
+        c = ekeys[s_pix] & _LOW32
+        s_b, va, vb = edge_list.index_select(0, c).long().unbind(1)
+        inside = covered.index_select(0, s_pix)
+
+    # differentiable distance from each pixel centre to its edge (screen space, pixels)
+    ab = gather_rows(screen_flat, torch.stack([va, vb], dim=1) + (s_b * V).unsqueeze(1))
+    (ax, ay, az), (bx, by, bz) = ab[:, 0].unbind(1), ab[:, 1].unbind(1)
+    sx, sy = _pixel_centres(s_pix, H, W, screen_flat.dtype)
+    dx, dy, rx, ry = bx - ax, by - ay, sx - ax, sy - ay
+    t = ((rx * dx + ry * dy) / (dx * dx + dy * dy).clamp_min(1e-12)).clamp(0.0, 1.0)
+    ox, oy = rx - t * dx, ry - t * dy
+    dist = torch.sqrt(ox * ox + oy * oy + 1e-12)
+    alpha = torch.sigmoid(torch.where(inside, dist, -dist) / settings.sigma)
+
+    # uncovered pixels of the band: shade the visible face at the nearest point of the edge
+    out = ~inside
+    o_t, o_va, o_vb = t[out], va[out], vb[out]
+    o_face = _visible_face_of_edge(topo, front, s_b[out], edge_ids[c[out]])
+    wa, wb = (1.0 - o_t) / az[out], o_t / bz[out]
+    inv = wa + wb
+    fv = topo.faces.index_select(0, o_face)
+    o_bary = (fv == o_va.unsqueeze(1)) * (wa / inv).unsqueeze(1) + (fv == o_vb.unsqueeze(1)) * (wb / inv).unsqueeze(1)
+    return s_pix[inside], alpha[inside], s_pix[out], alpha[out], o_face, o_bary, 1.0 / inv

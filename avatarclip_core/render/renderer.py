@@ -123,10 +123,9 @@ class MeshRenderer:
         dtype = frags.sample_bary.dtype
         device = frags.sample_bary.device
         out = RenderOutput(fragments=frags)
-        alpha = frags.alpha
 
         if "silhouette" in outputs:
-            out.silhouette = alpha
+            out.silhouette = frags.alpha
         if "depth" in outputs:
             out.depth = frags.to_image(frags.sample_depth.unsqueeze(-1), 0.0, covered_only=True)
 
@@ -149,9 +148,10 @@ class MeshRenderer:
         bg = None
         if {"rgb", "shaded", "textureless"} & set(outputs):
             bg = self.background_image(background, B, H, W, device, dtype)
+            bg = bg.to(dtype).expand(B, H, W, 3).reshape(B * H * W, 3)
 
         def composite(values: torch.Tensor) -> torch.Tensor:
-            return alpha * frags.to_image(values) + (1.0 - alpha) * bg
+            return frags.composite(values, bg)
 
         if "rgb" in outputs:
             out.rgb = composite(color)
