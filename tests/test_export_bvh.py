@@ -124,3 +124,24 @@ def test_non_ascii_safe_names_and_mismatched_motion(tmp_path):
     bad = Motion(fps=30, joint_names=["a", "b", "c"], rotations=motion.rotations, root_translation=motion.root_translation)
     with pytest.raises(ValueError, match="do not match"):
         write_bvh(skel, bad, tmp_path / "bad.bvh")
+
+
+@pytest.mark.slow
+def test_blender_plays_our_bvh_like_our_fk(tmp_path):
+    """Blender's BVH importer (the reference consumer) must pose the joints exactly where our FK does,
+    including a root whose rest position is off the origin (absolute root position channels)."""
+    import importlib.util
+
+    if importlib.util.find_spec("bpy") is None:
+        pytest.skip("Blender's bpy is not installed (pip install '.[fbx]')")
+    from avatarclip_core.export import inspect_in_blender
+
+    skel = branching_skeleton()
+    skel.rest_transforms[:, 1, 3] += 0.2  # lift everything, root included
+    motion = bending_motion(skel, frames=12, fps=30)
+    info = inspect_in_blender(write_bvh(skel, motion, tmp_path / "clip.bvh"), sample_frames=[0, 6, 11])
+    assert info["bones"] == skel.num_joints and info["frames"] == 12
+    expected = world_joint_positions(skel, motion)[:, :, [0, 2, 1]] * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    for t in (0, 6, 11):
+        got = torch.tensor([info["joint_positions"][str(t)][n] for n in skel.names], dtype=torch.float64)
+        assert (got - expected[t]).abs().max() < 1e-4, f"frame {t}"

@@ -51,8 +51,11 @@ def load(path, fps=None):
         bpy.ops.import_scene.gltf(filepath=path)
     elif lower.endswith(".fbx"):
         bpy.ops.import_scene.fbx(filepath=path)
+    elif lower.endswith(".bvh"):
+        # Our BVH files are Y up, facing +Z (like glTF), so they land in the same Blender space.
+        bpy.ops.import_anim.bvh(filepath=path, axis_forward="-Z", axis_up="Y", update_scene_fps=True)
     else:
-        raise ValueError(f"cannot import {path}: expected .glb, .gltf or .fbx")
+        raise ValueError(f"cannot import {path}: expected .glb, .gltf, .fbx or .bvh")
     remove_bone_shapes()
 
 

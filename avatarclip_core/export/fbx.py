@@ -129,7 +129,7 @@ def glb_to_fbx(
 def inspect_in_blender(
     path: str | os.PathLike, *, sample_frames: list[int] = (), python: str | None = None, timeout: float = 600
 ) -> dict:
-    """Import a .glb/.gltf/.fbx into a fresh Blender (in a subprocess) and report what it sees.
+    """Import a .glb/.gltf/.fbx/.bvh into a fresh Blender (in a subprocess) and report what it sees.
 
     Keys: armatures, bones (over all armatures), meshes (bone-shape meshes excluded), frames (over
     all actions, inclusive), actions, plus bone_names, mesh_names, action_names, vertices, images,
