@@ -216,6 +216,11 @@ def test_random_cameras_follow_the_paper_and_are_seeded():
     assert s1.eye[:, 2].mean() > 0.5  # in front of an avatar facing +Z
     scr = s1.cameras[:8].transform_points_screen(s1.at[:8].unsqueeze(1), 224)[:, 0, :2]
     assert torch.allclose(scr, torch.full_like(scr, 112.0), atol=1e-2)
+    cone = sample_random_cameras(2000, torch.Generator().manual_seed(3), CameraSamplingConfig(mode="cone"))
+    view = torch.nn.functional.normalize(cone.eye - cone.at, dim=1)
+    deviation = torch.acos(view[:, 2].clamp(-1, 1))  # angle away from the front (+Z)
+    assert abs(deviation.median().item() - 0.674 * math.pi / 3) < 0.08  # |N(0, pi/3)| median
+    assert (view[:, 1].abs() > 0.5).float().mean() > 0.15  # views from above/below are common
     face = torch.tensor([0.0, 1.6, 0.05])
     fc = face_camera(face, n=3, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(fc.cameras.transform_points_screen(face.view(1, 1, 3), 64)[:, 0, :2],

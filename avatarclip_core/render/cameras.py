@@ -225,25 +225,33 @@ class CameraSamplingConfig:
     """Random look-at cameras (AvatarCLIP Sec. 3.3.2). Lengths are metres for a 1.7 m adult and
     are multiplied by the ``scale`` argument of the samplers for other body sizes.
 
-    Paper values: look-at offsets ~ N(0, 0.1) clipped to +-0.3, radius ~ U(1, 2), horizontal
-    angle ~ N(0, pi/3) so most views see the front. The paper's "polar angle U(0, 2 pi)" is not
-    usable as written, so elevation is uniform in ``elevation_range_deg`` (our choice).
+    Paper values: look-at offsets ~ N(0, 0.1) clipped to +-0.3, radius ~ U(1, 2), view angle
+    ~ N(0, pi/3) away from the front so most views see the front, fov 60 degrees (the released
+    code's neural_renderer default). Two ways to turn that angle into a direction:
+
+    - ``mode="orbit"`` (default): the angle is the azimuth about the up axis and the elevation is
+      uniform in ``elevation_range_deg``: every view is roughly level, like a person looking.
+    - ``mode="cone"``: as the released AvatarCLIP code does it (the paper's "polar angle
+      U(0, 2 pi)"): the camera leaves the +Z axis by the angle, towards a uniformly random
+      direction, so views from above and below are as likely as from the sides.
     """
 
+    mode: str = "orbit"  # "orbit" | "cone"
     center: tuple[float, float, float] = (0.0, 0.9, 0.0)  # body centre if the caller gives none
     target_std: float = 0.1
     target_clip: float = 0.3
     radius_range: tuple[float, float] = (1.0, 2.0)
     azimuth_std_deg: float = 60.0  # pi / 3
-    elevation_range_deg: tuple[float, float] = (-15.0, 30.0)
+    elevation_range_deg: tuple[float, float] = (-15.0, 30.0)  # orbit mode only
     fov_deg: float = 60.0
     znear: float = 0.01
     zfar: float = 100.0
     back_threshold_deg: float = 90.0  # |azimuth| beyond this counts as a back view ("the back of ...")
-    # Face close-ups (the paper's "face augmentation"): look-at = face centre, nearer camera.
-    face_radius_range: tuple[float, float] = (0.35, 0.6)
-    face_azimuth_std_deg: float = 30.0
-    face_elevation_range_deg: tuple[float, float] = (-10.0, 20.0)
+    # Face close-ups (the paper's face augmentation, every 4th iteration there): look-at = face
+    # centre; the released code uses distance 0.4 and a pi/12 spread, always from the front.
+    face_radius_range: tuple[float, float] = (0.35, 0.5)
+    face_azimuth_std_deg: float = 15.0
+    face_elevation_range_deg: tuple[float, float] = (-10.0, 15.0)  # orbit mode only
 
 
 @dataclass
@@ -275,6 +283,21 @@ def _make_sample(at, radius, azimuth, elevation, config: CameraSamplingConfig, d
     return CameraSample(cams, eye, at, azimuth, elevation, radius, is_back)
 
 
+def _angles(n: int, std_deg: float, elevation_range_deg, mode: str, generator, clip_front: bool = False):
+    """(azimuth, elevation) in radians for ``n`` views, drawn as described in CameraSamplingConfig."""
+    angle = torch.randn(n, generator=generator) * math.radians(std_deg)
+    if clip_front:
+        angle = angle.clamp(-math.pi / 2, math.pi / 2)
+    if mode == "orbit":
+        lo, hi = (math.radians(a) for a in elevation_range_deg)
+        return angle, _uniform(n, lo, hi, generator)
+    if mode == "cone":
+        roll = torch.rand(n, generator=generator) * (2 * math.pi)
+        d = torch.stack([torch.sin(angle) * torch.cos(roll), torch.sin(angle) * torch.sin(roll), torch.cos(angle)], -1)
+        return torch.atan2(d[:, 0], d[:, 2]), torch.asin(d[:, 1].clamp(-1.0, 1.0))
+    raise ValueError(f"CameraSamplingConfig.mode must be 'orbit' or 'cone', not {mode!r}")
+
+
 def sample_random_cameras(n: int, generator: torch.Generator | None = None,
                           config: CameraSamplingConfig | None = None, center=None, scale: float = 1.0,
                           device=None) -> CameraSample:
@@ -288,15 +311,13 @@ def sample_random_cameras(n: int, generator: torch.Generator | None = None,
     offset = (torch.randn(n, 3, generator=generator) * cfg.target_std).clamp(-cfg.target_clip, cfg.target_clip)
     at = c + offset * scale
     radius = _uniform(n, *cfg.radius_range, generator) * scale
-    azimuth = torch.randn(n, generator=generator) * math.radians(cfg.azimuth_std_deg)
-    lo, hi = (math.radians(a) for a in cfg.elevation_range_deg)
-    elevation = _uniform(n, lo, hi, generator)
+    azimuth, elevation = _angles(n, cfg.azimuth_std_deg, cfg.elevation_range_deg, cfg.mode, generator)
     return _make_sample(at, radius, azimuth, elevation, cfg, device)
 
 
 def face_camera(face_center, n: int = 1, generator: torch.Generator | None = None,
                 config: CameraSamplingConfig | None = None, scale: float = 1.0, device=None) -> CameraSample:
-    """Cameras looking at the face centre (the paper's face augmentation, every 4th iteration).
+    """Cameras looking at the face centre from the front half (the paper's face augmentation).
 
     Without a generator: a deterministic frontal close-up at the middle of ``face_radius_range``.
     """
@@ -304,11 +325,9 @@ def face_camera(face_center, n: int = 1, generator: torch.Generator | None = Non
     at = torch.as_tensor(face_center, dtype=torch.float32).reshape(1, 3).cpu().expand(n, 3)
     if generator is None:
         radius = torch.full((n,), 0.5 * sum(cfg.face_radius_range)) * scale
-        azimuth = torch.zeros(n)
-        elevation = torch.zeros(n)
+        azimuth, elevation = torch.zeros(n), torch.zeros(n)
     else:
         radius = _uniform(n, *cfg.face_radius_range, generator) * scale
-        azimuth = torch.randn(n, generator=generator) * math.radians(cfg.face_azimuth_std_deg)
-        lo, hi = (math.radians(a) for a in cfg.face_elevation_range_deg)
-        elevation = _uniform(n, lo, hi, generator)
+        azimuth, elevation = _angles(n, cfg.face_azimuth_std_deg, cfg.face_elevation_range_deg, cfg.mode,
+                                     generator, clip_front=True)
     return _make_sample(at, radius, azimuth, elevation, cfg, device)
