@@ -15,6 +15,9 @@ Design (nvdiffrast-like, split in two halves):
    and coverage ``alpha = sigmoid(d / sigma)`` for background pixels near the mesh and covered
    pixels near the background. Everywhere else alpha is the hard mask. This is what gives
    vertex positions gradients at the silhouette (the SoftRas idea restricted to a thin band).
+   Only edges that are the nearest edge of some background pixel are kept (a second, smaller
+   pass), so inner contours (an arm in front of the torso, hidden folds) never soften covered
+   pixels.
    Background pixels in the band are shaded with the visible face next to their edge, at the
    nearest point of the edge, so colour images composite smoothly (and anti-aliased).
 """
