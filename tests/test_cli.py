@@ -125,3 +125,30 @@ def test_help_lists_config_keys_and_sliders_command():
     assert proc.returncode == 0 and "motion.fps" in proc.stdout and "body.anny.rig" in proc.stdout
     proc = run_cli("sliders", "--group", "phenotype")
     assert proc.returncode == 0 and "height" in proc.stdout and "[0, 1]" in proc.stdout
+
+
+@pytest.mark.slow
+def test_walk_glb_imports_in_blender_with_its_armature(walk_job):
+    from conftest import require_blender
+
+    require_blender()
+    from avatarclip_core.export import inspect_in_blender
+
+    info = inspect_in_blender(walk_job / "avatar.glb")
+    assert info["armatures"] == 1 and info["bones"] == 53 and info["meshes"] == 1
+    npz = np.load(walk_job / "motion.npz")
+    assert info["frames"] == npz["joint_positions"].shape[0]
+
+
+@pytest.mark.slow
+def test_fbx_flag_writes_an_fbx_with_the_same_bones(tmp_path):
+    from conftest import require_blender
+
+    require_blender()
+    from avatarclip_core.cli import main
+    from avatarclip_core.export import inspect_in_blender
+
+    out = tmp_path / "fbx_job"
+    assert main(["body", "--motion", "wave", "--fbx", "-q", "-o", str(out)]) == 0
+    info = inspect_in_blender(out / "avatar.fbx")
+    assert info["armatures"] == 1 and info["bones"] == 53 and info["frames"] > 30

@@ -130,10 +130,9 @@ def test_non_ascii_safe_names_and_mismatched_motion(tmp_path):
 def test_blender_plays_our_bvh_like_our_fk(tmp_path):
     """Blender's BVH importer (the reference consumer) must pose the joints exactly where our FK does,
     including a root whose rest position is off the origin (absolute root position channels)."""
-    import importlib.util
+    from conftest import require_blender
 
-    if importlib.util.find_spec("bpy") is None:
-        pytest.skip("Blender's bpy is not installed (pip install '.[fbx]')")
+    require_blender()
     from avatarclip_core.export import inspect_in_blender
 
     skel = branching_skeleton()

@@ -46,10 +46,9 @@ def test_default_body_bvh_round_trips(anny_mesh, walk, tmp_path):
 
 @pytest.mark.slow
 def test_default_body_fbx_keeps_53_bones_and_60_frames(anny_mesh, walk, tmp_path):
-    import importlib.util
+    from conftest import require_blender
 
-    if importlib.util.find_spec("bpy") is None:
-        pytest.skip("Blender's bpy is not installed (pip install '.[fbx]')")
+    require_blender()
     from avatarclip_core.export import glb_to_fbx, inspect_in_blender
 
     glb = write_glb(anny_mesh, tmp_path / "avatar.glb", walk)

@@ -34,7 +34,8 @@ class FbxUnavailableError(RuntimeError):
     """Blender's bpy is not installed, so FBX export and Blender checks cannot run."""
 
     def __init__(self, detail: str = "") -> None:
-        msg = "FBX export needs Blender's bpy: pip install '.[fbx]'"
+        msg = ("FBX export needs Blender's bpy: run `make install-fbx` (a separate venv .venv-blender with "
+               "bpy==5.0.1, which needs numpy<2) or point AVATAR_BPY_PYTHON at a Python that has bpy")
         super().__init__(f"{msg} ({detail})" if detail else msg)
 
 
@@ -42,8 +43,15 @@ class BlenderError(RuntimeError):
     """The Blender subprocess failed; the message carries the end of its output."""
 
 
+def _default_blender_python() -> str:
+    """`.venv-blender/bin/python` beside the app's venv when present (bpy pins numpy<2 while the
+    web stack needs numpy>=2, so Blender gets its own interpreter), else this interpreter."""
+    sibling = Path(sys.prefix).parent / ".venv-blender" / "bin" / "python"
+    return str(sibling) if sibling.is_file() else sys.executable
+
+
 def _python(python: str | None) -> str:
-    return python or os.environ.get(PYTHON_ENV_VAR) or sys.executable
+    return python or os.environ.get(PYTHON_ENV_VAR) or _default_blender_python()
 
 
 def fbx_available(python: str | None = None) -> bool:
