@@ -1,0 +1,233 @@
+"""The job API: the one way web, CLI and tests submit and follow jobs.
+
+    api = get_job_api()                     # or JobAPI(Settings.from_env(...))
+    job_id = api.submit("sliders", {"sliders": {"height": 0.9}, "motion": "walk"},
+                        {"preset": "preview", "overrides": {"motion.fps": 24}})
+    api.status(job_id)  -> JobStatus(state="PROGRESS", stage="export glb", progress=0.6, ...)
+    api.wait(job_id)    -> JobStatus(state="SUCCESS", files={"avatar.glb": "/abs/path", ...})
+    api.file(job_id, "avatar.glb") -> Path   (safe_job_file: only inside that job's folder)
+    api.cancel(job_id); api.list(limit=50)
+
+States: PENDING (queued, or waiting for a retry), STARTED, PROGRESS, SUCCESS, FAILURE, REVOKED.
+User errors raise avatarclip_core.errors.UserInputError subclasses (workers.errors) with a message
+meant for the user; an unreachable broker raises workers.errors.QueueUnavailableError.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from workers.errors import QueueUnavailableError, UnknownJobError
+from workers.kinds import get_kind
+from workers.settings import Settings, get_settings, redact_url
+from workers.store import (FINAL_STATES, JobRecord, JobStore, check_job_id, list_job_files, new_job_id,
+                           resolve_job_file, utc_now_iso)
+
+log = logging.getLogger(__name__)
+
+STATES = ("PENDING", "STARTED", "PROGRESS", "SUCCESS", "FAILURE", "REVOKED")
+
+
+@dataclass
+class JobStatus:
+    job_id: str
+    kind: str
+    state: str  # PENDING/STARTED/PROGRESS/SUCCESS/FAILURE/REVOKED
+    stage: str
+    progress: float  # 0..1
+    message: str
+    files: dict[str, str] = field(default_factory=dict)  # file name -> absolute path, only when SUCCESS
+    created: str = ""  # ISO time (UTC)
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _failure_text(result) -> str:
+    name = type(result).__name__
+    if name == "TimeLimitExceeded":
+        return f"the job exceeded its hard time limit ({result}); its process was killed"
+    if name == "WorkerLostError":
+        return f"the job's worker process was lost: {result}"
+    text = str(result)
+    return text if name == "JobFailed" or not text else (f"{name}: {text}" if name != "str" else text)
+
+
+class JobAPI:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.settings.ensure_dirs()
+        self.store = JobStore(self.settings.store_path)
+        self._app = None
+        self._lock = threading.Lock()
+        self._remote_control: bool | None = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    from workers.app import get_app
+
+                    self._app = get_app(self.settings)
+        return self._app
+
+    # -- submit -----------------------------------------------------------------------------------
+    def submit(self, kind: str, inputs: dict, config: dict | None = None) -> str:
+        """Validate, record and queue a job; returns its id."""
+        from workers.app import TASK_NAME
+
+        job_kind = get_kind(kind)
+        inputs, config = job_kind.validate(inputs, config or {})
+        queue = job_kind.route(inputs, config)
+        job_id = new_job_id()
+        self.store.create(job_id, kind, inputs, config, queue, utc_now_iso())
+        try:
+            self.app.send_task(TASK_NAME, args=[job_id, kind, inputs, config], task_id=job_id,
+                               queue=self.settings.queue_name(queue))
+        except Exception as exc:  # noqa: BLE001  (any broker error: the job must not stay PENDING for ever)
+            msg = (f"could not queue the job: the broker {redact_url(self.settings.broker_url)} did not answer "
+                   f"({type(exc).__name__})")
+            log.error("%s: %s", msg, self._scrub(str(exc)))
+            self.store.finish(job_id, "FAILURE", msg)
+            raise QueueUnavailableError(msg, job_id) from None
+        return job_id
+
+    # -- follow -----------------------------------------------------------------------------------
+    def record(self, job_id: str) -> JobRecord:
+        """The job store's row (inputs, config, attempts, ...)."""
+        record = self.store.get(check_job_id(job_id))
+        if record is None:
+            raise UnknownJobError(f"no job with id {job_id!r}")
+        return record
+
+    def runs(self, job_id: str) -> list[dict]:
+        """One row per time a worker started the job: attempt, worker, started, finished, outcome."""
+        return self.store.runs(self.record(job_id).job_id)
+
+    def status(self, job_id: str) -> JobStatus:
+        return self._status(self.record(job_id))
+
+    def _status(self, rec: JobRecord) -> JobStatus:
+        common = dict(job_id=rec.job_id, kind=rec.kind, created=rec.created)
+        if rec.state == "SUCCESS":
+            return self._success(rec)
+        if rec.state == "FAILURE":
+            return JobStatus(state="FAILURE", stage="failed", progress=0.0, message=rec.error or "failed",
+                             error=rec.error or "failed", **common)
+        if rec.cancelled or rec.state == "REVOKED":
+            return JobStatus(state="REVOKED", stage="cancelled", progress=0.0, message="cancelled", **common)
+        try:
+            meta = self.app.backend.get_task_meta(rec.job_id)
+        except Exception as exc:  # noqa: BLE001  (status must answer while the backend is down)
+            state = "STARTED" if rec.state == "STARTED" else "PENDING"
+            return JobStatus(state=state, stage="unknown", progress=0.0,
+                             message=f"live status unavailable ({type(exc).__name__})", **common)
+        state, result = meta.get("status", "PENDING"), meta.get("result")
+        if state == "PROGRESS" and isinstance(result, dict):
+            return JobStatus(state="PROGRESS", stage=str(result.get("stage", "")),
+                             progress=float(result.get("progress", 0.0)), message=str(result.get("message", "")),
+                             **common)
+        if state == "STARTED" or (state in ("PENDING", "PROGRESS") and rec.state == "STARTED"):
+            return JobStatus(state="STARTED", stage="starting", progress=0.0, message="running", **common)
+        if state == "RETRY":
+            return JobStatus(state="PENDING", stage="retrying", progress=0.0,
+                             message=f"waiting to retry after: {_failure_text(result)}", **common)
+        if state == "SUCCESS":
+            return self._success(rec)
+        if state == "FAILURE":
+            text = _failure_text(result)
+            return JobStatus(state="FAILURE", stage="failed", progress=0.0, message=text, error=text, **common)
+        if state == "REVOKED":
+            return JobStatus(state="REVOKED", stage="cancelled", progress=0.0, message="cancelled", **common)
+        return JobStatus(state="PENDING", stage="queued", progress=0.0, message="waiting for a worker", **common)
+
+    def _success(self, rec: JobRecord) -> JobStatus:
+        files = {name: str(path) for name, path in list_job_files(self.settings.job_dir(rec.job_id)).items()}
+        return JobStatus(job_id=rec.job_id, kind=rec.kind, state="SUCCESS", stage="done", progress=1.0,
+                         message="done", files=files, created=rec.created)
+
+    def result_files(self, job_id: str) -> dict[str, Path]:
+        """Regular files inside the job's folder (empty until the job succeeded); no symlinks followed."""
+        rec = self.record(job_id)
+        return list_job_files(self.settings.job_dir(rec.job_id))
+
+    def file(self, job_id: str, name: str) -> Path:
+        """One file of a job for download (JobFileError for traversal, symlinks, missing files)."""
+        return resolve_job_file(self.settings.jobs_dir, self.record(job_id).job_id, name)
+
+    def list(self, limit: int = 50) -> list[JobStatus]:
+        """Newest first."""
+        return [self._status(rec) for rec in self.store.list(limit)]
+
+    def wait(self, job_id: str, timeout: float = 120, poll: float = 0.1) -> JobStatus:
+        """Poll until the job is SUCCESS, FAILURE or REVOKED; TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(job_id)
+            if status.done:
+                return status
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {status.state} ({status.stage}) after {timeout:g} s")
+            time.sleep(poll)
+
+    # -- cancel -----------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job: True when it is cancelled, False when it had already finished.
+
+        A queued job is never run; a running one stops at its next progress report (and at once on
+        Redis, where the worker also gets revoke(terminate=True))."""
+        rec = self.record(job_id)
+        if not self.store.cancel(rec.job_id):
+            return False
+        if self._supports_remote_control():
+            try:
+                self.app.control.revoke(rec.job_id, terminate=True, signal="SIGUSR1")
+            except Exception as exc:  # noqa: BLE001  (the store's marker still stops the job)
+                log.warning("revoke of %s failed (%s); the job stops at its next progress report",
+                            rec.job_id, type(exc).__name__)
+        return True
+
+    def _supports_remote_control(self) -> bool:
+        if self._remote_control is None:
+            try:
+                with self.app.connection_for_write() as conn:
+                    self._remote_control = bool(conn.supports_exchange_type("fanout"))
+            except Exception:  # noqa: BLE001
+                return False
+        return self._remote_control
+
+    def _scrub(self, text: str) -> str:
+        from urllib.parse import urlsplit
+
+        for url in (self.settings.broker_url, self.settings.result_backend):
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                text = text.replace(password, "***")
+        if self.settings.api_token:
+            text = text.replace(self.settings.api_token, "***")
+        return text
+
+
+_API: JobAPI | None = None
+_API_LOCK = threading.Lock()
+
+
+def get_job_api() -> JobAPI:
+    """The process-wide JobAPI built from the environment's settings."""
+    global _API
+    with _API_LOCK:
+        if _API is None:
+            _API = JobAPI(get_settings())
+        return _API

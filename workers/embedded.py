@@ -1,0 +1,127 @@
+"""Worker processes for the embedded default (`avatar serve`) and for tests.
+
+    proc = start_worker_process(settings)          # python -m workers.worker ..., logs to <data>/logs/worker.log
+    wait_worker_ready(proc, settings)              # optional: block until it consumes
+    ...
+    stop_worker_process(proc)                      # SIGTERM: finish running jobs, then exit (SIGKILL after timeout)
+
+The worker runs in its own session (Ctrl-C in a terminal reaches `avatar serve`, which stops it)
+and exits by itself when the process that started it is gone. Its environment is the caller's
+plus settings.to_env(), without AVATAR_API_TOKEN: workers never see the token.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from workers.settings import Settings, get_settings
+from workers.worker import parse_queues, ready_dir, run_worker
+
+__all__ = ["start_worker_process", "stop_worker_process", "wait_worker_ready", "kill_worker_process",
+           "embedded_worker", "run_worker"]
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_SECRET_VARS = ("AVATAR_API_TOKEN",)
+
+
+def worker_env(settings: Settings, base: dict | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for name in _SECRET_VARS:
+        env.pop(name, None)
+    env.update(settings.to_env())
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("WARP_QUIET", "1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def start_worker_process(settings: Settings | None = None, queues: Sequence[str] | str = ("cpu", "gpu"),
+                         concurrency: int = 1, *, loglevel: str = "INFO", exit_with_parent: bool = True,
+                         extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `python -m workers.worker` in the background; output appends to <data>/logs/worker.log."""
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    logical = parse_queues(queues, settings)
+    cmd = [sys.executable, "-m", "workers.worker", "--queues", ",".join(logical), "--concurrency", str(int(concurrency)),
+           "--loglevel", loglevel]
+    if exit_with_parent:
+        cmd += ["--exit-with-parent", str(os.getpid())]
+    env = worker_env(settings)
+    if extra_env:
+        env.update(extra_env)
+    with open(settings.log_file, "ab") as log:
+        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=str(_PROJECT_ROOT), start_new_session=True)
+
+
+def wait_worker_ready(proc: subprocess.Popen, settings: Settings | None = None, timeout: float = 180.0) -> dict:
+    """Block until the worker consumes (its ready marker appears); RuntimeError if it exits first."""
+    settings = settings or get_settings()
+    marker = ready_dir(settings) / f"{proc.pid}.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker.exists():
+            with contextlib.suppress(ValueError, OSError):
+                return json.loads(marker.read_text())
+        code = proc.poll()
+        if code is not None:
+            raise RuntimeError(f"worker exited with status {code} before it was ready; see {settings.log_file}:\n"
+                               + log_tail(settings))
+        time.sleep(0.05)
+    raise TimeoutError(f"worker not ready after {timeout:g} s; see {settings.log_file}:\n" + log_tail(settings))
+
+
+def log_tail(settings: Settings, lines: int = 30) -> str:
+    try:
+        return "\n".join(settings.log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_worker_process(proc: subprocess.Popen, timeout: float = 60.0) -> int:
+    """Warm shutdown (SIGTERM: running jobs finish and are acknowledged); SIGKILL the process group
+    after `timeout` seconds (unfinished jobs are delivered again to the next worker)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_worker_process(proc)
+    _reap_group(proc)
+    return proc.returncode
+
+
+def kill_worker_process(proc: subprocess.Popen) -> None:
+    """SIGKILL the worker and its job processes at once (what a crash or the OOM killer does)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker leads its own session: pgid == pid
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait(30)
+    _reap_group(proc)
+
+
+def _reap_group(proc: subprocess.Popen) -> None:
+    # job processes of a worker that died could outlive it for a moment; end them (our own group only)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def embedded_worker(settings: Settings | None = None, queues: Sequence[str] | str = ("cpu", "gpu"),
+                    concurrency: int = 1, ready_timeout: float = 180.0) -> Iterator[subprocess.Popen]:
+    settings = settings or get_settings()
+    proc = start_worker_process(settings, queues, concurrency)
+    try:
+        wait_worker_ready(proc, settings, ready_timeout)
+        yield proc
+    finally:
+        stop_worker_process(proc)

@@ -1,0 +1,41 @@
+"""Errors of the job queue. The UserInputError subclasses are the user's to fix (web: HTTP 4xx, CLI: exit 2)."""
+from __future__ import annotations
+
+from avatarclip_core.errors import UserInputError
+
+
+class UnknownJobKindError(UserInputError):
+    """submit() got a kind no one registered."""
+
+
+class InvalidJobInputError(UserInputError):
+    """submit() got inputs or config of the wrong shape or type (the message names the field)."""
+
+
+class UnknownJobError(UserInputError):
+    """No job with this id in the job store."""
+
+
+class JobFileError(UserInputError):
+    """A download name that is not a file inside the job's folder (traversal, symlink, missing)."""
+
+
+class QueueUnavailableError(RuntimeError):
+    """The broker could not be reached to queue a job (the job is recorded as FAILURE)."""
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class TransientJobError(Exception):
+    """Raised by a job kind for a failure worth retrying (a busy GPU, a flaky mount, ...)."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when its cancelled marker is seen (at a progress report)."""
+
+
+class JobFailed(Exception):
+    """What a worker raises for every failed job: a plain message, so reading the result anywhere
+    needs no import of the pipeline code (torch) that raised the original error."""

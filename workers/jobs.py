@@ -1,0 +1,48 @@
+"""Runners of the registered job kinds (imported in the worker only; see workers.kinds)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from workers.errors import InvalidJobInputError, TransientJobError
+from workers.kinds import JobContext
+
+
+def run_sliders(ctx: JobContext) -> Path:
+    from avatarclip_core.pipelines.sliders import load_sliders_config, run_sliders_job
+
+    overrides = dict(ctx.config.get("overrides") or {})
+    if ctx.inputs.get("motion"):
+        overrides["motion.name"] = ctx.inputs["motion"]
+    config = load_sliders_config(ctx.config.get("preset") or "preview", overrides)
+    # force=True: a re-delivered job (its worker died mid-run) replaces whatever the dead attempt
+    # left; the folder is swapped in only once complete, so readers never see a half job.
+    return run_sliders_job(dict(ctx.inputs.get("sliders") or {}), config, ctx.output_dir, force=True,
+                           progress=ctx.progress)
+
+
+def run_selftest(ctx: JobContext) -> Path:
+    from avatarclip_core.jobfolder import atomic_job_folder
+
+    fail = ctx.inputs.get("fail", "")
+    if fail and ctx.attempt <= int(ctx.inputs.get("fail_attempts", 1)):
+        if fail == "user":
+            raise InvalidJobInputError("selftest: a user error, as requested")
+        if fail == "transient":
+            raise TransientJobError(f"selftest: a transient error on attempt {ctx.attempt}, as requested")
+        if fail == "bug":
+            raise RuntimeError("selftest: a bug, as requested")
+        if fail == "crash":
+            os._exit(17)  # the job process dies like a segfault or the OOM killer would do it
+    sleep = float(ctx.inputs.get("sleep", 0.0))
+    steps = max(1, int(sleep / 0.1))
+    for i in range(steps):
+        ctx.progress("sleep", i / steps, f"step {i + 1}/{steps}")
+        time.sleep(sleep / steps)
+    with atomic_job_folder(ctx.output_dir, force=True) as tmp:
+        (tmp / "result.json").write_text(json.dumps(
+            {"job_id": ctx.job_id, "attempt": ctx.attempt, "pid": os.getpid(), "slept": sleep}) + "\n")
+    ctx.progress("done", 1.0, "selftest done")
+    return ctx.output_dir

@@ -1,0 +1,230 @@
+"""Job kinds: what `JobAPI.submit(kind, inputs, config)` accepts and how a worker runs it.
+
+A kind is registered once (`register_kind`) with
+  * `validate(inputs, config) -> (inputs, config)`: cheap checks at the API boundary, in the web
+    process: no torch, no body model. Raises UserInputError subclasses naming the bad field, and
+    returns the normalised JSON-able inputs/config that are stored and sent to the worker;
+  * `runner`: "module:function" run in the worker as `function(ctx: JobContext) -> Path`, writing
+    one complete job folder at ctx.output_dir (atomically, replacing a crashed attempt's output);
+  * `route(inputs, config) -> "cpu" | "gpu"`: which queue it goes to;
+  * `preload`: modules a worker imports before forking its job processes (faster first job).
+
+Kinds now: `sliders` (public) and `selftest` (internal: queue round trips, benchmarks, fault tests;
+not for users - the web app lists `public_kinds()`). `text` and `photo` plug in the same way.
+
+Slider validation (decision): submit() checks types only (names are strings, values finite numbers,
+motion and preset known); slider NAMES and RANGES are checked by the worker, which owns the body
+model, so a bad slider is a FAILURE with the body model's own message ("unknown slider 'hieght'; did
+you mean height?"), never retried. Checking names in the web process would mean importing torch
+and loading the body model there (~10 s and ~1 GB on first use) for a check the worker makes ~1 s
+later anyway. Unknown config keys are likewise reported by the worker (ConfigError).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from workers.errors import InvalidJobInputError, UnknownJobKindError
+
+MAX_INPUT_BYTES = 64 * 1024
+# Mirrors avatarclip_core.motion.procedural.BUILTIN_MOTIONS (importing that needs torch; a test
+# keeps the two in step).
+SLIDER_MOTIONS = ("idle", "walk", "wave")
+_CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass
+class JobContext:
+    """What a runner gets in the worker."""
+
+    job_id: str
+    kind: str
+    inputs: dict
+    config: dict
+    output_dir: Path  # <data>/jobs/<job_id>; must appear only when complete (atomic_job_folder)
+    progress: Callable[[str, float, str], None]  # raises JobCancelled once the job is cancelled
+    attempt: int  # 1 for the first run; re-deliveries and retries count up
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    description: str
+    validate: Callable[[Any, Any], tuple[dict, dict]]
+    runner: str  # "module:function"
+    route: Callable[[dict, dict], str] = lambda inputs, config: "cpu"
+    preload: tuple[str, ...] = ()
+    public: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def load_runner(self) -> Callable[[JobContext], Path]:
+        module, _, attr = self.runner.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def register_kind(kind: JobKind, replace: bool = False) -> JobKind:
+    if kind.name in _KINDS and not replace:
+        raise ValueError(f"job kind {kind.name!r} is already registered")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: object) -> JobKind:
+    if not isinstance(name, str) or name not in _KINDS:
+        raise UnknownJobKindError(
+            f"unknown job kind {str(name)[:60]!r} (available: {', '.join(public_kinds()) or 'none'})")
+    return _KINDS[name]
+
+
+def all_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+def public_kinds() -> list[str]:
+    return sorted(k for k, v in _KINDS.items() if v.public)
+
+
+# -- validation helpers ----------------------------------------------------------------------------
+def _mapping(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidJobInputError(f"{what} must be a mapping (JSON object), got {type(value).__name__}")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:
+        raise InvalidJobInputError(f"{what} keys must be strings, got {bad[0]!r}")
+    return dict(value)
+
+
+def _only_keys(value: dict, allowed: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise InvalidJobInputError(f"unknown {what} field '{unknown[0]}' (expected: {', '.join(allowed)})")
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidJobInputError(f"{what} needs a number, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidJobInputError(f"{what} needs a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise InvalidJobInputError(f"{what} needs a finite number, got {value!r}")
+    return number
+
+
+def _size_check(inputs: dict, config: dict) -> None:
+    size = len(json.dumps(inputs)) + len(json.dumps(config))
+    if size > MAX_INPUT_BYTES:
+        raise InvalidJobInputError(f"job inputs are too large ({size} bytes; at most {MAX_INPUT_BYTES})")
+
+
+def _overrides(value: Any) -> dict:
+    overrides = _mapping(value, "config.overrides")
+    for key, val in overrides.items():
+        if not _CONFIG_KEY_RE.match(key):
+            raise InvalidJobInputError(f"config override key {key!r} must be a dotted name like 'motion.fps'")
+        scalars = (str, int, float, bool, type(None))
+        if not (isinstance(val, scalars) or (isinstance(val, list) and all(isinstance(v, scalars) for v in val))):
+            raise InvalidJobInputError(f"config override {key!r} needs a number, text or true/false, got {val!r}")
+        if isinstance(val, float) and not math.isfinite(val):
+            raise InvalidJobInputError(f"config override {key!r} needs a finite number, got {val!r}")
+    return overrides
+
+
+def _preset(value: Any) -> str:
+    from avatarclip_core.config import preset_names
+
+    if not isinstance(value, str) or value not in preset_names():
+        raise InvalidJobInputError(f"unknown preset {value!r} (available: {', '.join(preset_names())})")
+    return value
+
+
+def device_route(config: dict, key: str = "body.device") -> str:
+    """'gpu' when the job's config asks for CUDA, else 'cpu'."""
+    device = str((config.get("overrides") or {}).get(key, "auto"))
+    return "gpu" if device.startswith("cuda") else "cpu"
+
+
+# -- sliders -----------------------------------------------------------------------------------
+def validate_sliders(inputs: Any, config: Any) -> tuple[dict, dict]:
+    inputs = _mapping(inputs, "inputs")
+    _only_keys(inputs, ("sliders", "motion"), "sliders input")
+    sliders_in = _mapping(inputs.get("sliders"), "inputs.sliders")
+    if len(sliders_in) > 1000:
+        raise InvalidJobInputError(f"too many sliders ({len(sliders_in)})")
+    sliders: dict[str, float] = {}
+    for name, value in sliders_in.items():
+        if not name or len(name) > 100:
+            raise InvalidJobInputError(f"invalid slider name {name[:100]!r}")
+        sliders[name] = _number(value, f"slider '{name}'")
+    motion = inputs.get("motion") or ""
+    if not isinstance(motion, str) or (motion and motion not in SLIDER_MOTIONS):
+        raise InvalidJobInputError(f"unknown motion {motion!r} (built-in: {', '.join(SLIDER_MOTIONS)}, or '' for none)")
+
+    config = _mapping(config, "config")
+    _only_keys(config, ("preset", "overrides"), "sliders config")
+    preset = _preset(config.get("preset") or "preview")
+    overrides = _overrides(config.get("overrides"))
+    if motion and overrides.get("motion.name") not in (None, motion):
+        raise InvalidJobInputError(
+            f"inputs.motion {motion!r} and config override motion.name {overrides['motion.name']!r} disagree")
+    inputs_out = {"sliders": sliders, "motion": motion}
+    config_out = {"preset": preset, "overrides": overrides}
+    _size_check(inputs_out, config_out)
+    return inputs_out, config_out
+
+
+register_kind(JobKind(
+    name="sliders",
+    description="rigged avatar from named body sliders, optionally with a built-in motion",
+    validate=validate_sliders,
+    runner="workers.jobs:run_sliders",
+    route=lambda inputs, config: device_route(config),
+    preload=("avatarclip_core.pipelines.sliders", "avatarclip_core.export", "avatarclip_core.motion.procedural",
+             "avatarclip_core.render.preview"),
+))
+
+
+# -- selftest (internal) -----------------------------------------------------------------------
+SELFTEST_FAILURES = ("", "user", "transient", "bug", "crash")
+
+
+def validate_selftest(inputs: Any, config: Any) -> tuple[dict, dict]:
+    inputs = _mapping(inputs, "inputs")
+    _only_keys(inputs, ("sleep", "fail", "fail_attempts"), "selftest input")
+    sleep = _number(inputs.get("sleep", 0.0), "sleep")
+    if not 0 <= sleep <= 60:
+        raise InvalidJobInputError(f"sleep must be within [0, 60] seconds, got {sleep:g}")
+    fail = inputs.get("fail") or ""
+    if fail not in SELFTEST_FAILURES:
+        raise InvalidJobInputError(f"fail must be one of {', '.join(map(repr, SELFTEST_FAILURES))}, got {fail!r}")
+    fail_attempts = inputs.get("fail_attempts", 1)
+    if isinstance(fail_attempts, bool) or not isinstance(fail_attempts, int) or not 0 <= fail_attempts <= 10:
+        raise InvalidJobInputError(f"fail_attempts must be a whole number in [0, 10], got {fail_attempts!r}")
+    config = _mapping(config, "config")
+    _only_keys(config, ("queue",), "selftest config")
+    queue = config.get("queue", "cpu")
+    if queue not in ("cpu", "gpu"):
+        raise InvalidJobInputError(f"queue must be 'cpu' or 'gpu', got {queue!r}")
+    return {"sleep": sleep, "fail": fail, "fail_attempts": fail_attempts}, {"queue": queue}
+
+
+register_kind(JobKind(
+    name="selftest",
+    description="internal: sleeps, reports progress, optionally fails; writes result.json",
+    validate=validate_selftest,
+    runner="workers.jobs:run_selftest",
+    route=lambda inputs, config: config.get("queue", "cpu"),
+    public=False,
+))

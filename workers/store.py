@@ -1,0 +1,249 @@
+"""The job store (<data>/queue/jobs.sqlite) and safe access to job folders (<data>/jobs/<job_id>/).
+
+The store is the record of every job: what was asked (kind, inputs, config), when, whether it was
+cancelled, and what the worker made of it (final state, error, one row per run in `runs`). Celery's
+result backend carries the live state (STARTED, PROGRESS meta); results there expire, the store's
+final state does not. One short sqlite3 connection per operation (WAL mode), so web threads,
+prefork children and the CLI can all use it at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import re
+import sqlite3
+import stat
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from workers.errors import JobFileError
+
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+FINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id    TEXT PRIMARY KEY,
+    kind      TEXT NOT NULL,
+    inputs    TEXT NOT NULL,
+    config    TEXT NOT NULL,
+    queue     TEXT NOT NULL,
+    created   TEXT NOT NULL,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    state     TEXT,
+    error     TEXT,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    started   TEXT,
+    finished  TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    job_id   TEXT NOT NULL,
+    attempt  INTEGER NOT NULL,
+    worker   TEXT NOT NULL,
+    started  REAL NOT NULL,
+    finished REAL,
+    outcome  TEXT,
+    PRIMARY KEY (job_id, attempt)
+);
+"""
+
+
+def utc_now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_job_id() -> str:
+    """Time-sortable and unique: 20261122-101502-3f9c0a1b2c3d (UTC)."""
+    return f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}"
+
+
+def check_job_id(job_id: object) -> str:
+    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+        from workers.errors import UnknownJobError
+
+        raise UnknownJobError(f"invalid job id {str(job_id)[:100]!r}")
+    return job_id
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    kind: str
+    inputs: dict
+    config: dict
+    queue: str
+    created: str
+    cancelled: bool
+    state: str | None  # None until a worker starts it; STARTED while running; then a final state
+    error: str | None
+    attempts: int
+    started: str | None
+    finished: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    d = dict(row)
+    d["inputs"] = json.loads(d["inputs"])
+    d["config"] = json.loads(d["config"])
+    d["cancelled"] = bool(d["cancelled"])
+    return JobRecord(**d)
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                con.executescript(_SCHEMA)
+                con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        try:
+            con.execute("PRAGMA synchronous=NORMAL")
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # -- API side -------------------------------------------------------------------------------
+    def create(self, job_id: str, kind: str, inputs: dict, config: dict, queue: str, created: str) -> None:
+        with self._connect() as con:
+            con.execute(
+                "INSERT INTO jobs (job_id, kind, inputs, config, queue, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, kind, json.dumps(inputs, sort_keys=True), json.dumps(config, sort_keys=True), queue, created))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def list(self, limit: int = 50) -> list[JobRecord]:
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM jobs ORDER BY rowid DESC LIMIT ?", (max(0, int(limit)),)).fetchall()
+        return [_record(r) for r in rows]
+
+    def cancel(self, job_id: str) -> bool:
+        """Mark a job cancelled unless it already finished; True when it is (now) cancelled."""
+        with self._transaction() as con:
+            row = con.execute("SELECT state, cancelled FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] in ("SUCCESS", "FAILURE"):
+                return False
+            con.execute("UPDATE jobs SET cancelled = 1 WHERE job_id = ?", (job_id,))
+            return True
+
+    def is_cancelled(self, job_id: str) -> bool:
+        with self._connect() as con:
+            row = con.execute("SELECT cancelled FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return bool(row and row["cancelled"])
+
+    # -- worker side ----------------------------------------------------------------------------
+    def begin_run(self, job_id: str, worker: str) -> int:
+        """Record that a worker starts running the job; returns the attempt number (1, 2, ...)."""
+        with self._transaction() as con:
+            attempt = con.execute(
+                "SELECT COALESCE(MAX(attempt), 0) + 1 FROM runs WHERE job_id = ?", (job_id,)).fetchone()[0]
+            con.execute("INSERT INTO runs (job_id, attempt, worker, started) VALUES (?, ?, ?, ?)",
+                        (job_id, attempt, worker, time.time()))
+            con.execute("UPDATE jobs SET attempts = ?, state = 'STARTED', started = COALESCE(started, ?) "
+                        "WHERE job_id = ?", (attempt, utc_now_iso(), job_id))
+        return attempt
+
+    def end_run(self, job_id: str, attempt: int, outcome: str, state: str | None = None,
+                error: str | None = None) -> None:
+        """Close a run; with `state` (a final state) also record the job's outcome."""
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET finished = ?, outcome = ? WHERE job_id = ? AND attempt = ?",
+                        (time.time(), outcome, job_id, attempt))
+            if state is not None:
+                con.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE job_id = ?",
+                            (state, error, utc_now_iso(), job_id))
+
+    def finish(self, job_id: str, state: str, error: str | None = None) -> None:
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE job_id = ?",
+                        (state, error, utc_now_iso(), job_id))
+
+    def runs(self, job_id: str) -> list[dict]:
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM runs WHERE job_id = ? ORDER BY attempt", (job_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+
+# -- job folders ---------------------------------------------------------------------------------
+def list_job_files(folder: Path) -> dict[str, Path]:
+    """Regular files inside a job folder (recursively, posix relative names), never following symlinks."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return {}
+    root = folder.resolve()
+    files: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode):
+                files[path.relative_to(root).as_posix()] = path
+    return dict(sorted(files.items()))
+
+
+def resolve_job_file(jobs_dir: Path, job_id: str, name: str) -> Path:
+    """The file `name` inside jobs_dir/job_id, or JobFileError: no '..', no absolute names, no symlink
+    anywhere on the way (a symlink could point outside the folder), only existing regular files."""
+    check_job_id(job_id)
+    if not isinstance(name, str) or not name or "\x00" in name or "\\" in name or len(name) > 255:
+        raise JobFileError(f"invalid file name {str(name)[:100]!r}")
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or any(part in ("..", ".", "") for part in name.split("/")):
+        raise JobFileError(f"file name {name!r} must be a plain name inside the job folder")
+    jobs_dir = Path(jobs_dir).resolve()
+    path = jobs_dir / job_id
+    for part in (None, *rel.parts):
+        if part is not None:
+            path = path / part
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            if part is None:
+                raise JobFileError(f"job {job_id} has no output folder") from None
+            raise JobFileError(f"job {job_id} has no file {name!r}") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise JobFileError(f"file {name!r} of job {job_id} is a symlink; refusing to follow it")
+    if not stat.S_ISREG(path.lstat().st_mode):
+        raise JobFileError(f"{name!r} in job {job_id} is not a file")
+    resolved = path.resolve(strict=True)
+    if not resolved.is_relative_to(jobs_dir / job_id):  # belt and braces after the checks above
+        raise JobFileError(f"file {name!r} is outside the folder of job {job_id}")
+    return resolved
+
+
+def safe_job_file(job_id: str, name: str, settings=None) -> Path:
+    """Absolute path of a downloadable file of a job, resolved only within <data>/jobs/<job_id>/."""
+    from workers.settings import get_settings
+
+    settings = settings or get_settings()
+    return resolve_job_file(settings.jobs_dir, job_id, name)
