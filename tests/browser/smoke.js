@@ -1,0 +1,70 @@
+// Headless Chromium smoke test of the studio page (driven by tests/test_web_browser.py).
+// usage: node smoke.js URL SCREENSHOT.png [TOKEN]
+// Uses the system chromium (CHROMIUM env or /usr/bin/chromium) through playwright-core: it never
+// downloads a browser. Prints one JSON line with what it saw; exits non-zero on failure.
+const { chromium } = require("playwright-core");
+
+const [url, screenshot, token] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const timeoutMs = Number(process.env.SMOKE_TIMEOUT_MS || 180000);
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+  const out = { steps: [] };
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  try {
+    await page.goto(url, { waitUntil: "domcontentloaded" });
+    if (token !== undefined) {
+      // the token gate sends unauthenticated page loads to its sign-in form
+      await page.waitForSelector("input[name=token]", { timeout: 30000 });
+      out.steps.push("login form");
+      await page.fill("input[name=token]", token);
+      await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+    }
+    await page.getByRole("tab", { name: "Create from sliders" }).waitFor({ timeout: 60000 });
+    out.title = await page.title();
+    out.steps.push("tab visible");
+
+    const height = page.locator("#slider-height input[type=number]");
+    await height.fill("0.9");
+    await height.press("Enter");
+    await height.blur();
+    out.height = await height.inputValue();
+    out.steps.push("slider set");
+
+    await page.locator("#create-btn").click();
+    out.steps.push("create clicked");
+    await page.waitForSelector("#job-status-box[data-state=SUCCESS]", { timeout: timeoutMs });
+    out.steps.push("success");
+    const link = page.locator("#job-downloads a.job-download", { hasText: "avatar.glb" });
+    await link.waitFor({ timeout: 30000 });
+    out.glb_href = await link.getAttribute("href");
+    out.links = await page.locator("#job-downloads a.job-download").allTextContents();
+    out.status = (await page.locator("#job-status-box").innerText()).trim();
+    // the link works from the page (same cookies as the user)
+    out.glb_status = await page.evaluate(async (href) => (await fetch(href)).status, out.glb_href);
+    // give the 3D viewer a moment to load the model before the screenshot
+    await page.locator("#preview-3d canvas").first().waitFor({ timeout: 30000 }).catch(() => {});
+    await page.waitForTimeout(3000);
+    out.job_id = await page.locator("#job-status-box").getAttribute("data-job");
+    out.history = await page.locator("#job-history").innerText();
+    await page.screenshot({ path: screenshot, fullPage: true });
+    out.console_errors = consoleErrors;
+    out.ok = true;
+  } catch (e) {
+    out.ok = false;
+    out.error = String(e && e.stack || e);
+    out.console_errors = consoleErrors;
+    try { await page.screenshot({ path: screenshot, fullPage: true }); } catch (_) {}
+  }
+  await browser.close();
+  console.log(JSON.stringify(out));
+  process.exit(out.ok ? 0 : 1);
+})();
