@@ -274,6 +274,26 @@ def test_gradients_reach_vertices_colors_and_texture():
         assert t.grad.abs().sum() > 0, name
 
 
+def test_gradients_match_finite_differences():
+    # float64 end to end (the Warp passes only pick ids, which tiny perturbations do not change)
+    cams = cameras_look_at((0.1, 0.2, 3.0), (0.0, 0.0, 0.0), fov=50.0)
+    cams = type(cams)(R=cams.R.double(), T=cams.T.double(), fov=50.0)
+    v = torch.tensor([[-0.83, -0.61, 0.1], [0.97, -0.43, -0.2], [0.11, 0.88, 0.05], [0.9, 0.8, -0.3]],
+                     dtype=torch.double, requires_grad=True)
+    f = torch.tensor([[0, 1, 2], [1, 3, 2]])
+    g = torch.Generator().manual_seed(0)
+    col = torch.rand(4, 3, generator=g, dtype=torch.double).requires_grad_(True)
+    uv = torch.rand(4, 2, generator=g, dtype=torch.double)
+    tex = torch.rand(3, 3, 3, generator=g, dtype=torch.double).requires_grad_(True)
+    r = MeshRenderer(RasterSettings(image_size=12, sigma=0.7, background_color=(0.2, 0.3, 0.4)))
+
+    def fn(v, col, tex):
+        o = r.render(v, f, cams, vertex_colors=col, uvs=uv, texture=tex, light_dir=(0.3, 0.4, 1.0), ambient=0.1)
+        return o.shaded, o.silhouette, o.textureless, o.depth, o.normals
+
+    assert torch.autograd.gradcheck(fn, (v, col, tex), eps=1e-6, atol=1e-5)
+
+
 def test_silhouette_gradient_moves_vertices_outward_to_grow():
     v, f = icosphere(2, 0.5)
     scale = torch.ones(1, requires_grad=True)

@@ -15,11 +15,17 @@ def _flat_index(idx: torch.Tensor, C: int) -> torch.Tensor:
     return (idx.unsqueeze(1) * C + torch.arange(C, device=idx.device)).reshape(-1)
 
 
+def flat_index(idx: torch.Tensor, C: int) -> torch.Tensor:
+    """Element indices of rows ``idx`` of a contiguous (M, C) tensor (cache it for static indices)."""
+    return _flat_index(idx.reshape(-1), C)
+
+
 class _GatherRows(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, src, idx):
+    def forward(ctx, src, idx, flat):
         M, C = src.shape
-        flat = _flat_index(idx.reshape(-1), C)
+        if flat is None:
+            flat = _flat_index(idx.reshape(-1), C)
         ctx.save_for_backward(flat)
         ctx.M = M
         return src.reshape(-1).index_select(0, flat).view(*idx.shape, C)
@@ -29,14 +35,15 @@ class _GatherRows(torch.autograd.Function):
         (flat,) = ctx.saved_tensors
         C = grad.shape[-1]
         out = grad.new_zeros(ctx.M * C).scatter_add_(0, flat, grad.reshape(-1))
-        return out.view(ctx.M, C), None
+        return out.view(ctx.M, C), None, None
 
 
 class _ScatterAddRows(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, src, idx, M):
+    def forward(ctx, src, idx, M, flat):
         C = src.shape[-1]
-        flat = _flat_index(idx.reshape(-1), C)
+        if flat is None:
+            flat = _flat_index(idx.reshape(-1), C)
         ctx.save_for_backward(flat)
         return src.new_zeros(M * C).scatter_add_(0, flat, src.reshape(-1)).view(M, C)
 
@@ -44,7 +51,7 @@ class _ScatterAddRows(torch.autograd.Function):
     def backward(ctx, grad):
         (flat,) = ctx.saved_tensors
         C = grad.shape[-1]
-        return grad.reshape(-1).index_select(0, flat).view(-1, C), None, None
+        return grad.reshape(-1).index_select(0, flat).view(-1, C), None, None, None
 
 
 class _ScatterRows(torch.autograd.Function):
@@ -88,14 +95,17 @@ class _ScatterRowsInto(torch.autograd.Function):
         return grad_src, None, grad_base
 
 
-def gather_rows(src: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``src[idx]`` for a 2-D ``src`` (M, C) and any-shaped long ``idx`` -> (*idx.shape, C)."""
-    return _GatherRows.apply(src.contiguous(), idx)
+def gather_rows(src: torch.Tensor, idx: torch.Tensor, flat: torch.Tensor | None = None) -> torch.Tensor:
+    """``src[idx]`` for a 2-D ``src`` (M, C) and any-shaped long ``idx`` -> (*idx.shape, C).
+
+    flat: optional precomputed ``flat_index(idx, C)``.
+    """
+    return _GatherRows.apply(src.contiguous(), idx, flat)
 
 
-def scatter_add_rows(src: torch.Tensor, idx: torch.Tensor, M: int) -> torch.Tensor:
-    """(M, C) sums of the rows of ``src`` (N, C) landing on ``idx`` (N,)."""
-    return _ScatterAddRows.apply(src.contiguous(), idx, M)
+def scatter_add_rows(src: torch.Tensor, idx: torch.Tensor, M: int, flat: torch.Tensor | None = None) -> torch.Tensor:
+    """(M, C) sums of the rows of ``src`` (N, C) landing on ``idx`` (N,); flat as in gather_rows."""
+    return _ScatterAddRows.apply(src.contiguous(), idx, M, flat)
 
 
 def scatter_rows(src: torch.Tensor, idx: torch.Tensor, M: int, fill: float = 0.0,

@@ -132,7 +132,7 @@ class MeshRenderer:
         need_normals = {"normals", "shaded", "textureless"} & set(outputs)
         if need_normals:
             verts = vertices if vertices.dim() == 3 else vertices.unsqueeze(0)
-            n = torch.nn.functional.normalize(frags.interpolate(vertex_normals(verts, topo.faces)), dim=-1, eps=1e-12)
+            n = torch.nn.functional.normalize(frags.interpolate(vertex_normals(verts, topo.faces, topo)), dim=-1, eps=1e-12)
             if "normals" in outputs:
                 out.normals = frags.to_image(n, 0.0, covered_only=True)
 

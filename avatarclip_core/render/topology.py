@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._ops import gather_rows, scatter_add_rows
+from ._ops import flat_index, gather_rows, scatter_add_rows
 
 
 @dataclass
@@ -23,6 +23,7 @@ class MeshTopology:
     face_edges: torch.Tensor  # (F, 3) long: edge of corners (0,1), (1,2), (2,0)
     edge_faces: torch.Tensor  # (E, 2) long: first two faces of each edge, -1 when missing
     edge_face_count: torch.Tensor  # (E,) long
+    corner_flat: torch.Tensor  # (F * 9,) element ids of the face corners in flattened (V, 3) data
 
 
 def build_topology(faces: torch.Tensor) -> MeshTopology:
@@ -47,6 +48,7 @@ def build_topology(faces: torch.Tensor) -> MeshTopology:
         face_edges=inverse.view(F, 3),
         edge_faces=torch.stack([first, second], dim=1),
         edge_face_count=count,
+        corner_flat=flat_index(faces.reshape(-1), 3),
     )
 
 
@@ -86,12 +88,16 @@ def batched_faces(faces: torch.Tensor, B: int, V: int) -> torch.Tensor:
     return (faces.unsqueeze(0) + offset).reshape(-1, 3)
 
 
-def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted smooth vertex normals, differentiable. vertices (B, V, 3) -> (B, V, 3) unit."""
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, topology: MeshTopology | None = None) -> torch.Tensor:
+    """Area-weighted smooth vertex normals, differentiable. vertices (B, V, 3) -> (B, V, 3) unit.
+
+    topology (optional, for B = 1): reuses its precomputed corner indices.
+    """
     B, V, _ = vertices.shape
     fidx = batched_faces(faces, B, V)
-    tri = gather_rows(vertices.reshape(B * V, 3), fidx)  # (B*F, 3, 3)
+    flat = topology.corner_flat if topology is not None and B == 1 else None
+    tri = gather_rows(vertices.reshape(B * V, 3), fidx, flat)  # (B*F, 3, 3)
     v0, v1, v2 = tri.unbind(1)
     fn = cross(v1 - v0, v2 - v0)  # length = 2 * area
-    vn = scatter_add_rows(fn.unsqueeze(1).expand(-1, 3, 3).reshape(-1, 3), fidx.reshape(-1), B * V)
+    vn = scatter_add_rows(fn.unsqueeze(1).expand(-1, 3, 3).reshape(-1, 3), fidx.reshape(-1), B * V, flat)
     return torch.nn.functional.normalize(vn.view(B, V, 3), dim=-1, eps=1e-12)
