@@ -402,7 +402,8 @@ def start_server(app, host: str = "127.0.0.1", port: int | None = None, timeout:
     import uvicorn
 
     port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="avatar-web", daemon=True)
     thread.start()

@@ -1,0 +1,72 @@
+"""A whole studio in one call, for tests and demos: a data folder, optionally the embedded worker
+process, and the web server on a free port.
+
+    with studio(tmp_path, worker=True) as s:
+        s.url, s.api, s.settings
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from web.app import RunningServer, create_server_app, start_server
+
+
+@dataclass
+class Studio:
+    url: str
+    settings: Any
+    api: Any
+    server: RunningServer
+    worker: Any = None
+
+
+def make_data_dir(path: Path, cache_from: Path | None = None) -> Path:
+    """A fresh data folder whose cache/ links to an existing one (the body model's build is reused)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cache_from = Path(cache_from or Path(os.environ.get("AVATAR_DATA_DIR") or "data") / "cache").resolve()
+    cache_from.mkdir(parents=True, exist_ok=True)
+    link = path / "cache"
+    if not link.exists():
+        link.symlink_to(cache_from, target_is_directory=True)
+    return path
+
+
+@contextlib.contextmanager
+def studio(data_dir: Path, *, worker: bool = True, token: str | None = None, upload_max_bytes: int | None = None,
+           cache_from: Path | None = None, ready_timeout: float = 180.0) -> Iterator[Studio]:
+    from workers.api import JobAPI
+    from workers.settings import Settings
+
+    data_dir = make_data_dir(data_dir, cache_from)
+    overrides: dict[str, Any] = {"api_token": token}
+    if upload_max_bytes is not None:
+        overrides["upload_max_bytes"] = upload_max_bytes
+    env = {k: v for k, v in os.environ.items() if k != "AVATAR_API_TOKEN"}
+    env["AVATAR_DATA_DIR"] = str(data_dir)  # broker, result store and jobs all live there
+    settings = Settings.from_env(env).replace(**overrides)
+    proc = None
+    if worker:
+        from workers.embedded import start_worker_process
+
+        proc = start_worker_process(settings)
+    try:
+        if proc is not None:
+            from workers.embedded import wait_worker_ready
+
+            wait_worker_ready(proc, settings, ready_timeout)
+        api = JobAPI(settings)
+        server = start_server(create_server_app(api, settings=settings))
+        try:
+            yield Studio(server.url, settings, api, server, proc)
+        finally:
+            server.stop()
+    finally:
+        if proc is not None:
+            from workers.embedded import stop_worker_process
+
+            stop_worker_process(proc)
