@@ -1,0 +1,97 @@
+"""Headless Chromium drives the studio page (tests/browser/smoke.js, npm playwright-core).
+
+Chromium is Debian's (/usr/bin/chromium; installed with apt-get when missing and possible);
+playwright-core never downloads a browser. The test sets a slider, presses Create, waits for
+SUCCESS and a download link, and leaves a screenshot in its tmp dir.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("workers.api", reason="the job API (workers/) is not installed")
+
+from web.testing import studio  # noqa: E402
+
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+TOKEN = "browser-tok-5d1e"
+
+
+def _ensure_chromium() -> str:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        pytest.skip(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
+                    "install Debian's chromium package")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "chromium"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+        if proc.returncode != 0:
+            pytest.skip(f"`{' '.join(cmd)}` failed, so no chromium for the browser test:\n{proc.stderr[-1500:]}")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is still missing")
+    return CHROMIUM
+
+
+def _ensure_playwright() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("the browser test needs Node.js")
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("npm not found: run `npm install --prefix tests/browser`")
+        # playwright-core only: no browser download (never `npx playwright install`)
+        proc = subprocess.run([npm, "install", "--prefix", str(BROWSER_DIR), "--no-audit", "--no-fund"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"npm install --prefix tests/browser failed:\n{proc.stderr[-2000:]}"
+    return node
+
+
+def _run_smoke(url: str, screenshot: Path, token: str | None = None) -> dict:
+    node = _ensure_playwright()
+    chromium = _ensure_chromium()
+    cmd = [node, str(BROWSER_DIR / "smoke.js"), url + "/", str(screenshot)] + ([token] if token else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=BROWSER_DIR,
+                          env=dict(os.environ, CHROMIUM=chromium))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"smoke.js printed no result (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    result = json.loads(lines[-1])
+    assert proc.returncode == 0 and result.get("ok"), json.dumps(result, indent=1)[:4000]
+    return result
+
+
+@pytest.mark.slow
+def test_page_creates_an_avatar(tmp_path):
+    shot = tmp_path / "studio.png"
+    with studio(tmp_path / "data", worker=True) as s:
+        result = _run_smoke(s.url, shot)
+        job_id = result["job_id"]
+        rec = s.api.record(job_id)
+    assert result["title"] == "Avatar Studio"
+    assert result["height"] == "0.9"
+    assert result["status"].startswith("SUCCESS")
+    assert result["glb_href"] == f"/download/{job_id}/avatar.glb" and result["glb_status"] == 200
+    assert {"avatar.glb", "motion.bvh", "params.json"} <= set(result["links"])
+    assert job_id in result["history"]
+    # the page sent only the slider that was moved, and the default motion
+    assert rec.inputs == {"sliders": {"height": 0.9}, "motion": "walk"}
+    assert rec.config["preset"] == "preview"
+    assert shot.stat().st_size > 20_000
+    print(f"\nscreenshot: {shot}")
+
+
+@pytest.mark.slow
+def test_page_behind_the_token(tmp_path):
+    shot = tmp_path / "studio-token.png"
+    with studio(tmp_path / "data", worker=True, token=TOKEN) as s:
+        result = _run_smoke(s.url, shot, token=TOKEN)
+    assert result["steps"][0] == "login form"
+    assert result["status"].startswith("SUCCESS") and result["glb_status"] == 200
