@@ -77,7 +77,7 @@ class JobAPI:
                 if self._app is None:
                     from workers.app import get_app
 
-                    self._app = get_app(self.settings)
+                    self._app = get_app(self.settings, client=True)
         return self._app
 
     # -- submit -----------------------------------------------------------------------------------
@@ -190,7 +190,10 @@ class JobAPI:
             return False
         if self._supports_remote_control():
             try:
-                self.app.control.revoke(rec.job_id, terminate=True, signal="SIGUSR1")
+                # SIGTERM (the default): the job's process dies and the pool forks a new one. Not
+                # SIGUSR1 (soft time limit): billiard then flags that process as terminated for good,
+                # and its next genuine crash would be reported as REVOKED and its job acknowledged.
+                self.app.control.revoke(rec.job_id, terminate=True)
             except Exception as exc:  # noqa: BLE001  (the store's marker still stops the job)
                 log.warning("revoke of %s failed (%s); the job stops at its next progress report",
                             rec.job_id, type(exc).__name__)

@@ -89,11 +89,29 @@ def transport_options(settings: Settings) -> dict:
     return {"visibility_timeout": settings.visibility_timeout}
 
 
-def create_app(settings: Settings) -> Celery:
+class AvatarCelery(Celery):
+    """Celery whose Redis result backend does not subscribe to every submitted job's result channel.
+
+    The stock backend subscribes (pub/sub) on each send_task so that AsyncResult.get() can block; the
+    job API polls instead, so in a long-running web process those subscriptions would only pile up,
+    and with Redis down a submit would spend ~20 s reconnecting them before failing."""
+
+    def _get_backend(self):
+        backend = super()._get_backend()
+        if hasattr(backend, "result_consumer"):
+            backend.on_task_call = lambda producer, task_id: {}
+        return backend
+
+
+def create_app(settings: Settings, client: bool = False) -> Celery:
+    """The app for a worker, or with client=True for the job API: there a broker or result backend
+    that is down must give a quick answer (QueueUnavailableError, "live status unavailable") instead
+    of blocking a web request for the many retries a worker makes to save a result."""
     import workers.transport  # noqa: F401  (the crash-safe, fast-polling sqla transport)
 
     prepare_sqlite_files(settings)
-    app = Celery("avatar", broker=settings.broker_url, backend=settings.result_backend, set_as_current=False)
+    app = AvatarCelery("avatar", broker=settings.broker_url, backend=settings.result_backend,
+                       set_as_current=False)
     queues = [Queue(settings.queue_name(q), Exchange(settings.queue_name(q), type="direct"),
                     routing_key=settings.queue_name(q)) for q in ALL_QUEUES]
     app.conf.update(
@@ -110,19 +128,21 @@ def create_app(settings: Settings) -> Celery:
         task_soft_time_limit=settings.soft_time_limit,
         task_time_limit=settings.time_limit,
         task_publish_retry=True,
-        task_publish_retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5,
-                                   "interval_max": 2.0},
+        # a submit survives a broker restart of ~3 s, then raises QueueUnavailableError
+        task_publish_retry_policy={"max_retries": 4, "interval_start": 0.1, "interval_step": 0.5,
+                                   "interval_max": 1.5},
         worker_prefetch_multiplier=1,
         worker_concurrency=settings.worker_concurrency,
         worker_disable_rate_limits=True,
+        worker_lost_wait=2.0,  # a dead job process's job is re-queued after 2 s, not 10
         worker_send_task_events=False,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_transport_options=transport_options(settings),
         result_expires=int(settings.result_expires),
-        result_backend_always_retry=True,
+        result_backend_always_retry=not client,
         result_backend_max_retries=20,
-        redis_socket_timeout=30,
+        redis_socket_timeout=5 if client else 30,
         redis_socket_connect_timeout=5,
         redis_retry_on_timeout=True,
         redis_backend_health_check_interval=10,
@@ -135,20 +155,33 @@ def create_app(settings: Settings) -> Celery:
     def run_job(self, job_id: str, kind: str, inputs: dict, config: dict):
         return execute_job(self, settings, job_id, kind, inputs, config)
 
+    if not client:
+        from celery import signals
+
+        def on_revoked(sender=None, request=None, terminated=False, **_):
+            # revoke(terminate=True) killed the job's process: close its run in the job store
+            if request is not None and getattr(sender, "app", None) is app and terminated:
+                try:
+                    job_store(settings).close_open_runs(request.id, "REVOKED", "REVOKED", "cancelled")
+                except Exception:  # noqa: BLE001
+                    log.exception("could not record the revoke of %s", request.id)
+
+        signals.task_revoked.connect(on_revoked, weak=False)
+
     return app
 
 
-_APPS: dict[Settings, Celery] = {}
+_APPS: dict[tuple[Settings, bool], Celery] = {}
 _APPS_LOCK = threading.Lock()
 
 
-def get_app(settings: Settings | None = None) -> Celery:
-    """The Celery app for these settings (one per process and settings)."""
+def get_app(settings: Settings | None = None, client: bool = False) -> Celery:
+    """The Celery app for these settings (one per process, settings and role)."""
     settings = settings or get_settings()
     with _APPS_LOCK:
-        if settings not in _APPS:
-            _APPS[settings] = create_app(settings)
-        return _APPS[settings]
+        if (settings, client) not in _APPS:
+            _APPS[settings, client] = create_app(settings, client)
+        return _APPS[settings, client]
 
 
 def __getattr__(name: str):
@@ -190,11 +223,22 @@ def job_result(settings: Settings, job_id: str) -> dict:
 
 
 def _clean_leftovers(settings: Settings, job_id: str) -> None:
-    """Temp folders a killed attempt left beside the job folder (atomic_job_folder names)."""
+    """Temp folders beside the job folders (atomic_job_folder names) that killed attempts left: this
+    job's (it runs again now), and anyone's older than the hard time limit (no live attempt owns them;
+    e.g. a cancelled job whose process was terminated)."""
     import shutil
+    import time
 
-    for pattern in (f".{job_id}.tmp-*", f".{job_id}.old-*"):
-        for path in settings.jobs_dir.glob(pattern):
+    too_old = time.time() - settings.time_limit - 60
+    for path in settings.jobs_dir.glob(".*"):
+        mine = path.name.startswith((f".{job_id}.tmp-", f".{job_id}.old-"))
+        if not (mine or ".tmp-" in path.name or ".old-" in path.name):
+            continue
+        try:
+            stale = path.stat().st_mtime < too_old
+        except OSError:
+            continue
+        if mine or stale:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -251,7 +295,7 @@ def execute_job(task, settings: Settings, job_id: str, kind_name: str, inputs: d
     except JobCancelled:
         cancelled()
     except SoftTimeLimitExceeded:
-        if store.is_cancelled(job_id):  # revoke(terminate=True, signal=SIGUSR1) lands here
+        if store.is_cancelled(job_id):
             cancelled()
         msg = f"the job exceeded its time limit of {settings.soft_time_limit:g} s"
         store.end_run(job_id, attempt, "FAILURE", "FAILURE", msg)

@@ -183,6 +183,15 @@ class JobStore:
                 con.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE job_id = ?",
                             (state, error, utc_now_iso(), job_id))
 
+    def close_open_runs(self, job_id: str, outcome: str, state: str, error: str | None = None) -> None:
+        """End runs that never reported back (their process was killed) and record the job's state."""
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET finished = ?, outcome = ? WHERE job_id = ? AND outcome IS NULL",
+                        (time.time(), outcome, job_id))
+            con.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE job_id = ? "
+                        "AND (state IS NULL OR state NOT IN ('SUCCESS', 'FAILURE'))",
+                        (state, error, utc_now_iso(), job_id))
+
     def finish(self, job_id: str, state: str, error: str | None = None) -> None:
         with self._connect() as con:
             con.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE job_id = ?",

@@ -1,0 +1,167 @@
+"""Helpers for the job-queue tests (tests/test_workers*.py) and workers.bench: real brokers, real workers."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
+FINAL = ("SUCCESS", "FAILURE", "REVOKED")
+
+
+def shared_cache_dir() -> Path:
+    """The built body model (building it anew takes a minute): the session's data folder's cache."""
+    env = os.environ.get("AVATAR_DATA_DIR")
+    for candidate in ([Path(env) / "cache"] if env else []) + [ROOT / "data" / "cache"]:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return (ROOT / "data" / "cache").resolve()
+
+
+def make_data_dir(path: Path) -> Path:
+    """A fresh data folder whose cache/ is a symlink to the shared body-model cache."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cache = path / "cache"
+    if not cache.exists():
+        cache.symlink_to(shared_cache_dir(), target_is_directory=True)
+    return path
+
+
+def redis_url_for_tests() -> str:
+    return os.environ.get("AVATAR_TEST_REDIS_URL") or DEFAULT_TEST_REDIS
+
+
+def redis_answers(url: str, timeout: float = 1.0) -> str | None:
+    """None when a Redis answers PING at `url`, else why not."""
+    try:
+        import redis
+    except ImportError:
+        return "the redis client package is not installed"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client.ping()
+        client.close()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"no Redis answers at {url} ({type(exc).__name__}: {exc}); set AVATAR_TEST_REDIS_URL"
+
+
+def unique_prefix() -> str:
+    return f"t{os.getpid()}-{uuid.uuid4().hex[:8]}."
+
+
+def deployment_env(data_dir: Path, broker: str, **extra: str) -> dict[str, str]:
+    """AVATAR_* variables for a test deployment: sqlite (embedded) or a redis:// URL."""
+    env = {
+        "AVATAR_DATA_DIR": str(data_dir),
+        "AVATAR_SOFT_TIME_LIMIT": "20",
+        "AVATAR_TIME_LIMIT": "25",
+        "AVATAR_VISIBILITY_TIMEOUT": "30",
+        "AVATAR_MAX_RETRIES": "2",
+        "AVATAR_RETRY_BACKOFF": "0.2",
+        "AVATAR_RESULT_EXPIRES": "3600",
+    }
+    if broker != "sqlite":
+        env["AVATAR_BROKER_URL"] = broker
+        env["AVATAR_QUEUE_PREFIX"] = unique_prefix()
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def cleanup_redis(url: str, prefix: str, job_ids=()) -> None:
+    """Delete this test's keys from a shared Redis (queue bindings and results)."""
+    if not prefix:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        keys = [k for k in client.scan_iter(match=f"*{prefix}*", count=500)]
+        keys += [f"celery-task-meta-{j}" for j in job_ids]
+        if keys:
+            client.delete(*keys)
+    except Exception:  # noqa: BLE001  (best effort)
+        pass
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """Our own redis-server on a free port (for tests that restart it), with an append-only file so
+    that what was queued survives a restart, as a production Redis broker must be configured."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.exe = shutil.which("redis-server")
+        if self.exe is None:
+            raise RuntimeError("redis-server is not installed")
+
+    def start(self, timeout: float = 10.0) -> None:
+        subprocess.run([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
+                        "--pidfile", str(self.workdir / "redis.pid"), "--logfile", str(self.workdir / "redis.log"),
+                        "--daemonize", "yes"], check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + timeout
+        while redis_answers(self.url, 0.2) is not None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        pidfile = self.workdir / "redis.pid"
+        pid = int(pidfile.read_text()) if pidfile.exists() else None
+        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown"], capture_output=True, timeout=30)
+        if pid:  # wait until that process (ours) is gone
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def watch(api, job_id: str, timeout: float = 120, poll: float = 0.02) -> tuple[object, list[tuple[str, str, float]]]:
+    """Poll a job to its end; returns the final JobStatus and every (state, stage, progress) seen."""
+    seen: list[tuple[str, str, float]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        status = api.status(job_id)
+        key = (status.state, status.stage, round(status.progress, 3))
+        if not seen or seen[-1] != key:
+            seen.append(key)
+        if status.state in FINAL:
+            return status, seen
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {status.state} after {timeout} s; seen {seen}")
+        time.sleep(poll)
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached after {timeout} s")
+        time.sleep(poll)
