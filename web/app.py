@@ -252,7 +252,7 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                 model = UrlModel3D(label="Preview", clear_color=(0.93, 0.93, 0.93, 1.0), height=420,
                                    elem_id="preview-3d", interactive=False)
                 links = gr.HTML(J.links_html(None), elem_id="job-links")
-        with gr.Accordion("Job history", open=True):
+        with gr.Accordion("Job history (click a row to open that job)", open=True):
             history = gr.Dataframe(headers=J.HISTORY_HEADERS, value=None, interactive=False, wrap=True,
                                    elem_id="job-history", max_height=320)
             refresh_btn = gr.Button("Refresh", size="sm")
@@ -288,7 +288,7 @@ def _sliders_tab(phenotype, local_groups, presets, slider_order) -> list:
         for region, groups in local_groups.items():
             with gr.Accordion(region, open=False):
                 for group, specs in groups.items():
-                    with gr.Accordion(f"{group} ({len(specs)})", open=False):
+                    with gr.Accordion(f"{J.group_title(group)} ({len(specs)})", open=False):
                         for spec in specs:
                             sliders.append(gr.Slider(spec.minimum, spec.maximum, value=spec.default, step=0.01,
                                                      label=J.slider_label(spec), info=spec.name))

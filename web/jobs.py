@@ -124,10 +124,19 @@ def slider_label(spec: SliderInfo) -> str:
         words = words[1:]
     if len(words) > 1 and words[-1] == "incr":
         words = words[:-1]
-    part = spec.group.replace("upper", "upper ").replace("lower", "lower ").strip()
+    part = group_title(spec.group).lower()
     what = " ".join(words) or "size"
     label = f"{side}{part}: {what}"
     return label[0].upper() + label[1:]
+
+
+def group_title(group: str) -> str:
+    """'lowerarm' -> 'Lower arm'."""
+    words = {"upperarm": "upper arm", "lowerarm": "lower arm", "upperleg": "upper leg", "lowerleg": "lower leg",
+             "upperlegs": "upper legs", "lowerlegs": "lower legs", "frontchest": "front chest",
+             "underbust": "under bust", "napetowaist": "nape to waist", "waisttohip": "waist to hip"}
+    text = words.get(group, group)
+    return text[:1].upper() + text[1:]
 
 
 def group_local_sliders(specs: Iterable[SliderInfo]) -> dict[str, dict[str, list[SliderInfo]]]:

@@ -1,0 +1,449 @@
+"""The studio's web front end: a Gradio Blocks page and Gradio's REST API over the job API.
+
+The web process never runs a pipeline: it submits jobs to the job API (workers.api) and reads
+their status and files. Entry points:
+
+    build_app(api=None) -> gr.Blocks          the page and its REST endpoints
+    create_server_app(api=None) -> FastAPI   + /download/{job_id}/{name}, the optional token gate
+    launch(host, port, start_worker=True)     serve it (and the embedded worker process)
+
+REST endpoints (Gradio API names, stable):
+    /create_from_sliders  one JSON object string -> job id
+        {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview"}
+        ("motion": "" | "idle" | "wave" | "walk", "preset": a configs/ preset, both optional;
+         the sliders may also be nested: {"sliders": {"height": 0.9}, "motion": "walk"})
+    /job_status           job id -> {job_id, kind, state, stage, progress, message, files, error, created}
+        files: file name -> download URL (only when state is SUCCESS)
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import mimetypes
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from avatarclip_core.errors import UserInputError
+from web import jobs as J
+from web.auth import TokenGate
+
+log = logging.getLogger("avatar.web")
+
+TITLE = "Avatar Studio"
+POLL_SECONDS = 1.0
+MEDIA_TYPES = {".glb": "model/gltf-binary", ".gltf": "model/gltf+json", ".fbx": "application/octet-stream",
+               ".bvh": "text/plain; charset=utf-8", ".json": "application/json", ".npz": "application/octet-stream",
+               ".png": "image/png"}
+CSS = """
+#job-status-box { font-size: 1rem; }
+#job-downloads ul { margin: 4px 0 0 1.2em; }
+"""
+
+
+# ---- settings and collaborators ------------------------------------------------------------------
+
+@dataclass
+class WebSettings:
+    upload_max_bytes: int = 10 * 1024 * 1024
+    api_token: str | None = None
+    data_dir: Path | None = None
+
+    def __repr__(self) -> str:  # never print the token
+        return (f"WebSettings(upload_max_bytes={self.upload_max_bytes}, api_token={'set' if self.api_token else None},"
+                f" data_dir={self.data_dir})")
+
+
+def load_settings() -> Any:
+    """workers.settings (the shared settings object) when present, else the same variables read here."""
+    try:
+        import workers.settings as ws
+    except ImportError:
+        ws = None
+    if ws is not None:
+        for name in ("get_settings", "load_settings"):
+            fn = getattr(ws, name, None)
+            if callable(fn):
+                return fn()
+        cls = getattr(ws, "Settings", None)
+        if cls is not None:
+            return cls.from_env() if hasattr(cls, "from_env") else cls()
+    return WebSettings(
+        upload_max_bytes=int(os.environ.get("AVATAR_UPLOAD_MAX_BYTES") or 10 * 1024 * 1024),
+        api_token=os.environ.get("AVATAR_API_TOKEN") or None,
+        data_dir=Path(os.environ.get("AVATAR_DATA_DIR") or "data"),
+    )
+
+
+def default_file_resolver(job_id: str, name: str) -> Path:
+    from workers.store import safe_job_file
+
+    return Path(safe_job_file(job_id, name))
+
+
+class _LazyAPI:
+    """workers.api.get_job_api() on first use, so the page can be built before the worker side is up."""
+
+    def __init__(self, api: Any = None):
+        self._api = api
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._api is None:
+            with self._lock:
+                if self._api is None:
+                    from workers.api import get_job_api
+
+                    self._api = get_job_api()
+        return self._api
+
+
+def base_url(request: gr.Request | None, public_url: str | None = None) -> str:
+    """The server's URL as the client sees it (for absolute download links)."""
+    if public_url:
+        return public_url.rstrip("/")
+    if request is None:
+        return ""
+    headers = {k.lower(): v for k, v in dict(getattr(request, "headers", {}) or {}).items()}
+    url = str(getattr(request, "url", "") or "")
+    scheme = (headers.get("x-forwarded-proto") or url.split("://", 1)[0] or "http").split(",")[0].strip()
+    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
+    if not host and "://" in url:
+        host = url.split("://", 1)[1].split("/", 1)[0]
+    return f"{scheme}://{host}" if host else ""
+
+from gradio.events import Dependency
+
+class UrlModel3D(gr.Model3D):
+    """gr.Model3D that shows a model by URL (our /download route) instead of copying the file into
+    Gradio's cache: the browser fetches it with the user's own session, through safe_job_file."""
+
+    is_template = True  # the page uses the stock Model3D front end
+
+    def postprocess(self, value):
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            from gradio.data_classes import FileData
+
+            return FileData(path=value, url=value, orig_name=value.rsplit("/", 1)[-1])
+        return super().postprocess(value)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _gr_error(exc: BaseException) -> gr.Error:
+    if not isinstance(exc, UserInputError):
+        log.exception("unexpected error in a web handler")
+    return gr.Error(J.user_message(exc), print_exception=False)
+
+
+# ---- the page -----------------------------------------------------------------------------------
+
+def build_app(api: Any = None, settings: Any = None, public_url: str | None = None) -> gr.Blocks:
+    """The Blocks page with the REST endpoints /create_from_sliders and /job_status.
+
+    `api` is a workers.api.JobAPI (default: workers.api.get_job_api() on first use).
+    """
+    holder = _LazyAPI(api)
+    settings = settings or load_settings()
+    specs = J.body_slider_specs()
+    presets = J.preset_choices()
+    kinds = J.job_kinds(api)
+    phenotype = [s for s in specs if s.group == "phenotype"]
+    local_groups = J.group_local_sliders(specs)
+    slider_order: list[J.SliderInfo] = []
+
+    def current_status(job_id: str, request: gr.Request | None) -> dict:
+        job_id = J.check_job_id(job_id)
+        return J.public_status(holder.get().status(job_id), base_url(request, public_url))
+
+    # REST: /create_from_sliders
+    def create_from_sliders(sliders_json: str) -> str:
+        """Submit a `sliders` job. Input: ONE JSON object string of slider values plus the optional
+        keys "motion" ("" | "idle" | "wave" | "walk") and "preset" (e.g. "preview"), e.g.
+        '{"height": 0.9, "motion": "walk"}'. Returns the job id."""
+        try:
+            req = J.parse_sliders_request(sliders_json, specs, presets)
+            return J.submit_sliders(holder.get(), req)
+        except Exception as e:
+            raise _gr_error(e) from None
+
+    # REST: /job_status
+    def job_status(job_id: str, request: gr.Request) -> dict:
+        """Status of a job: state (PENDING/STARTED/PROGRESS/SUCCESS/FAILURE/REVOKED), stage, progress
+        (0..1), message, error, and files (name -> download URL, when SUCCESS)."""
+        try:
+            return current_status(job_id, request)
+        except Exception as e:
+            raise _gr_error(e) from None
+
+    # UI handlers
+    def ui_create(motion: str, preset: str, *values: float):
+        sliders = {}
+        for spec, value in zip(slider_order, values):
+            if value is not None and abs(float(value) - spec.default) > 1e-6:
+                sliders[spec.name] = float(value)
+        try:
+            req = J.SlidersRequest(J.validate_sliders(sliders, specs), J.validate_motion(motion),
+                                   J.validate_preset(preset, presets))
+            job_id = J.submit_sliders(holder.get(), req)
+        except Exception as e:
+            raise _gr_error(e) from None
+        pending = {"job_id": job_id, "kind": "sliders", "state": "PENDING", "stage": "", "progress": 0.0,
+                   "message": "submitted", "files": {}, "error": None, "created": ""}
+        return job_id, J.status_html(pending), None, J.links_html(None), gr.Timer(active=True)
+
+    def ui_poll(job_id: str, request: gr.Request):
+        if not job_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
+        try:
+            pub = current_status(job_id, request)
+        except Exception as e:
+            err = {"job_id": job_id, "kind": "", "state": "FAILURE", "stage": "", "progress": 0.0, "message": "",
+                   "files": {}, "error": J.user_message(e), "created": ""}
+            return J.status_html(err), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
+        if pub["state"] not in J.TERMINAL_STATES:
+            return J.status_html(pub), gr.skip(), gr.skip(), gr.Timer(active=True), gr.skip()
+        glb = pub["files"].get("avatar.glb")
+        return (J.status_html(pub), glb, J.links_html(pub), gr.Timer(active=False),
+                J.history_rows(holder.get()))
+
+    def ui_history():
+        try:
+            return J.history_rows(holder.get())
+        except Exception as e:
+            raise _gr_error(e) from None
+
+    def ui_open(evt: gr.SelectData, request: gr.Request):
+        row = evt.row_value or []
+        job_id = row[1] if len(row) > 1 else ""
+        if not job_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return job_id, J.status_html({"job_id": job_id, "kind": "", "state": "PENDING", "stage": "", "progress": 0,
+                                      "message": "loading", "files": {}, "error": None, "created": ""}), None, \
+            J.links_html(None), gr.Timer(active=True)
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {TITLE}\nRigged, animated GLB avatars. Jobs run on the worker; this page follows them.")
+        job_state = gr.State("")
+        timer = gr.Timer(POLL_SECONDS, active=False)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                with gr.Tabs():
+                    with gr.Tab("Create from sliders", id="sliders"):
+                        ui_inputs = _sliders_tab(phenotype, local_groups, presets, slider_order)
+                        create_btn = gr.Button("Create", variant="primary", elem_id="create-btn")
+                    if "text" in kinds:  # appears once the worker side registers the kind
+                        with gr.Tab("From text", id="text"):
+                            _text_tab(holder, job_state, timer)
+                    if "photo" in kinds:
+                        with gr.Tab("From photo", id="photo"):
+                            _photo_tab(holder, job_state, timer, settings)
+            with gr.Column(scale=6):
+                status = gr.HTML(J.status_html(None), elem_id="job-status")
+                model = UrlModel3D(label="Preview", clear_color=(0.93, 0.93, 0.93, 1.0), height=420,
+                                   elem_id="preview-3d", interactive=False)
+                links = gr.HTML(J.links_html(None), elem_id="job-links")
+        with gr.Accordion("Job history", open=True):
+            history = gr.Dataframe(headers=J.HISTORY_HEADERS, value=None, interactive=False, wrap=True,
+                                   elem_id="job-history", max_height=320)
+            refresh_btn = gr.Button("Refresh", size="sm")
+
+        create_btn.click(ui_create, inputs=ui_inputs, outputs=[job_state, status, model, links, timer],
+                         api_visibility="private", concurrency_limit=None)
+        timer.tick(ui_poll, inputs=[job_state], outputs=[status, model, links, timer, history],
+                   api_visibility="private", concurrency_limit=None, show_progress="hidden")
+        refresh_btn.click(ui_history, outputs=[history], api_visibility="private", concurrency_limit=None)
+        history.select(ui_open, outputs=[job_state, status, model, links, timer], api_visibility="private")
+        demo.load(ui_history, outputs=[history], api_visibility="private", concurrency_limit=None)
+
+        gr.api(create_from_sliders, api_name="create_from_sliders", concurrency_limit=None)
+        gr.api(job_status, api_name="job_status", concurrency_limit=None)
+    demo.queue(default_concurrency_limit=8)
+    return demo
+
+
+def _sliders_tab(phenotype, local_groups, presets, slider_order) -> list:
+    """The sliders tab's inputs: [motion, preset, *sliders] (slider_order filled in the same order)."""
+    with gr.Group():
+        sliders = []
+        for spec in phenotype:
+            sliders.append(gr.Slider(spec.minimum, spec.maximum, value=spec.default, step=0.01,
+                                     label=J.slider_label(spec), info=spec.description or None,
+                                     elem_id=f"slider-{spec.name}"))
+            slider_order.append(spec)
+    with gr.Row():
+        motion = gr.Radio(["none", *J.MOTIONS], value="walk", label="Motion", elem_id="motion")
+        preset = gr.Dropdown(presets, value=J.DEFAULT_PRESET if J.DEFAULT_PRESET in presets else presets[0],
+                             label="Preset", elem_id="preset")
+    with gr.Accordion("Local changes (face and body parts)", open=False, elem_id="local-changes"):
+        for region, groups in local_groups.items():
+            with gr.Accordion(region, open=False):
+                for group, specs in groups.items():
+                    with gr.Accordion(f"{group} ({len(specs)})", open=False):
+                        for spec in specs:
+                            sliders.append(gr.Slider(spec.minimum, spec.maximum, value=spec.default, step=0.01,
+                                                     label=J.slider_label(spec), info=spec.name))
+                            slider_order.append(spec)
+    return [motion, preset, *sliders]
+
+
+def _text_tab(holder, job_state, timer) -> None:
+    """Placeholder form for the `text` job kind (shown only when the job API registers it).
+
+    TODO: align the inputs with the text pipeline's contract once it exists.
+    """
+    prompt = gr.Textbox(label="Describe the avatar", lines=2)
+    go = gr.Button("Create from text", variant="primary")
+
+    def submit(text: str):
+        try:
+            if not text or not text.strip():
+                raise UserInputError("describe the avatar first")
+            return holder.get().submit("text", {"prompt": text.strip()}, {}), gr.Timer(active=True)
+        except Exception as e:
+            raise _gr_error(e) from None
+
+    go.click(submit, inputs=[prompt], outputs=[job_state, timer], api_visibility="private")
+
+
+def _photo_tab(holder, job_state, timer, settings) -> None:
+    """Placeholder form for the `photo` job kind (shown only when the job API registers it).
+
+    Uploads are capped (settings.upload_max_bytes) and sniffed by content (web/uploads.py).
+    TODO: align the inputs with the photo pipeline's contract once it exists.
+    """
+    from web.uploads import check_image_file
+
+    photo = gr.Image(label="Photo (PNG, JPEG or WebP)", type="filepath", sources=["upload"])
+    go = gr.Button("Create from photo", variant="primary")
+
+    def submit(path: str | None):
+        try:
+            if not path:
+                raise UserInputError("upload a photo first")
+            check_image_file(path, int(getattr(settings, "upload_max_bytes", 10 * 1024 * 1024)))
+            return holder.get().submit("photo", {"photo": str(path)}, {}), gr.Timer(active=True)
+        except Exception as e:
+            raise _gr_error(e) from None
+
+    go.click(submit, inputs=[photo], outputs=[job_state, timer], api_visibility="private")
+
+
+# ---- the server ---------------------------------------------------------------------------------
+
+def download_route(resolver: Callable[[str, str], Path]):
+    """GET /download/{job_id}/{name}: one file of one job folder, nothing else."""
+    from fastapi import HTTPException
+    from fastapi.responses import FileResponse
+
+    def download(job_id: str, name: str):
+        if not J.JOB_ID_RE.match(job_id) or not J.FILE_NAME_RE.match(name) or ".." in name:
+            raise HTTPException(404, "no such file")
+        try:
+            path = Path(resolver(job_id, name))
+            ok = path.is_file()
+        except Exception:  # traversal, unknown job, ...: the same answer, no details
+            ok = False
+        if not ok:
+            raise HTTPException(404, "no such file")
+        media = MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=media, filename=name,
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"})
+
+    return download
+
+
+def create_server_app(api: Any = None, settings: Any = None, file_resolver: Callable[[str, str], Path] | None = None,
+                      public_url: str | None = None, blocks: gr.Blocks | None = None):
+    """FastAPI app: the Gradio page at /, downloads at /download/{job_id}/{name}, the token gate."""
+    from fastapi import FastAPI
+
+    settings = settings or load_settings()
+    blocks = blocks or build_app(api, settings=settings, public_url=public_url)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.get("/download/{job_id}/{name}")(download_route(file_resolver or default_file_resolver))
+    max_bytes = int(getattr(settings, "upload_max_bytes", 10 * 1024 * 1024))
+    app = gr.mount_gradio_app(app, blocks, path="/", max_file_size=max_bytes, footer_links=["api"],
+                              run_history=False, show_error=False, css=CSS, ssr_mode=False)
+    token = getattr(settings, "api_token", None)
+    if token:
+        app.add_middleware(TokenGate, token=token)
+    return app
+
+
+@dataclass
+class RunningServer:
+    url: str
+    server: Any
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_server(app, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30.0) -> RunningServer:
+    """Serve `app` with uvicorn in a background thread (tests, embedding); stop() ends it."""
+    import uvicorn
+
+    port = port or free_port(host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="avatar-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the web server did not start on {host}:{port}")
+        time.sleep(0.05)
+    return RunningServer(f"http://{host}:{port}", server, thread)
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True, api: Any = None,
+           settings: Any = None, public_url: str | None = None, worker_concurrency: int = 1) -> None:
+    """Serve the studio (blocking). With start_worker, runs the embedded worker process
+    (workers.embedded) beside it and stops it on exit."""
+    import uvicorn
+
+    settings = settings or load_settings()
+    worker = None
+    if start_worker:
+        from workers.embedded import start_worker_process
+
+        worker = start_worker_process(settings, concurrency=worker_concurrency)
+        log.info("started the embedded worker (pid %s)", worker.pid)
+    try:
+        app = create_server_app(api, settings=settings, public_url=public_url)
+        token = getattr(settings, "api_token", None)
+        print(f"Avatar Studio on http://{host}:{port}  (API token {'required' if token else 'off'};"
+              f" upload limit {int(getattr(settings, 'upload_max_bytes', 0)) // (1024 * 1024)} MB)", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    finally:
+        if worker is not None:
+            stop_process(worker)
+
+
+def stop_process(proc, timeout: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except Exception:
+        proc.kill()
+        proc.wait(5)
