@@ -371,3 +371,54 @@ def test_create_from_sliders_end_to_end(tmp_path):
         # history has it
         assert any(getattr(x, "job_id", None) == job_id for x in s.api.list(10))
         print(f"\nsliders job through the web API: {elapsed:.1f} s; states seen: {sorted({x[0] for x in seen})}")
+
+
+@pytest.mark.slow
+def test_launch_serves_and_stops_its_worker(tmp_path):
+    """web.app.launch (what `avatar serve` runs): server + embedded worker; SIGTERM stops both."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from web.app import free_port
+    from web.testing import make_data_dir
+
+    data = make_data_dir(tmp_path / "data")
+    port = free_port()
+    env = dict(os.environ, AVATAR_DATA_DIR=str(data), AVATAR_API_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
+    root = Path(__file__).resolve().parents[1]
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", f"from web.app import launch; launch(port={port})"],
+                                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status, _, _ = raw_get(url, "/login")
+                break
+            except OSError:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.3)
+        c = client(url, TOKEN)
+        job_id = c.predict('{"muscle": 0.8}', api_name="/create_from_sliders")
+        while (st := c.predict(job_id, api_name="/job_status"))["state"] not in J.TERMINAL_STATES:
+            assert time.monotonic() < deadline + 120, st
+            time.sleep(0.3)
+        assert st["state"] == "SUCCESS", st
+        status, _, _ = raw_get(url, urlsplit(st["files"]["avatar.glb"]).path)
+        assert status == 401  # the token guards downloads too
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(90)
+    text = log_path.read_text()
+    worker_pid = int(re.search(r"embedded worker \(pid (\d+)\)", text).group(1))
+    assert "worker stopped" in text, text[-3000:]
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker_pid, 0)
+    assert TOKEN not in text
+    assert "token required" in text

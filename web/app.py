@@ -21,6 +21,7 @@ import contextlib
 import logging
 import mimetypes
 import os
+import signal
 import socket
 import threading
 import time
@@ -416,29 +417,59 @@ def start_server(app, host: str = "127.0.0.1", port: int | None = None, timeout:
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True, api: Any = None,
-           settings: Any = None, public_url: str | None = None, worker_concurrency: int = 1) -> None:
-    """Serve the studio (blocking). With start_worker, runs the embedded worker process
-    (workers.embedded) beside it and stops it on exit."""
+           settings: Any = None, public_url: str | None = None, worker_concurrency: int = 1,
+           access_log: bool = False) -> None:
+    """Serve the studio until interrupted (Ctrl-C / SIGTERM). With start_worker, the embedded worker
+    process (workers.embedded) runs beside the server and is stopped on exit; without it, a worker
+    must be started separately on the same settings (broker, data folder)."""
     import uvicorn
 
+    from web.uploads import human_size
+
     settings = settings or load_settings()
+    token = getattr(settings, "api_token", None)
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        print(f"warning: serving on {host} without AVATAR_API_TOKEN: anyone who can reach this port can use it",
+              flush=True)
+    app = create_server_app(api if api is not None else default_api(settings), settings=settings,
+                            public_url=public_url)
     worker = None
+    stopping = threading.Event()
     if start_worker:
         from workers.embedded import start_worker_process
 
         worker = start_worker_process(settings, concurrency=worker_concurrency)
         print(f"started the embedded worker (pid {worker.pid}); its log: {getattr(settings, 'log_file', '?')}",
               flush=True)
+
+        def watch(proc=worker):
+            code = proc.wait()
+            if not stopping.is_set():
+                print(f"error: the embedded worker exited (status {code}); jobs will stay queued. "
+                      f"See {getattr(settings, 'log_file', 'the worker log')}", flush=True)
+
+        threading.Thread(target=watch, name="avatar-worker-watch", daemon=True).start()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
+    # `finally` below runs and the worker is stopped cleanly (SIGINT already raises KeyboardInterrupt)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _sigterm_to_exit)
     try:
-        app = create_server_app(api if api is not None else default_api(settings), settings=settings,
-                                public_url=public_url)
-        token = getattr(settings, "api_token", None)
-        print(f"Avatar Studio on http://{host}:{port}  (API token {'required' if token else 'off'};"
-              f" upload limit {int(getattr(settings, 'upload_max_bytes', 0)) // (1024 * 1024)} MB)", flush=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+        print(f"Avatar Studio on http://{host}:{port}/  (API token {'required' if token else 'off'}; "
+              f"upload limit {human_size(int(getattr(settings, 'upload_max_bytes', 0)))})", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False,
+                    timeout_graceful_shutdown=3)
     finally:
+        stopping.set()
         if worker is not None:
             from workers.embedded import stop_worker_process
 
             print("stopping the embedded worker ...", flush=True)
             stop_worker_process(worker)
+            print("worker stopped", flush=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_to_exit(signum, frame):
+    raise SystemExit(128 + signum)
