@@ -422,3 +422,19 @@ def test_launch_serves_and_stops_its_worker(tmp_path):
         os.kill(worker_pid, 0)
     assert TOKEN not in text
     assert "token required" in text
+
+
+def _tab_labels(demo) -> list[str]:
+    return [c["props"].get("label") for c in demo.config["components"] if c.get("type") == "tabitem"]
+
+
+def test_tabs_follow_the_job_kinds(monkeypatch):
+    """'From text' / 'From photo' appear only when the job API registers those kinds."""
+    from web import app as web_app
+    from web.app import WebSettings, build_app
+
+    demo = build_app(api=object(), settings=WebSettings())
+    assert _tab_labels(demo) == ["Create from sliders"]
+    monkeypatch.setattr(web_app.J, "job_kinds", lambda api=None: {"sliders", "text", "photo"})
+    demo = build_app(api=object(), settings=WebSettings())
+    assert _tab_labels(demo) == ["Create from sliders", "From text", "From photo"]

@@ -324,13 +324,16 @@ def _photo_tab(holder, job_state, timer, settings) -> None:
     """
     from web.uploads import check_image_file
 
-    photo = gr.Image(label="Photo (PNG, JPEG or WebP)", type="filepath", sources=["upload"])
+    # gr.File, not gr.Image: the web process never decodes the upload (no pixel-flood risk here), and
+    # the sniffing sees the bytes as sent, not Gradio's re-encoding
+    photo = gr.File(label="Photo (PNG, JPEG or WebP)", type="filepath", file_types=[".png", ".jpg", ".jpeg", ".webp"])
     go = gr.Button("Create from photo", variant="primary")
 
     def submit(path: str | None):
         try:
             if not path:
                 raise UserInputError("upload a photo first")
+            # Gradio rejects uploads over max_file_size already; this also covers files it did not check
             check_image_file(path, int(getattr(settings, "upload_max_bytes", 10 * 1024 * 1024)))
             return holder.get().submit("photo", {"photo": str(path)}, {}), gr.Timer(active=True)
         except Exception as e:

@@ -349,5 +349,7 @@ def user_message(exc: BaseException) -> str:
     """The message a user sees for a UserInputError; anything else is reported without internals."""
     if isinstance(exc, UserInputError):
         return str(exc)
+    if type(exc).__name__ == "QueueUnavailableError":  # workers.errors: broker down; the message is redacted
+        return str(exc)
     return "internal error (see the server log)"
 
