@@ -136,6 +136,10 @@ def create_app(settings: Settings, client: bool = False) -> Celery:
         worker_disable_rate_limits=True,
         worker_lost_wait=2.0,  # a dead job process's job is re-queued after 2 s, not 10
         worker_send_task_events=False,
+        # A lost broker connection cannot acknowledge a running job's message any more, and kombu
+        # hands it back to the queue: stop the job (it runs again from the start) rather than let a
+        # second copy run beside it (Celery 6's default; a broker blip restarts running jobs).
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_transport_options=transport_options(settings),

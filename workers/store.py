@@ -179,9 +179,9 @@ class JobStore:
         with self._transaction() as con:
             con.execute("UPDATE runs SET finished = ?, outcome = ? WHERE job_id = ? AND attempt = ?",
                         (time.time(), outcome, job_id, attempt))
-            if state is not None:
-                con.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE job_id = ?",
-                            (state, error, utc_now_iso(), job_id))
+            if state is not None:  # a finished SUCCESS stays (a stray duplicate run must not undo it)
+                con.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE job_id = ? "
+                            "AND (state IS NULL OR state != 'SUCCESS')", (state, error, utc_now_iso(), job_id))
 
     def close_open_runs(self, job_id: str, outcome: str, state: str, error: str | None = None) -> None:
         """End runs that never reported back (their process was killed) and record the job's state."""

@@ -1,0 +1,179 @@
+"""Fault tests of the job queue (slow tier): a worker SIGKILLed mid-job, a Redis restart with jobs
+queued, 20 concurrent submissions, a job whose process keeps dying. Real workers, real brokers:
+the embedded SQLite transport and Redis ($AVATAR_TEST_REDIS_URL or redis://127.0.0.1:6379/13; the
+restart test runs its own redis-server on a free port)."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gltf_validation import validate_glb
+from workers.api import JobAPI
+from workers.embedded import kill_worker_process, start_worker_process, stop_worker_process, wait_worker_ready
+from workers.settings import Settings
+from workers_helpers import (RedisServer, cleanup_redis, deployment_env, make_data_dir, redis_answers,
+                             redis_url_for_tests, wait_for, watch)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=("sqlite", "redis"))
+def broker(request):
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    url = redis_url_for_tests()
+    why = redis_answers(url)
+    if why:
+        pytest.skip(why)
+    yield url
+
+
+class Workers:
+    """Worker processes started by a test, always stopped (or killed) at its end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs = []
+
+    def start(self, n: int = 1, concurrency: int = 1) -> list:
+        started = [start_worker_process(self.settings, concurrency=concurrency) for _ in range(n)]
+        self.procs += started
+        for proc in started:
+            wait_worker_ready(proc, self.settings, timeout=240)
+        return started
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            stop_worker_process(proc, timeout=20)
+
+
+@pytest.fixture
+def deployment(tmp_path, broker):
+    def make(**extra) -> tuple[Settings, JobAPI, Workers]:
+        settings = Settings.from_env(deployment_env(make_data_dir(tmp_path / "data"), broker, **extra))
+        made.append(Workers(settings))
+        return settings, JobAPI(settings), made[-1]
+
+    made: list[Workers] = []
+    yield make
+    for workers in made:
+        workers.stop_all()
+        if broker != "sqlite":
+            cleanup_redis(broker, workers.settings.queue_prefix,
+                          [s.job_id for s in JobAPI(workers.settings).list(1000)])
+
+
+def outcomes(api: JobAPI, job_id: str) -> list[str | None]:
+    return [r["outcome"] for r in api.runs(job_id)]
+
+
+def test_worker_sigkilled_mid_job_its_job_is_delivered_again_and_nothing_is_lost(deployment):
+    vt = 30.0
+    settings, api, workers = deployment(AVATAR_SOFT_TIME_LIMIT="25", AVATAR_TIME_LIMIT="28",
+                                        AVATAR_VISIBILITY_TIMEOUT=str(vt))
+    (first,) = workers.start()
+    # a slower preview (1024 px, ~3 s) so that the kill lands while the temp folder is being written
+    victim = api.submit("sliders", {"sliders": {"height": 0.8}, "motion": "wave"},
+                        {"overrides": {"preview.size": 1024}})
+    queued = [api.submit("sliders", {"sliders": {"height": round(0.2 * i, 1)}}) for i in range(1, 4)]
+    wait_for(lambda: api.status(victim).stage == "preview", 120, what="victim in its preview stage")
+    assert list(settings.jobs_dir.glob(f".{victim}.tmp-*"))  # half-written output exists
+    kill_worker_process(first)  # the worker and its job process, like a crash or the OOM killer
+    killed = time.monotonic()
+    assert api.status(victim).state in ("STARTED", "PROGRESS")  # not lost, not finished
+    assert all(api.status(j).state == "PENDING" for j in queued)
+
+    workers.start()
+    for job in queued:  # queued jobs were in the broker, not in the dead worker: they run at once
+        assert api.wait(job, 120, 0.05).state == "SUCCESS"
+    final, _ = watch(api, victim, timeout=vt + 120)
+    assert final.state == "SUCCESS", final
+    assert time.monotonic() - killed >= vt - 2  # delivered again once the visibility timeout expired
+    assert outcomes(api, victim) == [None, "SUCCESS"]  # the killed run never reported back
+    for job in queued:
+        assert outcomes(api, job) == ["SUCCESS"]
+    assert not [p for p in settings.jobs_dir.iterdir() if p.name.startswith(".")]  # the dead run's temp is gone
+    assert validate_glb(final.files["avatar.glb"])["issues"]["numErrors"] == 0
+    assert json.loads(Path(final.files["params.json"]).read_text())["sliders"]["height"] == pytest.approx(0.8)
+
+
+def test_twenty_concurrent_submissions_all_complete_exactly_once(deployment):
+    settings, api, workers = deployment()
+    workers.start(n=2)  # two workers compete for the same queue
+    heights = [round(0.05 * i, 2) for i in range(20)]
+    ids: list[str | None] = [None] * 20
+    barrier = threading.Barrier(20)
+
+    def submit(i: int) -> None:
+        barrier.wait()
+        ids[i] = api.submit("sliders", {"sliders": {"height": heights[i]}})
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    submitted = time.monotonic() - started
+    assert all(ids) and len(set(ids)) == 20
+    finals = [api.wait(j, 300, 0.1) for j in ids]
+    elapsed = time.monotonic() - started
+    assert [f.state for f in finals] == ["SUCCESS"] * 20, [(f.job_id, f.state, f.error) for f in finals]
+    for job, height, final in zip(ids, heights, finals):
+        assert outcomes(api, job) == ["SUCCESS"], (job, api.runs(job))
+        params = json.loads(Path(final.files["params.json"]).read_text())
+        assert params["sliders"]["height"] == pytest.approx(height)
+    time.sleep(1.0)  # nothing runs a second time afterwards
+    assert all(outcomes(api, j) == ["SUCCESS"] for j in ids)
+    workers_used = {r["worker"].split("/")[0] for j in ids for r in api.runs(j)}
+    print(f"20 jobs: submitted in {submitted:.2f} s, all done in {elapsed:.1f} s "
+          f"({20 / elapsed:.2f} jobs/s) by {len(workers_used)} workers")
+
+
+def test_a_job_whose_process_keeps_dying_is_given_up(deployment):
+    settings, api, workers = deployment(AVATAR_MAX_RETRIES="1")
+    workers.start()
+    job = api.submit("selftest", {"fail": "crash", "fail_attempts": 10})
+    final = api.wait(job, 120, 0.1)
+    assert final.state == "FAILURE" and final.error.startswith("gave up after 4 runs"), final  # 1 + 1 + 2
+    assert outcomes(api, job) == [None, None, None, None, "FAILURE"]
+    assert api.wait(api.submit("selftest", {}), 60).state == "SUCCESS"  # the worker is fine
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_redis_restart_with_jobs_queued_loses_none(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    vt = 12.0
+    settings = Settings.from_env(deployment_env(
+        make_data_dir(tmp_path / "data"), server.url, AVATAR_SOFT_TIME_LIMIT="8", AVATAR_TIME_LIMIT="10",
+        AVATAR_VISIBILITY_TIMEOUT=str(vt)))
+    api = JobAPI(settings)
+    worker = start_worker_process(settings)
+    try:
+        wait_worker_ready(worker, settings, timeout=240)
+        blocker = api.submit("selftest", {"sleep": 3})
+        queued = [api.submit("sliders", {"sliders": {"height": round(0.1 * i, 1)}}) for i in range(1, 6)]
+        wait_for(lambda: api.status(blocker).state == "PROGRESS", 60, what="blocker running")
+        server.restart()  # with the blocker running and five jobs queued
+        restarted = time.monotonic()
+        late = [api.submit("sliders", {"sliders": {"height": 0.95}})]  # the API reconnects too
+        for job in [blocker, *queued, *late]:
+            final = api.wait(job, 180, 0.1)
+            assert final.state == "SUCCESS", final
+        # the blocker was running when the connection broke: the worker stopped it and its message came
+        # back, so it ran again; after the visibility timeout nothing runs a second time
+        time.sleep(max(0.0, vt + 4 - (time.monotonic() - restarted)))
+        assert outcomes(api, blocker)[-1] == "SUCCESS" and outcomes(api, blocker).count("SUCCESS") == 1
+        for job in [*queued, *late]:
+            assert outcomes(api, job) == ["SUCCESS"], (job, api.runs(job))
+        assert api.wait(api.submit("selftest", {}), 60).state == "SUCCESS"
+    finally:
+        stop_worker_process(worker, timeout=20)
+        server.stop()
