@@ -108,6 +108,38 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The web app (Gradio page + REST API) and, by default, an embedded worker process."""
+    from web.app import launch
+
+    launch(host=args.host, port=args.port, start_worker=not args.no_worker, public_url=args.public_url,
+           worker_concurrency=args.concurrency)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A worker in the foreground (production: one per GPU/CPU machine, same broker settings)."""
+    from workers.worker import run_worker
+
+    run_worker(args.queues, args.concurrency, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """Jobs through the same job API the web app uses (needs a running worker)."""
+    from workers.api import get_job_api
+
+    api = get_job_api()
+    if args.action == "list":
+        for st in api.list(limit=args.limit):
+            print(f"{st.job_id}  {st.kind:8s} {st.state:9s} {st.progress * 100:5.1f}%  {st.stage}  {st.created}")
+    elif args.action == "status":
+        print(json.dumps(api.status(args.job_id).to_dict(), indent=2))
+    elif args.action == "cancel":
+        print("cancelled" if api.cancel(args.job_id) else "not cancelled (already finished?)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avatarclip_core.config import preset_names
     from avatarclip_core.pipelines.sliders import SlidersJobConfig
@@ -146,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-o", "--output", default="bench.json")
     bench.set_defaults(func=cmd_bench)
 
+    serve = sub.add_parser("serve", help="web app + REST API on the embedded default (starts a worker too)")
+    serve.add_argument("--host", default=os.environ.get("AVATAR_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("AVATAR_PORT", "7860")))
+    serve.add_argument("--no-worker", action="store_true", help="don't start the embedded worker (run `avatar worker` elsewhere)")
+    serve.add_argument("--concurrency", type=int, default=1, help="job processes of the embedded worker")
+    serve.add_argument("--public-url", help="base URL for download links when behind a proxy")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a job worker in the foreground (AVATAR_BROKER_URL selects the broker)")
+    worker.add_argument("--queues", default=None, help="comma-separated: cpu,gpu (default AVATAR_QUEUES or both)")
+    worker.add_argument("--concurrency", type=int, default=None, help="job processes (default 1)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
+
+    jobs = sub.add_parser("jobs", help="list, inspect or cancel queued jobs")
+    jobs.add_argument("action", choices=["list", "status", "cancel"])
+    jobs.add_argument("job_id", nargs="?")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(func=cmd_jobs)
+
     warm = sub.add_parser("warmup", help="build and cache the default body model (first run takes minutes)")
     warm.set_defaults(func=cmd_warmup)
     return parser
@@ -156,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("WARP_QUIET", "1")
+    if getattr(args, "command", None) == "jobs" and args.action in ("status", "cancel") and not args.job_id:
+        parser.error(f"jobs {args.action} needs a JOB_ID")
     try:
         return args.func(args)
     except UserInputError as exc:
