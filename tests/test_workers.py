@@ -113,6 +113,18 @@ def test_settings_errors_name_the_variable(tmp_path, env, words):
         Settings.from_env({"AVATAR_DATA_DIR": str(tmp_path), **env})
 
 
+def test_package_exports_and_worker_cli_errors(tmp_path):
+    import subprocess
+    import sys
+
+    import workers
+
+    assert workers.JobAPI is JobAPI and callable(workers.start_worker_process) and callable(workers.bench_queue)
+    proc = subprocess.run([sys.executable, "-m", "workers.worker", "--queues", "cpu,tpu"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "AVATAR_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 2 and "error: unknown queue(s) tpu" in proc.stderr
+
+
 # -- submit-side validation (no worker needed) -------------------------------------------------
 @pytest.mark.parametrize("kind, inputs, config, error, words", [
     ("banana", {}, None, UnknownJobKindError, "unknown job kind 'banana' \\(available: sliders"),

@@ -177,3 +177,12 @@ def test_redis_restart_with_jobs_queued_loses_none(tmp_path):
     finally:
         stop_worker_process(worker, timeout=20)
         server.stop()
+
+
+def test_bench_queue_reports_latency_and_throughput():
+    from workers.bench import bench_queue
+
+    result = bench_queue("sqlite", jobs=3, repeats=3)
+    assert result["throughput"]["succeeded"] == 3 and result["throughput"]["runs"] == 3
+    assert 0 < result["noop_submit_to_start_ms"]["median"] < 5000
+    assert result["sliders_end_to_end_ms"]["n"] == 3 and result["worker_start_s"] > 0

@@ -24,6 +24,7 @@ import datetime
 import logging
 import os
 import time
+import warnings
 from json import loads
 from queue import Empty
 
@@ -34,6 +35,8 @@ from sqlalchemy import create_engine, delete, event, text, update
 from sqlalchemy.orm import sessionmaker
 
 log = logging.getLogger(__name__)
+# kombu's models use lazy="noload", deprecated by SQLAlchemy 2.1 (harmless here: the relationship is unused)
+warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated", category=Warning)
 
 DEFAULT_POLLING_INTERVAL = 0.05
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0

@@ -66,12 +66,12 @@ def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | Non
                loglevel: str = "INFO", logfile: str | None = None, settings: Settings | None = None,
                hostname: str | None = None, exit_with_parent: int | None = None) -> None:
     """Run a worker in this process until it is stopped (SIGTERM: finish the running jobs, then exit)."""
+    settings = settings or get_settings()
+    logical = parse_queues(queues, settings)
     from celery import signals
 
     from workers.app import get_app
 
-    settings = settings or get_settings()
-    logical = parse_queues(queues, settings)
     concurrency = int(concurrency or settings.worker_concurrency)
     app = get_app(settings)
     app.set_current()
