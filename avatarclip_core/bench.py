@@ -81,9 +81,15 @@ def bench_export(repeats: int) -> dict:
 
 
 def bench_render_sizes(repeats: int) -> dict:
+    """The CLIP-loop workload (silhouette + shaded + texture-less, gradients to vertices/colours) on
+    the default body, one view and four views per call."""
+    from avatarclip_core.body import create_body_model
     from avatarclip_core.render.bench import bench_render
 
-    return {f"render_{size}": bench_render(size, repeats=repeats) for size in (128, 224, 256)}
+    mesh = create_body_model().rigged_mesh({})
+    body = (mesh.vertices, mesh.faces)
+    return {f"render_{size}_batch{batch}": bench_render(size, repeats=repeats, batch=batch, mesh=body)
+            for size in (128, 224, 256) for batch in (1, 4)}
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ("body", "export", "render")) -> dict:
