@@ -146,6 +146,19 @@ def test_a_job_whose_process_keeps_dying_is_given_up(deployment):
     assert api.wait(api.submit("selftest", {}), 60).state == "SUCCESS"  # the worker is fine
 
 
+def test_time_limits_fail_the_job_with_a_clear_message(deployment):
+    settings, api, workers = deployment(AVATAR_SOFT_TIME_LIMIT="2", AVATAR_TIME_LIMIT="4")
+    workers.start()
+    soft = api.wait(api.submit("selftest", {"sleep": 30}), 60, 0.05)
+    assert soft.state == "FAILURE" and soft.error == "the job exceeded its time limit of 2 s", soft
+    assert outcomes(api, soft.job_id) == ["FAILURE"]
+    hard = api.wait(api.submit("selftest", {"sleep": 30, "fail": "hang", "fail_attempts": 0}), 60, 0.05)
+    assert hard.state == "FAILURE" and "hard time limit" in hard.error, hard
+    wait_for(lambda: outcomes(api, hard.job_id) == ["FAILURE"], 10, what="run closed")
+    assert api.record(hard.job_id).state == "FAILURE"  # in the job store, not only in Celery's results
+    assert api.wait(api.submit("selftest", {}), 60).state == "SUCCESS"
+
+
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_redis_restart_with_jobs_queued_loses_none(tmp_path):
     server = RedisServer(tmp_path / "redis")

@@ -172,6 +172,18 @@ def create_app(settings: Settings, client: bool = False) -> Celery:
 
         signals.task_revoked.connect(on_revoked, weak=False)
 
+        def on_failure(sender=None, task_id=None, exception=None, **_):
+            # the hard time limit killed the job's process (sent in the worker's main process)
+            if getattr(sender, "app", None) is app and type(exception).__name__ == "TimeLimitExceeded":
+                try:
+                    job_store(settings).close_open_runs(
+                        task_id, "FAILURE", "FAILURE",
+                        f"the job exceeded its hard time limit of {settings.time_limit:g} s; its process was killed")
+                except Exception:  # noqa: BLE001
+                    log.exception("could not record the time-out of %s", task_id)
+
+        signals.task_failure.connect(on_failure, weak=False)
+
     return app
 
 

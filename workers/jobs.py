@@ -37,6 +37,15 @@ def run_selftest(ctx: JobContext) -> Path:
         if fail == "crash":
             os._exit(17)  # the job process dies like a segfault or the OOM killer would do it
     sleep = float(ctx.inputs.get("sleep", 0.0))
+    if fail == "hang":  # like native code that never returns to Python: only the hard limit ends it
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        deadline = time.monotonic() + sleep
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+            except SoftTimeLimitExceeded:
+                continue
     steps = max(1, int(sleep / 0.1))
     for i in range(steps):
         ctx.progress("sleep", i / steps, f"step {i + 1}/{steps}")

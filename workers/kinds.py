@@ -197,7 +197,7 @@ register_kind(JobKind(
 
 
 # -- selftest (internal) -----------------------------------------------------------------------
-SELFTEST_FAILURES = ("", "user", "transient", "bug", "crash")
+SELFTEST_FAILURES = ("", "user", "transient", "bug", "crash", "hang")  # hang: sleeps through the soft time limit
 
 
 def validate_selftest(inputs: Any, config: Any) -> tuple[dict, dict]:
