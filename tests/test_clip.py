@@ -1,0 +1,163 @@
+"""CLIP scorer (tiny random-weight model: offline), Eq. 1 / Eq. 4 maths, offline error messages,
+and the offline sentence encoder."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avatarclip_core.clip import (
+    ClipConfig,
+    ClipUnavailableError,
+    TextEncoder,
+    back_prompt,
+    face_prompt,
+    load_scorer,
+    relative_scores,
+    tiny_test_scorer,
+)
+from avatarclip_core.errors import UserInputError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline():
+    """Nothing here may touch the network: HF_HUB_OFFLINE=1, also for an already imported hub."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        try:
+            from huggingface_hub import constants
+
+            mp.setattr(constants, "HF_HUB_OFFLINE", True)
+        except ImportError:
+            pass
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_test_scorer(seed=0)
+
+
+def test_tiny_scorer_encodes_and_is_marked_not_real(tiny):
+    assert tiny.real is False
+    text = tiny.encode_text(["a tall man", "a short woman", "a tall man"])
+    assert text.shape == (3, 64)
+    assert torch.allclose(text.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(text[0], text[2])  # cached / deterministic
+    assert not torch.allclose(text[0], text[1], atol=1e-3)
+    images = torch.rand(3, 80, 100, 3)  # any size and aspect: resized and centre-cropped
+    feats = tiny.encode_image(images)
+    assert feats.shape == (3, 64)
+    assert torch.allclose(feats.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_tiny_scorer_is_seeded(tiny):
+    again = tiny_test_scorer(seed=0)
+    other = tiny_test_scorer(seed=1)
+    t = ["a person"]
+    assert torch.allclose(tiny.encode_text(t), again.encode_text(t), atol=1e-6)
+    assert not torch.allclose(tiny.encode_text(t), other.encode_text(t), atol=1e-3)
+
+
+def test_image_gradients_flow_through_encode_image(tiny):
+    images = torch.rand(2, 128, 128, 3, requires_grad=True)  # shrunk to 64x64 with antialiasing
+    loss = tiny.clip_loss(images, "a muscular woman")
+    loss.backward()
+    assert images.grad is not None
+    assert torch.isfinite(images.grad).all()
+    assert images.grad.abs().sum() > 0
+
+
+def test_clip_loss_is_eq1(tiny):
+    images = torch.rand(2, 64, 64, 3)
+    texts = ["a tall man", "a short woman"]
+    expected = (1 - (tiny.encode_image(images) * tiny.encode_text(texts)).sum(-1)).mean()
+    assert torch.allclose(tiny.clip_loss(images, texts), expected, atol=1e-6)
+    with pytest.raises(ValueError):
+        tiny.clip_loss(images, ["a", "b", "c"])
+
+
+def test_clip_loss_falls_when_optimising_an_image(tiny):
+    torch.manual_seed(0)
+    logits = torch.zeros(1, 64, 64, 3).uniform_(-0.5, 0.5).requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=0.05)
+    prompt = "a tall and fat man"
+    losses = []
+    for _ in range(30):
+        loss = tiny.clip_loss(torch.sigmoid(logits), prompt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.2, losses
+
+
+def test_relative_scores_are_eq4():
+    neutral_img = torch.tensor([1.0, 0.0, 0.0])
+    neutral_txt = torch.tensor([0.0, 1.0, 0.0])
+    text = torch.tensor([0.0, 1.0, 2.0])  # direction +z
+    feats = torch.tensor([[1.0, 0.0, 5.0], [1.0, 0.0, -1.0], [1.0, 3.0, 0.0]])
+    scores = relative_scores(feats, neutral_img, text, neutral_txt)
+    assert torch.allclose(scores, torch.tensor([1.0, -1.0, 0.0]), atol=1e-6)
+    assert int(scores.argmax()) == 0
+
+
+def test_prompt_helpers():
+    assert face_prompt("a tall man") == "the face of a tall man"
+    assert back_prompt(" Iron Man ") == "the back of Iron Man"
+
+
+def test_missing_tag_offline_names_cache_and_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path))
+    with pytest.raises(ClipUnavailableError) as info:
+        load_scorer(ClipConfig(model="ViT-B-32", pretrained="openai", device="cpu"))
+    message = str(info.value)
+    assert isinstance(info.value, UserInputError)
+    assert "ViT-B-32:openai" in message
+    assert str(tmp_path / "cache" / "open_clip") in message
+    assert "offline" in message and "clip.checkpoint=" in message
+
+
+def test_missing_checkpoint_path_is_named(tmp_path):
+    missing = tmp_path / "nope" / "ViT-B-32.pt"
+    with pytest.raises(ClipUnavailableError, match="does not exist") as info:
+        load_scorer(ClipConfig(checkpoint=str(missing), device="cpu"))
+    assert str(missing) in str(info.value)
+
+
+def test_bad_checkpoint_file_and_unknown_names(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ClipUnavailableError, match="could not load CLIP"):
+        load_scorer(ClipConfig(checkpoint=str(junk), device="cpu"))
+    with pytest.raises(ClipUnavailableError, match="did you mean ViT-B-32"):
+        load_scorer(ClipConfig(model="ViT-B-33", device="cpu"))
+    with pytest.raises(ClipUnavailableError, match="not a pretrained tag"):
+        load_scorer(ClipConfig(pretrained="no-such-tag", device="cpu"))
+    with pytest.raises(ClipUnavailableError, match="no CLIP weights configured"):
+        load_scorer(ClipConfig(pretrained="", device="cpu"))
+
+
+def test_checkpoint_path_loads_local_weights(tiny, tmp_path):
+    from avatarclip_core.clip.scorer import TINY_TEST_MODEL
+
+    path = tmp_path / "tiny.pt"
+    torch.save(tiny.model.state_dict(), path)
+    scorer = load_scorer(ClipConfig(model=TINY_TEST_MODEL, pretrained="", checkpoint=str(path), device="cpu"))
+    assert scorer.real
+    t = ["a very tall person"]
+    assert torch.allclose(scorer.encode_text(t), tiny.encode_text(t), atol=1e-5)
+    image = torch.rand(1, 64, 64, 3)
+    assert torch.allclose(scorer.encode_image(image), tiny.encode_image(image), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    return TextEncoder()
+
+
+def test_text_encoder_ranks_paraphrase_above_unrelated(text_encoder):
+    emb = text_encoder.encode(["a very tall man", "an extremely tall guy", "a bowl of soup on a table"])
+    assert emb.shape == (3, 384)
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-4)
+    sims = emb @ emb[0]
+    assert sims[1] > sims[2] + 0.3, sims
