@@ -32,11 +32,10 @@ from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import sqlalchemy as kombu_sqla
 from kombu.utils.encoding import bytes_to_str
 from sqlalchemy import create_engine, delete, event, text, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import configure_mappers, sessionmaker
 
 log = logging.getLogger(__name__)
-# kombu's models use lazy="noload", deprecated by SQLAlchemy 2.1 (harmless here: the relationship is unused)
-warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated", category=Warning)
+_NOLOAD_WARNING = r"The ``noload`` loader strategy is deprecated"
 
 DEFAULT_POLLING_INTERVAL = 0.05
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
@@ -106,6 +105,11 @@ class Channel(kombu_sqla.Channel):
         if key not in self._engines:
             with kombu_sqla._MUTEX:
                 if key not in self._engines:
+                    # kombu's models use lazy="noload", deprecated by SQLAlchemy 2.1 and harmless here
+                    # (that relationship is never loaded): configure the mappers once, quietly.
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message=_NOLOAD_WARNING)
+                        configure_mappers()
                     engine = self._engine_from_config()
                     kombu_sqla.metadata.create_all(engine)
                     self._engines[key] = engine, sessionmaker(bind=engine)
