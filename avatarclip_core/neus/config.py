@@ -1,0 +1,131 @@
+"""Typed configuration of the NeuS implicit avatar (AvatarCLIP Sec. 3.3.2, 4.1.1).
+
+``NeusConfig()`` holds the ``standard`` values (CPU in minutes). ``neus_preset(name)`` applies one of
+``PRESETS`` on top: ``preview`` (CPU in seconds to a minute), ``standard``, ``paper`` (the paper's
+values: 6-layer SDF MLP with positional encoding and geometric initialisation, 4-layer colour
+MLP, 32 uniform + 32 importance samples, Adam 5e-4, 30k iterations; for a GPU). The same keys can
+live in a YAML preset's ``neus:`` section (``load_config(NeusConfig, preset, section="neus")``).
+
+Lengths are metres in the world (the template's frame: Y up, facing +Z) unless a name says
+otherwise; the networks themselves work in a normalised cube (see ``Normalizer``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from avatarclip_core.render import BackgroundConfig, CameraSamplingConfig, ShadingConfig
+
+
+@dataclass
+class NeusConfig:
+    # --- SDF network f(p) -----------------------------------------------------------------------
+    encoding: Literal["hashgrid", "frequency"] = "hashgrid"  # paper: frequency (positional encoding)
+    sdf_layers: int = 3  # linear layers of the SDF MLP (paper: 6)
+    sdf_width: int = 64  # hidden width (paper: 256)
+    sdf_skip_layers: tuple[int, ...] = ()  # layers that re-concatenate the input (paper 6 layers: (3,))
+    feature_dim: int = 16  # SDF-network feature vector handed to the colour networks (paper: 256)
+    frequency_bands: int = 6  # positional-encoding octaves when encoding == "frequency" (NeuS: 6)
+    hash_levels: int = 12
+    hash_features: int = 2  # features per level
+    hash_log2_size: int = 16  # table entries per level = 2 ** this
+    hash_base_resolution: int = 16
+    hash_max_resolution: int = 512  # finest grid over the normalised cube (~4 mm on a 2 m box)
+    init_radius: float = 0.5  # geometric initialisation: a sphere of this radius (normalised units)
+    softplus_beta: float = 100.0
+    weight_norm: bool = False  # NeuS uses weight normalisation; off on the CPU presets (slower)
+    # --- colour networks c(p, n, v) and c_c ----------------------------------------------------
+    color_layers: int = 3  # linear layers (paper: 4)
+    color_width: int = 64  # (paper: 256)
+    color_use_view: bool = False  # the paper drops the view direction (albedo-like textures)
+    color_use_normal: bool = True
+    template_color: tuple[float, float, float] = (0.7, 0.7, 0.7)  # what c(p) reconstructs (neutral)
+    # --- learnable variance (s = exp(10 v)) ----------------------------------------------------
+    variance_init: float = 0.45  # s ~ 90: a ~1 cm wide density shell on a body-sized box
+    # --- ray marching -----------------------------------------------------------------------------
+    n_samples: int = 24  # uniform samples per ray (paper: 32)
+    n_importance: int = 16  # importance samples (paper: 32), in up_sample_steps rounds
+    up_sample_steps: int = 2  # NeuS: 4
+    prune_threshold: float = 1e-4  # drop samples whose estimated weight is below this (0: keep all)
+    perturb: bool = True  # stratified jitter of the uniform samples while training
+    bound_margin: float = 0.08  # metres added around the template's bounding box
+    ray_chunk: int = 8192  # rays per chunk when rendering without gradients
+    # --- stage 1: fit f, c to the template ------------------------------------------------------
+    stage1_iterations: int = 1500  # SDF-supervised steps (points with the template's signed distance)
+    stage1_points: int = 8192  # points per step (half near the surface, a quarter uniform, a quarter on it)
+    stage1_render_iterations: int = 60  # multi-view render steps (colour + mask), learn s
+    stage1_render_size: int = 64
+    stage1_bank_size: int = 200_000  # precomputed points with template signed distances
+    surface_std: tuple[float, float] = (0.005, 0.04)  # metres: Gaussian offsets of near-surface points
+    eikonal_weight: float = 0.1  # lambda1 (Eq. 5) on |grad f| = 1
+    normal_weight: float = 0.1  # grad f vs the template normal at surface points
+    mask_weight: float = 0.1  # lambda2 (Eq. 5)
+    sdf_clamp: float = 0.1  # metres: template SDF targets are clamped to +-this
+    cache: bool = True  # cache stage-1 networks per template (paths.cache_dir("neus"))
+    # --- optimisation ------------------------------------------------------------------------------
+    lr: float = 5e-4  # Adam (paper)
+    lr_encoding: float = 1e-2  # hash tables (instant-ngp style); unused for "frequency"
+    lr_variance: float = 5e-3
+    stage1_lr_scale: float = 4.0  # stage 1 runs at lr * this (a supervised fit; fewer steps)
+    # --- stage 2: CLIP sculpting and texturing ---------------------------------------------------
+    iterations: int = 400  # paper: 30000
+    image_size: int = 96  # rendered for CLIP (paper ~150 thanks to the dilated silhouettes)
+    batch_size: int = 1  # views per step
+    lambda_recon: float = 1.0  # weight of L1 (our shape-keeping SDF term) in Eq. 6
+    lambda_color_clip: float = 1.0  # lambda3: L_clip(shaded colour render)
+    lambda_geometry_clip: float = 1.0  # lambda4: L_clip(texture-less render)
+    sculpt_band: float = 0.05  # metres: f is free within this distance of the template surface
+    reg_points: int = 4096  # regularisation points per step
+    dilation_radius: float = 0.06  # metres, projected per view: silhouette dilation
+    dilation_px: int = 0  # > 0: fixed dilation in pixels instead
+    face_every: int = 4  # every k-th step is a face close-up with face_prompt (0: never)
+    random_shading: bool = True  # Eq. 9 on the colour render (False: unlit colour)
+    stage2_train_variance: bool = False  # let CLIP move s too (off: it tends to blur the surface)
+    camera: CameraSamplingConfig = field(default_factory=CameraSamplingConfig)
+    shading: ShadingConfig = field(default_factory=ShadingConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    progress_every: int = 10
+    # --- extraction -------------------------------------------------------------------------------
+    mc_resolution: int = 192  # marching-cubes cells along the tallest axis
+    min_component_fraction: float = 0.02  # drop connected pieces smaller than this (of all faces)
+    texture_size: int = 1024  # UV texture bake (0: no bake)
+    texture_padding: int = 4  # texels of chart gutter filled by dilation
+    seed: int = 0
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds to a minute on 2 CPU cores: small grids, narrow MLPs, few samples, 64^2 CLIP renders
+    "preview": {
+        "hash_levels": 8, "hash_log2_size": 14, "hash_max_resolution": 256,
+        "sdf_layers": 2, "sdf_width": 32, "feature_dim": 8, "color_layers": 2, "color_width": 32,
+        "n_samples": 16, "n_importance": 8, "up_sample_steps": 1,
+        "stage1_iterations": 300, "stage1_points": 4096, "stage1_render_iterations": 20,
+        "stage1_render_size": 48, "stage1_bank_size": 60_000,
+        "iterations": 60, "image_size": 64, "reg_points": 2048,
+        "mc_resolution": 96, "texture_size": 256,
+    },
+    "standard": {},
+    # the paper's values (Sec. 4.1.1), for a GPU
+    "paper": {
+        "encoding": "frequency", "sdf_layers": 6, "sdf_width": 256, "sdf_skip_layers": (3,),
+        "feature_dim": 256, "frequency_bands": 6, "weight_norm": True, "init_radius": 0.5,
+        "color_layers": 4, "color_width": 256,
+        "n_samples": 32, "n_importance": 32, "up_sample_steps": 4, "prune_threshold": 0.0,
+        "lr": 5e-4, "stage1_lr_scale": 1.0, "stage1_iterations": 10_000, "stage1_points": 16_384,
+        "stage1_render_iterations": 2000, "stage1_render_size": 128, "stage1_bank_size": 500_000,
+        "iterations": 30_000, "image_size": 224, "reg_points": 8192,
+        "mc_resolution": 512, "texture_size": 2048,
+    },
+}
+
+
+def neus_preset(name: str = "standard", overrides: dict[str, Any] | None = None) -> NeusConfig:
+    """NeusConfig for a named preset (``PRESETS``), then dotted ``overrides`` (strings convert)."""
+    from avatarclip_core.config import ConfigError, apply_overrides
+
+    if name not in PRESETS:
+        raise ConfigError(f"unknown NeuS preset {name!r} (available: {', '.join(PRESETS)})")
+    config = apply_overrides(NeusConfig(), PRESETS[name])
+    if overrides:
+        config = apply_overrides(config, overrides)
+    return config
