@@ -415,6 +415,7 @@ def test_launch_serves_and_stops_its_worker(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(90)
+    assert proc.returncode == 0  # Ctrl-C / SIGTERM are a normal stop
     text = log_path.read_text()
     worker_pid = int(re.search(r"embedded worker \(pid (\d+)\)", text).group(1))
     assert "worker stopped" in text, text[-3000:]

@@ -460,8 +460,11 @@ def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True,
     try:
         print(f"Avatar Studio on http://{host}:{port}/  (API token {'required' if token else 'off'}; "
               f"upload limit {human_size(int(getattr(settings, 'upload_max_bytes', 0)))})", flush=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False,
-                    timeout_graceful_shutdown=3)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False,
+                        timeout_graceful_shutdown=3)
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C / SIGTERM: a normal way to stop the server
+            pass
     finally:
         stopping.set()
         if worker is not None:

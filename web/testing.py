@@ -46,7 +46,10 @@ def studio(data_dir: Path, *, worker: bool = True, token: str | None = None, upl
     overrides: dict[str, Any] = {"api_token": token}
     if upload_max_bytes is not None:
         overrides["upload_max_bytes"] = upload_max_bytes
-    env = {k: v for k, v in os.environ.items() if k != "AVATAR_API_TOKEN"}
+    # always the embedded SQLite broker in data_dir: a shared Redis would let another test's worker
+    # (with another data folder) take these jobs
+    dropped = ("AVATAR_API_TOKEN", "AVATAR_BROKER_URL", "AVATAR_RESULT_BACKEND", "AVATAR_QUEUE_PREFIX")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["AVATAR_DATA_DIR"] = str(data_dir)  # broker, result store and jobs all live there
     settings = Settings.from_env(env).replace(**overrides)
     proc = None
