@@ -31,7 +31,7 @@ from queue import Empty
 from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import sqlalchemy as kombu_sqla
 from kombu.utils.encoding import bytes_to_str
-from sqlalchemy import create_engine, delete, event, text, update
+from sqlalchemy import create_engine, delete, event, select, text, update
 from sqlalchemy.orm import configure_mappers, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class Channel(kombu_sqla.Channel):
         self._restore_every = min(5.0, max(0.5, self.visibility_timeout / 10))
         self._next_restore = 0.0
         self._row_ids: dict[str, int] = {}  # delivery tag -> message row id (set when delivered)
+        self._queue_ids: dict[str, int] = {}
 
     # -- engine -------------------------------------------------------------------------------
     def _engine_from_config(self):
@@ -125,14 +126,21 @@ class Channel(kombu_sqla.Channel):
         if now >= self._next_restore:
             self._next_restore = now + self._restore_every
             self._restore_expired()
-        obj = self._get_or_create(queue)
+        queue_id = self._queue_ids.get(queue)
+        if queue_id is None:
+            queue_id = self._queue_ids[queue] = self._get_or_create(queue).id
+        table = self.message_cls.__table__
+        with self._engine.connect() as con:  # an empty queue costs one indexed read, no write lock
+            if con.execute(select(table.c.id).where(table.c.queue_id == queue_id, table.c.visible == True)  # noqa: E712
+                           .limit(1)).first() is None:
+                raise Empty()
         if self.session.bind.name == "sqlite":
             self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
         payload = tag = row_id = None
         try:
             msg = (self.session.query(self.message_cls)
                    .with_for_update()
-                   .filter(self.message_cls.queue_id == obj.id)
+                   .filter(self.message_cls.queue_id == queue_id)
                    .filter(self.message_cls.visible != False)  # noqa: E712
                    .order_by(self.message_cls.sent_at)
                    .order_by(self.message_cls.id)
