@@ -78,6 +78,13 @@ def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | Non
     app.set_default()
     preload_kinds()
     marker = ready_dir(settings) / f"{os.getpid()}.json"
+    for stale in ready_dir(settings).glob("*.json"):  # markers of workers that were killed
+        try:
+            os.kill(int(stale.stem), 0)
+        except (ValueError, ProcessLookupError):
+            stale.unlink(missing_ok=True)
+        except PermissionError:
+            pass
 
     def on_ready(sender=None, **_):
         marker.parent.mkdir(parents=True, exist_ok=True)
