@@ -5,35 +5,23 @@ motion.npz (plus avatar.fbx when export.fbx is set and Blender's bpy is installe
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from avatarclip_core.body import BodyConfig, create_body_model, resolve_device
 from avatarclip_core.config import config_to_dict, load_config
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
-from avatarclip_core.motion.npz import save_motion_npz
 from avatarclip_core.motion.procedural import MotionConfig, make_motion
+from avatarclip_core.pipelines.common import (
+    PARAMS_SCHEMA,
+    ExportConfig,
+    PreviewConfig,
+    preflight_export,
+    seed_everything,
+    write_avatar_files,
+)
 from avatarclip_core.progress import ProgressFn, StageTimer
 from avatarclip_core.provenance import provenance, write_json
-
-PARAMS_SCHEMA = "avatar-studio/params@1"
-SKIN_COLOR = (0.80, 0.62, 0.52)
-
-
-@dataclass
-class PreviewConfig:
-    enabled: bool = True
-    size: int = 384  # pixels per view
-
-
-@dataclass
-class ExportConfig:
-    fbx: bool = False  # needs the optional [fbx] extra (Blender's bpy)
-    skin_color: tuple[float, ...] = SKIN_COLOR
 
 
 @dataclass
@@ -47,12 +35,6 @@ class SlidersJobConfig:
 
 def load_sliders_config(preset: str | None = "preview", overrides: dict | None = None) -> SlidersJobConfig:
     return load_config(SlidersJobConfig, preset, overrides, section="sliders")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def run_sliders_job(
@@ -78,33 +60,13 @@ def run_sliders_job(
         if config.motion.name not in BUILTIN_MOTIONS:
             raise UnknownMotionError(
                 f"unknown motion '{config.motion.name}' (built-in: {', '.join(sorted(BUILTIN_MOTIONS))})")
-    if config.export.fbx:
-        from avatarclip_core.export.fbx import require_bpy
-
-        require_bpy()
+    preflight_export(config.export)
 
     mesh = timer.run("build avatar", lambda: body.rigged_mesh(sliders))
-    color = torch.tensor(config.export.skin_color[:3], dtype=torch.float32)
-    mesh.vertex_colors = color.expand(mesh.vertices.shape[0], 3).clone()
     motion = timer.run("motion", lambda: make_motion(mesh.skeleton, config.motion)) if config.motion.name else None
 
-    from avatarclip_core.export import write_bvh, write_glb
-
     with atomic_job_folder(output_dir, force) as tmp:
-        timer.run("export glb", lambda: write_glb(mesh, tmp / "avatar.glb", motion=motion))
-        if motion is not None:
-            write_bvh(mesh.skeleton, motion, tmp / "motion.bvh")
-            save_motion_npz(tmp / "motion.npz", mesh.skeleton, motion, body.semantic_joints)
-        if config.preview.enabled:
-            from avatarclip_core.render.preview import render_preview
-
-            timer.run("preview", lambda: render_preview(
-                mesh.vertices, mesh.faces, vertex_colors=mesh.vertex_colors, size=config.preview.size,
-                path=tmp / "preview.png"))
-        if config.export.fbx:
-            from avatarclip_core.export.fbx import glb_to_fbx
-
-            timer.run("export fbx", lambda: glb_to_fbx(tmp / "avatar.glb", tmp / "avatar.fbx"))
+        write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
         resolved = {s.name: float(v) for s, v in zip(body.sliders(), shape.tolist())}
         write_json(tmp / "params.json", {
             "schema": PARAMS_SCHEMA,
