@@ -117,6 +117,13 @@ def test_parse_errors(text, message):
     assert message in str(info.value)
 
 
+def test_slider_specs_match_the_body_model(anny_body):
+    """The web reads the sliders in a child process (cached as JSON): same as the body model's."""
+    specs = J.body_slider_specs()
+    assert [(s.name, s.minimum, s.maximum, s.default, s.group, s.description) for s in specs] == [
+        (s.name, s.minimum, s.maximum, s.default, s.group, s.description) for s in anny_body.sliders()]
+
+
 def test_labels_and_groups():
     specs = J.body_slider_specs()
     assert len(specs) == 262
