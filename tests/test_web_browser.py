@@ -85,7 +85,7 @@ def test_page_creates_an_avatar(tmp_path):
     assert rec.inputs == {"sliders": {"height": 0.9}, "motion": "walk"}
     assert rec.config["preset"] == "preview"
     assert shot.stat().st_size > 20_000
-    print(f"\nscreenshot: {shot}")
+    print(f"\nscreenshot: {shot}; timings (ms): {result['timings_ms']}")
 
 
 @pytest.mark.slow

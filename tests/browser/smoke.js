@@ -19,6 +19,8 @@ const timeoutMs = Number(process.env.SMOKE_TIMEOUT_MS || 180000);
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const consoleErrors = [];
   page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  out.timings_ms = {};
+  const t0 = Date.now();
   try {
     await page.goto(url, { waitUntil: "domcontentloaded" });
     if (token !== undefined) {
@@ -29,6 +31,8 @@ const timeoutMs = Number(process.env.SMOKE_TIMEOUT_MS || 180000);
       await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
     }
     await page.getByRole("tab", { name: "Create from sliders" }).waitFor({ timeout: 60000 });
+    await page.locator("#create-btn").waitFor({ timeout: 60000 });
+    out.timings_ms.page_ready = Date.now() - t0;
     out.title = await page.title();
     out.steps.push("tab visible");
 
@@ -39,9 +43,11 @@ const timeoutMs = Number(process.env.SMOKE_TIMEOUT_MS || 180000);
     out.height = await height.inputValue();
     out.steps.push("slider set");
 
+    const t1 = Date.now();
     await page.locator("#create-btn").click();
     out.steps.push("create clicked");
     await page.waitForSelector("#job-status-box[data-state=SUCCESS]", { timeout: timeoutMs });
+    out.timings_ms.create_to_success = Date.now() - t1;
     out.steps.push("success");
     const link = page.locator("#job-downloads a.job-download", { hasText: "avatar.glb" });
     await link.waitFor({ timeout: 30000 });
