@@ -151,7 +151,8 @@ def _gr_error(exc: BaseException) -> gr.Error:
 def build_app(api: Any = None, settings: Any = None, public_url: str | None = None) -> gr.Blocks:
     """The Blocks page with the REST endpoints /create_from_sliders and /job_status.
 
-    `api` is a workers.api.JobAPI (default: workers.api.get_job_api() on first use).
+    `api` is a workers.api.JobAPI (default, on first use: JobAPI(settings), or get_job_api() when
+    settings are not workers.settings.Settings). Slider metadata is read once per process.
     """
     settings = settings or load_settings()
     holder = _LazyAPI(api, settings)
@@ -207,10 +208,13 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
             return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
         try:
             pub = current_status(job_id, request)
-        except Exception as e:
+        except UserInputError as e:  # e.g. an unknown job id: stop polling
             err = {"job_id": job_id, "kind": "", "state": "FAILURE", "stage": "", "progress": 0.0, "message": "",
                    "files": {}, "error": J.user_message(e), "created": ""}
             return J.status_html(err), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip()
+        except Exception:  # a hiccup reading the status (database busy, ...): try again next tick
+            log.warning("status of job %s unavailable", job_id, exc_info=True)
+            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=True), gr.skip()
         if pub["state"] not in J.TERMINAL_STATES:
             return J.status_html(pub), gr.skip(), gr.skip(), gr.Timer(active=True), gr.skip()
         glb = pub["files"].get("avatar.glb")
