@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export AVATAR_DATA_DIR ?= $(CURDIR)/data
 export WARP_QUIET := 1
 
-.PHONY: install install-fbx warmup demo test test-fast test-slow bench js clean
+.PHONY: install install-fbx warmup demo serve test test-fast test-slow bench js browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,15 +35,26 @@ js: tests/js/node_modules/.package-lock.json
 tests/js/node_modules/.package-lock.json: tests/js/package.json
 	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
 
+# Headless browser test: Debian's chromium (apt, as root) + npm playwright-core (never its own browser).
+browser: tests/browser/node_modules/.package-lock.json
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json
+	npm install --prefix tests/browser --no-audit --no-fund --loglevel=error
+
 demo: warmup
 	$(BIN)/avatar body --set height=0.9 --motion walk -o out/example_avatar --force
+
+# The web studio and REST API on the embedded default (SQLite broker + a worker process).
+serve: warmup
+	$(BIN)/avatar serve
 
 test: test-fast test-slow
 
 test-fast: warmup js
 	$(BIN)/python -m pytest -m "not slow" tests
 
-test-slow: warmup js install-fbx
+test-slow: warmup js browser install-fbx
 	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow tests
 
 bench: warmup
