@@ -20,7 +20,7 @@ import pytest
 from avatarclip_core.errors import UserInputError
 from gltf_validation import validate_glb
 from workers.api import JobAPI, JobStatus
-from workers.embedded import start_worker_process, stop_worker_process, wait_worker_ready
+from workers.embedded import start_worker_process, stop_worker_processes, wait_worker_ready
 from workers.errors import (InvalidJobInputError, JobFileError, QueueUnavailableError, UnknownJobError,
                             UnknownJobKindError)
 from workers.settings import Settings, SettingsError, redact_url
@@ -62,10 +62,10 @@ def deployments(tmp_path_factory):
                 wait_worker_ready(dep.proc, dep.settings, timeout=240)
         yield deps
     finally:
-        for dep in deps.values():
-            if isinstance(dep, Deployment):
-                stop_worker_process(dep.proc, timeout=30)
-                if dep.redis_url:
+        running = [dep for dep in deps.values() if isinstance(dep, Deployment)]
+        stop_worker_processes([dep.proc for dep in running], timeout=30)
+        for dep in running:
+            if dep.redis_url:
                     cleanup_redis(dep.redis_url, dep.settings.queue_prefix,
                                   [s.job_id for s in dep.api.list(1000)])
 

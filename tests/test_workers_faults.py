@@ -14,7 +14,8 @@ import pytest
 
 from gltf_validation import validate_glb
 from workers.api import JobAPI
-from workers.embedded import kill_worker_process, start_worker_process, stop_worker_process, wait_worker_ready
+from workers.embedded import (kill_worker_process, start_worker_process, stop_worker_process, stop_worker_processes,
+                              wait_worker_ready)
 from workers.settings import Settings
 from workers_helpers import (RedisServer, cleanup_redis, deployment_env, make_data_dir, redis_answers,
                              redis_url_for_tests, wait_for, watch)
@@ -49,8 +50,7 @@ class Workers:
         return started
 
     def stop_all(self) -> None:
-        for proc in self.procs:
-            stop_worker_process(proc, timeout=20)
+        stop_worker_processes(self.procs, timeout=20)
 
 
 @pytest.fixture
