@@ -177,6 +177,24 @@ def test_unreachable_broker_fails_fast_and_records_the_job(tmp_path):
     assert status.state == "FAILURE" and "could not queue the job" in status.error
 
 
+def test_requeue_lost_sends_again_only_jobs_whose_message_is_gone(offline):
+    import sqlite3
+
+    api = offline
+    job_id = api.submit("selftest", {})  # no worker: the message waits in the broker
+    assert api.requeue_lost(min_age=0, settle=0.1) == []
+    broker = api.settings.broker_url.split(":///", 1)[1]
+    with sqlite3.connect(broker) as con:
+        con.execute("DELETE FROM kombu_message")  # the broker loses its data
+    assert api.requeue_lost(min_age=3600, settle=0.1) == []  # too young to be called lost
+    assert api.requeue_lost(min_age=0, settle=0.1) == [job_id]
+    assert api.requeue_lost(min_age=0, settle=0.1) == []  # it is back
+    api.cancel(job_id)
+    with sqlite3.connect(broker) as con:
+        con.execute("DELETE FROM kombu_message")
+    assert api.requeue_lost(min_age=0, settle=0.1) == []  # cancelled jobs stay cancelled
+
+
 # -- downloads ---------------------------------------------------------------------------------
 def test_safe_job_file_rejects_traversal_and_symlinks(offline, tmp_path):
     settings = offline.settings

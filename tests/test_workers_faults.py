@@ -199,3 +199,34 @@ def test_bench_queue_reports_latency_and_throughput():
     assert result["throughput"]["succeeded"] == 3 and result["throughput"]["runs"] == 3
     assert 0 < result["noop_submit_to_start_ms"]["median"] < 5000
     assert result["sliders_end_to_end_ms"]["n"] == 3 and result["worker_start_s"] > 0
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_redis_without_persistence_restart_lost_jobs_are_queued_again(tmp_path):
+    server = RedisServer(tmp_path / "redis", persistent=False)
+    server.start()
+    settings = Settings.from_env(deployment_env(
+        make_data_dir(tmp_path / "data"), server.url, AVATAR_SOFT_TIME_LIMIT="8", AVATAR_TIME_LIMIT="10",
+        AVATAR_VISIBILITY_TIMEOUT="12", AVATAR_REQUEUE_INTERVAL="3"))
+    api = JobAPI(settings)
+    worker = start_worker_process(settings)
+    try:
+        wait_worker_ready(worker, settings, timeout=240)
+        blocker = api.submit("selftest", {"sleep": 3})
+        queued = [api.submit("sliders", {"sliders": {"height": round(0.1 * i, 1)}}) for i in range(1, 5)]
+        wait_for(lambda: api.status(blocker).state == "PROGRESS", 60, what="blocker running")
+        server.restart()  # every message is gone: the worker's sweep finds the jobs and queues them again
+        for job in [blocker, *queued]:
+            final = api.wait(job, 180, 0.1)
+            assert final.state == "SUCCESS", final
+        for job in queued:
+            assert outcomes(api, job) == ["SUCCESS"], (job, api.runs(job))
+        assert outcomes(api, blocker)[-1] == "SUCCESS" and outcomes(api, blocker).count("SUCCESS") == 1
+        time.sleep(7)  # two more sweeps: nothing is queued again, nothing runs again
+        for job in queued:
+            assert outcomes(api, job) == ["SUCCESS"], (job, api.runs(job))
+        log = settings.log_file.read_text()
+        assert "no longer in the broker; queueing it again" in log
+    finally:
+        stop_worker_process(worker, timeout=20)
+        server.stop()

@@ -99,10 +99,12 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """Our own redis-server on a free port (for tests that restart it), with an append-only file so
-    that what was queued survives a restart, as a production Redis broker must be configured."""
+    """Our own redis-server on a free port (for tests that restart it). persistent=True: with an
+    append-only file, so that what was queued survives a restart (how a production broker should
+    run); persistent=False: everything is lost on restart."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, persistent: bool = True) -> None:
+        self.persistent = persistent
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -112,8 +114,9 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed")
 
     def start(self, timeout: float = 10.0) -> None:
-        subprocess.run([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        subprocess.run([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *aof,
+                        "--dir", str(self.workdir),
                         "--pidfile", str(self.workdir / "redis.pid"), "--logfile", str(self.workdir / "redis.log"),
                         "--daemonize", "yes"], check=True, capture_output=True, timeout=30)
         deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ Public API
     api.cancel(job_id)        # True: it will not run (further); False: it had finished
     api.list(limit=50)        # newest first
     api.file(job_id, name)    # == workers.store.safe_job_file(job_id, name, settings): downloads
+    api.requeue_lost()        # queue again jobs whose message a broker lost (workers do it every 60 s)
 
     from workers.settings import Settings, get_settings   # the ONE settings object (see its table)
     from workers.embedded import start_worker_process, stop_worker_process, wait_worker_ready, run_worker
@@ -32,7 +33,8 @@ Running workers
 Default deployment is embedded: no services, the broker and results are SQLite files in
 <data>/queue/ (kombu's sqla transport, made crash-safe and fast-polling by workers.transport).
 For several machines, or GPU workers elsewhere: AVATAR_BROKER_URL=redis://host:6379/0 on every
-machine (run Redis with appendonly yes, so queued jobs survive a Redis restart) and one shared
+machine (run Redis with appendonly yes so queued jobs survive a Redis restart; without it, the
+workers' periodic requeue_lost() sweep queues lost jobs again within ~2 minutes) and one shared
 AVATAR_DATA_DIR (job store, job folders). Queues: `cpu` (sliders) and `gpu` (jobs whose config
 asks for cuda).
 

@@ -14,6 +14,8 @@ meant for the user; an unreachable broker raises workers.errors.QueueUnavailable
 """
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import logging
 import threading
 import time
@@ -83,16 +85,13 @@ class JobAPI:
     # -- submit -----------------------------------------------------------------------------------
     def submit(self, kind: str, inputs: dict, config: dict | None = None) -> str:
         """Validate, record and queue a job; returns its id."""
-        from workers.app import TASK_NAME
-
         job_kind = get_kind(kind)
         inputs, config = job_kind.validate(inputs, config or {})
         queue = job_kind.route(inputs, config)
         job_id = new_job_id()
         self.store.create(job_id, kind, inputs, config, queue, utc_now_iso())
         try:
-            self.app.send_task(TASK_NAME, args=[job_id, kind, inputs, config], task_id=job_id,
-                               queue=self.settings.queue_name(queue))
+            self._send(job_id, kind, inputs, config, queue)
         except Exception as exc:  # noqa: BLE001  (any broker error: the job must not stay PENDING for ever)
             msg = (f"could not queue the job: the broker {redact_url(self.settings.broker_url)} did not answer "
                    f"({type(exc).__name__})")
@@ -199,6 +198,49 @@ class JobAPI:
                             rec.job_id, type(exc).__name__)
         return True
 
+    # -- recovery ---------------------------------------------------------------------------------
+    def requeue_lost(self, min_age: float = 60.0, settle: float = 1.0) -> list[str]:
+        """Queue again the unfinished, uncancelled jobs older than `min_age` seconds whose message
+        the broker no longer holds (a Redis without persistence restarted, a broker volume lost).
+
+        Safe to call at any time and from several processes (one at a time, under a lock file): a job
+        counts as lost only if two scans of the broker `settle` seconds apart both miss its message,
+        and a message delivered twice never runs a finished job again. Workers call it every
+        AVATAR_REQUEUE_INTERVAL seconds. Returns the ids queued again."""
+        import fcntl
+
+        cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=min_age)
+        if not self.store.unfinished(cutoff.isoformat(timespec="milliseconds")):
+            return []
+        lock_path = self.settings.queue_dir / "requeue.lock"
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                candidates = self.store.unfinished(cutoff.isoformat(timespec="milliseconds"))
+                present = broker_job_ids(self.settings)
+                missing = [r.job_id for r in candidates if r.job_id not in present]
+                if not missing:
+                    return []
+                time.sleep(settle)  # a message between two broker structures shows up in the second scan
+                present = broker_job_ids(self.settings)
+                requeued = []
+                for job_id in missing:
+                    rec = self.store.get(job_id)
+                    if rec is None or rec.cancelled or rec.final or job_id in present:
+                        continue
+                    log.warning("job %s: its message is no longer in the broker; queueing it again", job_id)
+                    self._send(rec.job_id, rec.kind, rec.inputs, rec.config, rec.queue)
+                    requeued.append(job_id)
+                return requeued
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _send(self, job_id: str, kind: str, inputs: dict, config: dict, queue: str) -> None:
+        from workers.app import TASK_NAME
+
+        self.app.send_task(TASK_NAME, args=[job_id, kind, inputs, config], task_id=job_id,
+                           queue=self.settings.queue_name(queue))
+
     def _supports_remote_control(self) -> bool:
         if self._remote_control is None:
             try:
@@ -221,6 +263,52 @@ class JobAPI:
         if self.settings.api_token:
             text = text.replace(self.settings.api_token, "***")
         return text
+
+
+def broker_job_ids(settings: Settings) -> set[str]:
+    """Ids of the jobs whose message the broker holds: queued, reserved by a worker or waiting for
+    a retry. Embedded SQLite and Redis; other brokers raise NotImplementedError."""
+    ids: set[str] = set()
+
+    def add(payload) -> None:
+        try:
+            message = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
+            ids.add(message["headers"]["id"])
+        except (ValueError, KeyError, TypeError):
+            pass
+
+    if settings.broker_kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5, socket_timeout=30)
+        try:
+            for logical in ("cpu", "gpu"):
+                name = settings.queue_name(logical)
+                for key in [name, *client.scan_iter(match=f"{name}\x06\x16*")]:  # kombu priority lists
+                    for item in client.lrange(key, 0, -1):
+                        add(item)
+            for value in client.hvals("unacked"):  # delivered, not yet acknowledged (kombu's default key)
+                try:
+                    add(json.loads(value)[0])
+                except (ValueError, IndexError, TypeError):
+                    pass
+        finally:
+            client.close()
+        return ids
+    if settings.broker_kind == "sqlite":
+        import sqlite3
+
+        path = settings.broker_url.split(":///", 1)[1]
+        con = sqlite3.connect(path, timeout=30)
+        try:
+            for (payload,) in con.execute("SELECT payload FROM kombu_message"):
+                add(payload)
+        except sqlite3.OperationalError:  # no table yet: nothing was ever queued
+            pass
+        finally:
+            con.close()
+        return ids
+    raise NotImplementedError(f"cannot list the messages of a {settings.broker_kind} broker")
 
 
 _API: JobAPI | None = None

@@ -10,6 +10,8 @@ Delivery guarantees (both brokers):
   * Every run is recorded in the job store first (`runs` table); a job whose store state is already
     SUCCESS is not run again when its message comes back (e.g. the worker died between finishing
     and acknowledging), and a job process that keeps dying is given up after max_retries + 3 runs.
+  * Jobs whose message the broker lost altogether (a Redis without persistence restarted) are
+    found by the workers' periodic JobAPI.requeue_lost() sweep and queued again.
   * Job folders are written with force=True into a temp folder renamed into place when complete, so
     a re-delivered job replaces a crashed attempt and a folder exists only when complete.
   * Errors: UserInputError -> FAILURE with its message, never retried; TransientJobError,

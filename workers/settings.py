@@ -21,6 +21,9 @@
 | AVATAR_WORKER_CONCURRENCY     | 1 job process per worker                             |
 | AVATAR_SQLA_POLL_INTERVAL     | 0.05 s (embedded broker polling; kombu's default 1 s |
 |                               | makes every round trip ~1 s)                         |
+| AVATAR_REQUEUE_INTERVAL       | 60 s: workers look this often for unfinished jobs    |
+|                               | whose message the broker lost (a Redis without       |
+|                               | persistence restarted) and queue them again; 0: off  |
 | AVATAR_RESULT_EXPIRES         | 7 days (Celery results; the job store keeps the      |
 |                               | final state of every job for ever)                   |
 | AVATAR_UPLOAD_MAX_BYTES       | 10 MB (photo uploads, enforced by the web app)       |
@@ -85,6 +88,7 @@ class Settings:
     worker_concurrency: int = 1
     sqla_polling_interval: float = 0.05
     result_expires: float = 7 * 24 * 3600.0
+    requeue_interval: float = 60.0
     upload_max_bytes: int = 10 * _MB
     api_token: str | None = field(default=None, repr=False, compare=False)
 
@@ -139,6 +143,7 @@ class Settings:
             worker_concurrency=int(_num(env, "AVATAR_WORKER_CONCURRENCY", 1, int, minimum=1)),
             sqla_polling_interval=_num(env, "AVATAR_SQLA_POLL_INTERVAL", 0.05, minimum=0.001),
             result_expires=_num(env, "AVATAR_RESULT_EXPIRES", 7 * 24 * 3600.0, minimum=60),
+            requeue_interval=_num(env, "AVATAR_REQUEUE_INTERVAL", 60.0),
             upload_max_bytes=int(_num(env, "AVATAR_UPLOAD_MAX_BYTES", 10 * _MB, int, minimum=1)),
             api_token=env.get("AVATAR_API_TOKEN") or None,
         )
@@ -165,6 +170,7 @@ class Settings:
             "AVATAR_WORKER_CONCURRENCY": str(self.worker_concurrency),
             "AVATAR_SQLA_POLL_INTERVAL": repr(self.sqla_polling_interval),
             "AVATAR_RESULT_EXPIRES": repr(self.result_expires),
+            "AVATAR_REQUEUE_INTERVAL": repr(self.requeue_interval),
             "AVATAR_UPLOAD_MAX_BYTES": str(self.upload_max_bytes),
         }
 

@@ -156,6 +156,13 @@ class JobStore:
             con.execute("UPDATE jobs SET cancelled = 1 WHERE job_id = ?", (job_id,))
             return True
 
+    def unfinished(self, created_before: str) -> list[JobRecord]:
+        """Jobs not finished and not cancelled, created before an ISO time (oldest first)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM jobs WHERE cancelled = 0 AND (state IS NULL OR state = 'STARTED') "
+                               "AND created < ? ORDER BY rowid", (created_before,)).fetchall()
+        return [_record(r) for r in rows]
+
     def is_cancelled(self, job_id: str) -> bool:
         with self._connect() as con:
             row = con.execute("SELECT cancelled FROM jobs WHERE job_id = ?", (job_id,)).fetchone()

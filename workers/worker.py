@@ -86,7 +86,22 @@ def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | Non
         except PermissionError:
             pass
 
+    def sweep_lost_jobs() -> None:
+        from workers.api import JobAPI
+
+        api = JobAPI(settings)
+        while True:
+            time.sleep(settings.requeue_interval)
+            try:
+                api.requeue_lost(min_age=settings.requeue_interval)
+            except NotImplementedError:
+                return
+            except Exception as exc:  # noqa: BLE001  (the broker may be down right now; next round)
+                log.warning("looking for lost jobs failed: %s: %s", type(exc).__name__, exc)
+
     def on_ready(sender=None, **_):
+        if settings.requeue_interval > 0:
+            threading.Thread(target=sweep_lost_jobs, name="requeue-lost", daemon=True).start()
         marker.parent.mkdir(parents=True, exist_ok=True)
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "hostname": getattr(sender, "hostname", None),
