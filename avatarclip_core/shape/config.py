@@ -1,0 +1,62 @@
+"""Typed configs of the shape VAE, the code-book and the shape query (YAML section ``shape``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ShapeVAEConfig:
+    latent_dim: int = 16  # paper
+    hidden: int = 128  # width of the two hidden layers of encoder and decoder
+    train_samples: int = 20000  # bodies drawn from the training distribution (space.py)
+    held_out: int = 2000
+    epochs: int = 20
+    batch_size: int = 512
+    lr: float = 3e-3
+    kl_weight: float = 0.1  # per coordinate, against the standardised reconstruction error
+
+
+@dataclass
+class CodebookConfig:
+    samples: int = 4096  # latent codes drawn from N(0, I) (paper: 40,960)
+    size: int = 256  # K-Means centroids (paper: 2,048)
+    kmeans_iters: int = 40
+
+
+@dataclass
+class ShapeQueryConfig:
+    method: str = "auto"  # auto | clip | text: auto uses CLIP when a real scorer is given
+    neutral_text: str = "a person"  # t_n of Eq. 4
+
+
+@dataclass
+class ShapeConfig:
+    """name: the artifact set (packaged: preview, standard, paper); artifacts_dir: "" = the data
+    folder's shape/<name> when `avatar train shape` wrote one, else the packaged set."""
+
+    name: str = "preview"
+    artifacts_dir: str = ""
+    seed: int = 0
+    vae: ShapeVAEConfig = field(default_factory=ShapeVAEConfig)
+    codebook: CodebookConfig = field(default_factory=CodebookConfig)
+    query: ShapeQueryConfig = field(default_factory=ShapeQueryConfig)
+
+
+# The values of the packaged artifact sets (and of the `shape:` section of configs/<preset>.yaml).
+SHAPE_PRESETS: dict[str, dict] = {
+    "preview": {"name": "preview", "vae": {"hidden": 128, "train_samples": 20000, "epochs": 20},
+                "codebook": {"samples": 4096, "size": 256}},
+    "standard": {"name": "standard", "vae": {"hidden": 256, "train_samples": 40000, "epochs": 25},
+                 "codebook": {"samples": 16384, "size": 1024}},
+    "paper": {"name": "paper", "vae": {"hidden": 256, "train_samples": 50000, "epochs": 30},
+              "codebook": {"samples": 40960, "size": 2048}},
+}
+
+
+def preset_shape_config(name: str) -> ShapeConfig:
+    """ShapeConfig with SHAPE_PRESETS[name] applied (what the packaged set `name` was built with)."""
+    from avatarclip_core.config import ConfigError, apply_overrides
+
+    if name not in SHAPE_PRESETS:
+        raise ConfigError(f"unknown shape preset '{name}' ({', '.join(SHAPE_PRESETS)})")
+    return apply_overrides(ShapeConfig(), SHAPE_PRESETS[name])
