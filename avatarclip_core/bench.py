@@ -92,8 +92,19 @@ def bench_render_sizes(repeats: int) -> dict:
             for size in (128, 224, 256) for batch in (1, 4)}
 
 
-def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ("body", "export", "render")) -> dict:
-    benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes}
+def bench_queues(repeats: int) -> dict:
+    """Queue overhead (submit -> started), sliders-job latency and 20-job throughput on both brokers
+    with a real worker process (workers.bench; Redis is skipped with a reason when none answers)."""
+    from workers.bench import bench_queue
+
+    return {kind: bench_queue(kind, jobs=20, repeats=repeats) for kind in ("sqlite", "redis")}
+
+
+ALL_SECTIONS = ("body", "export", "render", "queue")
+
+
+def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
+    benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)

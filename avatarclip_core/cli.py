@@ -23,6 +23,21 @@ def _describe_config(cls) -> str:
     return "\n".join(lines)
 
 
+def _describe_sliders_config() -> str:
+    from avatarclip_core.pipelines.sliders import SlidersJobConfig
+
+    return ("--set NAME=VALUE sets a body slider (see `avatar sliders`); --set a.b=VALUE sets a config key.\n"
+            + _describe_config(SlidersJobConfig))
+
+
+def _describe_text_config() -> str:
+    try:
+        from avatarclip_core.pipelines.text import TextJobConfig
+    except ImportError as exc:  # a broken optional stack must not break `avatar --help`
+        return f"(config keys unavailable: {exc})"
+    return _describe_config(TextJobConfig)
+
+
 def _split_sets(pairs: list[str]) -> tuple[dict[str, str], dict[str, float]]:
     """`--set` takes config keys (dotted: motion.fps=24) and body sliders (plain: height=0.9)."""
     from avatarclip_core.config import parse_override
@@ -76,6 +91,53 @@ def cmd_body(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_text(args: argparse.Namespace) -> int:
+    from avatarclip_core.pipelines.text import load_text_config, run_text_job
+
+    overrides, sliders = _split_sets(args.set or [])
+    if sliders:
+        raise UserInputError(f"`avatar text` takes config keys only (dotted names); got slider(s) {', '.join(sliders)}")
+    if args.motion is not None:
+        overrides["motion.name"] = args.motion
+    if args.seed is not None:
+        overrides["seed"] = str(args.seed)
+    if args.fbx:
+        overrides["export.fbx"] = "true"
+    if args.clip:
+        model, _, tag = args.clip.partition(":")
+        overrides["clip.model"] = model
+        if tag:
+            overrides["clip.pretrained"] = tag
+    if args.clip_checkpoint:
+        overrides["clip.checkpoint"] = args.clip_checkpoint
+    config = load_text_config(args.preset, overrides)
+    progress = _TqdmProgress(args.quiet)
+    try:
+        out = run_text_job(args.shape or "", args.appearance, config, Path(args.output), force=args.force,
+                           progress=progress)
+    finally:
+        progress.close()
+    warnings = json.loads((out / "params.json").read_text()).get("warnings", [])
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.what == "shape":
+        from avatarclip_core.config import load_config
+        from avatarclip_core.shape.config import ShapeConfig
+        from avatarclip_core.shape.train import train_shape_artifacts
+
+        overrides, _ = _split_sets(args.set or [])
+        config = load_config(ShapeConfig, args.preset, {k.removeprefix("shape."): v for k, v in overrides.items()},
+                             section="shape")
+        out = train_shape_artifacts(config, Path(args.output) if args.output else None)
+        print(out)
+    return 0
+
+
 def cmd_sliders(args: argparse.Namespace) -> int:
     from avatarclip_core.body import BodyConfig, create_body_model
     from avatarclip_core.config import apply_overrides
@@ -92,9 +154,13 @@ def cmd_sliders(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from avatarclip_core.bench import run_bench
+    from avatarclip_core.bench import ALL_SECTIONS, run_bench
 
-    results = run_bench(repeats=args.repeats, output=Path(args.output))
+    sections = tuple(args.only.split(",")) if args.only else ALL_SECTIONS
+    unknown = set(sections) - set(ALL_SECTIONS)
+    if unknown:
+        raise UserInputError(f"unknown bench section(s) {', '.join(sorted(unknown))}: choose from {', '.join(ALL_SECTIONS)}")
+    results = run_bench(repeats=args.repeats, output=Path(args.output), sections=sections)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -140,11 +206,21 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+class _LazyEpilogParser(argparse.ArgumentParser):
+    """An epilog computed when help is printed, so listing heavy configs costs nothing otherwise."""
+
+    epilog_fn = None
+
+    def format_help(self) -> str:
+        if self.epilog_fn is not None:
+            self.epilog = self.epilog_fn()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avatarclip_core.config import preset_names
-    from avatarclip_core.pipelines.sliders import SlidersJobConfig
 
-    parser = argparse.ArgumentParser(
+    parser = _LazyEpilogParser(
         prog="avatar", description="Game-ready 3D avatars from sliders, text and photos.",
         epilog="Data folder: $AVATAR_DATA_DIR (default ./data). `avatar COMMAND --help` shows each command's options.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
@@ -155,8 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a job folder: avatar.glb, params.json, preview.png, provenance.json "
                     "(+ motion.bvh, motion.npz with --motion; avatar.fbx with --fbx).",
-        epilog="--set NAME=VALUE sets a body slider (see `avatar sliders`); --set a.b=VALUE sets a config key.\n"
-               + _describe_config(SlidersJobConfig))
+        )
+    body.epilog_fn = _describe_sliders_config  # torch is imported only when help is shown
     body.add_argument("--set", action="append", metavar="NAME=VALUE", help="slider or config override (repeatable)")
     body.add_argument("--motion", help="built-in motion: idle, wave or walk")
     body.add_argument("--preset", default="preview", choices=preset_names() or None, help="config preset (configs/)")
@@ -167,6 +243,34 @@ def build_parser() -> argparse.ArgumentParser:
     body.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     body.set_defaults(func=cmd_body)
 
+    text = sub.add_parser(
+        "text", help="avatar from text (AvatarCLIP): --shape and/or --appearance",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Shape from the code-book queried by text; appearance sculpted and textured with CLIP "
+                    "(NeuS) when CLIP weights are available; rigged, optionally animated.",
+        )
+    text.epilog_fn = _describe_text_config  # imports the text stack only when help is shown
+    text.add_argument("--shape", help='body description, e.g. "a tall and fat man"')
+    text.add_argument("--appearance", help='look, e.g. "Iron Man" (needs CLIP weights)')
+    text.add_argument("--motion", help="built-in motion: idle, wave or walk")
+    text.add_argument("--clip", help="open_clip MODEL:TAG, e.g. ViT-B-32:openai (downloads once where online)")
+    text.add_argument("--clip-checkpoint", help="local CLIP weights file")
+    text.add_argument("--preset", default="preview", choices=preset_names() or None)
+    text.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. neus.iterations=200")
+    text.add_argument("--seed", type=int)
+    text.add_argument("--fbx", action="store_true")
+    text.add_argument("-o", "--output", required=True)
+    text.add_argument("--force", action="store_true")
+    text.add_argument("-q", "--quiet", action="store_true")
+    text.set_defaults(func=cmd_text)
+
+    train = sub.add_parser("train", help="rebuild trained artifacts (shape: VAE + code-book)")
+    train.add_argument("what", choices=["shape"])
+    train.add_argument("--preset", default="preview", choices=preset_names() or None)
+    train.add_argument("--set", action="append", metavar="KEY=VALUE")
+    train.add_argument("-o", "--output", help="artifact folder (default: the data folder)")
+    train.set_defaults(func=cmd_train)
+
     sliders = sub.add_parser("sliders", help="list the body model's sliders and ranges")
     sliders.add_argument("--group", help="only this group (e.g. phenotype, cheek, nose)")
     sliders.add_argument("--set", action="append", metavar="body.KEY=VALUE", help="body config override")
@@ -176,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure body forward, rendering and GLB export; write bench.json")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("-o", "--output", default="bench.json")
+    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue (default all)")
     bench.set_defaults(func=cmd_bench)
 
     serve = sub.add_parser("serve", help="web app + REST API on the embedded default (starts a worker too)")

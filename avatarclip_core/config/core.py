@@ -143,15 +143,16 @@ def parse_override(text: str) -> tuple[str, str]:
 
 
 def load_config(cls: type[T], preset: str | None = None, overrides: dict[str, Any] | None = None, section: str | None = None) -> T:
-    """Build `cls()`, apply preset YAML (optionally one top-level `section` of it), then overrides."""
+    """Build `cls()`, apply preset YAML (optionally one `section` of it, dotted for nesting:
+    "text.neus"), then overrides."""
     config = cls()
     if preset:
         path = presets_dir() / f"{preset}.yaml"
         if not path.is_file():
             raise ConfigError(f"unknown preset '{preset}' (available: {', '.join(preset_names())})")
         data = yaml.safe_load(path.read_text()) or {}
-        if section is not None:
-            data = data.get(section, {}) or {}
+        for part in (section.split(".") if section else []):  # e.g. "text.neus"
+            data = (data.get(part) or {}) if isinstance(data, dict) else {}
         config = apply_overrides(config, data)
     if overrides:
         config = apply_overrides(config, overrides)
