@@ -17,6 +17,8 @@ _HEIGHT = [(0.15, "very short", "tiny", "very small"), (0.35, "short", "short", 
            (0.85, "tall", "tall", "tall"), (1.01, "very tall", "giant", "extremely tall")]
 _WEIGHT = [(0.15, "very thin", "skinny", "emaciated"), (0.35, "thin", "slim", "slender"), (0.65, None),
            (0.85, "heavy", "overweight", "chubby"), (1.01, "very fat", "obese", "very heavy")]
+# Low muscle is deliberately not put into words: the sentence model puts "weak"/"frail" right next
+# to "strong", so such entries won queries like "a strong man" (measured on the preview code-book).
 _MUSCLE = [(0.68, None), (0.87, "muscular", "athletic", "strong"),
            (1.01, "very muscular", "bodybuilder", "extremely muscular")]
 _AGE = [(0.6, None), (0.8, None), (0.88, "middle-aged", "middle-aged", "mature"),
