@@ -32,6 +32,7 @@ class NeusConfig:
     hash_base_resolution: int = 16
     hash_max_resolution: int = 512  # finest grid over the normalised cube (~4 mm on a 2 m box)
     init_radius: float = 0.5  # geometric initialisation: a sphere of this radius (normalised units)
+    activation: Literal["softplus", "relu"] = "relu"  # hidden activation of f (NeuS: softplus, slower on CPU)
     softplus_beta: float = 100.0
     weight_norm: bool = False  # NeuS uses weight normalisation; off on the CPU presets (slower)
     # --- colour networks c(p, n, v) and c_c ----------------------------------------------------
@@ -41,7 +42,7 @@ class NeusConfig:
     color_use_normal: bool = True
     template_color: tuple[float, float, float] = (0.7, 0.7, 0.7)  # what c(p) reconstructs (neutral)
     # --- learnable variance (s = exp(10 v)) ----------------------------------------------------
-    variance_init: float = 0.45  # s ~ 90: a ~1 cm wide density shell on a body-sized box
+    variance_init: float = 0.6  # s ~ 400: a few-mm density shell on a body-sized box (NeuS: 0.3)
     # --- ray marching -----------------------------------------------------------------------------
     n_samples: int = 24  # uniform samples per ray (paper: 32)
     n_importance: int = 16  # importance samples (paper: 32), in up_sample_steps rounds
@@ -55,6 +56,7 @@ class NeusConfig:
     stage1_points: int = 8192  # points per step (half near the surface, a quarter uniform, a quarter on it)
     stage1_render_iterations: int = 60  # multi-view render steps (colour + mask), learn s
     stage1_render_size: int = 64
+    stage1_render_train_sdf: bool = False  # render steps also move f (with SDF supervision + eikonal)
     stage1_bank_size: int = 200_000  # precomputed points with template signed distances
     surface_std: tuple[float, float] = (0.005, 0.04)  # metres: Gaussian offsets of near-surface points
     eikonal_weight: float = 0.1  # lambda1 (Eq. 5) on |grad f| = 1
@@ -63,15 +65,16 @@ class NeusConfig:
     sdf_clamp: float = 0.1  # metres: template SDF targets are clamped to +-this
     cache: bool = True  # cache stage-1 networks per template (paths.cache_dir("neus"))
     # --- optimisation ------------------------------------------------------------------------------
-    lr: float = 5e-4  # Adam (paper)
-    lr_encoding: float = 1e-2  # hash tables (instant-ngp style); unused for "frequency"
+    lr: float = 5e-4  # Adam, stage 2 (paper: 5e-4 throughout)
+    lr_encoding: float = 1e-2  # stage-2 hash tables (instant-ngp style); unused for "frequency"
     lr_variance: float = 5e-3
-    stage1_lr_scale: float = 4.0  # stage 1 runs at lr * this (a supervised fit; fewer steps)
+    stage1_lr: float = 2e-3  # stage 1 (a supervised fit: fewer, larger steps), cosine decay to 10 %
+    stage1_lr_encoding: float = 1e-2
     # --- stage 2: CLIP sculpting and texturing ---------------------------------------------------
     iterations: int = 400  # paper: 30000
     image_size: int = 96  # rendered for CLIP (paper ~150 thanks to the dilated silhouettes)
     batch_size: int = 1  # views per step
-    lambda_recon: float = 1.0  # weight of L1 (our shape-keeping SDF term) in Eq. 6
+    lambda_recon: float = 10.0  # weight of L1 (our shape-keeping SDF term, normalised units) in Eq. 6
     lambda_color_clip: float = 1.0  # lambda3: L_clip(shaded colour render)
     lambda_geometry_clip: float = 1.0  # lambda4: L_clip(texture-less render)
     sculpt_band: float = 0.05  # metres: f is free within this distance of the template surface
@@ -107,11 +110,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "standard": {},
     # the paper's values (Sec. 4.1.1), for a GPU
     "paper": {
-        "encoding": "frequency", "sdf_layers": 6, "sdf_width": 256, "sdf_skip_layers": (3,),
+        "encoding": "frequency", "activation": "softplus", "variance_init": 0.3, "sdf_layers": 6, "sdf_width": 256, "sdf_skip_layers": (3,),
         "feature_dim": 256, "frequency_bands": 6, "weight_norm": True, "init_radius": 0.5,
         "color_layers": 4, "color_width": 256,
         "n_samples": 32, "n_importance": 32, "up_sample_steps": 4, "prune_threshold": 0.0,
-        "lr": 5e-4, "stage1_lr_scale": 1.0, "stage1_iterations": 10_000, "stage1_points": 16_384,
+        "lr": 5e-4, "lr_variance": 5e-4, "stage1_lr": 5e-4, "stage1_render_train_sdf": True, "stage1_iterations": 10_000, "stage1_points": 16_384,
         "stage1_render_iterations": 2000, "stage1_render_size": 128, "stage1_bank_size": 500_000,
         "iterations": 30_000, "image_size": 224, "reg_points": 8192,
         "mc_resolution": 512, "texture_size": 2048,

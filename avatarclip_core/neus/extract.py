@@ -6,7 +6,9 @@
 - ``query_colors``: c_c (or c) at the vertices with the SDF normal.
 - ``bake_texture`` (beyond the paper): xatlas charts, each texel centre inside a chart is mapped
   to its surface point by barycentric interpolation in UV space and coloured by the network;
-  empty texels next to charts are filled by dilation so bilinear lookups at seams stay clean.
+  texels within 2 texels of a chart take the colour of the chart's closest point (so bilinear
+  lookups at chart edges, and charts smaller than a texel, read their own colours); what is
+  left of the gutters is filled by dilation.
   UV convention as render.sample_texture: u right, v up, texture row 0 at v = 1.
 """
 from __future__ import annotations
@@ -100,7 +102,11 @@ def uv_atlas(vertices: torch.Tensor, faces: torch.Tensor, size: int, padding: in
     import xatlas
 
     atlas = xatlas.Atlas()
-    atlas.add_mesh(vertices.numpy().astype(np.float32), faces.numpy().astype(np.uint32))
+    # xatlas ignores faces with area below float epsilon (and gives them uv 0): marching cubes makes
+    # slivers that small on metre-sized meshes, so hand it the mesh scaled to a ~1000-unit box
+    v = vertices.double()
+    v = (v - v.min(0).values) * (1000.0 / float((v.max(0).values - v.min(0).values).max().clamp_min(1e-9)))
+    atlas.add_mesh(v.numpy().astype(np.float32), faces.numpy().astype(np.uint32))
     pack = xatlas.PackOptions()
     pack.resolution = int(size)
     pack.padding = int(padding)
@@ -111,47 +117,51 @@ def uv_atlas(vertices: torch.Tensor, faces: torch.Tensor, size: int, padding: in
             torch.from_numpy(uvs.astype(np.float32)))
 
 
-def rasterize_uv(uvs: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = 20000):
-    """Which triangle covers each texel centre of a size x size texture, and where.
+def rasterize_uv(uvs: torch.Tensor, faces: torch.Tensor, size: int, dilate: int = 0, chunk: int = 20000):
+    """Which triangle each texel of a size x size texture belongs to, and where on it.
 
-    Returns texel ids (T,) into the flattened (size * size) image (row 0 = top, v = 1), the face
-    of each (T,) and barycentrics (T, 3). Each triangle enumerates the texels of its bounding box.
+    Texel centres inside a triangle take that triangle and their barycentrics. With ``dilate`` > 0,
+    texels within that many texels of some triangle but inside none (chart borders, charts smaller
+    than a texel) take the *closest point* of the nearest triangle, so bilinear lookups at chart
+    edges read the chart's own colours. Returns texel ids (T,) into the flattened image (row 0 =
+    top, v = 1), faces (T,) and barycentrics (T, 3).
     """
+    from .mesh_sdf import closest_points_on_triangles
+
     H = W = int(size)
     px = uvs[:, 0] * W  # texel-space x (centres at j + 0.5)
     py = (1.0 - uvs[:, 1]) * H  # rows from the top
     tx, ty = px[faces], py[faces]  # (F, 3)
-    x0 = tx.min(1).values.floor().clamp(0, W - 1).long()
-    x1 = tx.max(1).values.ceil().clamp(0, W).long()
-    y0 = ty.min(1).values.floor().clamp(0, H - 1).long()
-    y1 = ty.max(1).values.ceil().clamp(0, H).long()
+    x0 = (tx.min(1).values.floor() - dilate).clamp(0, W - 1).long()
+    x1 = (tx.max(1).values.ceil() + dilate).clamp(0, W).long()
+    y0 = (ty.min(1).values.floor() - dilate).clamp(0, H - 1).long()
+    y1 = (ty.max(1).values.ceil() + dilate).clamp(0, H).long()
     bw, bh = (x1 - x0).clamp_min(1), (y1 - y0).clamp_min(1)
-    out_pix, out_face, out_bary = [], [], []
+    corners = torch.stack([tx, ty, torch.zeros_like(tx)], -1)  # (F, 3 corners, xyz)
+    out_pix, out_face, out_bary, out_dist = [], [], [], []
     for s in range(0, faces.shape[0], chunk):
-        sl = slice(s, s + chunk)
-        n = (bw[sl] * bh[sl])
+        n = bw[s:s + chunk] * bh[s:s + chunk]
         fid = torch.repeat_interleave(torch.arange(s, s + n.shape[0]), n)
         start = torch.cumsum(n, 0) - n
         local = torch.arange(int(n.sum())) - torch.repeat_interleave(start, n)
         bwf = bw[fid]
         cx = x0[fid] + local % bwf
         cy = y0[fid] + torch.div(local, bwf, rounding_mode="floor")
-        qx, qy = cx.float() + 0.5, cy.float() + 0.5
-        ax, ay = tx[fid, 0], ty[fid, 0]
-        bx, by = tx[fid, 1], ty[fid, 1]
-        cx_, cy_ = tx[fid, 2], ty[fid, 2]
-        area = (bx - ax) * (cy_ - ay) - (cx_ - ax) * (by - ay)
-        area = torch.where(area.abs() < 1e-12, torch.full_like(area, 1e-12), area)
-        w0 = ((bx - qx) * (cy_ - qy) - (cx_ - qx) * (by - qy)) / area
-        w1 = ((cx_ - qx) * (ay - qy) - (ax - qx) * (cy_ - qy)) / area
-        w2 = 1.0 - w0 - w1
-        inside = (w0 >= -1e-6) & (w1 >= -1e-6) & (w2 >= -1e-6) & (cx < W) & (cy < H)
-        out_pix.append((cy * W + cx)[inside])
-        out_face.append(fid[inside])
-        out_bary.append(torch.stack([w0, w1, w2], -1)[inside])
-    pix, face, bary = torch.cat(out_pix), torch.cat(out_face), torch.cat(out_bary)
-    # a texel on a shared edge may be claimed twice: keep the first
-    order = torch.argsort(pix, stable=True)
+        ok = (cx < W) & (cy < H)
+        fid, cx, cy = fid[ok], cx[ok], cy[ok]
+        q = torch.stack([cx.float() + 0.5, cy.float() + 0.5, torch.zeros_like(cx, dtype=torch.float32)], -1)
+        c = corners[fid]
+        bary, _ = closest_points_on_triangles(q, c[:, 0], c[:, 1], c[:, 2])
+        dist = (q - (c * bary.unsqueeze(-1)).sum(1)).norm(dim=-1)
+        keep = dist <= (dilate if dilate > 0 else 1e-4)
+        out_pix.append((cy * W + cx)[keep])
+        out_face.append(fid[keep])
+        out_bary.append(bary[keep])
+        out_dist.append(dist[keep])
+    pix, face, bary, dist = (torch.cat(x) for x in (out_pix, out_face, out_bary, out_dist))
+    # one triangle per texel: the nearest (inside = distance 0; ties keep the first)
+    order = torch.argsort(dist, stable=True)
+    order = order[torch.argsort(pix[order], stable=True)]
     pix, face, bary = pix[order], face[order], bary[order]
     first = torch.ones_like(pix, dtype=torch.bool)
     first[1:] = pix[1:] != pix[:-1]
@@ -180,7 +190,7 @@ def bake_texture(model: NeusModel, vertices: torch.Tensor, faces: torch.Tensor, 
     """UV-unwrap the mesh with xatlas and bake the colour network into a size x size texture."""
     vmap, uv_faces, uvs = uv_atlas(vertices, faces, size, padding=max(1, padding // 2))
     uv_vertices = vertices[vmap]
-    pix, face, bary = rasterize_uv(uvs, uv_faces, size)
+    pix, face, bary = rasterize_uv(uvs, uv_faces, size, dilate=2)
     pts = (uv_vertices[uv_faces[face]] * bary.unsqueeze(-1)).sum(1)
     colors = query_colors(model, pts, stylised) if pts.shape[0] else pts.new_zeros(0, 3)
     tex = torch.tensor(fill_color, dtype=torch.float32).repeat(size * size, 1)

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from avatarclip_core.render._ops import gather_rows
 
 from .config import NeusConfig
 
-_PRIMES = (1, 2654435761, 805459861)
-_CORNERS = torch.tensor([[(c >> 0) & 1, (c >> 1) & 1, (c >> 2) & 1] for c in range(8)], dtype=torch.long)
 
 
 @dataclass
@@ -64,18 +61,36 @@ class FrequencyEncoding(nn.Module):
         self.register_buffer("freqs", 2.0 ** torch.arange(bands, dtype=torch.float32), persistent=False)
         self.out_dim = 3 + 6 * bands
 
-    def forward(self, p: torch.Tensor) -> torch.Tensor:
+    def forward(self, p: torch.Tensor, jacobian: bool = False):
+        """p (N, 3) -> encoding (N, D) and, with ``jacobian``, d encoding / d p as (N, 3, D)."""
+        N = p.shape[0]
+        eye = torch.eye(3, dtype=p.dtype, device=p.device).expand(N, 3, 3) if jacobian else None
         if self.bands == 0:
-            return p
-        x = (p.unsqueeze(-1) * self.freqs).flatten(-2)  # (N, 3 * bands), dim-major
-        return torch.cat([p, torch.sin(x), torch.cos(x)], dim=-1)
+            return p, eye
+        x = p.unsqueeze(-1) * self.freqs  # (N, 3, bands)
+        sin, cos = torch.sin(x), torch.cos(x)
+        enc = torch.cat([p, sin.flatten(1), cos.flatten(1)], dim=-1)
+        if not jacobian:
+            return enc, None
+        # d sin(2^k p_i) / d p_j = delta_ij 2^k cos(.): block-diagonal over the input axis
+        d_sin = torch.diag_embed((cos * self.freqs).transpose(1, 2)).permute(0, 2, 3, 1).reshape(N, 3, -1)
+        d_cos = torch.diag_embed((-sin * self.freqs).transpose(1, 2)).permute(0, 2, 3, 1).reshape(N, 3, -1)
+        return enc, torch.cat([eye, d_sin, d_cos], dim=-1)
+
+
+_P1 = 2654435761 - 2 ** 32  # the instant-ngp primes as int32 (products wrap like uint32)
+_P2 = 805459861
 
 
 class HashGridEncoding(nn.Module):
     """Multiresolution hash encoding over ``[-1, 1]^3`` (Mueller et al. 2022), plain torch.
 
     Level l has resolution ``floor(base * b^l)`` (b spaces them geometrically up to ``max_res``);
-    coarse levels whose (res+1)^3 corners fit in the table are indexed densely, finer ones hashed.
+    coarse levels whose (res+1)^3 corners fit in the table are indexed densely, finer ones hashed
+    (xor of coordinates times primes, modulo the power-of-two table size). Index maths runs in
+    int32 per axis and is combined by broadcasting; features are stored (F, T) so each gather
+    and its backward are 1-D. The Jacobian d encoding / d p comes from the trilinear weights'
+    derivatives (forward mode), so SDF gradients need no double backward.
     """
 
     def __init__(self, levels: int = 12, features: int = 2, log2_size: int = 16, base_res: int = 16,
@@ -85,35 +100,65 @@ class HashGridEncoding(nn.Module):
         T = 2 ** log2_size
         growth = math.exp((math.log(max_res) - math.log(base_res)) / max(levels - 1, 1))
         res = [int(math.floor(base_res * growth ** l)) for l in range(levels)]
+        dense = [(r + 1) ** 3 <= T for r in res]
+        if any(d and not prev for prev, d in zip(dense, dense[1:])):
+            raise ValueError("hash grid: levels must get finer")
+        self.n_dense = int(sum(dense))
         sizes = [min(T, (r + 1) ** 3) for r in res]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.mask = T - 1
         self.register_buffer("res", torch.tensor(res, dtype=torch.float32), persistent=False)
-        self.register_buffer("res_i", torch.tensor(res, dtype=torch.long), persistent=False)
-        self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.long), persistent=False)
-        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
-        self.register_buffer("dense", torch.tensor([(r + 1) ** 3 <= T for r in res]), persistent=False)
-        self.register_buffer("corners", _CORNERS.clone(), persistent=False)
-        self.table = nn.Parameter(torch.empty(int(sum(sizes)), features).uniform_(-1e-4, 1e-4))
+        self.register_buffer("res_max", torch.tensor(res, dtype=torch.int32) - 1, persistent=False)
+        self.register_buffer("r1", torch.tensor(res[:self.n_dense], dtype=torch.int32) + 1, persistent=False)
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int32), persistent=False)
+        self.register_buffer("dsign", torch.tensor([-1.0, 1.0]), persistent=False)
+        self.table = nn.Parameter(torch.empty(features, int(sum(sizes))).uniform_(-1e-4, 1e-4))
         self.out_dim = levels * features
 
-    def forward(self, p: torch.Tensor) -> torch.Tensor:
-        N = p.shape[0]
+    def _indices(self, i0: torch.Tensor) -> torch.Tensor:
+        N, L = i0.shape[0], self.levels
+        c = torch.stack([i0, i0 + 1], -1)  # (N, L, 3, 2) corner coordinates per axis
+        parts = []
+        nd = self.n_dense
+        if nd:
+            cd = c[:, :nd]
+            r1 = self.r1.view(1, -1, 1)
+            x, y, z = cd[:, :, 0], cd[:, :, 1] * r1, cd[:, :, 2] * (r1 * r1)
+            parts.append((z.view(N, nd, 2, 1, 1) + y.view(N, nd, 1, 2, 1) + x.view(N, nd, 1, 1, 2)).view(N, nd, 8))
+        if nd < L:
+            ch = c[:, nd:]
+            x, y, z = ch[:, :, 0], ch[:, :, 1] * _P1, ch[:, :, 2] * _P2
+            yz = z.view(N, -1, 2, 1) ^ y.view(N, -1, 1, 2)
+            parts.append(((yz.view(N, -1, 2, 2, 1) ^ x.view(N, -1, 1, 1, 2)) & self.mask).view(N, L - nd, 8))
+        idx = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+        return (idx + self.offsets.view(1, -1, 1)).view(-1)
+
+    def forward(self, p: torch.Tensor, jacobian: bool = False):
+        """p (N, 3) -> encoding (N, L*F) and, with ``jacobian``, d encoding / d p as (N, 3, L*F)."""
+        N, L, Fd = p.shape[0], self.levels, self.features
         u = ((p.clamp(-1.0, 1.0) + 1.0) * 0.5).unsqueeze(1) * self.res.view(1, -1, 1)  # (N, L, 3)
         with torch.no_grad():
-            i0 = torch.minimum(u.floor().long(), (self.res_i - 1).view(1, -1, 1))  # (N, L, 3)
-            c = i0.unsqueeze(2) + self.corners.view(1, 1, 8, 3)  # (N, L, 8, 3)
-            r1 = (self.res_i + 1).view(1, -1, 1)
-            dense_idx = c[..., 0] + r1 * (c[..., 1] + r1 * c[..., 2])
-            hashed = (c[..., 0] * _PRIMES[0]) ^ (c[..., 1] * _PRIMES[1]) ^ (c[..., 2] * _PRIMES[2])
-            idx = torch.where(self.dense.view(1, -1, 1), dense_idx, hashed) % self.sizes.view(1, -1, 1)
-            idx = idx + self.offsets.view(1, -1, 1)  # (N, L, 8)
+            i0 = torch.minimum(u.floor().to(torch.int32), self.res_max.view(1, -1, 1))
+            idx = self._indices(i0)
         f = u - i0.to(u.dtype)  # (N, L, 3) fractional position, differentiable in p
-        # trilinear weights as an outer product (corner c = x + 2y + 4z): cheaper backward than prod()
         wx, wy, wz = (torch.stack([1.0 - f[..., k], f[..., k]], dim=-1) for k in range(3))  # (N, L, 2)
-        w = (wz.view(N, -1, 2, 1, 1) * wy.view(N, -1, 1, 2, 1) * wx.view(N, -1, 1, 1, 2)).view(N, -1, 8)
-        feats = gather_rows(self.table, idx.view(N, self.levels * 8))  # (N, L*8, F)
-        out = torch.matmul(w.view(N * self.levels, 1, 8), feats.view(N * self.levels, 8, self.features))
-        return out.view(N, self.out_dim)
+        wyz = wz.view(N, L, 2, 1) * wy.view(N, L, 1, 2)
+        w = (wyz.view(N, L, 4, 1) * wx.view(N, L, 1, 2)).view(N * L, 1, 8)  # corner = x + 2y + 4z
+        if jacobian:
+            ds = self.dsign.view(1, 1, 2)
+            dwx = (wyz.view(N, L, 4, 1) * ds.view(1, 1, 1, 2)).view(N * L, 1, 8)
+            dwy = ((wz.view(N, L, 2, 1) * ds.view(1, 1, 1, 2)).view(N, L, 4, 1) * wx.view(N, L, 1, 2)).view(N * L, 1, 8)
+            dwz = ((ds.view(1, 1, 2, 1) * wy.view(N, L, 1, 2)).view(N, L, 4, 1) * wx.view(N, L, 1, 2)).view(N * L, 1, 8)
+            w = torch.cat([w, dwx, dwy, dwz], 1)  # (N*L, 4, 8)
+        feats = torch.stack([self.table[k].index_select(0, idx) for k in range(Fd)], -1).view(N * L, 8, Fd)
+        out = torch.bmm(w, feats)  # (N*L, 1 or 4, F)
+        enc = out[:, 0].reshape(N, L * Fd)
+        if not jacobian:
+            return enc, None
+        inside = ((p > -1.0) & (p < 1.0)).to(p.dtype)  # the clamp's derivative
+        scale = (0.5 * self.res).view(1, L, 1, 1) * inside.view(N, 1, 3, 1)  # du/dp per level and axis
+        jac = out[:, 1:].reshape(N, L, 3, Fd) * scale
+        return enc, jac.permute(0, 2, 1, 3).reshape(N, 3, L * Fd)
 
 
 def _wn(layer: nn.Linear, enabled: bool) -> nn.Module:
@@ -150,10 +195,18 @@ class SDFNetwork(nn.Module):
         self.layers = nn.ModuleList()
         for l in range(n):
             out_dim = dims[l + 1] - (d_in if (l + 1) in self.skip else 0)
+            if out_dim <= 0:
+                raise ValueError(f"sdf_width {cfg.sdf_width} is too narrow for a skip connection of a {d_in}-d input")
             lin = nn.Linear(dims[l], out_dim)
             self._geometric_init(lin, l, n, dims, out_dim, cfg)
             self.layers.append(_wn(lin, cfg.weight_norm))
-        self.act = nn.Softplus(beta=cfg.softplus_beta)
+        if cfg.activation == "softplus":
+            self.act: nn.Module = nn.Softplus(beta=cfg.softplus_beta)
+        elif cfg.activation == "relu":
+            self.act = nn.ReLU()
+        else:
+            raise ValueError(f"unknown activation {cfg.activation!r}")
+        self.relu = cfg.activation == "relu"
 
     def _geometric_init(self, lin: nn.Linear, l: int, n: int, dims: list[int], out_dim: int, cfg: NeusConfig) -> None:
         with torch.no_grad():
@@ -173,13 +226,20 @@ class SDFNetwork(nn.Module):
                 cols = slice(dims[l] - self.d_in + 3, dims[l])
                 lin.weight[:, cols] = 0.0 if self.kind == "frequency" else lin.weight[:, cols] * 1e-2
 
-    def encode(self, p: torch.Tensor) -> torch.Tensor:
-        e = self.encoding(p)
-        return torch.cat([p, e], dim=-1) if self.kind == "hashgrid" else e
+    def encode(self, p: torch.Tensor, jacobian: bool = False):
+        """Network input [p, encoding(p)] (N, d_in) and, with ``jacobian``, its d/dp (N, 3, d_in)."""
+        e, J = self.encoding(p, jacobian)
+        if self.kind != "hashgrid":
+            return e, J
+        x0 = torch.cat([p, e], dim=-1)
+        if J is None:
+            return x0, None
+        eye = torch.eye(3, dtype=p.dtype, device=p.device).expand(p.shape[0], 3, 3)
+        return x0, torch.cat([eye, J], dim=-1)
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         """p (N, 3) in the normalised cube -> (N, 1 + feature_dim): [sdf, features]."""
-        x0 = self.encode(p)
+        x0, _ = self.encode(p)
         x = x0
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
@@ -194,15 +254,32 @@ class SDFNetwork(nn.Module):
         return self.forward(p)[:, :1]
 
     def sdf_and_gradient(self, p: torch.Tensor, create_graph: bool = True):
-        """(sdf (N, 1), features (N, F), gradient d sdf / d p (N, 3))."""
-        with torch.enable_grad():
-            if not p.requires_grad:
-                p = p.detach().requires_grad_(True)
-            out = self.forward(p)
-            sdf = out[:, :1]
-            (grad,) = torch.autograd.grad(sdf, p, torch.ones_like(sdf), create_graph=create_graph,
-                                          retain_graph=create_graph or torch.is_grad_enabled())
-        return sdf, out[:, 1:], grad
+        """(sdf (N, 1), features (N, F), gradient d sdf / d p (N, 3)).
+
+        Forward-mode: the encoding's Jacobian is pushed through the MLP as three tangents (linear
+        layers map them by W, softplus scales them by sigmoid(beta x)), so the gradient is an
+        ordinary differentiable tensor and losses on it need only first-order backward (no
+        double backward). ``create_graph=False`` computes everything without a graph.
+        """
+        ctx = torch.enable_grad() if create_graph else torch.no_grad()
+        with ctx:
+            x0, t0 = self.encode(p, jacobian=True)
+            x, t = x0, t0
+            last = len(self.layers) - 1
+            for l, layer in enumerate(self.layers):
+                if l in self.skip:
+                    x = torch.cat([x, x0], dim=-1) / math.sqrt(2.0)
+                    t = torch.cat([t, t0], dim=-1) / math.sqrt(2.0)
+                w = layer.weight
+                x = F.linear(x, w, layer.bias)
+                t = F.linear(t, w)
+                if l < last:
+                    if self.relu:
+                        t = t * (x > 0).to(t.dtype).unsqueeze(1)
+                    else:  # d softplus_beta(x) / dx = sigmoid(beta x)
+                        t = t * torch.sigmoid(self.act.beta * x).unsqueeze(1)
+                    x = self.act(x)
+        return x[:, :1], x[:, 1:], t[:, :, 0]
 
 
 class ColorNetwork(nn.Module):

@@ -8,8 +8,9 @@ On the CPU most of that is replaced by direct SDF supervision, which needs no re
 2. supervised steps: ``|f(p) - sdf_t(p)|`` (both clamped), the eikonal term, normal alignment on
    the surface and the colour c(p) of the template on the surface;
 3. a few render steps as in the paper (NeuS render of random views vs. the template's rasterised
-   colour and silhouette, Eq. 5's L_color + lambda2 L_mask, plus the eikonal term), which is what
-   tunes the variance s so renders are sharp.
+   colour and silhouette, Eq. 5's L_color + lambda2 L_mask), which is what tunes the variance s
+   so renders are sharp. By default f is frozen here (``stage1_render_train_sdf``): the supervised
+   fit is more accurate than what a few low-resolution renders would pull it towards.
 
 The fitted networks and the bank are cached per template and config (``paths.cache_dir("neus")``)
 so further prompts on the same body skip this stage. The bank is kept: stage 2 uses it to keep f
@@ -46,7 +47,7 @@ CACHE_VERSION = 1
 
 # config fields that do not change what stage 1 produces (excluded from its cache key)
 _NOT_STAGE1 = {
-    "iterations", "image_size", "batch_size", "lambda_recon", "lambda_color_clip", "lambda_geometry_clip",
+    "lr", "lr_encoding", "iterations", "image_size", "batch_size", "lambda_recon", "lambda_color_clip", "lambda_geometry_clip",
     "reg_points", "dilation_px", "face_every", "random_shading", "shading", "background", "progress_every",
     "mc_resolution", "min_component_fraction", "texture_size", "texture_padding", "cache", "ray_chunk",
     "stage2_train_variance",
@@ -158,8 +159,7 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
     cfg = config
     g = torch.Generator().manual_seed(cfg.seed + 2)
     scale = model.normalizer.scale
-    s1 = cfg.stage1_lr_scale
-    opt = torch.optim.Adam(model.param_groups(cfg.lr * s1, cfg.lr_encoding, cfg.lr_variance,
+    opt = torch.optim.Adam(model.param_groups(cfg.stage1_lr, cfg.stage1_lr_encoding, cfg.lr_variance,
                                               ("sdf", "color", "variance")))
     base_lrs = [grp["lr"] for grp in opt.param_groups]
     n_sup, n_rend = cfg.stage1_iterations, cfg.stage1_render_iterations
@@ -192,13 +192,17 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history["sdf"].append(float(l_sdf))
+        history["sdf"].append(float(l_sdf.detach()))
         if progress and (it % max(1, cfg.progress_every * 5) == 0):
-            progress(it / total, f"stage 1: SDF fit {it}/{n_sup}, |f - sdf| {float(l_sdf) * 1000:.1f} mm")
+            progress(it / total, f"stage 1: SDF fit {it}/{n_sup}, |f - sdf| {float(l_sdf.detach()) * 1000:.1f} mm")
 
     if n_rend > 0:
-        for grp, lr in zip(opt.param_groups, base_lrs):
-            grp["lr"] = lr * 0.1 if grp["params"][0] is not model.variance.variance else cfg.lr_variance
+        train_sdf = cfg.stage1_render_train_sdf
+        which = ("color", "variance") + (("sdf",) if train_sdf else ())
+        opt = torch.optim.Adam(model.param_groups(cfg.stage1_lr * 0.1, cfg.stage1_lr_encoding * 0.1, cfg.lr_variance,
+                                                  which))
+        for prm in model.sdf_net.parameters():
+            prm.requires_grad_(train_sdf)
         renderer = MeshRenderer(RasterSettings(image_size=cfg.stage1_render_size, sigma=0.0,
                                                background_color=(1.0, 1.0, 1.0)))
         height_scale = template.height / 1.7
@@ -220,21 +224,25 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
             sil = guide.silhouette[m].float()
             op = img.opacity[..., 0][m].clamp(1e-4, 1 - 1e-4)
             l_mask = F.binary_cross_entropy(op, sil)
-            idx = torch.randint(0, n_bank, (cfg.stage1_points // 4,), generator=g)
-            l_sdf, grad_off = sdf_supervision(model, template, idx, cfg.sdf_clamp)
-            grads = torch.cat([grad_off, img.gradients]) if img.gradients is not None else grad_off
-            loss = l_col + cfg.mask_weight * l_mask + cfg.eikonal_weight * eikonal(grads) + l_sdf / scale
+            loss = l_col + cfg.mask_weight * l_mask
+            if train_sdf:
+                idx = torch.randint(0, n_bank, (cfg.stage1_points // 4,), generator=g)
+                l_sdf, grad_off = sdf_supervision(model, template, idx, cfg.sdf_clamp)
+                grads = torch.cat([grad_off, img.gradients]) if img.gradients is not None else grad_off
+                loss = loss + cfg.eikonal_weight * eikonal(grads) + l_sdf / scale
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            history["render"].append(float(l_col))
-            history["mask"].append(float(l_mask))
+            history["render"].append(float(l_col.detach()))
+            history["mask"].append(float(l_mask.detach()))
             if progress and it % max(1, cfg.progress_every) == 0:
-                progress((n_sup + it) / total, f"stage 1: render fit {it}/{n_rend}, colour L1 {float(l_col):.3f}")
+                progress((n_sup + it) / total, f"stage 1: render fit {it}/{n_rend}, colour L1 {float(l_col.detach()):.3f}")
+        for prm in model.sdf_net.parameters():
+            prm.requires_grad_(True)
     return {
         "sdf_l1_m": sum(history["sdf"][-20:]) / max(1, len(history["sdf"][-20:])),
         "render_l1": sum(history["render"][-10:]) / max(1, len(history["render"][-10:])) if history["render"] else None,
-        "inv_s": float(model.variance.inv_s()),
+        "inv_s": float(model.variance.inv_s().detach()),
         "history": history,
     }
 

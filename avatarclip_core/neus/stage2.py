@@ -1,0 +1,149 @@
+"""Stage 2: CLIP-guided shape sculpting and texture generation (AvatarCLIP Sec. 3.3.2, Eq. 6).
+
+    L2 = lambda_recon L1 + lambda3 L_clip(I_c, t) + lambda4 L_clip(I_g, t)
+
+- I_c: the colour render of {f, c_c} with random shading (Eq. 9), I_g: the texture-less render
+  (Eq. 8), both from one NeuS pass over the rays inside the template's dilated silhouette,
+  composited over one of the paper's four random backgrounds (render.random_backgrounds);
+  light within +-pi/4 of the camera direction, ambient ~ U(0, 0.2) (render.shading).
+- Cameras: render.sample_random_cameras (the paper's look-at sampling); every ``face_every``-th
+  step a close-up of the face centre (render.face_camera) with ``face_prompt(t)``; views with
+  |azimuth| > 90 degrees use ``back_prompt(t)``.
+- L1, the shape-keeping term: the paper re-renders the template (Eq. 5) every step; here f is
+  held to the template's signed distance at bank points farther than ``sculpt_band`` from the
+  surface (plus the eikonal term), which leaves f free only within the band (CPU-cheap, and a
+  hard guarantee that the sculpted mesh stays aligned with the template for rigging).
+
+``scorer`` is duck-typed: anything with ``clip_loss(images (B, H, W, 3) in [0, 1], texts) -> scalar``.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from avatarclip_core.render import (
+    face_camera,
+    random_backgrounds,
+    sample_ambient,
+    sample_light_directions,
+    sample_random_cameras,
+)
+
+from .config import NeusConfig
+from .guide import template_guide
+from .networks import NeusModel
+from .stage1 import Template, eikonal, sdf_supervision
+from .volume import render_images
+
+
+def _prompt_helpers():
+    try:
+        from avatarclip_core.clip import back_prompt, face_prompt
+    except ImportError:  # keep stage 2 usable with any scorer
+        def face_prompt(t: str) -> str:
+            return f"the face of {t.strip()}"
+
+        def back_prompt(t: str) -> str:
+            return f"the back of {t.strip()}"
+    return face_prompt, back_prompt
+
+
+def sample_views(step: int, config: NeusConfig, template: Template, face_center: torch.Tensor,
+                 generator: torch.Generator, appearance: str):
+    """Cameras, per-view prompts and look-at targets for one stage-2 step."""
+    face_prompt, back_prompt = _prompt_helpers()
+    cfg = config
+    B = cfg.batch_size
+    scale = template.height / 1.7
+    if cfg.face_every > 0 and step % cfg.face_every == 0:
+        sample = face_camera(face_center, n=B, generator=generator, config=cfg.camera, scale=scale)
+        prompts = [face_prompt(appearance)] * B
+        kind = "face"
+    else:
+        sample = sample_random_cameras(B, generator, cfg.camera, center=template.center, scale=scale)
+        prompts = [back_prompt(appearance) if bool(b) else appearance for b in sample.is_back]
+        kind = "back" if bool(sample.is_back.all()) else "body"
+    return sample, prompts, kind
+
+
+def render_clip_views(model: NeusModel, template: Template, cameras, config: NeusConfig, generator: torch.Generator,
+                      target: torch.Tensor | None = None, train: bool = True):
+    """(I_c, I_g, NeusImages) for the cameras: random backgrounds, light and ambient (Eqs. 8-9)."""
+    cfg = config
+    B, S = len(cameras), cfg.image_size
+    guide = template_guide(template.vertices, template.faces, cameras, S, dilation_radius=cfg.dilation_radius,
+                           dilation_px=cfg.dilation_px, band=cfg.sculpt_band, target=target)
+    bg = random_backgrounds(B, S, S, generator=generator, config=cfg.background)
+    light = sample_light_directions(cameras, generator, cfg.shading)
+    ambient = sample_ambient(B, generator, cfg.shading)
+    outputs = ("shaded" if cfg.random_shading else "rgb", "textureless")
+    img = render_images(model, cameras, S, mask=guide.mask, near_far=guide.near_far, outputs=outputs, stylised=True,
+                        background=bg, light_dir=light, ambient=ambient, train=train, generator=generator)
+    colour = img.shaded if cfg.random_shading else img.rgb
+    return colour, img.textureless, img
+
+
+def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config: NeusConfig,
+           generator: torch.Generator | None = None, face_center: torch.Tensor | None = None,
+           progress=None, snapshot=None) -> dict:
+    """Optimise f and c_c with CLIP for ``config.iterations`` steps (in place). Returns statistics.
+
+    progress(fraction in [0, 1], message) every ``progress_every`` steps; snapshot(step, I_c, I_g)
+    likewise (optional, e.g. for debugging renders).
+    """
+    cfg = config
+    g = generator if generator is not None else torch.Generator().manual_seed(cfg.seed + 3)
+    if face_center is None:
+        face_center = template.default_face_center()
+    face_center = torch.as_tensor(face_center, dtype=torch.float32).reshape(3)
+    which = ("sdf", "color_c") + (("variance",) if cfg.stage2_train_variance else ())
+    opt = torch.optim.Adam(model.param_groups(cfg.lr, cfg.lr_encoding, cfg.lr_variance, which))
+    model.variance.variance.requires_grad_(cfg.stage2_train_variance)
+    scale = model.normalizer.scale
+    # bank points outside the sculpting band: f must keep the template's distance there
+    outside = (template.bank_sdf.abs() > cfg.sculpt_band).nonzero().squeeze(1)
+    history: dict[str, list] = {"clip_color": [], "clip_geometry": [], "recon": [], "kind": [], "rays": []}
+    started = time.perf_counter()
+    for step in range(cfg.iterations):
+        sample, prompts, kind = sample_views(step, cfg, template, face_center, g, appearance)
+        target = sample.at
+        i_c, i_g, img = render_clip_views(model, template, sample.cameras, cfg, g, target=target)
+        l_c = scorer.clip_loss(i_c, prompts) if cfg.lambda_color_clip > 0 else i_c.new_zeros(())
+        l_g = scorer.clip_loss(i_g, prompts) if cfg.lambda_geometry_clip > 0 else i_g.new_zeros(())
+        loss = cfg.lambda_color_clip * l_c + cfg.lambda_geometry_clip * l_g
+        grads = img.gradients
+        if cfg.lambda_recon > 0 and outside.numel() > 0:
+            idx = outside[torch.randint(0, outside.numel(), (cfg.reg_points,), generator=g)]
+            l_rec, grad_reg = sdf_supervision(model, template, idx, cfg.sdf_clamp)
+            loss = loss + cfg.lambda_recon * l_rec / scale
+            grads = torch.cat([grads, grad_reg]) if grads is not None else grad_reg
+            history["recon"].append(float(l_rec.detach()))
+        if grads is not None and grads.numel():
+            loss = loss + cfg.eikonal_weight * eikonal(grads)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history["clip_color"].append(float(l_c.detach()))
+        history["clip_geometry"].append(float(l_g.detach()))
+        history["kind"].append(kind)
+        history["rays"].append(img.num_rays)
+        if (step % max(1, cfg.progress_every) == 0) or step == cfg.iterations - 1:
+            if progress is not None:
+                progress((step + 1) / max(1, cfg.iterations),
+                         f"stage 2: step {step + 1}/{cfg.iterations} ({kind}), CLIP loss colour {float(l_c.detach()):.3f} "
+                         f"geometry {float(l_g.detach()):.3f}")
+            if snapshot is not None:
+                snapshot(step, i_c.detach(), i_g.detach())
+    model.variance.variance.requires_grad_(True)
+    n = len(history["clip_color"])
+    tail = max(1, n // 5)
+    return {
+        "iterations": n,
+        "seconds": round(time.perf_counter() - started, 3),
+        "clip_color_first": sum(history["clip_color"][:tail]) / tail if n else None,
+        "clip_color_last": sum(history["clip_color"][-tail:]) / tail if n else None,
+        "clip_geometry_first": sum(history["clip_geometry"][:tail]) / tail if n else None,
+        "clip_geometry_last": sum(history["clip_geometry"][-tail:]) / tail if n else None,
+        "history": history,
+    }
