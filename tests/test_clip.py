@@ -161,3 +161,19 @@ def test_text_encoder_ranks_paraphrase_above_unrelated(text_encoder):
     assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-4)
     sims = emb @ emb[0]
     assert sims[1] > sims[2] + 0.3, sims
+
+
+def test_torchscript_checkpoint_like_openais_original_file(tiny, tmp_path):
+    """OpenAI's ViT-B-32.pt is a TorchScript archive (torch.load(weights_only=True) refuses it)."""
+    import warnings
+
+    from avatarclip_core.clip.scorer import TINY_TEST_MODEL
+
+    path = tmp_path / "tiny_jit.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(tiny.model), str(path))
+    scorer = load_scorer(ClipConfig(model=TINY_TEST_MODEL, pretrained="", checkpoint=str(path), device="cpu"))
+    image = torch.rand(1, 64, 64, 3)
+    assert torch.allclose(scorer.encode_image(image), tiny.encode_image(image), atol=1e-5)
+    assert torch.allclose(scorer.encode_text(["an old man"]), tiny.encode_text(["an old man"]), atol=1e-5)

@@ -220,6 +220,37 @@ def _check_names(model_name: str, tag: str) -> None:
                 f"or set clip.checkpoint=/path/to/weights")
 
 
+def _is_torchscript(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+_JIT_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+
+
+def _load_torchscript(model_name: str, path: Path, kwargs: dict, device: str) -> torch.nn.Module:
+    """OpenAI's original ViT-B-32.pt is a TorchScript archive, which open_clip's torch.load
+    (weights_only=True) refuses: build the architecture from the config and copy its weights."""
+    import open_clip
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated": the file format is OpenAI's
+        scripted = torch.jit.load(str(path), map_location="cpu")
+    state = {k: v for k, v in scripted.state_dict().items() if k not in _JIT_EXTRA_KEYS}
+    model = open_clip.create_model(model_name, pretrained=None, precision="fp32", device="cpu",
+                                   force_quick_gelu=kwargs.get("force_quick_gelu", False),
+                                   force_preprocess_cfg=kwargs.get("force_preprocess_cfg"))
+    model.load_state_dict(state, strict=True)
+    return model.float().to(device)
+
+
 def load_scorer(config: ClipConfig | None = None) -> ImageTextScorer:
     """The process-wide real CLIP scorer for ``config`` (weights from the tag's cache or ``checkpoint``).
 
@@ -266,7 +297,10 @@ def _load(config: ClipConfig, device: str) -> ImageTextScorer:
         kwargs.update(pretrained=tag, cache_dir=str(cache), require_pretrained=True)
     try:
         with _quiet_open_clip():
-            model = open_clip.create_model(model_name, **kwargs)
+            if checkpoint and _is_torchscript(Path(checkpoint).expanduser()):
+                model = _load_torchscript(model_name, Path(checkpoint).expanduser(), kwargs, device)
+            else:
+                model = open_clip.create_model(model_name, **kwargs)
     except Exception as exc:  # open_clip raises RuntimeError/FileNotFoundError/OSError/... here
         reason = " ".join(str(exc).split())[:300]
         if checkpoint:
