@@ -63,7 +63,8 @@ def _load(path: Path, device: str):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise TextEncoderUnavailableError("sentence-transformers is not installed: pip install sentence-transformers") from None
+        raise TextEncoderUnavailableError(
+            "sentence-transformers is not installed: pip install sentence-transformers") from None
     if not (path / "modules.json").is_file():
         raise TextEncoderUnavailableError(f"no sentence-transformers model in {path} (modules.json missing)")
     with _no_progress_bars():

@@ -16,7 +16,8 @@ import torch
 from avatarclip_core.shape.space import ShapeSpace
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int = 30, seed: int = 0, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(x: torch.Tensor, k: int, iters: int = 30, seed: int = 0,
+           chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded K-Means (k-means++ initialisation, Lloyd iterations) -> centroids (k, D), labels (N,)."""
     n = x.shape[0]
     if k > n:

@@ -15,8 +15,10 @@ Two scorers, both relative to a neutral body and a neutral text (``t_n`` = "a pe
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,8 @@ import torch
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.shape.store import ShapeArtifacts, load_artifacts, resolve_artifacts_dir
 from avatarclip_core.shape.config import ShapeConfig, ShapeQueryConfig
+
+log = logging.getLogger(__name__)
 
 METHODS = ("auto", "clip", "text")
 CLAY = (0.75, 0.74, 0.72)
@@ -212,8 +216,11 @@ class ShapeQuery:
     @torch.no_grad()
     def _compute_clip_features(self, scorer, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         sliders = [self.neutral_sliders()] + [self.artifacts.sliders(i) for i in range(self.artifacts.size)]
+        started = time.perf_counter()
+        log.info("rendering %d code-book bodies at %d px for %s (once; cached)", len(sliders), size, scorer.name)
         feats = [scorer.encode_image(images).float().cpu() for images in render_bodies(self.body, sliders, size)]
         feats = torch.cat(feats)
+        log.info("code-book CLIP features in %.1f s", time.perf_counter() - started)
         return feats[1:], feats[0]
 
     def _clip_scores(self, text: str, scorer) -> np.ndarray:

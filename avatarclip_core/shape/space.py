@@ -6,12 +6,15 @@ torso, hips, shoulders, chest, belly and neck (the ``measure-*`` targets and the
 stomach / buttocks / limb fat groups). Left/right pairs are tied into one coordinate (a
 whole-body code-book has no use for asymmetric limbs). Face, hand, foot and ear details are
 left at their defaults: they hardly change a full-body render and belong to later stages.
+Also skipped: position shifts (torso-/hip-trans-*), per-axis limb scales, and
+upperlegs-/lowerlegs-height-incr (they move the mesh exactly like measure-upper/lowerleg-height).
 
-Training distribution (``sample``): mostly adults (age >= 0.45: no children), both genders (plus some androgynous blends),
-every weight, height and muscle level; local changes come from 9 latent "body proportion"
-factors (leg length, torso length, shoulder breadth, chest, belly, hips, leg girth, arm length,
-arm girth) with fixed loadings plus a little independent noise, so the 37-d space has about
-15 intrinsic dimensions, which a 16-d VAE latent (the paper's size) can represent.
+Training distribution (``sample``): mostly adults (age >= 0.45: no children), both genders
+(plus some androgynous blends), every weight, height and muscle level; local changes come from
+9 latent "body proportion" factors (leg length, torso length, shoulder breadth, chest, belly,
+hips, leg girth, arm length, arm girth) with fixed loadings plus a little independent noise, so
+the 37-d space has about 15 intrinsic dimensions, which a 16-d VAE latent (the paper's size) can
+represent.
 """
 from __future__ import annotations
 
