@@ -155,7 +155,8 @@ def test_public_status_never_shows_paths():
 def test_api_names_are_stable(web):
     info = client(web.url).view_api(print_info=False, return_format="dict")
     named = info["named_endpoints"]
-    assert set(named) == {"/create_from_sliders", "/job_status"}
+    assert set(named) == {"/create_from_sliders", "/create_from_text", "/job_status"}
+    assert [p["parameter_name"] for p in named["/create_from_text"]["parameters"]] == ["request_json"]
     params = named["/create_from_sliders"]["parameters"]
     assert [p["parameter_name"] for p in params] == ["sliders_json"]
     assert [p["parameter_name"] for p in named["/job_status"]["parameters"]] == ["job_id"]
@@ -441,6 +442,7 @@ def test_tabs_follow_the_job_kinds(monkeypatch):
     from web import app as web_app
     from web.app import WebSettings, build_app
 
+    monkeypatch.setattr(web_app.J, "job_kinds", lambda api=None: {"sliders"})
     demo = build_app(api=object(), settings=WebSettings())
     assert _tab_labels(demo) == ["Create from sliders"]
     monkeypatch.setattr(web_app.J, "job_kinds", lambda api=None: {"sliders", "text", "photo"})

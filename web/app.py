@@ -17,6 +17,8 @@ REST endpoints (Gradio API names, stable):
 """
 from __future__ import annotations
 
+import json
+
 import contextlib
 import logging
 import mimetypes
@@ -178,6 +180,17 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         except Exception as e:
             raise _gr_error(e) from None
 
+    # REST: /create_from_text
+    def create_from_text(request_json: str) -> str:
+        """Submit a `text` job. Input: ONE JSON object string with "shape" and/or "appearance"
+        prompts and the optional "motion" and "preset", e.g. '{"shape": "a tall and fat man",
+        "motion": "walk"}'. Returns the job id."""
+        try:
+            request = J.parse_text_request(request_json)
+            return holder.get().submit("text", request["inputs"], request["config"])
+        except Exception as e:
+            raise _gr_error(e) from None
+
     # REST: /job_status
     def job_status(job_id: str, request: gr.Request) -> dict:
         """Status of a job: state (PENDING/STARTED/PROGRESS/SUCCESS/FAILURE/REVOKED), stage, progress
@@ -271,6 +284,8 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         demo.load(ui_history, outputs=[history], api_visibility="private", concurrency_limit=None)
 
         gr.api(create_from_sliders, api_name="create_from_sliders", concurrency_limit=None)
+        if "text" in kinds:
+            gr.api(create_from_text, api_name="create_from_text", concurrency_limit=None)
         gr.api(job_status, api_name="job_status", concurrency_limit=None)
     demo.queue(default_concurrency_limit=8)
     return demo
@@ -302,22 +317,24 @@ def _sliders_tab(phenotype, local_groups, presets, slider_order) -> list:
 
 
 def _text_tab(holder, job_state, timer) -> None:
-    """Placeholder form for the `text` job kind (shown only when the job API registers it).
+    """The `text` job kind (AvatarCLIP): shape and appearance prompts, a motion, a preset."""
+    shape = gr.Textbox(label="Body shape", placeholder="a tall and fat man", lines=1, elem_id="text-shape")
+    appearance = gr.Textbox(label="Appearance (sculpted with CLIP when the worker has CLIP weights)",
+                            placeholder="Iron Man", lines=1, elem_id="text-appearance")
+    motion = gr.Dropdown(["", *J.MOTIONS], value="", label="Motion")
+    preset = gr.Dropdown(J.preset_choices(), value=J.DEFAULT_PRESET, label="Preset")
+    go = gr.Button("Create from text", variant="primary", elem_id="create-text-btn")
 
-    TODO: align the inputs with the text pipeline's contract once it exists.
-    """
-    prompt = gr.Textbox(label="Describe the avatar", lines=2)
-    go = gr.Button("Create from text", variant="primary")
-
-    def submit(text: str):
+    def submit(shape_text: str, appearance_text: str, motion_name: str, preset_name: str):
         try:
-            if not text or not text.strip():
-                raise UserInputError("describe the avatar first")
-            return holder.get().submit("text", {"prompt": text.strip()}, {}), gr.Timer(active=True)
+            request = J.parse_text_request(json.dumps({"shape": shape_text or "", "appearance": appearance_text or "",
+                                                       "motion": motion_name or "", "preset": preset_name or ""}))
+            return holder.get().submit("text", request["inputs"], request["config"]), gr.Timer(active=True)
         except Exception as e:
             raise _gr_error(e) from None
 
-    go.click(submit, inputs=[prompt], outputs=[job_state, timer], api_visibility="private")
+    go.click(submit, inputs=[shape, appearance, motion, preset], outputs=[job_state, timer],
+             api_visibility="private")
 
 
 def _photo_tab(holder, job_state, timer, settings) -> None:

@@ -290,6 +290,33 @@ def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Itera
     return SlidersRequest(validate_sliders(data, specs), motion, preset)
 
 
+TEXT_KEYS = ("shape", "appearance", "motion", "preset")
+
+
+def parse_text_request(text: Any) -> dict:
+    """/create_from_text's JSON: {"shape", "appearance", "motion", "preset"} -> submit() arguments.
+    Prompts are checked again (lengths, control characters) by the job kind at submit()."""
+    if not isinstance(text, str) or not text.strip():
+        raise UserInputError('send one JSON object, e.g. {"shape": "a tall and fat man", "motion": "walk"}')
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise UserInputError("send one JSON object with \"shape\" and/or \"appearance\"")
+    unknown = sorted(set(data) - set(TEXT_KEYS))
+    if unknown:
+        raise UserInputError(f"unknown field {json.dumps(unknown[0])}: use {', '.join(TEXT_KEYS)}")
+    for key in ("shape", "appearance"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise UserInputError(f"{json.dumps(key)} must be text")
+    inputs = {"shape": (data.get("shape") or "").strip(), "appearance": (data.get("appearance") or "").strip(),
+              "motion": validate_motion(data.get("motion"))}
+    if not inputs["shape"] and not inputs["appearance"]:
+        raise UserInputError('give "shape" and/or "appearance", e.g. {"shape": "a tall and fat man"}')
+    return {"inputs": inputs, "config": {"preset": validate_preset(data.get("preset"), preset_choices()), "overrides": {}}}
+
+
 def submit_sliders(api: JobAPILike, request: SlidersRequest) -> str:
     kind, inputs, config = request.submit_args()
     return api.submit(kind, inputs, config)

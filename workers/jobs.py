@@ -23,6 +23,17 @@ def run_sliders(ctx: JobContext) -> Path:
                            progress=ctx.progress)
 
 
+def run_text(ctx: JobContext) -> Path:
+    from avatarclip_core.pipelines.text import load_text_config, run_text_job
+
+    overrides = dict(ctx.config.get("overrides") or {})
+    if ctx.inputs.get("motion"):
+        overrides["motion.name"] = ctx.inputs["motion"]
+    config = load_text_config(ctx.config.get("preset") or "preview", overrides)
+    return run_text_job(ctx.inputs.get("shape") or "", ctx.inputs.get("appearance") or None, config,
+                        ctx.output_dir, force=True, progress=ctx.progress)
+
+
 def run_selftest(ctx: JobContext) -> Path:
     from avatarclip_core.jobfolder import atomic_job_folder
 

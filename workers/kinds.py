@@ -196,6 +196,58 @@ register_kind(JobKind(
 ))
 
 
+# -- text (AvatarCLIP) ---------------------------------------------------------------------------
+TEXT_MAX_CHARS = 300
+
+
+def _prompt(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidJobInputError(f"{what} must be text, got {type(value).__name__}")
+    value = value.strip()
+    if len(value) > TEXT_MAX_CHARS:
+        raise InvalidJobInputError(f"{what} has {len(value)} characters; keep it under {TEXT_MAX_CHARS}")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidJobInputError(f"{what} contains control characters")
+    return value
+
+
+def validate_text(inputs: Any, config: Any) -> tuple[dict, dict]:
+    inputs = _mapping(inputs, "inputs")
+    _only_keys(inputs, ("shape", "appearance", "motion"), "text input")
+    shape = _prompt(inputs.get("shape"), "the shape prompt")
+    appearance = _prompt(inputs.get("appearance"), "the appearance prompt")
+    if not shape and not appearance:
+        raise InvalidJobInputError("give a shape prompt, an appearance prompt or both")
+    motion = inputs.get("motion") or ""
+    if not isinstance(motion, str) or (motion and motion not in SLIDER_MOTIONS):
+        raise InvalidJobInputError(f"unknown motion {motion!r} (built-in: {', '.join(SLIDER_MOTIONS)}, or '' for none)")
+    config = _mapping(config, "config")
+    _only_keys(config, ("preset", "overrides"), "text config")
+    inputs_out = {"shape": shape, "appearance": appearance, "motion": motion}
+    config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
+    _size_check(inputs_out, config_out)
+    return inputs_out, config_out
+
+
+def _text_route(inputs: dict, config: dict) -> str:
+    """Sculpting is the heavy part: it goes to the gpu queue when the config asks for CUDA."""
+    overrides = config.get("overrides") or {}
+    devices = [str(overrides.get(k, "auto")) for k in ("body.device", "clip.device")]
+    return "gpu" if any(d.startswith("cuda") for d in devices) else "cpu"
+
+
+register_kind(JobKind(
+    name="text",
+    description="avatar from text (AvatarCLIP): shape and appearance prompts, optionally a built-in motion",
+    validate=validate_text,
+    runner="workers.jobs:run_text",
+    route=_text_route,
+    preload=("avatarclip_core.pipelines.text",),
+))
+
+
 # -- selftest (internal) -----------------------------------------------------------------------
 SELFTEST_FAILURES = ("", "user", "transient", "bug", "crash", "hang")  # hang: sleeps through the soft time limit
 
