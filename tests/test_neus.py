@@ -283,10 +283,11 @@ def test_uv_bake_reproduces_the_vertex_colours(fitted_ball):
 
 # --- stage 2 and the entry point -----------------------------------------------------------------
 
-def _clamped_error(model, template, band, clamp):
-    far = template.bank_sdf.abs() > band + 0.01
-    pred = model.sdf_world(template.bank_points[far]).clamp(-clamp, clamp)
-    return (pred - template.bank_sdf[far].clamp(-clamp, clamp)).abs().mean()
+def _clamped_error(model, template, cfg):
+    sdf = template.bank_sdf
+    far = (sdf > cfg.sculpt_band + 0.01) | (sdf < -cfg.sculpt_band_inside - 0.01)
+    pred = model.sdf_world(template.bank_points[far]).clamp(-cfg.sdf_clamp, cfg.sdf_clamp)
+    return (pred - sdf[far].clamp(-cfg.sdf_clamp, cfg.sdf_clamp)).abs().mean()
 
 
 def test_stage2_lowers_the_tiny_clip_loss_and_keeps_the_shape_outside_the_band(fitted_ball):
@@ -296,14 +297,14 @@ def test_stage2_lowers_the_tiny_clip_loss_and_keeps_the_shape_outside_the_band(f
     cfg = tiny_config(iterations=40, lr=5e-3, face_every=0, **{"background.kinds": ["white"]})
     model, template, info = stage1(v, f, cfg)  # same stage-1 cache entry as the fixture (lr is not a stage-1 key)
     assert info["cached"]
-    before = _clamped_error(model, template, cfg.sculpt_band, cfg.sdf_clamp)
+    before = _clamped_error(model, template, cfg)
     stats = sculpt(model, template, "a red robot", tiny_test_scorer(), cfg, generator=torch.Generator().manual_seed(0))
     hist = stats["history"]
     assert len(hist["clip_color"]) == 40 and all(k == "body" or k == "back" for k in hist["kind"])
     first = sum(hist["clip_color"][:10]) / 10
     last = sum(hist["clip_color"][-10:]) / 10
     assert last < first - 0.01
-    after = _clamped_error(model, template, cfg.sculpt_band, cfg.sdf_clamp)
+    after = _clamped_error(model, template, cfg)
     assert after < max(2 * before, 3e-3)
 
 
@@ -335,7 +336,8 @@ def test_sculpt_avatar_with_a_scorer_runs_both_stages_with_prompt_augmentation(f
             return (images - 0.3).abs().mean()  # differentiable, prefers darker renders
 
     scorer = RecordingScorer()
-    cfg = tiny_config(iterations=8, texture_size=0, **{"camera.azimuth_std_deg": 120.0})
+    cfg = tiny_config(iterations=8, texture_size=0)
+    # seed 1 draws both front and back views in the 6 body steps (prompts depend on the azimuth)
     res = sculpt_avatar(v, f, "Iron Man", scorer, cfg, generator=torch.Generator().manual_seed(1),
                         face_center=(0.0, 1.2, 0.3))
     assert res.sculpted and "stage2" in res.timings and res.texture is None

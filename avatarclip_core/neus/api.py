@@ -9,7 +9,7 @@ import torch
 from .config import NeusConfig
 from .extract import bake_texture, extract_mesh, query_colors
 from .networks import NeusModel
-from .stage1 import Template, stage1
+from .stage1 import stage1
 from .stage2 import sculpt
 
 
@@ -107,7 +107,9 @@ def template_from_body(body, values: dict | None = None) -> tuple[torch.Tensor, 
     mesh = body.rigged_mesh(values or {})
     v = mesh.vertices.detach().float()
     head = mesh.skeleton.rest_positions[body.semantic_joints["head"]].float().clone()
-    near = v[(v - head).norm(dim=-1) < 0.15]
+    near = v[(v - head).norm(dim=-1) < 0.25]
+    near = near[near[:, 1] > head[1]]  # the skull above the head joint (at the top of the neck)
     if near.shape[0]:
+        head[1] = head[1] + 0.4 * (near[:, 1].max() - head[1])  # eye / nose level
         head[2] = 0.5 * (head[2] + near[:, 2].max())
     return v, mesh.faces, head

@@ -51,6 +51,8 @@ class NeusConfig:
     perturb: bool = True  # stratified jitter of the uniform samples while training
     bound_margin: float = 0.08  # metres added around the template's bounding box
     ray_chunk: int = 8192  # rays per chunk when rendering without gradients
+    sampling_grid_resolution: int = 128  # place samples with f cached on a grid (0: query the network)
+    sampling_grid_every: int = 16  # stage-2 steps between grid refreshes
     # --- stage 1: fit f, c to the template ------------------------------------------------------
     stage1_iterations: int = 1500  # SDF-supervised steps (points with the template's signed distance)
     stage1_points: int = 8192  # points per step (half near the surface, a quarter uniform, a quarter on it)
@@ -66,7 +68,7 @@ class NeusConfig:
     cache: bool = True  # cache stage-1 networks per template (paths.cache_dir("neus"))
     # --- optimisation ------------------------------------------------------------------------------
     lr: float = 5e-4  # Adam, stage 2 (paper: 5e-4 throughout)
-    lr_encoding: float = 1e-2  # stage-2 hash tables (instant-ngp style); unused for "frequency"
+    lr_encoding: float = 1e-3  # stage-2 hash tables; more lets CLIP tear thin parts; unused for "frequency"
     lr_variance: float = 5e-3
     stage1_lr: float = 2e-3  # stage 1 (a supervised fit: fewer, larger steps), cosine decay to 10 %
     stage1_lr_encoding: float = 1e-2
@@ -77,7 +79,8 @@ class NeusConfig:
     lambda_recon: float = 10.0  # weight of L1 (our shape-keeping SDF term, normalised units) in Eq. 6
     lambda_color_clip: float = 1.0  # lambda3: L_clip(shaded colour render)
     lambda_geometry_clip: float = 1.0  # lambda4: L_clip(texture-less render)
-    sculpt_band: float = 0.05  # metres: f is free within this distance of the template surface
+    sculpt_band: float = 0.05  # metres: f is free up to this far outside the template surface ...
+    sculpt_band_inside: float = 0.01  # ... and this far inside it (thin limbs must not vanish)
     reg_points: int = 4096  # regularisation points per step
     dilation_radius: float = 0.06  # metres, projected per view: silhouette dilation
     dilation_px: int = 0  # > 0: fixed dilation in pixels instead
@@ -101,7 +104,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "preview": {
         "hash_levels": 8, "hash_log2_size": 14, "hash_max_resolution": 256,
         "sdf_layers": 2, "sdf_width": 32, "feature_dim": 8, "color_layers": 2, "color_width": 32,
-        "n_samples": 16, "n_importance": 8, "up_sample_steps": 1,
+        "n_samples": 16, "n_importance": 8, "up_sample_steps": 1, "sampling_grid_resolution": 96,
         "stage1_iterations": 300, "stage1_points": 4096, "stage1_render_iterations": 20,
         "stage1_render_size": 48, "stage1_bank_size": 60_000,
         "iterations": 60, "image_size": 64, "reg_points": 2048,
@@ -114,6 +117,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "feature_dim": 256, "frequency_bands": 6, "weight_norm": True, "init_radius": 0.5,
         "color_layers": 4, "color_width": 256,
         "n_samples": 32, "n_importance": 32, "up_sample_steps": 4, "prune_threshold": 0.0,
+        "sampling_grid_resolution": 0,
         "lr": 5e-4, "lr_variance": 5e-4, "stage1_lr": 5e-4, "stage1_render_train_sdf": True, "stage1_iterations": 10_000, "stage1_points": 16_384,
         "stage1_render_iterations": 2000, "stage1_render_size": 128, "stage1_bank_size": 500_000,
         "iterations": 30_000, "image_size": 224, "reg_points": 8192,

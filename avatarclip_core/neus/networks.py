@@ -336,6 +336,7 @@ class NeusModel(nn.Module):
         self.color = ColorNetwork(config)
         self.color_c = ColorNetwork(config)
         self.variance = Variance(config.variance_init)
+        self.sampling_grid = None  # volume.SDFGrid used to place samples (None: the network itself)
 
     def param_groups(self, lr: float, lr_encoding: float, lr_variance: float, which: tuple[str, ...]):
         """Adam parameter groups (hash tables get their own learning rate)."""

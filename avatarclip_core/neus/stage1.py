@@ -41,7 +41,7 @@ from .config import NeusConfig
 from .guide import template_guide
 from .mesh_sdf import MeshSDF
 from .networks import NeusModel, Normalizer
-from .volume import render_images
+from .volume import SDFGrid, render_images
 
 CACHE_VERSION = 1
 
@@ -82,7 +82,7 @@ class Template:
         y = self.vertices[:, 1]
         top = self.vertices[y > y.max() - 0.13 * self.height]
         c = 0.5 * (top.min(0).values + top.max(0).values)
-        c[1] = top[:, 1].min() + 0.45 * (top[:, 1].max() - top[:, 1].min())
+        c[1] = top[:, 1].min() + 0.6 * (top[:, 1].max() - top[:, 1].min())
         c[2] = c[2] + 0.25 * (top[:, 2].max() - top[:, 2].min())
         return c
 
@@ -203,6 +203,7 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
                                                   which))
         for prm in model.sdf_net.parameters():
             prm.requires_grad_(train_sdf)
+        grid_every = max(1, cfg.sampling_grid_every) if train_sdf else n_rend  # f frozen: one grid
         renderer = MeshRenderer(RasterSettings(image_size=cfg.stage1_render_size, sigma=0.0,
                                                background_color=(1.0, 1.0, 1.0)))
         height_scale = template.height / 1.7
@@ -211,6 +212,8 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
             colors = torch.tensor(cfg.template_color).expand(template.vertices.shape[0], 3)
         size = cfg.stage1_render_size
         for it in range(n_rend):
+            if cfg.sampling_grid_resolution > 0 and it % grid_every == 0:
+                model.sampling_grid = SDFGrid(model, cfg.sampling_grid_resolution)
             cams = sample_random_cameras(1, g, cfg.camera, center=template.center, scale=height_scale).cameras
             guide = template_guide(template.vertices, template.faces, cams, size, dilation_radius=cfg.dilation_radius,
                                    band=cfg.sculpt_band, target=template.center)
@@ -239,6 +242,7 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
                 progress((n_sup + it) / total, f"stage 1: render fit {it}/{n_rend}, colour L1 {float(l_col.detach()):.3f}")
         for prm in model.sdf_net.parameters():
             prm.requires_grad_(True)
+        model.sampling_grid = None
     return {
         "sdf_l1_m": sum(history["sdf"][-20:]) / max(1, len(history["sdf"][-20:])),
         "render_l1": sum(history["render"][-10:]) / max(1, len(history["render"][-10:])) if history["render"] else None,

@@ -10,9 +10,10 @@
   step a close-up of the face centre (render.face_camera) with ``face_prompt(t)``; views with
   |azimuth| > 90 degrees use ``back_prompt(t)``.
 - L1, the shape-keeping term: the paper re-renders the template (Eq. 5) every step; here f is
-  held to the template's signed distance at bank points farther than ``sculpt_band`` from the
-  surface (plus the eikonal term), which leaves f free only within the band (CPU-cheap, and a
-  hard guarantee that the sculpted mesh stays aligned with the template for rigging).
+  held to the template's signed distance at bank points outside a band around the surface
+  (``sculpt_band`` outside, the smaller ``sculpt_band_inside`` inside, so clothes and hair can
+  grow but thin limbs cannot be carved away), plus the eikonal term. It is CPU-cheap and keeps
+  the sculpted mesh aligned with the template for rigging.
 
 ``scorer`` is duck-typed: anything with ``clip_loss(images (B, H, W, 3) in [0, 1], texts) -> scalar``.
 """
@@ -34,7 +35,7 @@ from .config import NeusConfig
 from .guide import template_guide
 from .networks import NeusModel
 from .stage1 import Template, eikonal, sdf_supervision
-from .volume import render_images
+from .volume import SDFGrid, render_images
 
 
 def _prompt_helpers():
@@ -84,6 +85,13 @@ def render_clip_views(model: NeusModel, template: Template, cameras, config: Neu
     return colour, img.textureless, img
 
 
+def band_complement(template: Template, config: NeusConfig) -> torch.Tensor:
+    """Indices of the bank points outside the sculpting band, where f must keep the template's
+    signed distance: farther than ``sculpt_band`` outside or ``sculpt_band_inside`` inside."""
+    sdf = template.bank_sdf
+    return ((sdf > config.sculpt_band) | (sdf < -config.sculpt_band_inside)).nonzero().squeeze(1)
+
+
 def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config: NeusConfig,
            generator: torch.Generator | None = None, face_center: torch.Tensor | None = None,
            progress=None, snapshot=None) -> dict:
@@ -101,11 +109,12 @@ def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config
     opt = torch.optim.Adam(model.param_groups(cfg.lr, cfg.lr_encoding, cfg.lr_variance, which))
     model.variance.variance.requires_grad_(cfg.stage2_train_variance)
     scale = model.normalizer.scale
-    # bank points outside the sculpting band: f must keep the template's distance there
-    outside = (template.bank_sdf.abs() > cfg.sculpt_band).nonzero().squeeze(1)
+    outside = band_complement(template, cfg)
     history: dict[str, list] = {"clip_color": [], "clip_geometry": [], "recon": [], "kind": [], "rays": []}
     started = time.perf_counter()
     for step in range(cfg.iterations):
+        if cfg.sampling_grid_resolution > 0 and step % max(1, cfg.sampling_grid_every) == 0:
+            model.sampling_grid = SDFGrid(model, cfg.sampling_grid_resolution)
         sample, prompts, kind = sample_views(step, cfg, template, face_center, g, appearance)
         target = sample.at
         i_c, i_g, img = render_clip_views(model, template, sample.cameras, cfg, g, target=target)
@@ -136,6 +145,7 @@ def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config
             if snapshot is not None:
                 snapshot(step, i_c.detach(), i_g.detach())
     model.variance.variance.requires_grad_(True)
+    model.sampling_grid = None
     n = len(history["clip_color"])
     tail = max(1, n // 5)
     return {

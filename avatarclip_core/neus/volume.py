@@ -21,6 +21,7 @@ All maths runs in the network's normalised coordinates; depths come back in metr
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -110,9 +111,41 @@ def _weights_from_alpha(alpha: torch.Tensor) -> torch.Tensor:
     return alpha * trans
 
 
+class SDFGrid:
+    """f sampled on a grid over the model's box (normalised units, no gradients).
+
+    A cheap stand-in for the network in the sampling passes (uniform + importance samples and
+    the pruning estimate): trilinear lookups instead of network evaluations. The samples' final
+    values always come from the network, so the grid only has to be close enough to place the
+    samples near the surface; refresh it every few optimisation steps (``sampling_grid_every``).
+    """
+
+    @torch.no_grad()
+    def __init__(self, model: NeusModel, resolution: int, chunk: int = 131072):
+        norm = model.normalizer
+        lo, hi = norm.to_net(norm.box_min.float()), norm.to_net(norm.box_max.float())
+        step = float((hi - lo).max()) / max(2, resolution)
+        counts = [max(2, int(math.ceil(float(hi[k] - lo[k]) / step)) + 1) for k in range(3)]
+        axes = [torch.linspace(float(lo[k]), float(lo[k]) + step * (counts[k] - 1), counts[k]) for k in range(3)]
+        pts = torch.stack(torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")[::-1], -1).reshape(-1, 3)
+        vals = torch.cat([model.sdf_net.sdf(pts[i:i + chunk])[:, 0] for i in range(0, pts.shape[0], chunk)])
+        self.values = vals.view(1, 1, counts[2], counts[1], counts[0])  # (1, 1, D=z, H=y, W=x)
+        self.lo = lo
+        self.span = torch.tensor([step * (c - 1) for c in counts])
+        self.resolution = resolution
+
+    def query(self, p: torch.Tensor) -> torch.Tensor:
+        """SDF (N,) at normalised points (N, 3) (clamped to the box)."""
+        g = ((p - self.lo) / self.span * 2.0 - 1.0).view(1, -1, 1, 1, 3)
+        return F.grid_sample(self.values, g, mode="bilinear", padding_mode="border", align_corners=True).view(-1)
+
+
 @torch.no_grad()
 def _eval_sdf(model: NeusModel, pts: torch.Tensor, chunk: int = 131072) -> torch.Tensor:
     flat = pts.reshape(-1, 3)
+    grid = getattr(model, "sampling_grid", None)
+    if grid is not None:
+        return grid.query(flat).view(pts.shape[:-1])
     out = [model.sdf_net.sdf(flat[s:s + chunk])[:, 0] for s in range(0, flat.shape[0], chunk)]
     return torch.cat(out).view(pts.shape[:-1])
 
@@ -187,8 +220,10 @@ def render_rays(model: NeusModel, origins: torch.Tensor, dirs: torch.Tensor, nea
         if cfg.prune_threshold > 0:
             w_est = _weights_from_alpha(_section_alpha(z, sdf, inv_s_now))
             k = w_est > cfg.prune_threshold
-            k[:, 1:] |= k[:, :-1].clone()  # keep a neighbour on each side: the estimate is coarse
-            k[:, :-1] |= k[:, 1:].clone()
+            # keep neighbours on each side: the estimate is coarse (more with a sampling grid)
+            for _ in range(2 if getattr(model, "sampling_grid", None) is not None else 1):
+                k[:, 1:] |= k[:, :-1].clone()
+                k[:, :-1] |= k[:, 1:].clone()
             keep = k
         ray_id, sec = keep.nonzero(as_tuple=True)
     K = int(ray_id.numel())
