@@ -361,3 +361,16 @@ def test_presets_hold_the_paper_values():
         neus_preset("nope")
     with pytest.raises(ConfigError):
         neus_preset("preview", {"no_such_knob": 1})
+
+
+def test_joint_clip_losses_equal_two_clip_loss_calls():
+    from avatarclip_core.clip import tiny_test_scorer
+    from avatarclip_core.neus.stage2 import clip_losses
+
+    scorer = tiny_test_scorer()
+    g = torch.Generator().manual_seed(0)
+    i_c, i_g = torch.rand(2, 32, 32, 3, generator=g), torch.rand(2, 32, 32, 3, generator=g)
+    prompts = ["Iron Man", "the back of Iron Man"]
+    l_c, l_g = clip_losses(scorer, i_c, i_g, prompts)
+    assert torch.allclose(l_c, scorer.clip_loss(i_c, prompts), atol=1e-5)
+    assert torch.allclose(l_g, scorer.clip_loss(i_g, prompts), atol=1e-5)

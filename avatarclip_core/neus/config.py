@@ -54,7 +54,7 @@ class NeusConfig:
     sampling_grid_resolution: int = 128  # place samples with f cached on a grid (0: query the network)
     sampling_grid_every: int = 16  # stage-2 steps between grid refreshes
     # --- stage 1: fit f, c to the template ------------------------------------------------------
-    stage1_iterations: int = 1500  # SDF-supervised steps (points with the template's signed distance)
+    stage1_iterations: int = 600  # SDF-supervised steps (points with the template's signed distance)
     stage1_points: int = 8192  # points per step (half near the surface, a quarter uniform, a quarter on it)
     stage1_render_iterations: int = 60  # multi-view render steps (colour + mask), learn s
     stage1_render_size: int = 64

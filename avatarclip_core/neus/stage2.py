@@ -85,6 +85,26 @@ def render_clip_views(model: NeusModel, template: Template, cameras, config: Neu
     return colour, img.textureless, img
 
 
+def clip_losses(scorer, i_c: torch.Tensor, i_g: torch.Tensor, prompts: list[str], color: bool = True,
+                geometry: bool = True):
+    """(L_clip(I_c), L_clip(I_g)) as Eq. 1 averaged over the views.
+
+    With an ImageTextScorer-like scorer (``encode_image`` / ``encode_text`` giving unit features)
+    both renders go through the image encoder as one batch, which is cheaper on the CPU than two
+    calls; any other scorer gets two ``clip_loss`` calls.
+    """
+    zero = i_c.new_zeros(())
+    if color and geometry and hasattr(scorer, "encode_image") and hasattr(scorer, "encode_text"):
+        B = i_c.shape[0]
+        f_img = scorer.encode_image(torch.cat([i_c, i_g]))
+        f_txt = scorer.encode_text(list(prompts) * 2).to(f_img)
+        loss = 1.0 - (f_img * f_txt).sum(-1)
+        return loss[:B].mean(), loss[B:].mean()
+    l_c = scorer.clip_loss(i_c, prompts) if color else zero
+    l_g = scorer.clip_loss(i_g, prompts) if geometry else zero
+    return l_c, l_g
+
+
 def band_complement(template: Template, config: NeusConfig) -> torch.Tensor:
     """Indices of the bank points outside the sculpting band, where f must keep the template's
     signed distance: farther than ``sculpt_band`` outside or ``sculpt_band_inside`` inside."""
@@ -118,8 +138,7 @@ def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config
         sample, prompts, kind = sample_views(step, cfg, template, face_center, g, appearance)
         target = sample.at
         i_c, i_g, img = render_clip_views(model, template, sample.cameras, cfg, g, target=target)
-        l_c = scorer.clip_loss(i_c, prompts) if cfg.lambda_color_clip > 0 else i_c.new_zeros(())
-        l_g = scorer.clip_loss(i_g, prompts) if cfg.lambda_geometry_clip > 0 else i_g.new_zeros(())
+        l_c, l_g = clip_losses(scorer, i_c, i_g, prompts, cfg.lambda_color_clip > 0, cfg.lambda_geometry_clip > 0)
         loss = cfg.lambda_color_clip * l_c + cfg.lambda_geometry_clip * l_g
         grads = img.gradients
         if cfg.lambda_recon > 0 and outside.numel() > 0:
