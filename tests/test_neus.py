@@ -374,3 +374,18 @@ def test_joint_clip_losses_equal_two_clip_loss_calls():
     l_c, l_g = clip_losses(scorer, i_c, i_g, prompts)
     assert torch.allclose(l_c, scorer.clip_loss(i_c, prompts), atol=1e-5)
     assert torch.allclose(l_g, scorer.clip_loss(i_g, prompts), atol=1e-5)
+
+
+def test_stage1_cache_keeps_the_most_recently_used_files(tmp_path):
+    import os
+
+    from avatarclip_core.neus.stage1 import _evict
+
+    for i in range(5):
+        p = tmp_path / f"stage1-{i}.pt"
+        p.write_bytes(b"x")
+        os.utime(p, (1000 + i, 1000 + i))
+    os.utime(tmp_path / "stage1-0.pt", (5000, 5000))  # loaded recently
+    (tmp_path / "other.pt").write_bytes(b"y")
+    _evict(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt", "stage1-0.pt", "stage1-4.pt"]

@@ -66,6 +66,7 @@ class NeusConfig:
     mask_weight: float = 0.1  # lambda2 (Eq. 5)
     sdf_clamp: float = 0.1  # metres: template SDF targets are clamped to +-this
     cache: bool = True  # cache stage-1 networks per template (paths.cache_dir("neus"))
+    cache_max_entries: int = 256  # least recently used stage-1 files beyond this are deleted (0: no limit)
     # --- optimisation ------------------------------------------------------------------------------
     lr: float = 5e-4  # Adam, stage 2 (paper: 5e-4 throughout)
     lr_encoding: float = 1e-3  # stage-2 hash tables; more lets CLIP tear thin parts; unused for "frequency"

@@ -49,7 +49,8 @@ CACHE_VERSION = 1
 _NOT_STAGE1 = {
     "lr", "lr_encoding", "iterations", "image_size", "batch_size", "lambda_recon", "lambda_color_clip", "lambda_geometry_clip",
     "reg_points", "dilation_px", "face_every", "random_shading", "shading", "background", "progress_every",
-    "mc_resolution", "min_component_fraction", "texture_size", "texture_padding", "cache", "ray_chunk",
+    "mc_resolution", "min_component_fraction", "texture_size", "texture_padding", "cache", "cache_max_entries",
+    "ray_chunk",
     "stage2_train_variance",
 }
 
@@ -277,6 +278,23 @@ def _save(path: Path, model: NeusModel, template: Template, stats: dict) -> None
             os.unlink(tmp)
 
 
+def _evict(folder: Path, keep: int) -> None:
+    """Delete the least recently used stage-1 files beyond ``keep`` (loads touch their file)."""
+    if keep <= 0:
+        return
+    files = []
+    for p in folder.glob("stage1-*.pt"):
+        try:
+            files.append((p.stat().st_mtime, p))
+        except OSError:  # removed by a concurrent process
+            pass
+    for _, p in sorted(files, reverse=True)[keep:]:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
 def stage1(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig, vertex_colors: torch.Tensor | None = None,
            progress=None) -> tuple[NeusModel, Template, dict]:
     """Load the stage-1 NeuS for this template from the cache, or fit and cache it.
@@ -302,6 +320,10 @@ def stage1(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig, vert
                                         data["surface_normals"], data["surface_colors"])
                     info = dict(data.get("stats", {}), cached=True, key=key,
                                 seconds=round(time.perf_counter() - started, 3))
+                    try:
+                        os.utime(path)  # most recently used
+                    except OSError:
+                        pass
                     return model, template, info
         except Exception:  # a corrupt or stale cache file: refit and overwrite it
             pass
@@ -310,5 +332,6 @@ def stage1(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig, vert
     stats = fit_stage1(model, template, config, progress)
     if path is not None:
         _save(path, model, template, stats)
+        _evict(path.parent, config.cache_max_entries)
     info = dict(stats, cached=False, key=key, seconds=round(time.perf_counter() - started, 3))
     return model, template, info
