@@ -12,7 +12,7 @@ Entry point::
     result.timings                                                # seconds per stage
 
 Modules:
-- config.py: ``NeusConfig`` (every knob), ``PRESETS`` (preview / standard / paper), ``neus_preset``.
+- config.py: ``NeusConfig`` (every knob), ``neus_preset`` (configs/<preset>.yaml, section text.neus).
 - networks.py: SDF network f (hash grid or NeuS positional encoding, geometric initialisation,
   forward-mode gradients), colour networks c and c_c, variance s, world <-> network ``Normalizer``.
 - volume.py: rays of render/'s ``PerspectiveCameras``, NeuS sampling and unbiased weights
@@ -28,7 +28,7 @@ Cameras, light sampling, shading (Eqs. 8-9) and backgrounds come from avatarclip
 CLIP is any object with ``clip_loss(images, texts)`` (avatarclip_core.clip.ImageTextScorer).
 """
 from .api import SculptResult, sculpt_avatar, template_from_body
-from .config import PRESETS, NeusConfig, neus_preset
+from .config import NeusConfig, neus_preset
 from .extract import UVBake, bake_texture, extract_mesh, query_colors
 from .guide import TemplateGuide, template_guide
 from .networks import NeusModel, Normalizer
@@ -37,7 +37,7 @@ from .stage2 import sculpt
 from .volume import NeusImages, camera_rays, render_images, render_rays
 
 __all__ = [
-    "PRESETS", "NeusConfig", "NeusImages", "NeusModel", "Normalizer", "SculptResult", "Template", "TemplateGuide",
+    "NeusConfig", "NeusImages", "NeusModel", "Normalizer", "SculptResult", "Template", "TemplateGuide",
     "UVBake", "bake_texture", "camera_rays", "extract_mesh", "neus_preset", "query_colors", "render_images",
     "render_rays", "sculpt", "sculpt_avatar", "stage1", "template_from_body", "template_guide", "template_key",
 ]

@@ -1,10 +1,10 @@
 """Typed configuration of the NeuS implicit avatar (AvatarCLIP Sec. 3.3.2, 4.1.1).
 
-``NeusConfig()`` holds the ``standard`` values (CPU in minutes). ``neus_preset(name)`` applies one of
-``PRESETS`` on top: ``preview`` (CPU in seconds to a minute), ``standard``, ``paper`` (the paper's
+``NeusConfig()`` holds the ``standard`` values (CPU in minutes). ``neus_preset(name)`` applies the
+``text.neus`` section of configs/<name>.yaml on top: ``preview`` (CPU in seconds to a minute), ``standard``, ``paper`` (the paper's
 values: 6-layer SDF MLP with positional encoding and geometric initialisation, 4-layer colour
 MLP, 32 uniform + 32 importance samples, Adam 5e-4, 30k iterations; for a GPU). The same keys can
-live in a YAML preset's ``neus:`` section (``load_config(NeusConfig, preset, section="neus")``).
+are overridable per job as ``neus.<key>`` (``avatar text --set neus.iterations=200``).
 
 Lengths are metres in the world (the template's frame: Y up, facing +Z) unless a name says
 otherwise; the networks themselves work in a normalised cube (see ``Normalizer``).
@@ -98,42 +98,12 @@ class NeusConfig:
     texture_size: int = 1024  # UV texture bake (0: no bake)
     texture_padding: int = 4  # texels of chart gutter filled by dilation
     seed: int = 0
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # seconds to a minute on 2 CPU cores: small grids, narrow MLPs, few samples, 64^2 CLIP renders
-    "preview": {
-        "hash_levels": 8, "hash_log2_size": 14, "hash_max_resolution": 256,
-        "sdf_layers": 2, "sdf_width": 32, "feature_dim": 8, "color_layers": 2, "color_width": 32,
-        "n_samples": 16, "n_importance": 8, "up_sample_steps": 1, "sampling_grid_resolution": 96,
-        "stage1_iterations": 300, "stage1_points": 4096, "stage1_render_iterations": 20,
-        "stage1_render_size": 48, "stage1_bank_size": 60_000,
-        "iterations": 60, "image_size": 64, "reg_points": 2048,
-        "mc_resolution": 96, "texture_size": 256,
-    },
-    "standard": {},
-    # the paper's values (Sec. 4.1.1), for a GPU
-    "paper": {
-        "encoding": "frequency", "activation": "softplus", "variance_init": 0.3, "sdf_layers": 6, "sdf_width": 256, "sdf_skip_layers": (3,),
-        "feature_dim": 256, "frequency_bands": 6, "weight_norm": True, "init_radius": 0.5,
-        "color_layers": 4, "color_width": 256,
-        "n_samples": 32, "n_importance": 32, "up_sample_steps": 4, "prune_threshold": 0.0,
-        "sampling_grid_resolution": 0,
-        "lr": 5e-4, "lr_variance": 5e-4, "stage1_lr": 5e-4, "stage1_render_train_sdf": True, "stage1_iterations": 10_000, "stage1_points": 16_384,
-        "stage1_render_iterations": 2000, "stage1_render_size": 128, "stage1_bank_size": 500_000,
-        "iterations": 30_000, "image_size": 224, "reg_points": 8192,
-        "mc_resolution": 512, "texture_size": 2048,
-    },
-}
+    device: str = "cpu"  # where the networks run: cpu | cuda | cuda:N | auto (CUDA when available)
 
 
 def neus_preset(name: str = "standard", overrides: dict[str, Any] | None = None) -> NeusConfig:
-    """NeusConfig for a named preset (``PRESETS``), then dotted ``overrides`` (strings convert)."""
-    from avatarclip_core.config import ConfigError, apply_overrides
+    """NeusConfig for a named preset: the ``text.neus`` section of configs/<name>.yaml (the one
+    config system), then dotted ``overrides`` (strings convert)."""
+    from avatarclip_core.config import load_config
 
-    if name not in PRESETS:
-        raise ConfigError(f"unknown NeuS preset {name!r} (available: {', '.join(PRESETS)})")
-    config = apply_overrides(NeusConfig(), PRESETS[name])
-    if overrides:
-        config = apply_overrides(config, overrides)
-    return config
+    return load_config(NeusConfig, name, overrides, section="text.neus")

@@ -25,7 +25,7 @@ from .networks import NeusModel
 @torch.no_grad()
 def sdf_grid(model: NeusModel, resolution: int, chunk: int = 131072):
     """f (metres) at the corners of a grid over the model's box; returns (values (X, Y, Z), origin, step)."""
-    lo, hi = model.normalizer.box_min.float(), model.normalizer.box_max.float()
+    lo, hi = model.normalizer.box_min.float().cpu(), model.normalizer.box_max.float().cpu()
     step = float((hi - lo).max()) / max(resolution, 2)
     counts = [int(np.ceil(float(hi[k] - lo[k]) / step)) + 1 for k in range(3)]
     axes = [lo[k] + step * torch.arange(counts[k], dtype=torch.float32) for k in range(3)]

@@ -74,7 +74,7 @@ def template_guide(vertices: torch.Tensor, faces: torch.Tensor, cameras: Perspec
     depth = frags.zbuf[..., 0].detach()  # view depth, -1 on background
     if target is None:
         target = 0.5 * (vertices.min(0).values + vertices.max(0).values)
-    target = torch.as_tensor(target, dtype=torch.float32).reshape(-1, 3).expand(B, 3)
+    target = torch.as_tensor(target, dtype=torch.float32).detach().cpu().reshape(-1, 3).expand(B, 3)
     if dilation_px > 0:
         radii = [int(dilation_px)] * B
     else:
@@ -82,7 +82,7 @@ def template_guide(vertices: torch.Tensor, faces: torch.Tensor, cameras: Perspec
     # cos between each pixel's ray and the view axis converts view depth to distance along the ray
     _, d = camera_rays(cameras, (H, W))
     cos = (d.view(B, H * W, 3) * cameras.get_view_direction().float().unsqueeze(1)).sum(-1).view(B, H, W).clamp_min(1e-3)
-    inf = torch.tensor(float("inf"))
+    inf = torch.tensor(float("inf"), device=depth.device)
     masks, nears, fars = [], [], []
     pad = band + margin
     for i in range(B):

@@ -338,6 +338,10 @@ class NeusModel(nn.Module):
         self.variance = Variance(config.variance_init)
         self.sampling_grid = None  # volume.SDFGrid used to place samples (None: the network itself)
 
+    @property
+    def device(self) -> torch.device:
+        return self.variance.variance.device
+
     def param_groups(self, lr: float, lr_encoding: float, lr_variance: float, which: tuple[str, ...]):
         """Adam parameter groups (hash tables get their own learning rate)."""
         groups = []
@@ -360,8 +364,8 @@ class NeusModel(nn.Module):
         """Signed distance in metres at world points (N, 3) -> (N,), no gradients."""
         out = []
         for s in range(0, points.shape[0], chunk):
-            p = self.normalizer.to_net(points[s:s + chunk].float())
-            out.append(self.sdf_net.sdf(p)[:, 0] * self.normalizer.scale)
+            p = self.normalizer.to_net(points[s:s + chunk].to(self.device).float())
+            out.append((self.sdf_net.sdf(p)[:, 0] * self.normalizer.scale).to(points.device))
         return torch.cat(out) if out else points.new_zeros(0)
 
     def color_world(self, points: torch.Tensor, stylised: bool = True, chunk: int = 32768) -> torch.Tensor:
@@ -369,9 +373,9 @@ class NeusModel(nn.Module):
         net = self.color_c if stylised else self.color
         out = []
         for s in range(0, points.shape[0], chunk):
-            p = self.normalizer.to_net(points[s:s + chunk].float())
+            p = self.normalizer.to_net(points[s:s + chunk].to(self.device).float())
             _, feat, grad = self.sdf_net.sdf_and_gradient(p, create_graph=False)
             with torch.no_grad():
                 n = torch.nn.functional.normalize(grad, dim=-1)
-                out.append(net(p, n, -n, feat.detach()))
+                out.append(net(p, n, -n, feat.detach()).to(points.device))
         return torch.cat(out) if out else points.new_zeros(0, 3)

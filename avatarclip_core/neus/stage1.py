@@ -51,7 +51,7 @@ _NOT_STAGE1 = {
     "reg_points", "dilation_px", "face_every", "random_shading", "shading", "background", "progress_every",
     "mc_resolution", "min_component_fraction", "texture_size", "texture_padding", "cache", "cache_max_entries",
     "ray_chunk",
-    "stage2_train_variance",
+    "stage2_train_variance", "device",
 }
 
 
@@ -68,6 +68,12 @@ class Template:
     surface_points: torch.Tensor  # (M, 3)
     surface_normals: torch.Tensor  # (M, 3)
     surface_colors: torch.Tensor  # (M, 3) template colour there
+
+    def to(self, device) -> Template:
+        """The same template with every tensor on ``device``."""
+        moved = {f.name: (v.to(device) if isinstance(v, torch.Tensor) else v)
+                 for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+        return Template(**moved)
 
     @property
     def center(self) -> torch.Tensor:
@@ -86,6 +92,13 @@ class Template:
         c[1] = top[:, 1].min() + 0.6 * (top[:, 1].max() - top[:, 1].min())
         c[2] = c[2] + 0.25 * (top[:, 2].max() - top[:, 2].min())
         return c
+
+
+def resolve_device(name: str) -> torch.device:
+    """``config.device`` -> torch.device ("auto": CUDA when available, else the CPU)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def template_key(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig,
@@ -159,6 +172,7 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
     """Fit f and c to the template (see the module docstring). Returns loss statistics."""
     cfg = config
     g = torch.Generator().manual_seed(cfg.seed + 2)
+    dev = model.device
     scale = model.normalizer.scale
     opt = torch.optim.Adam(model.param_groups(cfg.stage1_lr, cfg.stage1_lr_encoding, cfg.lr_variance,
                                               ("sdf", "color", "variance")))
@@ -170,7 +184,7 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
     history = {"sdf": [], "render": [], "mask": []}
 
     def surface_terms(n: int):
-        j = torch.randint(0, n_surf_all, (n,), generator=g)
+        j = torch.randint(0, n_surf_all, (n,), generator=g).to(dev)
         p = model.normalizer.to_net(template.surface_points[j])
         sdf, feat, grad = model.sdf_net.sdf_and_gradient(p, create_graph=True)
         unit = F.normalize(grad, dim=-1)
@@ -185,7 +199,7 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
         for grp, lr in zip(opt.param_groups, base_lrs):  # cosine decay to 10 %
             grp["lr"] = lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
         n_off = cfg.stage1_points * 3 // 4
-        idx = torch.randint(0, n_bank, (n_off,), generator=g)
+        idx = torch.randint(0, n_bank, (n_off,), generator=g).to(dev)
         l_sdf, grad_off = sdf_supervision(model, template, idx, cfg.sdf_clamp)
         l_surf, l_norm, l_col, grad_s = surface_terms(cfg.stage1_points - n_off)
         loss = (l_sdf + l_surf) / scale + cfg.eikonal_weight * eikonal(torch.cat([grad_off, grad_s])) \
@@ -210,12 +224,13 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
         height_scale = template.height / 1.7
         colors = template.vertex_colors
         if colors is None:
-            colors = torch.tensor(cfg.template_color).expand(template.vertices.shape[0], 3)
+            colors = torch.tensor(cfg.template_color, device=dev).expand(template.vertices.shape[0], 3)
         size = cfg.stage1_render_size
         for it in range(n_rend):
             if cfg.sampling_grid_resolution > 0 and it % grid_every == 0:
                 model.sampling_grid = SDFGrid(model, cfg.sampling_grid_resolution)
-            cams = sample_random_cameras(1, g, cfg.camera, center=template.center, scale=height_scale).cameras
+            cams = sample_random_cameras(1, g, cfg.camera, center=template.center.cpu(), scale=height_scale,
+                                         device=dev).cameras
             guide = template_guide(template.vertices, template.faces, cams, size, dilation_radius=cfg.dilation_radius,
                                    band=cfg.sculpt_band, target=template.center)
             with torch.no_grad():
@@ -230,7 +245,7 @@ def fit_stage1(model: NeusModel, template: Template, config: NeusConfig, progres
             l_mask = F.binary_cross_entropy(op, sil)
             loss = l_col + cfg.mask_weight * l_mask
             if train_sdf:
-                idx = torch.randint(0, n_bank, (cfg.stage1_points // 4,), generator=g)
+                idx = torch.randint(0, n_bank, (cfg.stage1_points // 4,), generator=g).to(dev)
                 l_sdf, grad_off = sdf_supervision(model, template, idx, cfg.sdf_clamp)
                 grads = torch.cat([grad_off, img.gradients]) if img.gradients is not None else grad_off
                 loss = loss + cfg.eikonal_weight * eikonal(grads) + l_sdf / scale
@@ -259,9 +274,10 @@ def cache_path(key: str) -> Path:
 
 
 def _save(path: Path, model: NeusModel, template: Template, stats: dict) -> None:
+    template = template.to("cpu")
     payload = {
         "version": CACHE_VERSION,
-        "model": {k: v for k, v in model.state_dict().items() if not k.startswith("color_c.")},
+        "model": {k: v.cpu() for k, v in model.state_dict().items() if not k.startswith("color_c.")},
         "normalizer": model.normalizer.state(),
         "bank_points": template.bank_points, "bank_sdf": template.bank_sdf,
         "surface_points": template.surface_points, "surface_normals": template.surface_normals,
@@ -303,6 +319,7 @@ def stage1(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig, vert
     ``cached`` (bool), ``key``, ``seconds`` and the fit statistics.
     """
     started = time.perf_counter()
+    device = resolve_device(config.device)
     key = template_key(vertices, faces, config, vertex_colors)
     path = cache_path(key) if config.cache else None
     if path is not None and path.is_file():
@@ -324,11 +341,11 @@ def stage1(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig, vert
                         os.utime(path)  # most recently used
                     except OSError:
                         pass
-                    return model, template, info
+                    return model.to(device), template.to(device), info
         except Exception:  # a corrupt or stale cache file: refit and overwrite it
             pass
-    template = build_template(vertices, faces, config, vertex_colors)
-    model = new_model(config, template.normalizer)
+    template = build_template(vertices, faces, config, vertex_colors).to(device)
+    model = new_model(config, template.normalizer).to(device)
     stats = fit_stage1(model, template, config, progress)
     if path is not None:
         _save(path, model, template, stats)

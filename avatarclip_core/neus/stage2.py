@@ -57,12 +57,13 @@ def sample_views(step: int, config: NeusConfig, template: Template, face_center:
     cfg = config
     B = cfg.batch_size
     scale = template.height / 1.7
+    dev = template.vertices.device
     if cfg.face_every > 0 and step % cfg.face_every == 0:
-        sample = face_camera(face_center, n=B, generator=generator, config=cfg.camera, scale=scale)
+        sample = face_camera(face_center.cpu(), n=B, generator=generator, config=cfg.camera, scale=scale, device=dev)
         prompts = [face_prompt(appearance)] * B
         kind = "face"
     else:
-        sample = sample_random_cameras(B, generator, cfg.camera, center=template.center, scale=scale)
+        sample = sample_random_cameras(B, generator, cfg.camera, center=template.center.cpu(), scale=scale, device=dev)
         prompts = [back_prompt(appearance) if bool(b) else appearance for b in sample.is_back]
         kind = "back" if bool(sample.is_back.all()) else "body"
     return sample, prompts, kind
@@ -75,9 +76,10 @@ def render_clip_views(model: NeusModel, template: Template, cameras, config: Neu
     B, S = len(cameras), cfg.image_size
     guide = template_guide(template.vertices, template.faces, cameras, S, dilation_radius=cfg.dilation_radius,
                            dilation_px=cfg.dilation_px, band=cfg.sculpt_band, target=target)
-    bg = random_backgrounds(B, S, S, generator=generator, config=cfg.background)
+    dev = template.vertices.device
+    bg = random_backgrounds(B, S, S, generator=generator, config=cfg.background, device=dev)
     light = sample_light_directions(cameras, generator, cfg.shading)
-    ambient = sample_ambient(B, generator, cfg.shading)
+    ambient = sample_ambient(B, generator, cfg.shading, device=dev)
     outputs = ("shaded" if cfg.random_shading else "rgb", "textureless")
     img = render_images(model, cameras, S, mask=guide.mask, near_far=guide.near_far, outputs=outputs, stylised=True,
                         background=bg, light_dir=light, ambient=ambient, train=train, generator=generator)
@@ -142,7 +144,7 @@ def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config
         loss = cfg.lambda_color_clip * l_c + cfg.lambda_geometry_clip * l_g
         grads = img.gradients
         if cfg.lambda_recon > 0 and outside.numel() > 0:
-            idx = outside[torch.randint(0, outside.numel(), (cfg.reg_points,), generator=g)]
+            idx = outside[torch.randint(0, outside.numel(), (cfg.reg_points,), generator=g).to(outside.device)]
             l_rec, grad_reg = sdf_supervision(model, template, idx, cfg.sdf_clamp)
             loss = loss + cfg.lambda_recon * l_rec / scale
             grads = torch.cat([grads, grad_reg]) if grads is not None else grad_reg

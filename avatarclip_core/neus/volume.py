@@ -123,15 +123,17 @@ class SDFGrid:
     @torch.no_grad()
     def __init__(self, model: NeusModel, resolution: int, chunk: int = 131072):
         norm = model.normalizer
-        lo, hi = norm.to_net(norm.box_min.float()), norm.to_net(norm.box_max.float())
+        dev = model.device
+        lo, hi = norm.to_net(norm.box_min.float().to(dev)), norm.to_net(norm.box_max.float().to(dev))
         step = float((hi - lo).max()) / max(2, resolution)
         counts = [max(2, int(math.ceil(float(hi[k] - lo[k]) / step)) + 1) for k in range(3)]
-        axes = [torch.linspace(float(lo[k]), float(lo[k]) + step * (counts[k] - 1), counts[k]) for k in range(3)]
+        axes = [torch.linspace(float(lo[k]), float(lo[k]) + step * (counts[k] - 1), counts[k], device=dev)
+                for k in range(3)]
         pts = torch.stack(torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")[::-1], -1).reshape(-1, 3)
         vals = torch.cat([model.sdf_net.sdf(pts[i:i + chunk])[:, 0] for i in range(0, pts.shape[0], chunk)])
         self.values = vals.view(1, 1, counts[2], counts[1], counts[0])  # (1, 1, D=z, H=y, W=x)
         self.lo = lo
-        self.span = torch.tensor([step * (c - 1) for c in counts])
+        self.span = torch.tensor([step * (c - 1) for c in counts], device=dev)
         self.resolution = resolution
 
     def query(self, p: torch.Tensor) -> torch.Tensor:
@@ -258,7 +260,7 @@ def render_rays(model: NeusModel, origins: torch.Tensor, dirs: torch.Tensor, nea
         if normals or light_dir is not None:
             out_normal = scatter_add_rows(weights * unit, ray_id, R)
         if light_dir is not None:
-            amb = ambient if ambient is not None else torch.full((R, 1), 0.2)
+            amb = ambient if ambient is not None else torch.full((R, 1), 0.2, device=origins.device)
             shading = lambert(F.normalize(out_normal, dim=-1, eps=1e-8), light_dir, amb)
     return RayOutput(out_color, opacity, out_normal, depth * norm.scale, shading, grad, K)
 
@@ -317,9 +319,9 @@ def render_images(model: NeusModel, cameras: PerspectiveCameras, image_size: Ima
         if light_dir is None:
             light_dir = cameras.R[:, 2, :]
         if ambient is None:
-            ambient = torch.full((B,), 0.2)
-        light_dir = F.normalize(light_dir.float().reshape(-1, 3).expand(B, 3), dim=-1)
-        ambient = torch.as_tensor(ambient, dtype=torch.float32).reshape(-1).expand(B)
+            ambient = 0.2
+        light_dir = F.normalize(light_dir.float().to(device).reshape(-1, 3).expand(B, 3), dim=-1)
+        ambient = torch.as_tensor(ambient, dtype=torch.float32, device=device).reshape(-1).expand(B)
     need_color = bool({"rgb", "shaded"} & set(outputs))
     chunk = chunk or (pix.numel() if train else model.config.ray_chunk)
     parts = []
@@ -346,7 +348,7 @@ def render_images(model: NeusModel, cameras: PerspectiveCameras, image_size: Ima
                      num_samples=sum(p.num_samples for p in parts))
     if background is None:
         background = torch.ones(B, H, W, 3, device=device)
-    bg = background.expand(B, H, W, 3).reshape(n_pix, 3)
+    bg = background.to(device).expand(B, H, W, 3).reshape(n_pix, 3)
     bg_rays = gather_rows(bg, pix)
     empty = 1.0 - opacity
     if "rgb" in outputs:
