@@ -132,7 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         overrides, _ = _split_sets(args.set or [])
         config = load_config(ShapeConfig, args.preset, {k.removeprefix("shape."): v for k, v in overrides.items()},
-                             section="shape")
+                             section="text.shape")
         out = train_shape_artifacts(config, Path(args.output) if args.output else None)
         print(out)
     return 0

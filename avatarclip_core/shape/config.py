@@ -42,21 +42,12 @@ class ShapeConfig:
     query: ShapeQueryConfig = field(default_factory=ShapeQueryConfig)
 
 
-# The values of the packaged artifact sets (and of the `shape:` section of configs/<preset>.yaml).
-SHAPE_PRESETS: dict[str, dict] = {
-    "preview": {"name": "preview", "vae": {"hidden": 128, "train_samples": 20000, "epochs": 20},
-                "codebook": {"samples": 4096, "size": 256}},
-    "standard": {"name": "standard", "vae": {"hidden": 256, "train_samples": 40000, "epochs": 25},
-                 "codebook": {"samples": 16384, "size": 1024}},
-    "paper": {"name": "paper", "vae": {"hidden": 256, "train_samples": 50000, "epochs": 30},
-              "codebook": {"samples": 40960, "size": 2048}},
-}
+PACKAGED_SETS = ("preview", "standard", "paper")
 
 
 def preset_shape_config(name: str) -> ShapeConfig:
-    """ShapeConfig with SHAPE_PRESETS[name] applied (what the packaged set `name` was built with)."""
-    from avatarclip_core.config import ConfigError, apply_overrides
+    """ShapeConfig of a preset: the ``text.shape`` section of configs/<name>.yaml (what the packaged
+    artifact set `name` was built with)."""
+    from avatarclip_core.config import load_config
 
-    if name not in SHAPE_PRESETS:
-        raise ConfigError(f"unknown shape preset '{name}' ({', '.join(SHAPE_PRESETS)})")
-    return apply_overrides(ShapeConfig(), SHAPE_PRESETS[name])
+    return load_config(ShapeConfig, name, section="text.shape")

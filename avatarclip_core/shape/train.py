@@ -107,11 +107,11 @@ def held_out_samples(space: ShapeSpace, n: int, seed: int) -> np.ndarray:
 
 def build_packaged(names: list[str] | None = None) -> list[Path]:
     """Maintainers: rebuild the artifact sets shipped in avatarclip_core/shape/artifacts/."""
-    from avatarclip_core.shape.config import SHAPE_PRESETS, preset_shape_config
+    from avatarclip_core.shape.config import PACKAGED_SETS, preset_shape_config
     from avatarclip_core.shape.store import PACKAGED_DIR
 
     paths = []
-    for name in names or list(SHAPE_PRESETS):
+    for name in names or list(PACKAGED_SETS):
         started = time.perf_counter()
         paths.append(train_shape_artifacts(preset_shape_config(name), PACKAGED_DIR / name))
         print(f"{name}: {paths[-1]} in {time.perf_counter() - started:.1f} s")
