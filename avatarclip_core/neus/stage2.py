@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from avatarclip_core.clip import back_prompt, face_prompt
 from avatarclip_core.render import (
     face_camera,
     random_backgrounds,
@@ -38,22 +39,9 @@ from .stage1 import Template, eikonal, sdf_supervision
 from .volume import SDFGrid, render_images
 
 
-def _prompt_helpers():
-    try:
-        from avatarclip_core.clip import back_prompt, face_prompt
-    except ImportError:  # keep stage 2 usable with any scorer
-        def face_prompt(t: str) -> str:
-            return f"the face of {t.strip()}"
-
-        def back_prompt(t: str) -> str:
-            return f"the back of {t.strip()}"
-    return face_prompt, back_prompt
-
-
 def sample_views(step: int, config: NeusConfig, template: Template, face_center: torch.Tensor,
                  generator: torch.Generator, appearance: str):
     """Cameras, per-view prompts and look-at targets for one stage-2 step."""
-    face_prompt, back_prompt = _prompt_helpers()
     cfg = config
     B = cfg.batch_size
     scale = template.height / 1.7
@@ -133,8 +121,9 @@ def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config
     scale = model.normalizer.scale
     outside = band_complement(template, cfg)
     history: dict[str, list] = {"clip_color": [], "clip_geometry": [], "recon": [], "kind": [], "rays": []}
-    started = time.perf_counter()
-    for step in range(cfg.iterations):
+
+    def _step(step: int) -> None:
+        """One optimisation step (a function so the try/finally below stays short)."""
         if cfg.sampling_grid_resolution > 0 and step % max(1, cfg.sampling_grid_every) == 0:
             model.sampling_grid = SDFGrid(model, cfg.sampling_grid_resolution)
         sample, prompts, kind = sample_views(step, cfg, template, face_center, g, appearance)
@@ -165,8 +154,14 @@ def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config
                          f"geometry {float(l_g.detach()):.3f}")
             if snapshot is not None:
                 snapshot(step, i_c.detach(), i_g.detach())
-    model.variance.variance.requires_grad_(True)
-    model.sampling_grid = None
+
+    started = time.perf_counter()
+    try:
+        for step in range(cfg.iterations):
+            _step(step)
+    finally:
+        model.variance.variance.requires_grad_(True)
+        model.sampling_grid = None
     n = len(history["clip_color"])
     tail = max(1, n // 5)
     return {

@@ -5,11 +5,13 @@ down its -Z axis), so a NeuS render and a mesh render of the same camera line up
 
 Sampling per ray (NeuS): ``n_samples`` stratified samples in [near, far], then ``n_importance``
 more in ``up_sample_steps`` rounds drawn from the unbiased weights with a growing fixed s. Then
-two CPU savings:
+three CPU savings:
 
 - *template-guided intervals* (optional): when the caller knows the template's front depth per
   pixel, [near, far] shrinks to where a surface within ``band`` of the template can be, so few
   samples are dense where it matters;
+- *a sampling grid* (optional, ``SDFGrid``): sample placement reads f from a grid refreshed every
+  few steps instead of evaluating the network;
 - *pruning*: a no-gradient pass estimates every section's weight; only sections with weight
   above ``prune_threshold`` (and their neighbours) are evaluated with gradients. The others
   have alpha ~ 0 and would add nothing but cost.
@@ -198,7 +200,7 @@ def render_rays(model: NeusModel, origins: torch.Tensor, dirs: torch.Tensor, nea
 
     stylised: colour from c_c (stage 2) instead of c. light_dir (R, 3) world direction towards the
     light and ambient (R, 1): when given, ``shading`` holds Eq. 8's intensity. train: jittered
-    samples and a differentiable SDF gradient (double backward); otherwise no graph is built.
+    samples and a graph through f, its (forward-mode) gradient, c and s; otherwise none is built.
     """
     cfg = model.config
     norm = model.normalizer
@@ -293,8 +295,8 @@ def render_images(model: NeusModel, cameras: PerspectiveCameras, image_size: Ima
                   generator: torch.Generator | None = None, chunk: int | None = None) -> NeusImages:
     """Render B views of the NeuS model, marching only the rays inside ``mask`` (B, H, W).
 
-    near_far: optional per-pixel (B, H, W) near / far distances in metres (e.g. from
-    ``template_ray_bounds``), intersected with the model's box. background: (B, H, W, 3) (default
+    near_far: optional per-pixel (B, H, W) near / far distances in metres along the rays (e.g.
+    ``guide.template_guide(...).near_far``), intersected with the model's box. background: (B, H, W, 3) (default
     white). light_dir (B, 3) towards the light, ambient (B,): Eq. 8/9 (default: headlight, 0.2).
     """
     H, W = as_hw(image_size)
