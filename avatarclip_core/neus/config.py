@@ -40,6 +40,12 @@ class NeusConfig:
     color_width: int = 64  # (paper: 256)
     color_use_view: bool = False  # the paper drops the view direction (albedo-like textures)
     color_use_normal: bool = True
+    # c_c's own hash grid (beyond the paper, where colour sees only f's features): texture detail
+    # that trains fast without moving the geometry through f's shared features. 0 levels: off.
+    color_grid_levels: int = 8
+    color_grid_log2_size: int = 15
+    color_grid_max_resolution: int = 512
+    lr_color_encoding: float = 1e-2
     template_color: tuple[float, float, float] = (0.7, 0.7, 0.7)  # what c(p) reconstructs (neutral)
     # --- learnable variance (s = exp(10 v)) ----------------------------------------------------
     variance_init: float = 0.6  # s ~ 400: a few-mm density shell on a body-sized box (NeuS: 0.3)

@@ -283,13 +283,21 @@ class SDFNetwork(nn.Module):
 
 
 class ColorNetwork(nn.Module):
-    """c(p, n, v, feature) -> RGB in [0, 1] (sigmoid); the view direction is optional (off: paper)."""
+    """c(p, n, v, feature) -> RGB in [0, 1] (sigmoid); the view direction is optional (off: paper).
 
-    def __init__(self, config: NeusConfig):
+    own_grid: also feed a hash-grid encoding of p (``color_grid_*``), for the stylised c_c.
+    """
+
+    def __init__(self, config: NeusConfig, own_grid: bool = False):
         super().__init__()
         cfg = config
         self.use_view, self.use_normal = cfg.color_use_view, cfg.color_use_normal
+        self.encoding = None
+        if own_grid and cfg.color_grid_levels > 0:
+            self.encoding = HashGridEncoding(cfg.color_grid_levels, 2, cfg.color_grid_log2_size,
+                                             cfg.hash_base_resolution, cfg.color_grid_max_resolution)
         d_in = 3 + cfg.feature_dim + (3 if cfg.color_use_normal else 0) + (3 if cfg.color_use_view else 0)
+        d_in += self.encoding.out_dim if self.encoding is not None else 0
         n = max(1, cfg.color_layers)
         dims = [d_in] + [cfg.color_width] * (n - 1) + [3]
         self.layers = nn.ModuleList(_wn(nn.Linear(dims[l], dims[l + 1]), cfg.weight_norm) for l in range(n))
@@ -301,6 +309,8 @@ class ColorNetwork(nn.Module):
         if self.use_normal:
             parts.append(normals)
         parts.append(features)
+        if self.encoding is not None:
+            parts.append(self.encoding(p)[0])
         x = torch.cat(parts, dim=-1)
         last = len(self.layers) - 1
         for l, layer in enumerate(self.layers):
@@ -334,7 +344,7 @@ class NeusModel(nn.Module):
         self.normalizer = normalizer
         self.sdf_net = SDFNetwork(config)
         self.color = ColorNetwork(config)
-        self.color_c = ColorNetwork(config)
+        self.color_c = ColorNetwork(config, own_grid=True)
         self.variance = Variance(config.variance_init)
         self.sampling_grid = None  # volume.SDFGrid used to place samples (None: the network itself)
 
@@ -342,8 +352,9 @@ class NeusModel(nn.Module):
     def device(self) -> torch.device:
         return self.variance.variance.device
 
-    def param_groups(self, lr: float, lr_encoding: float, lr_variance: float, which: tuple[str, ...]):
-        """Adam parameter groups (hash tables get their own learning rate)."""
+    def param_groups(self, lr: float, lr_encoding: float, lr_variance: float, which: tuple[str, ...],
+                     lr_color_encoding: float | None = None):
+        """Adam parameter groups (hash tables get their own learning rates)."""
         groups = []
         if "sdf" in which:
             enc = [p for n, p in self.sdf_net.named_parameters() if n.startswith("encoding.")]
@@ -354,7 +365,11 @@ class NeusModel(nn.Module):
         if "color" in which:
             groups.append({"params": list(self.color.parameters()), "lr": lr})
         if "color_c" in which:
-            groups.append({"params": list(self.color_c.parameters()), "lr": lr})
+            enc = [p for n, p in self.color_c.named_parameters() if n.startswith("encoding.")]
+            mlp = [p for n, p in self.color_c.named_parameters() if not n.startswith("encoding.")]
+            if enc:
+                groups.append({"params": enc, "lr": lr_color_encoding or lr_encoding, "eps": 1e-15})
+            groups.append({"params": mlp, "lr": lr})
         if "variance" in which:
             groups.append({"params": list(self.variance.parameters()), "lr": lr_variance})
         return groups

@@ -52,6 +52,7 @@ _NOT_STAGE1 = {
     "mc_resolution", "min_component_fraction", "texture_size", "texture_padding", "cache", "cache_max_entries",
     "ray_chunk",
     "stage2_train_variance", "device",
+    "color_grid_levels", "color_grid_log2_size", "color_grid_max_resolution", "lr_color_encoding",  # c_c only
 }
 
 

@@ -116,7 +116,7 @@ def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config
         face_center = template.default_face_center()
     face_center = torch.as_tensor(face_center, dtype=torch.float32).reshape(3)
     which = ("sdf", "color_c") + (("variance",) if cfg.stage2_train_variance else ())
-    opt = torch.optim.Adam(model.param_groups(cfg.lr, cfg.lr_encoding, cfg.lr_variance, which))
+    opt = torch.optim.Adam(model.param_groups(cfg.lr, cfg.lr_encoding, cfg.lr_variance, which, cfg.lr_color_encoding))
     model.variance.variance.requires_grad_(cfg.stage2_train_variance)
     scale = model.normalizer.scale
     outside = band_complement(template, cfg)
