@@ -231,6 +231,7 @@ def test_stage1_is_cached_per_template(fitted_ball):
     assert template_key(moved, f, cfg) != info["key"]
     assert template_key(v, f, tiny_config(sdf_width=16)) != info["key"]
     assert template_key(v, f, tiny_config(iterations=7, lr=0.1, mc_resolution=20)) == info["key"]  # stage 2/extract
+    assert template_key(v, f, tiny_config(color_grid_levels=4)) == info["key"]  # c_c is not cached
 
 
 def _edge_face_counts(faces):
@@ -389,3 +390,16 @@ def test_stage1_cache_keeps_the_most_recently_used_files(tmp_path):
     (tmp_path / "other.pt").write_bytes(b"y")
     _evict(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt", "stage1-0.pt", "stage1-4.pt"]
+
+
+def test_stylised_colour_network_has_its_own_hash_grid_and_learning_rate():
+    norm = Normalizer(torch.zeros(3), 1.0, torch.full((3,), -1.0), torch.full((3,), 1.0))
+    model = NeusModel(tiny_config(color_grid_levels=4), norm)
+    assert model.color_c.encoding is not None and model.color.encoding is None
+    groups = model.param_groups(1e-4, 1e-3, 0.0, ("sdf", "color_c"), lr_color_encoding=3e-2)
+    by_lr = {g["lr"]: g["params"] for g in groups}
+    assert by_lr[3e-2] == [model.color_c.encoding.table] and by_lr[1e-3] == [model.sdf_net.encoding.table]
+    p = torch.rand(10, 3) * 2 - 1
+    n = torch.nn.functional.normalize(p, dim=-1)
+    assert model.color_c(p, n, -n, torch.zeros(10, model.config.feature_dim)).shape == (10, 3)
+    assert NeusModel(tiny_config(color_grid_levels=0), norm).color_c.encoding is None
