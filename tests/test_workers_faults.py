@@ -147,7 +147,9 @@ def test_a_job_whose_process_keeps_dying_is_given_up(deployment):
 
 
 def test_time_limits_fail_the_job_with_a_clear_message(deployment):
-    settings, api, workers = deployment(AVATAR_SOFT_TIME_LIMIT="2", AVATAR_TIME_LIMIT="4")
+    # a wide gap between the soft and the hard limit: on a loaded 2-core machine the soft-limit
+    # signal can take seconds to be handled, and a 2 s gap let the hard limit win (flaky in CI)
+    settings, api, workers = deployment(AVATAR_SOFT_TIME_LIMIT="2", AVATAR_TIME_LIMIT="10")
     workers.start()
     soft = api.wait(api.submit("selftest", {"sleep": 30}), 60, 0.05)
     assert soft.state == "FAILURE" and soft.error == "the job exceeded its time limit of 2 s", soft
