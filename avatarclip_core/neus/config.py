@@ -1,10 +1,11 @@
 """Typed configuration of the NeuS implicit avatar (AvatarCLIP Sec. 3.3.2, 4.1.1).
 
 ``NeusConfig()`` holds the ``standard`` values (CPU in minutes). ``neus_preset(name)`` applies the
-``text.neus`` section of configs/<name>.yaml on top: ``preview`` (CPU in seconds to a minute), ``standard``, ``paper`` (the paper's
-values: 6-layer SDF MLP with positional encoding and geometric initialisation, 4-layer colour
-MLP, 32 uniform + 32 importance samples, Adam 5e-4, 30k iterations; for a GPU). The same keys can
-are overridable per job as ``neus.<key>`` (``avatar text --set neus.iterations=200``).
+``text.neus`` section of configs/<name>.yaml on top: ``preview`` (CPU in seconds to a minute),
+``standard``, ``paper`` (the paper's values: 6-layer SDF MLP with positional encoding and
+geometric initialisation, 4-layer colour MLP, 32 uniform + 32 importance samples, Adam 5e-4,
+30k iterations; for a GPU). Every key is also overridable per job as ``neus.<key>``
+(``avatar text --set neus.iterations=200``).
 
 Lengths are metres in the world (the template's frame: Y up, facing +Z) unless a name says
 otherwise; the networks themselves work in a normalised cube (see ``Normalizer``).
