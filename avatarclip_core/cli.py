@@ -23,6 +23,16 @@ def _describe_config(cls) -> str:
     return "\n".join(lines)
 
 
+def _add_job_flags(args: argparse.Namespace, overrides: dict[str, str]) -> None:
+    """--motion, --seed and --fbx are shorthands for config keys shared by every avatar job."""
+    if args.motion is not None:
+        overrides["motion.name"] = args.motion
+    if args.seed is not None:
+        overrides["seed"] = str(args.seed)
+    if args.fbx:
+        overrides["export.fbx"] = "true"
+
+
 def _describe_sliders_config() -> str:
     from avatarclip_core.pipelines.sliders import SlidersJobConfig
 
@@ -75,12 +85,7 @@ def cmd_body(args: argparse.Namespace) -> int:
     from avatarclip_core.pipelines.sliders import load_sliders_config, run_sliders_job
 
     overrides, sliders = _split_sets(args.set or [])
-    if args.motion is not None:
-        overrides["motion.name"] = args.motion
-    if args.seed is not None:
-        overrides["seed"] = str(args.seed)
-    if args.fbx:
-        overrides["export.fbx"] = "true"
+    _add_job_flags(args, overrides)
     config = load_sliders_config(args.preset, overrides)
     progress = _TqdmProgress(args.quiet)
     try:
@@ -97,12 +102,7 @@ def cmd_text(args: argparse.Namespace) -> int:
     overrides, sliders = _split_sets(args.set or [])
     if sliders:
         raise UserInputError(f"`avatar text` takes config keys only (dotted names); got slider(s) {', '.join(sliders)}")
-    if args.motion is not None:
-        overrides["motion.name"] = args.motion
-    if args.seed is not None:
-        overrides["seed"] = str(args.seed)
-    if args.fbx:
-        overrides["export.fbx"] = "true"
+    _add_job_flags(args, overrides)
     if args.clip:
         model, _, tag = args.clip.partition(":")
         overrides["clip.model"] = model

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from avatarclip_core.body import lbs
-from avatarclip_core.body.model import SliderSpec, skeleton_of, validate_slider_values
+from avatarclip_core.body.model import SliderShapeMixin, SliderSpec, skeleton_of
 from avatarclip_core.body.types import RiggedMesh
 from avatarclip_core.paths import cache_dir
 from avatarclip_core.warp_runtime import ensure_warp
@@ -78,7 +78,7 @@ def _slider_group(label: str) -> str:
     return stripped.split("-")[0]
 
 
-class AnnyBody:
+class AnnyBody(SliderShapeMixin):
     name = "anny"
 
     def __init__(self, config: AnnyConfig, device: str = "cpu") -> None:
@@ -125,13 +125,6 @@ class AnnyBody:
             for label in self._local_changes
         ]
         return specs
-
-    def sliders(self) -> list[SliderSpec]:
-        return list(self._specs)
-
-    def shape_vector(self, values: dict[str, float]) -> torch.Tensor:
-        checked = validate_slider_values(self._specs, values)
-        return torch.tensor([checked.get(s.name, s.default) for s in self._specs], device=self.device)
 
     def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = shape.reshape(-1, len(self._specs)).to(self.device, torch.float32)

@@ -88,5 +88,20 @@ def validate_slider_values(specs: list[SliderSpec], values: dict[str, float]) ->
     return checked
 
 
+class SliderShapeMixin:
+    """`sliders()` and `shape_vector()` for body adapters that keep their specs in `_specs`
+    (ordered like the shape vector) and their tensors on `device`."""
+
+    _specs: list[SliderSpec]
+    device: torch.device
+
+    def sliders(self) -> list[SliderSpec]:
+        return list(self._specs)
+
+    def shape_vector(self, values: dict[str, float]) -> torch.Tensor:
+        checked = validate_slider_values(self._specs, values)
+        return torch.tensor([checked.get(s.name, s.default) for s in self._specs], device=self.device)
+
+
 def skeleton_of(model: BodyModel, rest_world: torch.Tensor) -> Skeleton:
     return Skeleton(names=list(model.joint_names), parents=list(model.parents), rest_transforms=rest_world)

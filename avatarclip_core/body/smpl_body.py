@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from avatarclip_core.body import lbs
-from avatarclip_core.body.model import SliderSpec, skeleton_of, validate_slider_values
+from avatarclip_core.body.model import SliderShapeMixin, SliderSpec, skeleton_of
 from avatarclip_core.body.types import RiggedMesh
 from avatarclip_core.errors import UserInputError
 
@@ -40,7 +40,7 @@ class SmplConfig:
     num_betas: int = 10
 
 
-class SmplBody:
+class SmplBody(SliderShapeMixin):
     name = "smpl"
 
     def __init__(self, config: SmplConfig, device: str = "cpu") -> None:
@@ -85,13 +85,6 @@ class SmplBody:
             SliderSpec(f"beta_{i}", -3.0, 3.0, 0.0, "shape", f"SMPL shape coefficient {i} (std devs)")
             for i in range(self._shapedirs.shape[-1])
         ]
-
-    def sliders(self) -> list[SliderSpec]:
-        return list(self._specs)
-
-    def shape_vector(self, values: dict[str, float]) -> torch.Tensor:
-        checked = validate_slider_values(self._specs, values)
-        return torch.tensor([checked.get(s.name, s.default) for s in self._specs], device=self.device)
 
     def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         betas = shape.reshape(-1, self._shapedirs.shape[-1]).to(self.device, torch.float32)
