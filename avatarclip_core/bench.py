@@ -100,11 +100,20 @@ def bench_queues(repeats: int) -> dict:
     return {kind: bench_queue(kind, jobs=20, repeats=repeats) for kind in ("sqlite", "redis")}
 
 
-ALL_SECTIONS = ("body", "export", "render", "queue")
+def bench_text_presets(repeats: int) -> dict:
+    """Per-stage time and peak memory of the text job for the preview and standard presets
+    (one cold run each: stage-1 NeuS uncached; see pipelines/bench_text)."""
+    from avatarclip_core.pipelines.bench_text import bench_text
+
+    return bench_text(("preview", "standard"))
+
+
+ALL_SECTIONS = ("body", "export", "render", "queue", "text")
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
-    benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues}
+    benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues,
+               "text": bench_text_presets}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)

@@ -1,8 +1,8 @@
 """Progress reporting shared by CLI (tqdm bar), workers (task state) and the web page.
 
 A pipeline receives a `ProgressFn(stage, fraction, message)`; fraction is overall in [0, 1].
-`StageTimer` maps per-stage progress to the overall fraction and records stage timings for
-provenance.json.
+`StageTimer` maps per-stage progress to the overall fraction and records stage timings and peak
+memory for provenance.json (and `avatar bench`).
 """
 from __future__ import annotations
 
@@ -27,12 +27,17 @@ class StageTimer:
         self._progress = progress or no_progress
         self._done = 0.0
         self.timings: dict[str, float] = {}
+        self.peak_memory_mb: dict[str, dict[str, float]] = {}  # stage -> {"rss_mb", "cuda_mb"?}
 
     def run(self, stage: str, fn: Callable[[], object], message: str = ""):
         self._progress(stage, self._done, message or stage)
+        from avatarclip_core.memory import read_peak, reset_peak
+
+        windowed = reset_peak()
         started = time.perf_counter()
         result = fn()
         self.timings[stage] = round(time.perf_counter() - started, 4)
+        self.peak_memory_mb[stage] = {**read_peak(), **({} if windowed else {"since_start": True})}
         self._done = min(1.0, self._done + self._weights.get(stage, 0.0))
         self._progress(stage, self._done, f"{stage} done")
         return result

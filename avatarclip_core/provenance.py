@@ -35,7 +35,8 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def provenance(kind: str, config: dict, seed: int, timings: dict[str, float], device: str, inputs: dict) -> dict:
+def provenance(kind: str, config: dict, seed: int, timings: dict[str, float], device: str, inputs: dict,
+               peak_memory_mb: dict | None = None) -> dict:
     return {
         "job_kind": kind,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -45,5 +46,6 @@ def provenance(kind: str, config: dict, seed: int, timings: dict[str, float], de
         "versions": package_versions(),
         "device": device_info(device),
         "timings_s": timings,
+        "peak_memory_mb": peak_memory_mb or {},
         "command": sys.argv if sys.argv and sys.argv[0] else [],
     }

@@ -64,6 +64,7 @@ def test_params_and_provenance(walk_job):
     assert prov["seed"] == 0 and prov["config"]["motion"]["name"] == "walk"
     assert "torch" in prov["versions"] and "anny" in prov["versions"]
     assert {"export glb", "build avatar"} <= set(prov["timings_s"])
+    assert prov["peak_memory_mb"]["build avatar"]["rss_mb"] > 100  # the body model alone is larger
     assert prov["device"]["device"] == "cpu"
 
 

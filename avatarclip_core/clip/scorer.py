@@ -319,20 +319,25 @@ def _load(config: ClipConfig, device: str) -> ImageTextScorer:
     return ImageTextScorer(model, tokenizer, name=label, device=device, real=True, render_size=config.image_size)
 
 
-def tiny_test_scorer(seed: int = 0, device: str = "cpu") -> ImageTextScorer:
-    """FOR TESTS ONLY: a ~3.4 M-parameter CLIP with random weights (64x64 input, 64-d features).
-
-    Its encoders, tokenizer and gradients work offline, so tests can exercise every code path;
-    its scores mean nothing (``real`` is False) and the product never falls back to it.
-    """
+def random_weights_scorer(model_name: str, seed: int = 0, device: str = "cpu", render_size: int = 224) -> ImageTextScorer:
+    """A CLIP architecture with random weights (``real`` False): for tests and for timing
+    benchmarks, which need the real compute but no meaningful scores. Never used by the product."""
     import open_clip
 
     _register_project_configs()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with _quiet_open_clip():  # also drops its 'initialized randomly' warning
-            model = open_clip.create_model(TINY_TEST_MODEL, pretrained=None, device=device)
-    tokenizer = open_clip.get_tokenizer(TINY_TEST_MODEL)
-    return ImageTextScorer(model, tokenizer, name=f"{TINY_TEST_MODEL}(seed={seed})", device=device, real=False,
-                           render_size=64)
+            model = open_clip.create_model(model_name, pretrained=None, device=device)
+    tokenizer = open_clip.get_tokenizer(model_name)
+    return ImageTextScorer(model, tokenizer, name=f"{model_name}(random weights, seed={seed})", device=device,
+                           real=False, render_size=render_size)
 
+
+def tiny_test_scorer(seed: int = 0, device: str = "cpu") -> ImageTextScorer:
+    """FOR TESTS ONLY: a ~3.4 M-parameter CLIP with random weights (64x64 input, 64-d features).
+
+    Its encoders, tokenizer and gradients work offline, so tests can exercise every code path;
+    its scores mean nothing (``real`` is False) and the product never falls back to it.
+    """
+    return random_weights_scorer(TINY_TEST_MODEL, seed=seed, device=device, render_size=64)

@@ -11,6 +11,7 @@ import torch
 from avatarclip_core.body.types import Motion, RiggedMesh
 from avatarclip_core.motion.npz import save_motion_npz
 from avatarclip_core.progress import StageTimer
+from avatarclip_core.provenance import provenance, write_json
 
 PARAMS_SCHEMA = "avatar-studio/params@1"
 SKIN_COLOR = (0.80, 0.62, 0.52)
@@ -70,3 +71,12 @@ def write_avatar_files(
         from avatarclip_core.export.fbx import glb_to_fbx
 
         timer.run("export fbx", lambda: glb_to_fbx(folder / "avatar.glb", folder / "avatar.fbx"))
+
+
+def write_provenance(folder: Path, kind: str, config, timer: StageTimer, device: str, inputs: dict) -> None:
+    """provenance.json for a job folder: its config, seed, versions, stage timings and peak memory."""
+    from avatarclip_core.config import config_to_dict
+
+    write_json(folder / "provenance.json", provenance(
+        kind, config_to_dict(config), config.seed, timer.timings, device, inputs=inputs,
+        peak_memory_mb=timer.peak_memory_mb))

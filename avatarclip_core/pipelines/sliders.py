@@ -19,9 +19,10 @@ from avatarclip_core.pipelines.common import (
     preflight_export,
     seed_everything,
     write_avatar_files,
+    write_provenance,
 )
 from avatarclip_core.progress import ProgressFn, StageTimer
-from avatarclip_core.provenance import provenance, write_json
+from avatarclip_core.provenance import write_json
 
 
 @dataclass
@@ -79,9 +80,7 @@ def run_sliders_job(
             "joints": mesh.skeleton.names,
             "semantic_joints": body.semantic_joints,
         })
-        write_json(tmp / "provenance.json", provenance(
-            "sliders", config_to_dict(config), config.seed, timer.timings, device,
-            inputs={"sliders": sliders}))
+        write_provenance(tmp, "sliders", config, timer, device, inputs={"sliders": sliders})
     if progress:
         progress("done", 1.0, f"wrote {output_dir}")
     return output_dir

@@ -30,9 +30,10 @@ from avatarclip_core.pipelines.common import (
     preflight_export,
     seed_everything,
     write_avatar_files,
+    write_provenance,
 )
 from avatarclip_core.progress import ProgressFn, StageTimer
-from avatarclip_core.provenance import provenance, write_json
+from avatarclip_core.provenance import write_json
 from avatarclip_core.rig import RigConfig, rig_like_template
 from avatarclip_core.shape.config import ShapeConfig
 from avatarclip_core.shape.query import get_shape_query
@@ -182,9 +183,7 @@ def run_text_job(
             "semantic_joints": body.semantic_joints,
             "warnings": warnings,
         })
-        write_json(tmp / "provenance.json", provenance(
-            "text", config_to_dict(config), config.seed, timer.timings, device,
-            inputs={"shape": shape_text, "appearance": appearance}))
+        write_provenance(tmp, "text", config, timer, device, inputs={"shape": shape_text, "appearance": appearance})
     if progress:
         progress("done", 1.0, f"wrote {output_dir}")
     return output_dir
