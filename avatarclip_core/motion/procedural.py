@@ -16,22 +16,9 @@ import torch
 from avatarclip_core.body.lbs import axis_angle_to_matrix
 from avatarclip_core.body.types import Motion, Skeleton
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.motion.canonical import ROLE_MAPS, ROLES, CanonicalMotion, to_motion
 
-# Anatomical role -> joint name, per rig family.
-ROLE_MAPS: dict[str, dict[str, str]] = {
-    "game_engine": {
-        "pelvis": "pelvis", "spine1": "spine_01", "spine2": "spine_02", "spine3": "spine_03",
-        "neck": "neck_01", "head": "head",
-        "left_hip": "thigh_l", "left_knee": "calf_l", "left_ankle": "foot_l",
-        "right_hip": "thigh_r", "right_knee": "calf_r", "right_ankle": "foot_r",
-        "left_collar": "clavicle_l", "left_shoulder": "upperarm_l", "left_elbow": "lowerarm_l", "left_wrist": "hand_l",
-        "right_collar": "clavicle_r", "right_shoulder": "upperarm_r", "right_elbow": "lowerarm_r", "right_wrist": "hand_r",
-    },
-    "smpl": {name: name for name in (
-        "pelvis", "spine1", "spine2", "spine3", "neck", "head", "left_hip", "left_knee", "left_ankle",
-        "right_hip", "right_knee", "right_ankle", "left_collar", "left_shoulder", "left_elbow", "left_wrist",
-        "right_collar", "right_shoulder", "right_elbow", "right_wrist")},
-}
+__all__ = ["BUILTIN_MOTIONS", "ROLE_MAPS", "MotionConfig", "UnknownMotionError", "make_motion"]
 
 X_AXIS, Y_AXIS, Z_AXIS = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
 
@@ -73,14 +60,8 @@ class _Builder:
         self.world_rot[role] = axis_angle_to_matrix(rotvec) @ self.world_rot[role]
 
     def motion(self, fps: float, name: str) -> Motion:
-        J = self.skeleton.num_joints
-        rotations = torch.eye(3).repeat(self.frames, J, 1, 1)
-        rest_rot = self.skeleton.rest_transforms[:, :3, :3].float()
-        for role, joint in self.roles.items():
-            r = rest_rot[joint]
-            rotations[:, joint] = r.T @ self.world_rot[role] @ r
-        return Motion(fps=fps, joint_names=list(self.skeleton.names), rotations=rotations,
-                      root_translation=self.root_translation, name=name)
+        rotations = torch.stack([self.world_rot[role] for role in ROLES], 1)
+        return to_motion(CanonicalMotion(fps, rotations, self.root_translation), self.skeleton, name)
 
 
 def _time(config: MotionConfig, period: float) -> tuple[torch.Tensor, int]:

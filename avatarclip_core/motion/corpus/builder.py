@@ -1,0 +1,157 @@
+"""Authoring tools for procedural clips: a vectorised world-axis rotation builder and the registry.
+
+A generator is a function `fn(b: ClipBuilder) -> None` that composes rotations about world axes
+per role for all frames at once (one tensor op per call, no per-frame loops), and sets `b.trans`:
+x/z are the root's horizontal travel, y is the height ABOVE THE GROUND to add on top of standing
+(0 except in flight); the library derives the standing height from the legs afterwards.
+Generators author one side (normally the right hand / leg); the other is the mirror image.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from avatarclip_core.body.lbs import axis_angle_to_matrix
+from avatarclip_core.body.types import Skeleton
+from avatarclip_core.motion.canonical import NUM_ROLES, ROLE_INDEX, CanonicalMotion, role_joint_indices
+
+X_AXIS, Y_AXIS, Z_AXIS = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BodyDims:
+    """Lengths a generator scales its root travel with (metres, from the skeleton's rest pose)."""
+
+    leg: float  # hip to ankle
+    thigh: float
+    shin: float
+    pelvis_height: float
+    arm: float  # shoulder to wrist
+
+    @staticmethod
+    def from_skeleton(skeleton: Skeleton) -> "BodyDims":
+        idx = dict(zip(ROLE_INDEX, role_joint_indices(skeleton)))
+        p = skeleton.rest_positions.float()
+
+        def dist(a: str, b: str) -> float:
+            return float(torch.linalg.norm(p[idx[a]] - p[idx[b]]))
+
+        return BodyDims(leg=dist("left_hip", "left_ankle"), thigh=dist("left_hip", "left_knee"),
+                        shin=dist("left_knee", "left_ankle"), pelvis_height=float(p[idx["pelvis"], 1]),
+                        arm=dist("left_shoulder", "left_elbow") + dist("left_elbow", "left_wrist"))
+
+
+class ClipBuilder:
+    """World-axis rotations (T, 20, 3, 3) per role, composed left to right in authoring order.
+
+    `s` is authoring time in seconds at speed 1 (a faster variation covers the same script in fewer
+    frames); `amp` scales the angles authored with `deg`.
+    """
+
+    def __init__(self, duration: float, fps: float, speed: float = 1.0, amplitude: float = 1.0,
+                 dims: BodyDims | None = None) -> None:
+        self.fps, self.speed, self.amp = fps, speed, amplitude
+        self.frames = max(2, int(round(duration / speed * fps)) + 1)
+        self.t = torch.arange(self.frames, dtype=torch.float32) / fps
+        self.s = self.t * speed
+        self.duration = duration
+        self.dims = dims or BodyDims(leg=0.9, thigh=0.45, shin=0.45, pelvis_height=0.98, arm=0.55)
+        self.rotations = torch.eye(3).repeat(self.frames, NUM_ROLES, 1, 1)
+        self.trans = torch.zeros(self.frames, 3)
+
+    # --- angles and envelopes (all (T,) tensors over authoring time) ---
+    def deg(self, degrees: float) -> float:
+        return math.radians(degrees) * self.amp
+
+    def const(self, value: float) -> torch.Tensor:
+        return torch.full_like(self.s, value)
+
+    def osc(self, period: float, phase: float = 0.0) -> torch.Tensor:
+        return torch.sin(2 * math.pi * self.s / period + phase)
+
+    def ramp(self, start: float, end: float) -> torch.Tensor:
+        """Smoothstep from 0 (before `start`) to 1 (after `end`)."""
+        x = torch.clamp((self.s - start) / max(end - start, 1e-6), 0.0, 1.0)
+        return x * x * (3 - 2 * x)
+
+    def env(self, rise: float, top: float, fall: float, end: float) -> torch.Tensor:
+        """0 -> 1 between rise and top, 1 until fall, back to 0 at end."""
+        return self.ramp(rise, top) * (1 - self.ramp(fall, end))
+
+    def cycles_in(self, period: float, margin: float = 0.0) -> torch.Tensor:
+        """Fade-in/out envelope over the whole clip (margin seconds each side)."""
+        return self.env(0.0, margin, self.duration - margin, self.duration) if margin > 0 else self.const(1.0)
+
+    # --- composition ---
+    def rotate(self, role: str, axis: tuple[float, float, float], angle: torch.Tensor | float) -> None:
+        """Compose a rotation about a world axis (radians, per frame) after the existing ones."""
+        angle = angle if torch.is_tensor(angle) else self.const(float(angle))
+        rotvec = torch.tensor(axis).expand(self.frames, 3) * angle.reshape(-1, 1)
+        j = ROLE_INDEX[role]
+        self.rotations[:, j] = axis_angle_to_matrix(rotvec) @ self.rotations[:, j]
+
+    def rotate_both(self, part: str, axis: tuple[float, float, float], angle: torch.Tensor | float,
+                    mirror: bool = True) -> None:
+        """The same movement on both sides; `mirror` flips the angle for the right side about the
+        Y and Z axes (a symmetric movement), not about X (forward/back is the same on both sides)."""
+        angle = angle if torch.is_tensor(angle) else self.const(float(angle))
+        self.rotate(f"left_{part}", axis, angle)
+        flip = -1.0 if mirror and axis != X_AXIS else 1.0
+        self.rotate(f"right_{part}", axis, flip * angle)
+
+    def arms_down(self, degrees: float = 35.0, bend: float = 10.0, weight: torch.Tensor | float = 1.0) -> None:
+        """Lower both arms from the A-pose to a relaxed stance (the start of most clips)."""
+        w = weight if torch.is_tensor(weight) else self.const(float(weight))
+        self.rotate_both("shoulder", Z_AXIS, -math.radians(degrees) * w)
+        self.rotate_both("elbow", X_AXIS, -math.radians(bend) * w)
+
+    def canonical(self) -> CanonicalMotion:
+        return CanonicalMotion(self.fps, self.rotations, self.trans)
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    name: str
+    category: str
+    fn: Callable[[ClipBuilder], None]
+    labels: tuple[str, ...]  # "{side}" / "{other}" are filled with the handedness
+    duration: float  # seconds at speed 1
+    handed: bool = False  # a left and a right version (mirror images)
+    authored_side: str = "right"  # which side `fn` authors
+    stationary: bool = True  # feet stay where they are: a foot in contact must not slide
+    speed_range: tuple[float, float] = (0.8, 1.25)
+    amplitude_range: tuple[float, float] = (0.85, 1.15)
+    side_words: tuple[str, str] = ("left", "right")  # words for {side} when handed is "left" / "right"
+    extra: dict = field(default_factory=dict)
+
+
+REGISTRY: dict[str, GeneratorSpec] = {}
+
+
+def generator(name: str, category: str, labels: list[str], duration: float, **options) -> Callable:
+    """Register `fn` as a labelled procedural generator."""
+
+    def register(fn: Callable[[ClipBuilder], None]) -> Callable[[ClipBuilder], None]:
+        if name in REGISTRY:
+            raise ValueError(f"generator '{name}' registered twice")
+        if len(labels) < 3:
+            raise ValueError(f"generator '{name}' needs at least 3 labels")
+        REGISTRY[name] = GeneratorSpec(name, category, fn, tuple(labels), duration, **options)
+        return fn
+
+    return register
+
+
+def leg(b: ClipBuilder, side: str, hip: torch.Tensor | float, knee: torch.Tensor | float,
+        ankle: torch.Tensor | float | None = None) -> None:
+    """Flex one leg in the sagittal plane (radians about X: hip < 0 lifts the thigh forward, knee > 0
+    bends); with `ankle` None the foot stays parallel to the ground (ankle = -(hip + knee))."""
+    hip = hip if torch.is_tensor(hip) else b.const(float(hip))
+    knee = knee if torch.is_tensor(knee) else b.const(float(knee))
+    ankle = -(hip + knee) if ankle is None else ankle
+    b.rotate(f"{side}_hip", X_AXIS, hip)
+    b.rotate(f"{side}_knee", X_AXIS, knee)
+    b.rotate(f"{side}_ankle", X_AXIS, ankle)
