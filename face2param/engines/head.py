@@ -73,8 +73,11 @@ class HeadModel:
         P = len(self.phenotype_labels)
         a = self.slider_amounts(x[:, P:])
         Nh = self.neutral.shape[0]
-        offsets = (a.clamp_min(0) @ self.plus.reshape(len(self.slider_labels), -1)
-                   + (-a).clamp_min(0) @ self.minus.reshape(len(self.slider_labels), -1))
+        # relu(a) P + relu(-a) M written as a (P - M)/2 + |a| (P + M)/2: at the neutral a = 0 the gradient
+        # is the mean of the two one-sided slopes instead of relu's 0 (fits start at the neutral face)
+        S = len(self.slider_labels)
+        plus, minus = self.plus.reshape(S, -1), self.minus.reshape(S, -1)
+        offsets = a @ ((plus - minus) * 0.5) + a.abs() @ ((plus + minus) * 0.5)
         verts = self.neutral.unsqueeze(0) + offsets.view(-1, Nh, 3)
         K = self.phenotype_table.shape[1]
         for p in range(P):

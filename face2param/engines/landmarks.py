@@ -47,11 +47,15 @@ def default_face_image(engine, size: int = BUILD_SIZE) -> np.ndarray:
 
 
 def detect_dlib68(image: np.ndarray) -> np.ndarray:
-    import dlib
-    import face_recognition_models
+    import importlib.util
 
+    import dlib
+
+    # face_recognition_models' own locator imports pkg_resources (absent on new setuptools): find the file
+    package = importlib.util.find_spec("face_recognition_models").submodule_search_locations[0]
+    model = Path(package) / "models" / "shape_predictor_68_face_landmarks.dat"
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    predictor = dlib.shape_predictor(str(model))
     boxes = detector(image, 1)
     if not boxes:
         raise RuntimeError("dlib found no face in the render of the default head")
