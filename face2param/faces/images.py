@@ -1,0 +1,222 @@
+"""Load an uploaded photo as an (H, W, 3) uint8 RGB array, or say precisely why not.
+
+Accepted: anything Pillow reads (JPEG, PNG, WebP, BMP, GIF's first frame, TIFF, ...), 16-bit and
+float samples (float TIFFs through tifffile), greyscale (replicated to RGB), alpha (composited on
+mid-grey, ALPHA_BACKGROUND: neutral for face detection and for the skin/hair colour medians, where
+white would bias edge pixels bright), EXIF orientation (applied). The pixel count is checked from
+the header, before any pixel data is decoded, so a decompression bomb costs nothing.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from face2param.faces.errors import (
+    ImageNotFoundError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    NotAnImageError,
+    TruncatedImageError,
+    UnreadableImageError,
+)
+
+MIN_SIDE_PX = 64
+MAX_PIXELS = 40_000_000
+ALPHA_BACKGROUND = 128  # mid-grey, see module docstring
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray]
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def load_image(source: ImageSource, *, min_side: int = MIN_SIDE_PX,
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a path, bytes, a binary file object or an array."""
+    if isinstance(source, np.ndarray):
+        pixels = to_rgb_uint8(source)
+        _check_size(pixels.shape[1], pixels.shape[0], min_side, max_pixels)
+        return pixels
+    data = _read_bytes(source)
+    name = _describe(source)
+    if data[:4] in _TIFF_MAGIC:
+        pixels = _load_tiff(data, name, min_side, max_pixels)
+        if pixels is not None:
+            return pixels
+    return _load_with_pillow(data, name, min_side, max_pixels)
+
+
+def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
+    """Any greyscale/RGB/RGBA array of bool, integer or float samples -> (H, W, 3) uint8.
+
+    Floats are taken as [0, 1] when their maximum is <= 1, as [0, 255] when it is <= 255, and
+    are scaled by their maximum otherwise (HDR); NaNs become 0. Integers wider than 8 bits are
+    scaled from their dtype's range (uint16 / 257), except int32/int64 samples that fit 16 bits.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise UnreadableImageError(
+            f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    unit = _to_unit_float(a)
+    if unit.shape[2] in (2, 4):  # colour + alpha
+        alpha = unit[:, :, -1:]
+        colour = unit[:, :, :-1]
+        unit = colour * alpha + (ALPHA_BACKGROUND / 255.0) * (1.0 - alpha)
+    if unit.shape[2] == 1:
+        unit = np.repeat(unit, 3, axis=2)
+    return np.ascontiguousarray(np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8))
+
+
+def _to_unit_float(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.bool_:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):
+        top = float(np.iinfo(a.dtype).max)
+        if a.dtype.itemsize > 2 and a.size and int(a.max()) <= 65535:
+            top = 65535.0  # PIL's mode "I" holds 16-bit PNG samples in int32
+        return np.clip(a.astype(np.float64) / top, 0.0, 1.0).astype(np.float32)
+    if np.issubdtype(a.dtype, np.floating):
+        f = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        peak = float(f.max()) if f.size else 1.0
+        if peak > 255.0 + 1e-3:
+            f = f / peak
+        elif peak > 1.0 + 1e-3:
+            f = f / 255.0
+        return np.clip(f, 0.0, 1.0)
+    raise UnreadableImageError(f"unsupported image sample type {a.dtype}")
+
+
+def _read_bytes(source) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageNotFoundError(f"image file not found: {path}")
+        if not path.is_file():
+            raise NotAnImageError(f"{path} is not a file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UnreadableImageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    elif hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise NotAnImageError("the file object must be opened in binary mode")
+        data = bytes(data)
+    else:
+        raise NotAnImageError(f"expected a path, bytes or an array, got {type(source).__name__}")
+    if not data:
+        raise NotAnImageError(f"{_describe(source)} is empty (0 bytes)")
+    return data
+
+
+def _describe(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return "the uploaded file"
+
+
+def _check_size(width: int, height: int, min_side: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+            f"{max_pixels / 1e6:.0f} MP: downscale it (a face photo needs no more than ~4 MP)")
+    if min(width, height) < min_side:
+        raise ImageTooSmallError(
+            f"image is {width}x{height} pixels; each side must be at least {min_side} px "
+            f"(upload a larger photo of the face)")
+
+
+def _not_an_image(data: bytes, name: str) -> NotAnImageError:
+    head = data[:64]
+    looks_textual = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    hint = " (it looks like a text file)" if looks_textual else ""
+    return NotAnImageError(
+        f"{name} is not an image we can read{hint}: upload a JPEG, PNG, WebP, BMP or TIFF photo")
+
+
+def _load_with_pillow(data: bytes, name: str, min_side: int, max_pixels: int) -> np.ndarray:
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise _not_an_image(data, name) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{name} is far over the {max_pixels / 1e6:.0f} MP limit") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImageError(f"{name} could not be read as an image: {exc}") from exc
+    with image:
+        _check_size(image.width, image.height, min_side, max_pixels)
+        try:
+            image.load()
+        except OSError as exc:
+            if "truncated" in str(exc).lower():
+                raise TruncatedImageError(
+                    f"{name} is truncated (the file ends before the image data does): "
+                    "upload it again") from exc
+            raise UnreadableImageError(f"{name} could not be decoded: {exc}") from exc
+        except (SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise UnreadableImageError(f"{name} could not be decoded: {exc}") from exc
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:  # a broken EXIF block must not cost the photo; keep it unrotated
+            pass
+        return to_rgb_uint8(_pillow_to_array(image))
+
+
+def _pillow_to_array(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16)
+    if mode in ("I", "F", "L", "RGB", "RGBA", "LA"):
+        return np.asarray(image)
+    if mode in ("P", "PA") or "transparency" in image.info:
+        return np.asarray(image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"))  # 1, CMYK, YCbCr, LAB, HSV, ...
+
+
+def _load_tiff(data: bytes, name: str, min_side: int, max_pixels: int) -> np.ndarray | None:
+    """Float and >8-bit TIFFs through tifffile; None hands ordinary ones to Pillow."""
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            if page.bitspersample <= 8 and page.sampleformat != 3:
+                return None
+            height, width = int(page.imagelength), int(page.imagewidth)
+            _check_size(width, height, min_side, max_pixels)
+            orientation = page.tags.get(274)
+            array = page.asarray()
+    except (ImageTooSmallError, ImageTooLargeError):
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        text = str(exc).lower()
+        if any(word in text for word in ("truncat", "buffer is too small", "eof", "size")):
+            raise TruncatedImageError(f"{name} is a truncated TIFF: upload it again") from exc
+        raise UnreadableImageError(f"{name} is a TIFF we cannot decode: {exc}") from exc
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[2] not in (1, 2, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar storage
+    pixels = to_rgb_uint8(array)
+    return _apply_orientation(pixels, int(orientation.value) if orientation else 1)
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF/TIFF orientation codes 1-8 -> upright pixels."""
+    ops = {2: lambda p: p[:, ::-1], 3: lambda p: p[::-1, ::-1], 4: lambda p: p[::-1],
+           5: lambda p: p.transpose(1, 0, 2), 6: lambda p: np.rot90(p, -1),
+           7: lambda p: np.rot90(p, 1)[::-1], 8: lambda p: np.rot90(p, 1)}
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(pixels)) if op else pixels

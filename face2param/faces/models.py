@@ -1,0 +1,122 @@
+"""Per-process caches of the mediapipe graphs and dlib models (construction is slow: ~0.5 s for
+dlib's HOG detector, ~0.6 s for the 68-point predictor), each with its own lock because neither
+library promises that one instance may run in two threads at once. Caches are keyed by process
+id so a forked worker builds its own instead of sharing a parent's native state.
+
+Model files come with the installed packages (mediapipe's bundled .tflite graphs,
+face_recognition_models' .dat files); nothing is ever downloaded.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from avatarclip_core.errors import UserInputError
+
+
+class FaceModelsMissingError(UserInputError):
+    pass
+
+
+@dataclass
+class LockedModel:
+    """A native model and the lock to hold while calling it."""
+
+    model: Any
+    lock: threading.Lock
+
+
+_cache: dict[tuple[int, str], LockedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def _cached(key: str, build: Callable[[], Any]) -> LockedModel:
+    full_key = (os.getpid(), key)
+    with _cache_lock:
+        entry = _cache.get(full_key)
+        if entry is None:
+            entry = LockedModel(build(), threading.Lock())
+            _cache[full_key] = entry
+        return entry
+
+
+def dlib_models_dir() -> Path:
+    """face_recognition_models' models/ folder, found without importing the package (its
+    __init__ needs pkg_resources, which setuptools >= 81 no longer ships)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FaceModelsMissingError(
+            "dlib's face models are missing: pip install face_recognition_models==0.3.0")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    if not folder.is_dir():
+        raise FaceModelsMissingError(f"face_recognition_models has no models/ folder at {folder}")
+    return folder
+
+
+def _dlib_file(name: str) -> str:
+    path = dlib_models_dir() / name
+    if not path.is_file():
+        raise FaceModelsMissingError(f"{path} is missing: reinstall face_recognition_models")
+    return str(path)
+
+
+def mediapipe_face_detector(model: str, min_confidence: float) -> LockedModel:
+    """model: 'short_range' (faces within ~2 m: selfies) or 'full_range' (up to ~5 m)."""
+    from mediapipe.python.solutions import face_detection
+
+    selection = {"short_range": 0, "full_range": 1}[model]
+    return _cached(f"mp_detect:{model}:{min_confidence}", lambda: face_detection.FaceDetection(
+        model_selection=selection, min_detection_confidence=min_confidence))
+
+
+def mediapipe_face_mesh(min_confidence: float) -> LockedModel:
+    from mediapipe.python.solutions import face_mesh
+
+    return _cached(f"mp_mesh:{min_confidence}", lambda: face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+        min_detection_confidence=min_confidence))
+
+
+def mediapipe_selfie_segmentation() -> LockedModel:
+    from mediapipe.python.solutions import selfie_segmentation
+
+    # model 0 (general, 256x256 input) suits portrait crops better than the landscape model
+    return _cached("mp_selfie", lambda: selfie_segmentation.SelfieSegmentation(model_selection=0))
+
+
+def dlib_hog_detector() -> LockedModel:
+    import dlib
+
+    return _cached("dlib_hog", dlib.get_frontal_face_detector)
+
+
+def dlib_shape_predictor_68() -> LockedModel:
+    import dlib
+
+    return _cached("dlib_sp68", lambda: dlib.shape_predictor(
+        _dlib_file("shape_predictor_68_face_landmarks.dat")))
+
+
+def dlib_face_recognition() -> LockedModel:
+    import dlib
+
+    return _cached("dlib_frec", lambda: dlib.face_recognition_model_v1(
+        _dlib_file("dlib_face_recognition_resnet_model_v1.dat")))
+
+
+def warm_up() -> None:
+    """Build every model now (a worker calls this at start so the first job is not slower)."""
+    from face2param.faces.analysis import FaceAnalysisConfig
+
+    config = FaceAnalysisConfig()
+    for model in config.detection.mediapipe_models:
+        mediapipe_face_detector(model, config.detection.min_confidence)
+    mediapipe_face_mesh(config.landmarks.mesh_min_confidence)
+    mediapipe_selfie_segmentation()
+    dlib_hog_detector()
+    dlib_shape_predictor_68()
+    dlib_face_recognition()
