@@ -105,19 +105,21 @@ def _regions(engine):
 def test_every_discrete_option_renders_and_changes_its_region(engine):
     regions = _regions(engine)
     base = engine.spec.defaults()
+    base.discrete["glasses"] = "none"  # keep the eyes visible for the eye colours
+    x, one_hot = engine._tensors(base)
     for slot in engine.spec.discrete:
-        previous = None
+        K = len(slot.options)
+        probs = {k: v.expand(K, -1) for k, v in one_hot.items()}
+        probs[slot.name] = torch.eye(K)  # one render per option, batched
+        with torch.no_grad():
+            images = engine.render_tensor(x.expand(K, -1), probs, SIZE).permute(0, 2, 3, 1)
+        assert images.shape == (K, SIZE, SIZE, 3) and float(images.min()) >= 0 and float(images.max()) <= 1
         boxes = regions[slot.name] if isinstance(regions[slot.name], list) else [regions[slot.name]]
-        for option in slot.options:
-            params = EngineParams(dict(base.continuous), {**base.discrete, slot.name: option})
-            if slot.name == "eye_colour":
-                params.discrete["glasses"] = "none"
-            image = engine.render(params, SIZE)
-            assert image.shape == (SIZE, SIZE, 3) and 0 <= float(image.min()) and float(image.max()) <= 1
-            if previous is not None:
-                change = max(float((image - previous)[r0:r1, c0:c1].abs().max()) for r0, r1, c0, c1 in boxes)
-                assert change > 0.02, f"{slot.name}={option} does not change its region"
-            previous = image
+        for k in range(1, K):
+            change = max(float((images[k] - images[k - 1])[r0:r1, c0:c1].abs().max()) for r0, r1, c0, c1 in boxes)
+            assert change > 0.02, f"{slot.name}={slot.options[k]} does not change its region"
+        single = engine.render(EngineParams(base.continuous, {**base.discrete, slot.name: slot.options[-1]}), SIZE)
+        assert torch.allclose(single, images[-1], atol=1e-5)  # the batched path is the protocol's render
 
 
 def test_glasses_add_geometry_and_hair_covers_the_scalp(engine):
@@ -169,6 +171,24 @@ def test_gradients_reach_continuous_params_and_discrete_probabilities(engine):
         fd = (f(p["skin_tone"] + e0) - f(p["skin_tone"] - e0)) / (2 * eps)
     (engine.render_tensor(x.detach(), p, SIZE) * weights).sum().backward()
     assert abs(float(p["skin_tone"].grad[0, 0]) - fd) < 0.02 * abs(fd) + 1e-3
+
+
+def test_image_gradient_of_a_slider_matches_finite_differences(engine):
+    """A geometric slider in its linear range (a = +0.4): d(weighted image)/dx against central differences."""
+    i = engine.spec.continuous_names.index("head-scale-horiz-incr")
+    x0 = _x(engine, **{"head-scale-horiz-incr": 0.7})
+    weights = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    x = x0.clone().requires_grad_(True)
+    (engine.render_tensor(x, None, SIZE) * weights).sum().backward()
+    eps = 0.1
+    with torch.no_grad():
+        up, down = x0.clone(), x0.clone()
+        up[0, i] += eps
+        down[0, i] -= eps
+        fd = float((engine.render_tensor(up, None, SIZE) * weights).sum()
+                   - (engine.render_tensor(down, None, SIZE) * weights).sum()) / (2 * eps)
+    grad = float(x.grad[0, i])
+    assert abs(fd) > 10 and abs(grad - fd) < 0.25 * abs(fd), (grad, fd)
 
 
 def test_landmark_gradient_matches_finite_differences(engine):
@@ -269,3 +289,20 @@ def test_external_engine_runs_a_command(tmp_path):
         engine.render(EngineParams({"radius": 0.5}, {"mode": "crash"}), 64)
     with pytest.raises(UserInputError, match="placeholders"):
         ExternalEngine(tmp_path / "spec.json", command="render.sh")
+
+
+def test_landmark_tables_rebuild_reproducibly(engine, tmp_path):
+    """Running dlib / mediapipe on the default render again finds the shipped detections."""
+    import numpy as np
+
+    pytest.importorskip("dlib")
+    pytest.importorskip("mediapipe")
+
+    from face2param.engines.landmarks import DATA, build_tables
+
+    counts = build_tables(engine, tmp_path / "tables.npz")
+    assert counts == {"ibug68": 68, "mediapipe478": 478}
+    with np.load(DATA) as shipped, np.load(tmp_path / "tables.npz") as rebuilt:
+        for scheme in counts:
+            moved = np.abs(shipped[f"{scheme}_detected_px"] - rebuilt[f"{scheme}_detected_px"]).max()
+            assert moved < 1.0, scheme  # pixels at 512
