@@ -306,3 +306,42 @@ def test_landmark_tables_rebuild_reproducibly(engine, tmp_path):
         for scheme in counts:
             moved = np.abs(shipped[f"{scheme}_detected_px"] - rebuilt[f"{scheme}_detected_px"]).max()
             assert moved < 1.0, scheme  # pixels at 512
+
+
+def test_external_engine_posts_to_an_http_endpoint(tmp_path):
+    import http.server
+    import io
+    import threading
+
+    from PIL import Image
+
+    from face2param.engines.external import ExternalEngine
+
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(body)
+            shade = int(255 * (1 - body["continuous"]["radius"]))
+            buffer = io.BytesIO()
+            Image.new("RGB", (body["size"], body["size"]), (shade, shade, shade)).save(buffer, "PNG")
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(buffer.getvalue())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spec = ParamSpec([ContinuousParam("radius", "shape")], [])
+        (tmp_path / "spec.json").write_text(json.dumps(spec.to_json()))
+        engine = ExternalEngine(tmp_path / "spec.json", url=f"http://127.0.0.1:{server.server_port}/render")
+        image = engine.render(EngineParams({"radius": 0.75}), 32)
+    finally:
+        server.shutdown()
+    assert received == [{"continuous": {"radius": 0.75}, "discrete": {}, "size": 32}]
+    assert image.shape == (32, 32, 3) and abs(float(image.mean()) - 64 / 255) < 0.01

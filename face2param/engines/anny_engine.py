@@ -32,6 +32,7 @@ from .head import CAVITY, IRIS, SCLERA, SKIN, TONGUE, HeadModel, build_head_mode
 PHENOTYPE_TEXT = {"gender": "0 = male, 1 = female", "age": "0 = baby, 0.67 = adult, 1 = elderly",
                   "muscle": "0 = little muscle, 1 = very muscular", "weight": "0 = thin, 1 = heavy"}
 IRIS_RADIUS, PUPIL_RADIUS = 0.0058, 0.0022
+STUBBLE_SKIN_SHOW = 0.55
 
 
 @dataclass
@@ -124,6 +125,9 @@ class AnnyFaceEngine:
         for a in self.assets:
             n = a.anchors.shape[0]
             c = {"hair": hair, "brows": hair * 0.8, "frame": torch.tensor(pal.GLASSES_FRAME, device=self.device).expand(B, 3)}
+            if a.name == "beard":  # stubble shows skin between short hairs: tint it towards the skin tone
+                stubble = probs["beard"][:, a.options.index("stubble"), None] * STUBBLE_SKIN_SHOW
+                c["hair"] = hair * (1 - stubble) + skin * stubble
             parts.append(c[a.colour_role][:, None].expand(B, n, 3))
         return torch.cat(parts, 1)
 
