@@ -127,3 +127,17 @@ def euler_to_matrix(convention: str, angles: torch.Tensor, degrees: bool = False
 def matrix_to_euler(convention: str, matrix: torch.Tensor, degrees: bool = False) -> torch.Tensor:
     """(..., 3) Euler angles, inverse of `euler_to_matrix`."""
     return roma.rotmat_to_euler(convention, matrix, degrees=degrees)
+
+
+def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
+    """(..., 6) continuous 6-D rotations (Zhou et al. 2019) -> (..., 3, 3).
+
+    The 6 numbers are the first two matrix columns laid out row by row, as a (3, 2) block (the
+    layout VPoser's decoder uses); Gram-Schmidt makes them orthonormal, the cross product the third.
+    """
+    return roma.special_gramschmidt(d6.reshape(*d6.shape[:-1], 3, 2))
+
+
+def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> (..., 6): the first two columns, inverse of `rotation_6d_to_matrix`."""
+    return matrix[..., :, :2].reshape(*matrix.shape[:-2], 6)

@@ -1,0 +1,106 @@
+"""Typed configs of text -> motion (AvatarCLIP Sec. 3.4): training (`MotionTrainConfig`) and
+generation (`MotionGenConfig`). Defaults are the `preview` values (CPU seconds); `paper_values()`
+lists what the paper uses. YAML: ``text.motion_gen`` (generation) and ``text.motion_train``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PoseVAEConfig:
+    latent_dim: int = 32  # paper (VPoser)
+    hidden: int = 256  # VPoser: 512
+    poses: int = 20000  # corpus frames sampled for training (+ held_out_fraction more for the held-out metrics)
+    held_out_fraction: float = 0.1
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 2e-3
+    kl_weight: float = 5e-3  # VPoser v2's loss_kl_wt, against the mean squared 6-D error
+
+
+@dataclass
+class PoseCodebookConfig:
+    size: int = 256  # K-Means centroids over pose latents (paper: 4,096)
+    kmeans_iters: int = 40
+    label_neighbours: int = 24  # corpus poses nearest each centroid whose clip labels it keeps
+
+
+@dataclass
+class MotionVAEConfig:
+    frames: int = 32  # paper: 60 (corpus clips are 1.2-4 s long; shorter ones hold their last frame)
+    fps: float = 16.0  # clips are resampled to this rate (32 frames = 2 s)
+    latent_dim: int = 64  # paper: 256
+    width: int = 128
+    layers: int = 2  # encoder and decoder layers each
+    heads: int = 4
+    ff: int = 256
+    dropout: float = 0.0  # small data, few epochs: under-fitting, not over-fitting, is the risk
+    epochs: int = 20  # paper: 100
+    batch_size: int = 32
+    lr: float = 2e-3  # paper: 5e-4 (one-cycle schedule here)
+    kl_weight: float = 1e-4  # lambda_5 of Eq. 11 (per latent dimension, against per-feature MSE)
+    root_weight: float = 2.0  # root translation (metres) against the 6-D rotation error
+    windows_per_clip: int = 3  # random crops of each corpus clip per epoch
+
+
+@dataclass
+class MotionTrainConfig:
+    """`avatar train motion`: pose VAE (or a VPoser v2 checkpoint), code-book, motion VAE."""
+
+    name: str = "preview"
+    seed: int = 0
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    threads: int = 0  # CPU threads for torch; 0 = torch's default (1 is much faster on an oversubscribed machine)
+    corpus: str = ""  # a saved corpus (motion.corpus.load_corpus); "" = the procedural generators
+    clips_per_generator: int = 12
+    corpus_fps: float = 30.0
+    held_out_fraction: float = 0.1  # clips kept out of motion-VAE training for the metrics
+    vposer: str = ""  # path of a human-body-prior VPoser v2 checkpoint (folder or .ckpt): replaces our pose VAE
+    pose_vae: PoseVAEConfig = field(default_factory=PoseVAEConfig)
+    codebook: PoseCodebookConfig = field(default_factory=PoseCodebookConfig)
+    motion_vae: MotionVAEConfig = field(default_factory=MotionVAEConfig)
+
+
+@dataclass
+class MotionGenConfig:
+    """Text -> motion (`generate.text_to_motion`)."""
+
+    artifacts: str = "preview"  # artifact set name (packaged or trained into the data folder)
+    artifacts_dir: str = ""  # explicit folder; "" = data folder's motion/<artifacts>, else the packaged set
+    query_method: str = "auto"  # auto | clip | offline: auto = clip with a real CLIP scorer, else offline
+    top_k: int = 5  # candidate poses (paper: 5)
+    dedupe_degrees: float = 12.0  # candidates closer than this (mean angle per joint) count as duplicates
+    clip_azimuths: list[float] = field(default_factory=lambda: [0.0, 45.0, -45.0])  # code-book render views
+    clip_max_entries: int = 0  # CLIP query over the n largest code-book clusters only (0 = all; renders are cached)
+    init: str = "auto"  # auto | label | zero: auto = label (offline) / zero (clip), the latent's start
+    iterations: int = 150  # paper: 5,000
+    lr: float = 0.03  # paper: 1e-2
+    pose_weight: float = 1.0  # L_pose (Eq. 13)
+    delta_weight: float = 0.02  # lambda_6, L_delta (Eq. 14)
+    clip_weight: float = 1.0  # lambda_7, L_clip (Eq. 15)
+    latent_weight: float = 1e-3  # ours: |z|^2 keeps the latent where the decoder was trained
+    anchor_weight: float = 0.05  # ours: |z - z_init|^2 keeps the label-matched clip's timing and root path
+    clip_frames: int = 3  # frames rendered per iteration for L_clip (the paper samples a few)
+    clip_every: int = 1  # L_clip every n-th iteration (CPU: rendering dominates)
+    ground_feet: bool = True  # no foot below the floor or hovering within 3 cm of it (flight kept)
+    fps: float = 30.0  # output frame rate; 0 = the motion VAE's (slerp-resampled when different)
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    seed: int = 0
+
+
+def paper_values() -> dict[str, object]:
+    """Hyper-parameters AvatarCLIP reports (Sec. 4.1.1); the ones it leaves out are marked."""
+    return {
+        "pose_vae": "pre-trained VPoser (latent 32, 512 units), AMASS poses",
+        "codebook.size": 4096,
+        "top_k": 5,
+        "motion_vae.latent_dim": 256,
+        "motion_vae.frames": 60,
+        "motion_vae.fps": "not given (AMASS clips, typically downsampled)",
+        "motion_vae.epochs": 100,
+        "motion_vae.lr": 5e-4,
+        "iterations": 5000,
+        "lr": 1e-2,
+        "delta_weight (lambda_6), clip_weight (lambda_7), kl_weight (lambda_5)": "not given in the paper",
+    }

@@ -1,0 +1,241 @@
+"""Text -> motion (AvatarCLIP Sec. 3.4): code-book query for reference poses, then latent optimisation.
+
+``text_to_motion(text, skeleton, config, scorer=None)``:
+1. reference poses: "clip" (a real CLIP scorer, or explicitly asked for) renders every code-book
+   pose and ranks it against the text (Eq. 10); "offline" ranks entries by the sentence encoder's
+   similarity between the text and the labels of the corpus poses nearest each centroid. Top-k,
+   near-duplicates removed. CLIP is never faked: "auto" without a real scorer is "offline".
+2. the motion VAE latent starts from the most label-similar corpus clip (offline) or zero (clip)
+   and is optimised (optimize.py); the result goes through `canonical.to_motion` onto ``skeleton``.
+Artifacts (weights, code-book, clip library) are loaded once per process.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatarclip_core.body.lbs import rotation_6d_to_matrix
+from avatarclip_core.body.types import Motion, Skeleton
+from avatarclip_core.errors import UserInputError
+from avatarclip_core.motion.canonical import CanonicalMotion, to_motion
+from avatarclip_core.motion.gen_config import MotionGenConfig
+from avatarclip_core.motion.limits import clamp_to_limits
+from avatarclip_core.motion.motion_vae import MotionVAE, resample
+from avatarclip_core.motion.optimize import optimize_latent
+from avatarclip_core.motion.pose_codebook import (
+    PoseCodebook,
+    PosedBody,
+    clip_label_similarity,
+    clip_scores,
+    label_scores,
+    top_k_distinct,
+)
+from avatarclip_core.motion.pose_vae import PoseVAE, load_vposer
+
+PACKAGED_DIR = Path(__file__).resolve().parent / "artifacts"
+MAX_TEXT_CHARS = 300
+METHODS = ("auto", "clip", "offline")
+
+
+class MotionArtifactsMissingError(UserInputError):
+    """No usable motion artifacts where the config points."""
+
+
+@dataclass
+class MotionArtifacts:
+    path: Path
+    meta: dict
+    pose_model: torch.nn.Module
+    motion_vae: MotionVAE
+    codebook: PoseCodebook
+    library_latents: torch.Tensor  # (C, Z) motion-VAE latent of each corpus clip's first window
+    library_label_index: torch.Tensor  # (C, M) label indices, -1 padded
+    labels: list[str]
+    label_emb: torch.Tensor  # (U, E) sentence embeddings of `labels`
+    fps: float
+
+
+def default_output_dir(name: str) -> Path:
+    from avatarclip_core.paths import data_dir
+
+    return data_dir() / "motion" / name
+
+
+def resolve_artifacts_dir(artifacts_dir: str, name: str) -> Path:
+    """artifacts_dir if set; else the data folder's motion/<name> if trained; else the packaged set."""
+    from avatarclip_core.motion.train import META_FILE
+
+    if artifacts_dir:
+        return Path(artifacts_dir).expanduser()
+    for candidate in (default_output_dir(name), PACKAGED_DIR / name):
+        if (candidate / META_FILE).is_file():
+            return candidate
+    known = sorted(p.name for p in PACKAGED_DIR.glob("*") if (p / META_FILE).is_file())
+    raise MotionArtifactsMissingError(
+        f"no motion artifacts named '{name}' (packaged: {', '.join(known) or 'none'}): run `avatar train motion`, "
+        f"or set text.motion_gen.artifacts_dir")
+
+
+def _module_state(arrays: dict, prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1:]: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()
+            if k.startswith(prefix + "/")}
+
+
+def load_motion_artifacts(path: str | Path, device: str = "cpu") -> MotionArtifacts:
+    from avatarclip_core.motion.train import ARRAYS_FILE, META_FILE, SCHEMA
+
+    path = Path(path)
+    if not (path / META_FILE).is_file() or not (path / ARRAYS_FILE).is_file():
+        raise MotionArtifactsMissingError(f"no motion artifacts in {path} ({META_FILE} and {ARRAYS_FILE} expected)")
+    meta = json.loads((path / META_FILE).read_text())
+    if meta.get("schema") != SCHEMA:
+        raise MotionArtifactsMissingError(f"{path / META_FILE}: schema {meta.get('schema')!r}, expected {SCHEMA!r}")
+    with np.load(path / ARRAYS_FILE) as data:
+        arrays = {k: data[k] for k in data.files}
+    pm = meta["pose_model"]
+    if pm["kind"] == "vposer":
+        pose_model = load_vposer(pm["vposer"], device)
+    else:
+        pose_model = PoseVAE(pm["latent_dim"], pm["hidden"])
+        pose_model.load_state_dict(_module_state(arrays, "pose_vae"))
+    vae = MotionVAE(**meta["motion_vae"])
+    vae.load_state_dict(_module_state(arrays, "motion_vae"), strict=False)  # "pe" is rebuilt, not stored
+    book = PoseCodebook(
+        torch.from_numpy(arrays["codebook/latents"]).float(),
+        rotation_6d_to_matrix(torch.from_numpy(arrays["codebook/poses6d"]).float()),
+        torch.from_numpy(arrays["codebook/counts"]).long(), torch.from_numpy(arrays["codebook/label_index"]).long(),
+        torch.from_numpy(arrays["codebook/label_weight"]).float(),
+        torch.from_numpy(arrays["codebook/neighbour_clips"]).long())
+    return MotionArtifacts(path, meta, pose_model.to(device).eval(), vae.to(device).eval(), book,
+                           torch.from_numpy(arrays["library/latents"]).float(),
+                           torch.from_numpy(arrays["library/label_index"]).long(), list(meta["labels"]),
+                           torch.from_numpy(arrays["labels/embeddings"].astype(np.float32)), float(meta["fps"]))
+
+
+_CACHE: dict[tuple[str, str], MotionArtifacts] = {}
+_LOCK = threading.Lock()
+
+
+def get_motion_artifacts(config: MotionGenConfig) -> MotionArtifacts:
+    """The process-wide artifacts for a config (loaded once)."""
+    from avatarclip_core.body.factory import resolve_device
+
+    path = resolve_artifacts_dir(config.artifacts_dir, config.artifacts).resolve()
+    key = (str(path), resolve_device(config.device))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_motion_artifacts(path, key[1])
+        return _CACHE[key]
+
+
+def check_motion_text(text: str) -> str:
+    text = " ".join((text or "").split())
+    if not text:
+        raise UserInputError("the motion description is empty: describe a movement, e.g. 'raise both arms'")
+    if len(text) > MAX_TEXT_CHARS:
+        raise UserInputError(f"the motion description is {len(text)} characters long; at most {MAX_TEXT_CHARS}")
+    return text
+
+
+def _text_similarities(art: MotionArtifacts, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sentence-encoder embeddings of the artifacts' labels (re-embedded if the encoder differs) and of the text."""
+    from avatarclip_core.clip.text_encoder import TextEncoder
+
+    encoder = TextEncoder()
+    label_emb = art.label_emb
+    if encoder.model_id != art.meta.get("text_model"):
+        label_emb = encoder.encode(art.labels)
+    return label_emb, encoder.encode([text])[0]
+
+
+def ground_feet(canonical: CanonicalMotion, skeleton: Skeleton, hover: float = 0.03) -> CanonicalMotion:
+    """No foot below the floor and none hovering just above it: frames whose lowest foot is below
+    ``hover`` are shifted so that it touches the ground; higher ones (a jump's flight) are kept.
+    Horizontal travel is the decoder's (corpus.feet.settle_feet would re-derive it from the feet,
+    which turns small decoding errors of the legs into a wrong travel)."""
+    from avatarclip_core.motion.canonical import foot_clearance
+
+    lowest = foot_clearance(canonical, skeleton).amin(1)
+    shift = torch.where(lowest < hover, -lowest, torch.zeros_like(lowest))
+    root = canonical.root_translation.clone()
+    root[:, 1] = root[:, 1] + shift
+    return CanonicalMotion(canonical.fps, canonical.rotations, root)
+
+
+def resolve_method(method: str, scorer) -> str:
+    method = (method or "auto").lower()
+    if method not in METHODS:
+        raise UserInputError(f"unknown motion query method '{method}' ({', '.join(METHODS)})")
+    if method == "auto":
+        return "clip" if scorer is not None and getattr(scorer, "real", False) else "offline"
+    return method
+
+
+def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None = None, scorer=None,
+                   progress=None) -> tuple[Motion, dict]:
+    """A motion for ``text`` on ``skeleton`` and an info dict (method, reference poses, losses, init)."""
+    config = config or MotionGenConfig()
+    text = check_motion_text(text)
+    if config.top_k < 1 or config.iterations < 0:
+        raise UserInputError("text.motion_gen needs top_k >= 1 and iterations >= 0")
+    method = resolve_method(config.query_method, scorer)
+    art = get_motion_artifacts(config)
+    device = next(art.motion_vae.parameters()).device
+    report = progress or (lambda stage, fraction, message="": None)
+    posed = None
+    if method == "clip":
+        if scorer is None:
+            from avatarclip_core.clip import ClipConfig, load_scorer
+
+            scorer = load_scorer(ClipConfig(device=config.device))
+        from avatarclip_core.body import create_body_model
+
+        posed = PosedBody(create_body_model(), device=str(device))
+        report("motion query", 0.0, "scoring code-book poses with CLIP")
+        book = art.codebook.head(config.clip_max_entries)
+        scores = clip_scores(book, scorer, posed, text, config.clip_azimuths)
+    else:
+        book = art.codebook
+        report("motion query", 0.0, "scoring code-book poses by their labels")
+        clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
+        scores = label_scores(art.codebook, clip_sim)
+    chosen = top_k_distinct(scores, book.poses, config.top_k, config.dedupe_degrees)
+    references = book.poses[chosen]
+    init = config.init if config.init != "auto" else ("label" if method == "offline" else "zero")
+    z0, init_info = None, "zero"
+    if init == "label":
+        if method != "offline":
+            clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
+        clip_id = int(clip_sim.argmax())
+        z0 = art.library_latents[clip_id]
+        init_info = f"label:{art.meta['library'][clip_id]['generator']}"
+    elif init != "zero":
+        raise UserInputError(f"unknown motion init '{init}' (auto, label or zero)")
+    result = optimize_latent(art.motion_vae, references, config, z0, scorer=scorer if method == "clip" else None,
+                             text=text, posed=posed,
+                             progress=lambda f, m: report("motion optimisation", f, m))
+    rot, root = result.rotations, result.root_translation
+    fps = art.fps
+    if config.fps > 0 and abs(config.fps - fps) > 1e-6:
+        rot, root = resample(rot, root, fps, config.fps)
+        fps = config.fps
+    name = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "motion"
+    canonical = clamp_to_limits(CanonicalMotion(fps, rot, root))  # the decoder can overshoot a joint's range
+    if config.ground_feet:
+        canonical = ground_feet(canonical, skeleton)
+    motion = to_motion(canonical, skeleton, name)
+    info = {
+        "method": method, "text": text, "init": init_info, "artifacts": str(art.path), "fps": fps,
+        "frames": int(rot.shape[0]),
+        "reference_poses": [{"index": int(i), "score": round(float(scores[i]), 4),
+                             "labels": [art.labels[j] for j in art.codebook.label_index[i].tolist() if j >= 0][:3]}
+                            for i in chosen],
+        "losses": result.losses, "optimisation_seconds": result.seconds, "iterations": config.iterations,
+    }
+    return motion, info

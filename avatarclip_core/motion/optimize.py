@@ -1,0 +1,113 @@
+"""Reference-based latent optimisation of the motion VAE (AvatarCLIP Sec. 3.4.2, Eq. 12-16).
+
+L_motion = L_pose + lambda_6 L_delta + lambda_7 L_clip (+ our two small latent terms):
+- L_pose (Eq. 13): for each reference pose theta_i (best first), the distance to its nearest
+  decoded frame, weighted by lambda_pose(i) = 1 - (i - 1) / k. Distances are Euclidean norms of
+  the 20 roles' 6-D rotations; we divide the sum by k so the weights do not depend on top_k.
+- L_delta (Eq. 14): minus the distance between adjacent frames (rewards range of motion); we
+  average over the L - 1 pairs instead of summing so lambda_6 does not depend on L.
+- L_clip (Eq. 15-16): s_i = 1 - cos(E_I(R(Theta_i)), E_T(text)) on a few sampled frames per
+  iteration, weighted by lambda_clip(i) = i / L (later frames matter more); averaged over them.
+- ours: latent_weight |z|^2 keeps z where the decoder was trained; anchor_weight |z - z_0|^2
+  keeps the initial (label-matched) clip's timing and root path when starting from one.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from avatarclip_core.body.lbs import matrix_to_rotation_6d
+from avatarclip_core.motion.gen_config import MotionGenConfig
+from avatarclip_core.motion.motion_vae import MotionVAE
+
+
+@dataclass
+class OptimizationResult:
+    latent: torch.Tensor  # (Z,)
+    rotations: torch.Tensor  # (L, 20, 3, 3) canonical rotations
+    root_translation: torch.Tensor  # (L, 3)
+    losses: dict[str, list[float]] = field(default_factory=dict)  # per iteration: total, pose, delta, clip
+    seconds: float = 0.0
+
+
+def pose_weights(k: int, device=None) -> torch.Tensor:
+    """lambda_pose(i) = 1 - (i - 1) / k for i = 1..k."""
+    return 1.0 - torch.arange(k, dtype=torch.float32, device=device) / k
+
+
+def pose_loss(frames6: torch.Tensor, refs6: torch.Tensor) -> torch.Tensor:
+    """Eq. 13 / k. frames6 (L, 120), refs6 (k, 120), references best first."""
+    dist = torch.cdist(refs6[None], frames6[None])[0]  # (k, L)
+    return (pose_weights(refs6.shape[0], refs6.device) * dist.min(dim=1).values).sum() / refs6.shape[0]
+
+
+def delta_loss(frames6: torch.Tensor) -> torch.Tensor:
+    """Eq. 14 / (L - 1): minus the mean distance between adjacent frames."""
+    return -(frames6[1:] - frames6[:-1]).norm(dim=-1).mean()
+
+
+def clip_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, text: str, frames: torch.Tensor,
+              azimuth: float) -> torch.Tensor:
+    """Eq. 15-16 on the sampled ``frames`` (0-based; lambda_clip = (i + 1) / L), averaged over them."""
+    from avatarclip_core.motion.pose_codebook import render_poses
+
+    L = rotations.shape[0]
+    centred = root[frames] * torch.tensor([0.0, 1.0, 0.0], device=root.device)  # keep the body in frame
+    images = render_poses(posed, rotations[frames], centred, [azimuth], int(getattr(scorer, "render_size", 224)))
+    f_img = scorer.encode_image(images)
+    f_txt = scorer.encode_text([text]).to(f_img.device)
+    s = 1.0 - (f_img * f_txt).sum(-1)
+    weights = (frames.to(s.device).float() + 1.0) / L
+    return (weights * s).mean()
+
+
+def optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenConfig, z0: torch.Tensor | None = None,
+                    *, scorer=None, text: str = "", posed=None, progress=None) -> OptimizationResult:
+    """Optimise the motion VAE latent against reference poses (k, 20, 3, 3), best first.
+
+    L_clip runs only when ``scorer`` (and ``posed``, the body to render) are given.
+    """
+    started = time.perf_counter()
+    device = next(vae.parameters()).device
+    vae.eval()
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    refs6 = matrix_to_rotation_6d(references.to(device).float()).flatten(-2)
+    start = (z0.to(device).float() if z0 is not None else torch.zeros(vae.latent_dim, device=device)).clone()
+    z = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    use_clip = scorer is not None and posed is not None and config.clip_weight > 0 and bool(text)
+    losses: dict[str, list[float]] = {"total": [], "pose": [], "delta": [], "clip": []}
+    L = vae.frames
+    for it in range(max(0, config.iterations) + 1):
+        rot, root = vae.decode_motion(z[None])
+        rot, root = rot[0], root[0]
+        frames6 = matrix_to_rotation_6d(rot).flatten(-2)
+        l_pose = pose_loss(frames6, refs6)
+        l_delta = delta_loss(frames6)
+        total = config.pose_weight * l_pose + config.delta_weight * l_delta
+        total = total + config.latent_weight * z.pow(2).mean() + config.anchor_weight * (z - start).pow(2).mean()
+        l_clip = torch.zeros((), device=device)
+        if use_clip and it % max(1, config.clip_every) == 0:
+            n = min(max(1, config.clip_frames), L)
+            frames = torch.randperm(L, generator=gen)[:n].sort().values.to(device)
+            az = config.clip_azimuths[int(torch.randint(len(config.clip_azimuths), (1,), generator=gen))] \
+                if config.clip_azimuths else 0.0
+            l_clip = clip_loss(scorer, posed, rot, root, text, frames, az)
+            total = total + config.clip_weight * l_clip
+        for key, value in (("total", total), ("pose", l_pose), ("delta", l_delta), ("clip", l_clip)):
+            losses[key].append(round(float(value.detach()), 6))
+        if it == config.iterations:  # the last pass only records the final losses
+            break
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if progress is not None and (it % 10 == 0 or it == config.iterations - 1):
+            progress((it + 1) / config.iterations, f"motion latent {it + 1}/{config.iterations} loss {losses['total'][-1]:.4f}")
+    with torch.no_grad():
+        rot, root = vae.decode_motion(z.detach()[None])
+    return OptimizationResult(z.detach().cpu(), rot[0].cpu(), root[0].cpu(), losses,
+                              round(time.perf_counter() - started, 3))

@@ -1,0 +1,229 @@
+"""Pose VAE (VPoser-like, AvatarCLIP Sec. 3.4.1) over the 20 canonical roles, and a VPoser v2 loader.
+
+Poses are `canonical.ROLES` rotations (world-axis rotations per role, as if its parents were at
+rest), fed as continuous 6-D rotations (Zhou et al. 2019; `lbs.matrix_to_rotation_6d`). The
+encoder and decoder are two-layer MLPs with a 32-d latent, as VPoser's.
+
+``load_vposer(path)`` reads a human-body-prior VPoser v2 checkpoint (the ``V02_05`` folder with
+``snapshots/*.ckpt``, or the ``.ckpt`` itself) into a re-implementation of its network, wrapped
+so it speaks our roles. Role map (SMPL body joint index in VPoser's 21-joint ``pose_body`` ->
+role): 1 left_hip, 2 right_hip, 3 spine1, 4 left_knee, 5 right_knee, 6 spine2, 7 left_ankle,
+8 right_ankle, 9 spine3, 12 neck, 13 left_collar, 14 right_collar, 15 head, 16 left_shoulder,
+17 right_shoulder, 18 left_elbow, 19 right_elbow, 20 left_wrist, 21 right_wrist. SMPL's toes
+(10 left_foot, 11 right_foot) have no role: fed as rest, dropped on decoding. The pelvis is
+SMPL's global orientation, which VPoser does not model: kept at rest. SMPL's joint frames are
+world-aligned (Y up, facing +Z) in its rest pose, so its local rotations are our canonical
+rotations up to the rest-pose difference (SMPL's T-pose vs. our canonical rest).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avatarclip_core.body.lbs import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_rotation_6d,
+    rotation_6d_to_matrix,
+)
+from avatarclip_core.errors import UserInputError
+from avatarclip_core.motion.canonical import ROLES
+
+log = logging.getLogger(__name__)
+NUM_ROLES = len(ROLES)
+
+
+class VPoserCheckpointError(UserInputError):
+    """The --vposer path is missing or is not a VPoser v2 checkpoint."""
+
+
+def rotation_angle_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Geodesic angle between rotation matrices (..., 3, 3) -> (...) in degrees."""
+    cos = ((a.transpose(-1, -2) @ b).diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
+    return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
+
+
+class PoseVAE(nn.Module):
+    """Our pose VAE: (B, 20, 3, 3) canonical rotations <-> (B, latent_dim)."""
+
+    kind = "ours"
+
+    def __init__(self, latent_dim: int = 32, hidden: int = 256):
+        super().__init__()
+        self.latent_dim, self.hidden = latent_dim, hidden
+        d = NUM_ROLES * 6
+        self.encoder = nn.Sequential(nn.Linear(d, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                     nn.Linear(hidden, 2 * latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                     nn.Linear(hidden, d))
+
+    def encode(self, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent mean and log-variance (B, Z) of poses (B, 20, 3, 3)."""
+        x = matrix_to_rotation_6d(rotations).reshape(rotations.shape[0], -1)
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 6.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Poses (B, 20, 3, 3) of latents (B, Z)."""
+        return rotation_6d_to_matrix(self.decoder(z).reshape(z.shape[0], NUM_ROLES, 6))
+
+
+def train_pose_vae(vae: PoseVAE, train: torch.Tensor, held_out: torch.Tensor, *, epochs: int, batch_size: int,
+                   lr: float, kl_weight: float, seed: int, device: str = "cpu", progress=None) -> dict:
+    """Seeded Adam training in place on (N, 20, 3, 3) poses; returns held-out metrics and timings.
+
+    Loss: mean squared error of the decoded 6-D rotations + kl_weight * KL / latent_dim.
+    """
+    started = time.perf_counter()
+    vae.to(device).train()
+    x = matrix_to_rotation_6d(train.float()).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    steps = max(1, epochs * math.ceil(len(x) / batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    loss_value = float("nan")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for epoch in range(epochs):
+            order = torch.randperm(len(x), generator=gen).to(device)
+            for i in range(0, len(x), batch_size):
+                batch6 = x[order[i:i + batch_size]]
+                mu, logvar = vae.encode(rotation_6d_to_matrix(batch6))
+                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+                recon = matrix_to_rotation_6d(vae.decode(z))
+                kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean() / vae.latent_dim
+                loss = F.mse_loss(recon, batch6) + kl_weight * kl
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_value = float(loss.detach())
+            if progress is not None:
+                progress((epoch + 1) / max(1, epochs), f"pose VAE epoch {epoch + 1}/{epochs} loss {loss_value:.4f}")
+    seconds = time.perf_counter() - started
+    vae.eval()
+    return {"seconds": round(seconds, 2), "epochs": epochs, "seconds_per_epoch": round(seconds / max(1, epochs), 3),
+            "final_loss": loss_value, **pose_reconstruction_error(vae, held_out, device)}
+
+
+@torch.no_grad()
+def pose_reconstruction_error(model, poses: torch.Tensor, device: str = "cpu") -> dict:
+    """Held-out reconstruction through the latent mean: mean and 95th-percentile angle per joint (degrees)."""
+    poses = poses.float().to(device)
+    err = rotation_angle_degrees(model.decode(model.encode(poses)[0]), poses)
+    roles = err[:, 1:] if getattr(model, "kind", "") == "vposer" else err  # VPoser does not model the pelvis
+    return {"held_out_poses": int(len(poses)), "recon_deg_mean": round(float(roles.mean()), 3),
+            "recon_deg_p95": round(float(roles.flatten().quantile(0.95)), 3)}
+
+
+# --- VPoser v2 (human-body-prior) -----------------------------------------------------------------
+
+SMPL_BODY_TO_ROLE = {
+    1: "left_hip", 2: "right_hip", 3: "spine1", 4: "left_knee", 5: "right_knee", 6: "spine2", 7: "left_ankle",
+    8: "right_ankle", 9: "spine3", 12: "neck", 13: "left_collar", 14: "right_collar", 15: "head",
+    16: "left_shoulder", 17: "right_shoulder", 18: "left_elbow", 19: "right_elbow", 20: "left_wrist",
+    21: "right_wrist",
+}
+
+
+class _NormalDist(nn.Module):
+    def __init__(self, n: int, latent: int):
+        super().__init__()
+        self.mu, self.logvar = nn.Linear(n, latent), nn.Linear(n, latent)
+
+    def forward(self, x):  # VPoser's "logvar" head is a softplus scale
+        return self.mu(x), F.softplus(self.logvar(x))
+
+
+class _Flatten(nn.Module):
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+class _VPoserV2Net(nn.Module):
+    """VPoser v2's layers, indexed as in human_body_prior/models/vposer_model.py (state-dict compatible)."""
+
+    def __init__(self, num_neurons: int = 512, latent_dim: int = 32):
+        super().__init__()
+        n_in = 21 * 3
+        self.encoder_net = nn.Sequential(
+            _Flatten(), nn.BatchNorm1d(n_in), nn.Linear(n_in, num_neurons), nn.LeakyReLU(),
+            nn.BatchNorm1d(num_neurons), nn.Dropout(0.1), nn.Linear(num_neurons, num_neurons),
+            nn.Linear(num_neurons, num_neurons), _NormalDist(num_neurons, latent_dim))
+        self.decoder_net = nn.Sequential(
+            nn.Linear(latent_dim, num_neurons), nn.LeakyReLU(), nn.Dropout(0.1), nn.Linear(num_neurons, num_neurons),
+            nn.LeakyReLU(), nn.Linear(num_neurons, 21 * 6))
+
+
+class VPoserPoseModel(nn.Module):
+    """A VPoser v2 network behind our pose-model interface (encode/decode of (B, 20, 3, 3) poses)."""
+
+    kind = "vposer"
+
+    def __init__(self, net: _VPoserV2Net, source: str):
+        super().__init__()
+        self.net = net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.latent_dim = int(net.decoder_net[0].in_features)
+        self.source = source
+        self._smpl = list(SMPL_BODY_TO_ROLE)
+        self._roles = [ROLES.index(r) for r in SMPL_BODY_TO_ROLE.values()]
+
+    def encode(self, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B = rotations.shape[0]
+        aa = rotations.new_zeros(B, 21, 3)
+        aa[:, [j - 1 for j in self._smpl]] = matrix_to_axis_angle(rotations[:, self._roles])
+        mu, scale = self.net.encoder_net(aa)
+        return mu, 2.0 * torch.log(scale.clamp_min(1e-6))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        mats = rotation_6d_to_matrix(self.net.decoder_net(z).reshape(z.shape[0], 21, 6))
+        out = torch.eye(3, dtype=mats.dtype, device=mats.device).repeat(z.shape[0], NUM_ROLES, 1, 1)
+        out[:, self._roles] = mats[:, [j - 1 for j in self._smpl]]
+        return out
+
+
+def _find_checkpoint(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = sorted(path.glob("snapshots/*.ckpt"), key=lambda p: p.stat().st_mtime) or sorted(path.glob("*.ckpt"))
+        if found:
+            return found[-1]
+        raise VPoserCheckpointError(
+            f"--vposer {path}: no VPoser checkpoint in this folder (expected snapshots/*.ckpt, as in V02_05/)")
+    raise VPoserCheckpointError(f"--vposer {path}: no such file or folder (give the V02_05 folder or its .ckpt)")
+
+
+def load_vposer(path: str | Path, device: str = "cpu") -> VPoserPoseModel:
+    """A human-body-prior VPoser v2 checkpoint as a pose model; sizes are read from the weights."""
+    ckpt = _find_checkpoint(Path(path).expanduser())
+    try:
+        try:
+            data = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception:  # Lightning checkpoints may pickle their hyper-parameters: the user chose this file
+            data = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise VPoserCheckpointError(f"--vposer {ckpt}: not a readable PyTorch checkpoint ({exc})"[:400]) from None
+    state = data.get("state_dict", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict):
+        raise VPoserCheckpointError(f"--vposer {ckpt}: no state_dict in this file")
+    state = {k.removeprefix("vp_model."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if k.startswith(("encoder_net.", "decoder_net."))}
+    try:
+        num_neurons, latent = state["decoder_net.0.weight"].shape
+        net = _VPoserV2Net(int(num_neurons), int(latent))
+        net.load_state_dict(state, strict=True)
+    except (KeyError, RuntimeError) as exc:
+        raise VPoserCheckpointError(
+            f"--vposer {ckpt}: not a VPoser v2 checkpoint (human-body-prior V02_05 layout expected): "
+            f"{' '.join(str(exc).split())[:300]}") from None
+    log.info("loaded VPoser v2 (latent %d, %d units) from %s", latent, num_neurons, ckpt)
+    return VPoserPoseModel(net, str(ckpt)).to(device)
