@@ -33,6 +33,8 @@ PHENOTYPE_TEXT = {"gender": "0 = male, 1 = female", "age": "0 = baby, 0.67 = adu
                   "muscle": "0 = little muscle, 1 = very muscular", "weight": "0 = thin, 1 = heavy"}
 IRIS_RADIUS, PUPIL_RADIUS = 0.0058, 0.0022
 STUBBLE_SKIN_SHOW = 0.55
+DEFAULT_OPTIONS = {"hair_style": "short", "eyebrows": "straight", "beard": "none", "glasses": "none",
+                   "skin_tone": "beige", "hair_colour": "dark_brown", "eye_colour": "brown"}
 
 
 @dataclass
@@ -84,12 +86,12 @@ class AnnyFaceEngine:
         for name, group, one in zip(h.slider_labels, h.slider_groups, h.one_sided.tolist()):
             text = f"Anny local change '{name}': " + ("0 = none, 1 = full" if one else "0 = -1, 0.5 = neutral, 1 = +1")
             cont.append(ContinuousParam(name, group, text, default=0.0 if one else 0.5))
-        slots = [DiscreteSlot(a.name, list(a.options), a.options[0] if a.name != "hair_style" else "short",
-                              f"procedural {a.name.replace('_', ' ')}") for a in self.assets]
-        slots += [DiscreteSlot("skin_tone", list(pal.SKIN_TONES), "beige", "skin colour"),
-                  DiscreteSlot("hair_colour", list(pal.HAIR_COLOURS), "dark_brown", "hair, brow and beard colour"),
-                  DiscreteSlot("eye_colour", list(pal.EYE_COLOURS), "brown", "iris colour")]
-        slots[1] = DiscreteSlot("eyebrows", slots[1].options, "straight", slots[1].description)
+        slots = [DiscreteSlot(a.name, list(a.options), DEFAULT_OPTIONS[a.name], f"procedural {a.name.replace('_', ' ')}")
+                 for a in self.assets]
+        slots += [DiscreteSlot("skin_tone", list(pal.SKIN_TONES), DEFAULT_OPTIONS["skin_tone"], "skin colour"),
+                  DiscreteSlot("hair_colour", list(pal.HAIR_COLOURS), DEFAULT_OPTIONS["hair_colour"],
+                               "hair, brow and beard colour"),
+                  DiscreteSlot("eye_colour", list(pal.EYE_COLOURS), DEFAULT_OPTIONS["eye_colour"], "iris colour")]
         return ParamSpec(cont, slots)
 
     @property
