@@ -57,7 +57,9 @@ def umeyama(source: np.ndarray, target: np.ndarray, with_scale: bool = True,
         sign[-1] = -1.0  # the best proper rotation, not a reflection
     rotation = u @ np.diag(sign) @ vt
     src_variance = float(w @ (src_c ** 2).sum(axis=1))
-    scale = float((singular * sign).sum() / src_variance) if with_scale and src_variance > 0 else 1.0
+    scale = 1.0
+    if with_scale and src_variance > 0:
+        scale = float((singular * sign).sum() / src_variance)
     translation = dst_mean - scale * rotation @ src_mean
     return SimilarityTransform(scale, rotation, translation)
 

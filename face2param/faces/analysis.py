@@ -10,7 +10,7 @@ from face2param.faces.detect import Detection, DetectionConfig, FaceBox, detect_
 from face2param.faces.errors import NoFaceError
 from face2param.faces.identity import dlib_embedding
 from face2param.faces.images import ImageSource, load_image
-from face2param.faces.landmarks import (LandmarkConfig, dlib_landmarks_68, dlib_style_box,
+from face2param.faces.landmarks import (LandmarkConfig, dlib_landmarks_68, dlib_predictor_box,
                                         face_mesh_478, mesh_to_68)
 from face2param.faces.regions import FaceColours, FaceCues, RegionConfig, analyse_regions
 
@@ -70,8 +70,7 @@ def analyse_face(image: ImageSource, config: FaceAnalysisConfig = FaceAnalysisCo
     detection = timed("detect", detect_face, pixels, config.detection)
     warnings = list(detection.warnings)
     box, mesh = timed("mesh_478", _first_face_with_mesh, pixels, detection, config, warnings)
-    predictor_box = dlib_style_box(mesh_to_68(mesh))
-    points_68 = timed("landmarks_68", dlib_landmarks_68, pixels, predictor_box)
+    predictor_box, points_68 = timed("landmarks_68", _dlib_points, pixels, mesh)
     embedding = (timed("embedding", dlib_embedding, pixels, points_68, predictor_box,
                        config.embedding_jitters) if config.compute_embedding else None)
     regions = (timed("regions", analyse_regions, pixels, mesh, config.regions)
@@ -84,6 +83,11 @@ def analyse_face(image: ImageSource, config: FaceAnalysisConfig = FaceAnalysisCo
         landmarks_68=points_68, embedding=embedding,
         colours=None if regions is None else regions.colours,
         cues=None if regions is None else regions.cues, warnings=warnings, timings=timings)
+
+
+def _dlib_points(pixels: np.ndarray, mesh: np.ndarray) -> tuple[FaceBox, np.ndarray]:
+    box = dlib_predictor_box(pixels, mesh_to_68(mesh))
+    return box, dlib_landmarks_68(pixels, box)
 
 
 def _first_face_with_mesh(pixels: np.ndarray, detection: Detection, config: FaceAnalysisConfig,

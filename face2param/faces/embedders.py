@@ -170,13 +170,13 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
 
 # ---- loading ----------------------------------------------------------------------------------
 ARCHITECTURES = ("lightcnn29v2", "iresnet50", "iresnet100")
+_ARCFACE_ZOO = "https://github.com/deepinsight/insightface/tree/master/recognition/arcface_torch"
 _WHERE = {
     "lightcnn29v2": "LightCNN_29Layers_V2_checkpoint.pth.tar from "
                     "https://github.com/AlfredXiangWu/LightCNN",
-    "iresnet50": "an arcface_torch r50 backbone.pth from insightface's model zoo "
-                 "(https://github.com/deepinsight/insightface/tree/master/recognition/arcface_torch)",
-    "iresnet100": "an arcface_torch r100 backbone.pth from insightface's model zoo "
-                  "(https://github.com/deepinsight/insightface/tree/master/recognition/arcface_torch)",
+    "iresnet50": f"an arcface_torch r50 backbone.pth from insightface's model zoo ({_ARCFACE_ZOO})",
+    "iresnet100": f"an arcface_torch r100 backbone.pth from insightface's model zoo "
+                  f"({_ARCFACE_ZOO})",
 }
 
 

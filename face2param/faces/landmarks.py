@@ -8,9 +8,10 @@ faces are upsampled. Output (478, 3): x, y in image pixels; z in the same pixel 
 `dlib_landmarks_68`: dlib's 68-point shape predictor (iBUG 300-W scheme). It was trained on boxes
 from dlib's HOG detector, so a mediapipe box is first converted with `dlib_style_box`.
 
-`MESH_TO_68`: which mesh points stand for each of the 68 points (pairs are averaged): a
-hand-made correspondence on mediapipe's canonical face; `avatar eval`'s landmark report measures
-how well it agrees with dlib's annotations.
+`MESH_TO_68`: which mesh point stands for each of the 68 points (a group is averaged): a
+hand-made, left-right symmetric correspondence on mediapipe's canonical face, whose jaw,
+nostril and inner-lip points were then re-picked on dlib's training XML (the 2-D jaw contour
+lies inside the 3-D mesh's outline) and checked on its testing XML: mean NME 0.054 -> 0.046.
 """
 from __future__ import annotations
 
@@ -34,17 +35,17 @@ class LandmarkConfig:
 # fmt: off
 MESH_TO_68: tuple[tuple[int, ...], ...] = (
     # jaw 0-16, from the subject's right ear (image left) round the chin
-    (127,), (234,), (93,), (132, 58), (58, 172), (136,), (150,), (176,), (152,), (400,), (379,),
-    (365,), (397, 288), (288, 361), (323,), (454,), (356,),
+    (127,), (227,), (177,), (215,), (172,), (136,), (149,), (148,), (152,), (377,), (378,),
+    (365,), (397,), (435,), (401,), (454,), (356,),
     # brows 17-21 (subject's right), 22-26 (left)
     (70,), (63,), (105,), (66,), (107,), (336,), (296,), (334,), (293,), (300,),
     # nose bridge 27-30, nostrils 31-35
-    (168,), (197,), (5,), (4,), (98,), (97,), (2,), (326,), (327,),
+    (168,), (197,), (5,), (4,), (75,), (97,), (2,), (326,), (305,),
     # right eye 36-41 (outer corner first), left eye 42-47 (inner corner first)
     (33,), (160,), (158,), (133,), (153,), (144,), (362,), (385,), (387,), (263,), (373,), (380,),
     # outer lips 48-59, inner lips 60-67
     (61,), (40,), (37,), (0,), (267,), (270,), (291,), (321,), (314,), (17,), (84,), (91,),
-    (78,), (81,), (13,), (311,), (308,), (402,), (14,), (178,),
+    (78,), (38,), (13,), (268,), (308,), (317,), (14,), (87,),
 )
 # fmt: on
 # Useful mesh groups (mediapipe's own index lists, in its canonical face topology).
@@ -61,6 +62,7 @@ LEFT_IRIS = (473, 474, 475, 476, 477)
 # 0.074 s above c. Measured on the 43 annotated faces of dlib's example XMLs (std 0.10 / 0.05).
 _DLIB_BOX_SCALE = 1.07
 _DLIB_BOX_RAISE = 0.074
+_HOG_FACE_PX = 100  # HOG's window is 80 px: faces are brought to about this size
 
 
 def face_mesh_478(image: np.ndarray, box: FaceBox,
@@ -103,6 +105,38 @@ def dlib_style_box(points_68: np.ndarray, source: str = "landmarks") -> FaceBox:
     cx, cy = (low + high) / 2
     cy -= _DLIB_BOX_RAISE * extent
     return FaceBox(cx - side / 2, cy - side / 2, side, side, 1.0, source)
+
+
+def dlib_predictor_box(image: np.ndarray, mesh_68: np.ndarray) -> FaceBox:
+    """The box to run dlib's predictor on: dlib's own HOG box when the HOG detector, run on a
+    small crop around the face (~15 ms), finds the same face; else `dlib_style_box`. The
+    predictor is sensitive to box placement on small faces: on dlib's 37 px training faces the
+    derived box alone gave 0.13 mean NME against 0.03 on annotated HOG boxes."""
+    derived = dlib_style_box(mesh_68)
+    scale = _HOG_FACE_PX / derived.width
+    side = int(round(derived.width * scale * 2.2))
+    cx, cy = derived.center
+    to_crop = np.array([[scale, 0.0, side / 2 - scale * cx], [0.0, scale, side / 2 - scale * cy]])
+    crop = cv2.warpAffine(np.ascontiguousarray(image), to_crop, (side, side),
+                          flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    detector = models.dlib_hog_detector()
+    with detector.lock:
+        rects, scores, _ = detector.model.run(crop, 0, -0.5)
+    best, best_overlap = derived, 0.5  # a HOG box must overlap the derived one this well
+    for rect in rects:
+        box = FaceBox((rect.left() - to_crop[0, 2]) / scale, (rect.top() - to_crop[1, 2]) / scale,
+                      rect.width() / scale, rect.height() / scale, 1.0, "dlib_hog")
+        overlap = _iou(box, derived)
+        if overlap > best_overlap:
+            best, best_overlap = box, overlap
+    return best
+
+
+def _iou(a: FaceBox, b: FaceBox) -> float:
+    width = max(0.0, min(a.right, b.right) - max(a.left, b.left))
+    height = max(0.0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    return width * height / max(1e-9, a.area + b.area - width * height)
 
 
 def dlib_landmarks_68(image: np.ndarray, box: FaceBox) -> np.ndarray:
