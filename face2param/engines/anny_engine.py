@@ -171,7 +171,8 @@ class AnnyFaceEngine:
     def landmarks_tensor(self, continuous: torch.Tensor, scheme: str = "ibug68") -> torch.Tensor:
         self._check_inputs(continuous, None)
         ids, bary = self._table(scheme)
-        corners = self.head.vertices(continuous)[:, ids]  # (B, L, 3, 3)
+        used, local = torch.unique(ids, return_inverse=True)  # only the vertices under the landmarks
+        corners = self.head.vertices(continuous, used)[:, local]  # (B, L, 3, 3)
         return (corners * bary[None, :, :, None]).sum(2)
 
     def project_landmarks(self, points: torch.Tensor, size: int) -> torch.Tensor:

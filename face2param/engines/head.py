@@ -68,8 +68,13 @@ class HeadModel:
         """(B, S) values in [0, 1] -> Anny amounts a in [-1, 1] (one-sided: [0, 1])."""
         return torch.where(self.one_sided, sliders, sliders * 2.0 - 1.0)
 
-    def vertices(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, P + S) parameters in [0, 1] (phenotypes first) -> (B, Nh, 3) head vertices."""
+    def vertices(self, x: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, P + S) parameters in [0, 1] (phenotypes first) -> (B, Nh, 3) head vertices
+        (or only the vertices `ids`, e.g. under landmarks: cheaper)."""
+        if ids is not None:
+            sub = HeadModel(**{**vars(self), "neutral": self.neutral[ids], "plus": self.plus[:, ids],
+                               "minus": self.minus[:, ids], "phenotype_table": self.phenotype_table[:, :, ids]})
+            return sub.vertices(x)
         P = len(self.phenotype_labels)
         a = self.slider_amounts(x[:, P:])
         Nh = self.neutral.shape[0]
