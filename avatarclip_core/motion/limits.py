@@ -46,9 +46,11 @@ LIMITS: dict[str, JointLimit] = {
     "head": JointLimit(_UP, _X, (-50, 60), (-45, 45), (-70, 70)),
     "left_hip": JointLimit(_DOWN, _X, (-130, 40), (-55, 35), (-50, 50)),  # flexion is -X; abduction is -e2
     "left_knee": JointLimit(_DOWN, _X, (-5, 155), (-15, 15), (-40, 40)),  # flexion is +X only
-    "left_ankle": JointLimit(_FWD, _X, (-35, 60), (-35, 35), (-35, 35)),  # plantarflexion is +X
+    "left_ankle": JointLimit(_FWD, _X, (-45, 60), (-35, 35), (-35, 35)),  # plantarflexion is +X
     "left_collar": JointLimit(_X, _Z, (-25, 45), (-35, 35), (-40, 40)),  # elevation is +Z
-    "left_shoulder": JointLimit(_LEFT_ARM, _Z, (-60, 175), (-180, 70), (-100, 100)),  # raise sideways +Z
+    # Shoulder: +e1 raises the arm sideways, +e2 swings it forward (flexion up to overhead), -e2 back;
+    # twist about the diagonal A-pose axis mixes with large swings, so it is left open.
+    "left_shoulder": JointLimit(_LEFT_ARM, _Z, (-75, 175), (-80, 180), (-180, 180)),
     "left_elbow": JointLimit(_LEFT_ARM, _Z, (-155, 155), (-155, 155), (-100, 100)),
     "left_wrist": JointLimit(_LEFT_ARM, _Z, (-80, 80), (-80, 80), (-80, 80)),
 }
@@ -58,58 +60,64 @@ def _mirrored(role: str) -> str:
     return "left_" + role[6:] if role.startswith("right_") else role
 
 
-def _basis(limit: JointLimit, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    d = torch.tensor(limit.twist_axis, dtype=like.dtype, device=like.device)
+LIMITED_ROLES = [role for role in ROLES if _mirrored(role) in LIMITS]
+_LIMITED_INDEX = [ROLE_INDEX[role] for role in LIMITED_ROLES]
+_IS_RIGHT = torch.tensor([role.startswith("right_") for role in LIMITED_ROLES])
+
+
+def _basis(limit: JointLimit) -> torch.Tensor:
+    """(3, 3) rows d, e1, e2 (orthonormal)."""
+    d = torch.tensor(limit.twist_axis)
     d = d / d.norm()
-    e1 = torch.tensor(limit.swing_axis, dtype=like.dtype, device=like.device)
+    e1 = torch.tensor(limit.swing_axis)
     e1 = e1 - (e1 @ d) * d
     e1 = e1 / e1.norm()
-    return d, e1, torch.linalg.cross(d, e1)
+    return torch.stack([d, e1, torch.linalg.cross(d, e1)])
 
 
-def swing_twist_angles(rotations: torch.Tensor, limit: JointLimit) -> torch.Tensor:
-    """(..., 3) (swing about e1, swing about e2, twist about d) in radians for (..., 3, 3) rotations."""
-    d, e1, e2 = _basis(limit, rotations)
+_BASES = torch.stack([_basis(LIMITS[_mirrored(r)]) for r in LIMITED_ROLES])  # (R, 3, 3)
+_BOUNDS = torch.deg2rad(torch.tensor([[[*LIMITS[_mirrored(r)].swing1], [*LIMITS[_mirrored(r)].swing2],
+                                       [*LIMITS[_mirrored(r)].twist]] for r in LIMITED_ROLES]))  # (R, 3, 2)
+
+
+def swing_twist_angles(rotations: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """(..., 3) (swing about e1, swing about e2, twist about d) in radians for (..., 3, 3)
+    rotations and (..., 3, 3) bases with rows d, e1, e2."""
+    d, e1, e2 = basis[..., 0, :], basis[..., 1, :], basis[..., 2, :]
     q = matrix_to_quaternion_xyzw(rotations)
-    twist = 2 * torch.atan2(q[..., :3] @ d, q[..., 3])
+    twist = 2 * torch.atan2((q[..., :3] * d).sum(-1), q[..., 3])
     twist = torch.remainder(twist + math.pi, 2 * math.pi) - math.pi
     swing = rotations @ axis_angle_to_matrix(twist[..., None] * d).transpose(-1, -2)
     s = matrix_to_axis_angle(swing)
-    return torch.stack([s @ e1, s @ e2, twist], -1)
+    return torch.stack([(s * e1).sum(-1), (s * e2).sum(-1), twist], -1)
 
 
-def _from_angles(angles: torch.Tensor, limit: JointLimit) -> torch.Tensor:
-    d, e1, e2 = _basis(limit, angles)
+def _from_angles(angles: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    d, e1, e2 = basis[..., 0, :], basis[..., 1, :], basis[..., 2, :]
     swing = axis_angle_to_matrix(angles[..., :1] * e1 + angles[..., 1:2] * e2)
     return swing @ axis_angle_to_matrix(angles[..., 2:] * d)
 
 
-def _bounds(limit: JointLimit, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    lo = torch.tensor([limit.swing1[0], limit.swing2[0], limit.twist[0]], dtype=like.dtype, device=like.device)
-    hi = torch.tensor([limit.swing1[1], limit.swing2[1], limit.twist[1]], dtype=like.dtype, device=like.device)
-    return torch.deg2rad(lo), torch.deg2rad(hi)
+def _mirror_right(rotations: torch.Tensor) -> torch.Tensor:
+    """Right-side roles (of the limited ones, last-but-two axis) mirrored onto the left."""
+    M = MIRROR.to(rotations)
+    return torch.where(_IS_RIGHT.to(rotations.device)[:, None, None], M @ rotations @ M, rotations)
 
 
-def _role_rotations(canonical: CanonicalMotion, role: str) -> torch.Tensor:
-    R = canonical.rotations[:, ROLE_INDEX[role]]
-    if role.startswith("right_"):
-        M = MIRROR.to(R)
-        R = M @ R @ M
-    return R
+def _limited(canonical: CanonicalMotion) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    R = _mirror_right(canonical.rotations[:, _LIMITED_INDEX])  # (T, R, 3, 3)
+    basis = _BASES.to(R)
+    angles = swing_twist_angles(R, basis.expand(R.shape[0], -1, -1, -1))
+    bounds = _BOUNDS.to(R)
+    return R, angles, bounds[..., 0], bounds[..., 1]
 
 
 def limit_violations(canonical: CanonicalMotion) -> dict[str, float]:
-    """Largest excess over its limits per role, in degrees (0 where the role stays inside)."""
-    out = {}
-    for role in ROLES:
-        limit = LIMITS.get(_mirrored(role))
-        if limit is None:
-            continue
-        angles = swing_twist_angles(_role_rotations(canonical, role), limit)
-        lo, hi = _bounds(limit, angles)
-        excess = torch.clamp(lo - angles, min=0) + torch.clamp(angles - hi, min=0)
-        out[role] = math.degrees(float(excess.max())) if excess.numel() else 0.0
-    return out
+    """Largest excess over its limits per limited role, in degrees (0 where the role stays inside)."""
+    _, angles, lo, hi = _limited(canonical)
+    excess = (torch.clamp(lo - angles, min=0) + torch.clamp(angles - hi, min=0)).amax(-1)  # (T, R)
+    worst = excess.amax(0) if excess.shape[0] else torch.zeros(len(LIMITED_ROLES))
+    return {role: math.degrees(float(w)) for role, w in zip(LIMITED_ROLES, worst)}
 
 
 def check_limits(canonical: CanonicalMotion, tolerance_deg: float = 0.5) -> list[str]:
@@ -120,21 +128,12 @@ def check_limits(canonical: CanonicalMotion, tolerance_deg: float = 0.5) -> list
 
 def clamp_to_limits(canonical: CanonicalMotion) -> CanonicalMotion:
     """The clip with every limited role's swing and twist clamped into its range."""
+    R, angles, lo, hi = _limited(canonical)
+    clamped = torch.maximum(torch.minimum(angles, hi), lo)
+    outside = (clamped != angles).any(-1)  # (T, R)
     rotations = canonical.rotations.clone()
-    for role in ROLES:
-        limit = LIMITS.get(_mirrored(role))
-        if limit is None:
-            continue
-        angles = swing_twist_angles(_role_rotations(canonical, role), limit)
-        lo, hi = _bounds(limit, angles)
-        clamped = torch.maximum(torch.minimum(angles, hi), lo)
-        outside = (clamped != angles).any(-1)
-        if not bool(outside.any()):
-            continue
-        R = _from_angles(clamped, limit)
-        if role.startswith("right_"):
-            M = MIRROR.to(R)
-            R = M @ R @ M
-        j = ROLE_INDEX[role]
-        rotations[:, j] = torch.where(outside[:, None, None], R, rotations[:, j])
+    if bool(outside.any()):
+        fixed = _mirror_right(_from_angles(clamped, _BASES.to(R).expand(R.shape[0], -1, -1, -1)))
+        original = canonical.rotations[:, _LIMITED_INDEX]
+        rotations[:, _LIMITED_INDEX] = torch.where(outside[..., None, None], fixed, original)
     return CanonicalMotion(canonical.fps, rotations, canonical.root_translation.clone())

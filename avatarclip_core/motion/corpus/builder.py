@@ -30,6 +30,12 @@ class BodyDims:
     shin: float
     pelvis_height: float
     arm: float  # shoulder to wrist
+    # Rotation vector that lines the left forearm up with the upper arm (the rest pose may bend the
+    # elbow, as Anny's A-pose does by about 45 degrees); the right one is its mirror image.
+    elbow_straighten: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # Left thigh and shin in the sagittal plane as (forward z, up y) vectors, for leg_ik.
+    thigh_zy: tuple[float, float] = (0.0, -0.45)
+    shin_zy: tuple[float, float] = (0.0, -0.45)
 
     @staticmethod
     def from_skeleton(skeleton: Skeleton) -> "BodyDims":
@@ -39,9 +45,20 @@ class BodyDims:
         def dist(a: str, b: str) -> float:
             return float(torch.linalg.norm(p[idx[a]] - p[idx[b]]))
 
+        def zy(a: str, b: str) -> tuple[float, float]:
+            d = p[idx[b]] - p[idx[a]]
+            return float(d[2]), float(d[1])
+
+        upper = torch.nn.functional.normalize(p[idx["left_elbow"]] - p[idx["left_shoulder"]], dim=0)
+        fore = torch.nn.functional.normalize(p[idx["left_wrist"]] - p[idx["left_elbow"]], dim=0)
+        axis = torch.linalg.cross(fore, upper)
+        angle = torch.atan2(axis.norm(), fore @ upper)
+        straighten = axis / axis.norm().clamp(min=1e-9) * angle
         return BodyDims(leg=dist("left_hip", "left_ankle"), thigh=dist("left_hip", "left_knee"),
                         shin=dist("left_knee", "left_ankle"), pelvis_height=float(p[idx["pelvis"], 1]),
-                        arm=dist("left_shoulder", "left_elbow") + dist("left_elbow", "left_wrist"))
+                        arm=dist("left_shoulder", "left_elbow") + dist("left_elbow", "left_wrist"),
+                        elbow_straighten=tuple(float(x) for x in straighten),
+                        thigh_zy=zy("left_hip", "left_knee"), shin_zy=zy("left_knee", "left_ankle"))
 
 
 class ClipBuilder:
@@ -81,10 +98,6 @@ class ClipBuilder:
         """0 -> 1 between rise and top, 1 until fall, back to 0 at end."""
         return self.ramp(rise, top) * (1 - self.ramp(fall, end))
 
-    def cycles_in(self, period: float, margin: float = 0.0) -> torch.Tensor:
-        """Fade-in/out envelope over the whole clip (margin seconds each side)."""
-        return self.env(0.0, margin, self.duration - margin, self.duration) if margin > 0 else self.const(1.0)
-
     # --- composition ---
     def rotate(self, role: str, axis: tuple[float, float, float], angle: torch.Tensor | float) -> None:
         """Compose a rotation about a world axis (radians, per frame) after the existing ones."""
@@ -108,6 +121,15 @@ class ClipBuilder:
         self.rotate_both("shoulder", Z_AXIS, -math.radians(degrees) * w)
         self.rotate_both("elbow", X_AXIS, -math.radians(bend) * w)
 
+    def straighten_elbow(self, side: str, weight: torch.Tensor | float = 1.0) -> None:
+        """Straighten the rest pose's elbow bend (call before other elbow rotations)."""
+        w = weight if torch.is_tensor(weight) else self.const(float(weight))
+        rotvec = torch.tensor(self.dims.elbow_straighten)
+        if side == "right":
+            rotvec = rotvec * torch.tensor([1.0, -1.0, -1.0])  # mirrored pseudo-vector
+        j = ROLE_INDEX[f"{side}_elbow"]
+        self.rotations[:, j] = axis_angle_to_matrix(rotvec * w.reshape(-1, 1)) @ self.rotations[:, j]
+
     def canonical(self) -> CanonicalMotion:
         return CanonicalMotion(self.fps, self.rotations, self.trans)
 
@@ -121,7 +143,8 @@ class GeneratorSpec:
     duration: float  # seconds at speed 1
     handed: bool = False  # a left and a right version (mirror images)
     authored_side: str = "right"  # which side `fn` authors
-    stationary: bool = True  # feet stay where they are: a foot in contact must not slide
+    stationary: bool = True  # the body stays in place (no travelling); a foot in contact never slides
+    support: str | None = None  # the standing foot of a one-legged move, for the authored side
     speed_range: tuple[float, float] = (0.8, 1.25)
     amplitude_range: tuple[float, float] = (0.85, 1.15)
     side_words: tuple[str, str] = ("left", "right")  # words for {side} when handed is "left" / "right"
@@ -155,3 +178,23 @@ def leg(b: ClipBuilder, side: str, hip: torch.Tensor | float, knee: torch.Tensor
     b.rotate(f"{side}_hip", X_AXIS, hip)
     b.rotate(f"{side}_knee", X_AXIS, knee)
     b.rotate(f"{side}_ankle", X_AXIS, ankle)
+
+
+def leg_ik(b: ClipBuilder, side: str, forward: torch.Tensor | float, drop: torch.Tensor | float,
+           ankle: torch.Tensor | float = 0.0) -> None:
+    """Place one ankle by two-link IK in the sagittal plane: `forward` metres ahead of its rest
+    position relative to the hip and the hip `drop` metres closer to it (knee bending forward);
+    the foot stays parallel to the ground, plus `ankle` radians of plantarflexion."""
+    forward = forward if torch.is_tensor(forward) else b.const(float(forward))
+    drop = drop if torch.is_tensor(drop) else b.const(float(drop))
+    (tz, ty), (sz, sy) = b.dims.thigh_zy, b.dims.shin_zy
+    l1, l2 = math.hypot(tz, ty), math.hypot(sz, sy)
+    z, y = tz + sz + forward, ty + sy + drop  # target ankle relative to the hip (y < 0)
+    r = torch.clamp(torch.sqrt(z * z + y * y), min=abs(l1 - l2) + 1e-4, max=(l1 + l2) * (1 - 1e-6))
+    toward = torch.atan2(z, -y)  # forward angle of the hip-to-ankle line from straight down
+    thigh = toward + torch.acos(torch.clamp((l1 * l1 + r * r - l2 * l2) / (2 * l1 * r), -1.0, 1.0))
+    shin = toward - torch.acos(torch.clamp((l2 * l2 + r * r - l1 * l1) / (2 * l2 * r), -1.0, 1.0))
+    # A rotation theta about +X turns a segment's forward angle a into a - theta.
+    hip = math.atan2(tz, -ty) - thigh
+    knee = math.atan2(sz, -sy) - shin - hip
+    leg(b, side, hip, knee, -(hip + knee) + (ankle if torch.is_tensor(ankle) else b.const(float(ankle))))

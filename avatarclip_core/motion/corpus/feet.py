@@ -18,7 +18,7 @@ CONTACT_HEIGHT = 0.02  # metres: a foot this close to the ground counts as in co
 SUPPORT_BAND = 0.01  # metres: feet this close to the lowest one share the weight
 
 
-def settle_feet(canonical: CanonicalMotion, skeleton: Skeleton) -> CanonicalMotion:
+def settle_feet(canonical: CanonicalMotion, skeleton: Skeleton, support: str | None = None) -> CanonicalMotion:
     """Root travel from the feet in contact, root height from the lowest foot (see the module doc).
 
     canonical.root_translation as authored: x/z travel (used only while both feet are off the
@@ -30,7 +30,11 @@ def settle_feet(canonical: CanonicalMotion, skeleton: Skeleton) -> CanonicalMoti
     clearance = (points[..., 1] - rest_heights).amin(-1)  # (T, 2)
     lowest = clearance.amin(1, keepdim=True)
     # Feet within SUPPORT_BAND of the lowest one carry the weight; the root moves so that they stay put.
-    support = (clearance <= lowest + SUPPORT_BAND).float()
+    support_mask = (clearance <= lowest + SUPPORT_BAND).float()
+    if support is not None:
+        support_mask = torch.zeros_like(support_mask)
+        support_mask[:, 0 if support == "left" else 1] = 1.0
+    support = support_mask
     both = support[1:] * support[:-1]
     both = torch.where(both.sum(1, keepdim=True) > 0, both, support[1:])
     ankle_xz = points[:, :, 0][..., [0, 2]]  # (T, 2, 2)

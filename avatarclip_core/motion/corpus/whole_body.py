@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from avatarclip_core.motion.corpus.builder import X_AXIS, Y_AXIS, Z_AXIS, ClipBuilder, generator, leg
+from avatarclip_core.motion.corpus.builder import X_AXIS, Y_AXIS, Z_AXIS, ClipBuilder, generator, leg, leg_ik
 
 
 def _crouch_and_jump(b: ClipBuilder, height: float, forward: float) -> None:
@@ -40,11 +40,12 @@ def jump_forward(b: ClipBuilder) -> None:
 
 
 @generator("hop", "whole_body", ["hop on one leg", "hop on the {side} foot", "a person hops on the {side} leg",
-                                 "one-legged hops"], duration=2.0, handed=True)
+                                 "one-legged hops"], duration=2.0, handed=True,
+           support="right")
 def hop(b: ClipBuilder) -> None:
     period = 0.5
     raised = b.ramp(0.0, 0.3)
-    leg(b, "left", -b.deg(35) * raised, b.deg(75) * raised)
+    leg(b, "left", -b.deg(35) * raised, b.deg(75) * raised, b.deg(10) * raised)
     cyc = torch.clamp(b.s - 0.3, min=0.0) % period / period
     air = torch.clamp((cyc - 0.4) / 0.6, 0.0, 1.0)
     dip = torch.clamp(1 - cyc / 0.4, 0.0, 1.0) * (b.s > 0.3)
@@ -54,9 +55,12 @@ def hop(b: ClipBuilder) -> None:
     b.rotate("left_shoulder", Z_AXIS, b.deg(25) * raised)  # the free arm out for balance
 
 
-def _squat_like(b: ClipBuilder, hip: float, knee: float, spine: float, down: torch.Tensor) -> None:
+def _squat_like(b: ClipBuilder, depth: float, spine: float, down: torch.Tensor) -> None:
+    """Both feet stay flat where they are while the hips drop by `depth` leg lengths (IK)
+    and move back by half as much, which keeps the shins within the ankle's dorsiflexion."""
     for side in ("left", "right"):
-        leg(b, side, -math.radians(hip) * down, math.radians(knee) * down)
+        drop = depth * b.dims.leg * down
+        leg_ik(b, side, 0.5 * drop, drop)  # the hips go back as they go down
     b.rotate("spine1", X_AXIS, b.deg(spine) * down)
 
 
@@ -64,7 +68,7 @@ def _squat_like(b: ClipBuilder, hip: float, knee: float, spine: float, down: tor
                                    "deep knee bend"], duration=2.6)
 def squat(b: ClipBuilder) -> None:
     down = b.env(0.3, 1.1, 1.5, 2.3)
-    _squat_like(b, 90 * b.amp, 115 * b.amp, 25, down)
+    _squat_like(b, 0.5 * b.amp, 25, down)
     b.arms_down(30, 10)
     b.rotate_both("shoulder", X_AXIS, -b.deg(75) * down)  # arms forward for balance
 
@@ -73,7 +77,7 @@ def squat(b: ClipBuilder) -> None:
                                     "duck down"], duration=2.4)
 def crouch(b: ClipBuilder) -> None:
     down = b.ramp(0.3, 1.0)
-    _squat_like(b, 110, 135, 35, down)
+    _squat_like(b, 0.62, 35, down)
     b.arms_down(30, 10)
     b.rotate_both("shoulder", X_AXIS, -b.deg(50) * down)
     b.rotate("head", X_AXIS, -b.deg(20) * down)
@@ -82,17 +86,23 @@ def crouch(b: ClipBuilder) -> None:
 @generator("lunge", "whole_body", ["lunge", "a forward lunge on the {side} leg", "a person lunges forward",
                                    "split squat with the {side} leg in front"], duration=2.4, handed=True)
 def lunge(b: ClipBuilder) -> None:
+    """A split stance (feet apart in the first 0.3 s), then the hips sink and rise."""
     stance = b.ramp(0.0, 0.3)
     down = b.env(0.4, 1.1, 1.4, 2.1)
-    leg(b, "right", -b.deg(30) * stance - b.deg(55) * down, b.deg(95) * down)
-    leg(b, "left", b.deg(20) * stance + b.deg(5) * down, b.deg(75) * down, b.deg(30) * stance + b.deg(25) * down)
+    spread = 0.4 * b.dims.leg * stance
+    drop = (0.1 * stance + 0.3 * b.amp * down) * b.dims.leg
+    leg_ik(b, "right", spread, drop)
+    leg_ik(b, "left", -spread, drop, math.radians(35) * stance)  # the back heel lifts
     b.arms_down(30, 10)
     b.rotate("spine1", X_AXIS, -b.deg(5) * down)
 
 
 def _seated(b: ClipBuilder, seat: torch.Tensor, transition: torch.Tensor) -> None:
+    """Thighs horizontal and shins vertical when seated: the ankle ends a thigh length ahead of
+    the hip and a thigh length closer to it."""
+    thigh = math.hypot(*b.dims.thigh_zy)
     for side in ("left", "right"):
-        leg(b, side, -math.radians(88) * seat, math.radians(88) * seat)
+        leg_ik(b, side, thigh * seat, thigh * seat)
     b.rotate("spine1", X_AXIS, b.deg(30) * transition)  # lean forward while lowering / rising
     b.arms_down(30, 15)
     b.rotate_both("shoulder", X_AXIS, -b.deg(40) * transition - b.deg(20) * seat)
@@ -113,9 +123,12 @@ def stand_up(b: ClipBuilder) -> None:
 @generator("kneel", "whole_body", ["kneel", "kneel on the {side} knee", "a person kneels down on one knee",
                                    "go down on one knee"], duration=2.6, handed=True)
 def kneel(b: ClipBuilder) -> None:
+    """Front (left) thigh horizontal over a vertical shin; the right thigh vertical over a shin
+    lying on the floor behind: both ankles a thigh length from the hips' height."""
     down = b.env(0.3, 1.2, 1.8, 2.5)
-    leg(b, "left", -math.radians(85) * down, math.radians(85) * down)  # front leg: shin vertical
-    leg(b, "right", b.deg(5) * down, math.radians(90) * down, math.radians(60) * down)  # knee to the floor
+    thigh = math.hypot(*b.dims.thigh_zy)
+    leg_ik(b, "left", thigh * down, thigh * down)
+    leg_ik(b, "right", -thigh * down, thigh * down, math.radians(50) * down)
     b.arms_down(30, 20)
     b.rotate("left_shoulder", X_AXIS, -b.deg(30) * down)
     b.rotate("spine1", X_AXIS, b.deg(10) * down)
@@ -134,13 +147,18 @@ def bow(b: ClipBuilder) -> None:
 
 
 @generator("jumping_jacks", "whole_body", ["jumping jacks", "do jumping jacks", "a person does star jumps",
-                                           "jumping jack exercise"], duration=2.4, stationary=False)
+                                           "jumping jack exercise"], duration=2.7)
 def jumping_jacks(b: ClipBuilder) -> None:
-    period = 0.8
-    open_ = 0.5 - 0.5 * torch.cos(2 * math.pi * b.s / period)
-    b.rotate_both("hip", Z_AXIS, b.deg(18) * open_)
+    """Two hops per cycle; the legs open and close only in the air, so the feet never slide."""
+    u = (b.s / 0.9) % 1.0
+    first = u < 0.5
+    hop = torch.where(first, u, u - 0.5) / 0.5  # 0..1 within each hop
+    x = torch.clamp((hop - 0.2) / 0.6, 0.0, 1.0)
+    move = x * x * (3 - 2 * x)
+    open_ = torch.where(first, move, 1 - move)
+    b.rotate_both("hip", Z_AXIS, b.deg(15) * open_)
     b.rotate_both("shoulder", Z_AXIS, -math.radians(35) + math.radians(170) * open_)
-    b.trans[:, 1] = 0.06 * b.amp * torch.abs(torch.sin(2 * math.pi * b.s / period))
+    b.trans[:, 1] = 0.1 * b.amp * torch.sin(math.pi * hop)
 
 
 @generator("stretch_arms_up", "whole_body", ["stretch", "stretch both arms up", "a person stretches upward",
