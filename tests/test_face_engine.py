@@ -345,3 +345,15 @@ def test_external_engine_posts_to_an_http_endpoint(tmp_path):
         server.shutdown()
     assert received == [{"continuous": {"radius": 0.75}, "discrete": {}, "size": 32}]
     assert image.shape == (32, 32, 3) and abs(float(image.mean()) - 64 / 255) < 0.01
+
+
+def test_render_tensor_composites_over_a_given_background_with_alpha(engine):
+    x = _x(engine)
+    background = torch.zeros(1, SIZE, SIZE, 3)
+    background[..., 1] = 1.0  # a green "photo"
+    with torch.no_grad():
+        rgba = engine.render_tensor(x, None, SIZE, background=background, with_alpha=True)
+    assert rgba.shape == (1, 4, SIZE, SIZE)
+    alpha = rgba[0, 3]
+    assert float(alpha[0, 0]) == 0 and float(alpha[SIZE // 2, SIZE // 2]) == 1
+    assert torch.allclose(rgba[0, :3, 0, 0], torch.tensor([0.0, 1.0, 0.0]))

@@ -12,13 +12,14 @@ from .base import (
 )
 
 __all__ = ["AvatarEngine", "ContinuousParam", "DifferentiableEngine", "DiscreteSlot", "EngineParams",
-           "InvalidEngineParamsError", "Landmarks", "ParamSpec", "AnnyFaceEngine", "ExternalEngine"]
+           "InvalidEngineParamsError", "Landmarks", "ParamSpec", "AnnyFaceEngine", "AnnyEngineConfig",
+           "ExternalEngine", "load_anny_face_engine"]
 
 
 def __getattr__(name):  # the engines import torch-heavy modules: load them on first use
-    if name == "AnnyFaceEngine":
-        from .anny_engine import AnnyFaceEngine
-        return AnnyFaceEngine
+    if name in ("AnnyFaceEngine", "AnnyEngineConfig", "load_anny_face_engine"):
+        from . import anny_engine
+        return getattr(anny_engine, name)
     if name == "ExternalEngine":
         from .external import ExternalEngine
         return ExternalEngine

@@ -8,6 +8,7 @@ and of the discrete probabilities (softmax relaxation); `build_avatar` uses Anny
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -46,6 +47,20 @@ class AnnyEngineConfig:
     light_dir: tuple[float, float, float] = (0.25, 0.35, 1.0)  # towards the light, world space
     background: tuple[float, float, float] = (0.85, 0.85, 0.87)
     sigma: float = 0.5  # soft-edge width in pixels (gradients at outlines)
+
+
+_ENGINES: dict[tuple, "AnnyFaceEngine"] = {}
+_LOCK = threading.Lock()
+
+
+def load_anny_face_engine(config: AnnyEngineConfig | None = None) -> "AnnyFaceEngine":
+    """The process-wide engine for a configuration (built once: a few seconds)."""
+    config = config or AnnyEngineConfig()
+    key = tuple(sorted(vars(config).items()))
+    with _LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = AnnyFaceEngine(config)
+        return _ENGINES[key]
 
 
 class AnnyFaceEngine:
@@ -160,13 +175,18 @@ class AnnyFaceEngine:
         verts = torch.cat([head] + [a.vertices(head, probs[a.name]) for a in self.assets], 1)
         return verts, self._colours(probs, continuous.shape[0])
 
-    def render_tensor(self, continuous: torch.Tensor, discrete_probs: dict | None = None, size: int = 128) -> torch.Tensor:
+    def render_tensor(self, continuous: torch.Tensor, discrete_probs: dict | None = None, size: int = 128,
+                      background: torch.Tensor | None = None, with_alpha: bool = False) -> torch.Tensor:
+        """(B, 3, H, W) shaded front views; background: an RGB triple or (B, H, W, 3) images (e.g. the
+        photo being fitted), default the config's grey; with_alpha adds the soft coverage as a 4th channel."""
         verts, colours = self.mesh_tensor(continuous, discrete_probs)
         renderer = MeshRenderer(RasterSettings(image_size=size, sigma=self.config.sigma,
                                                background_color=self.config.background))
-        out = renderer.render(verts, self.faces, self.camera, vertex_colors=colours, outputs=["shaded"],
+        out = renderer.render(verts, self.faces, self.camera, vertex_colors=colours,
+                              outputs=["shaded", "silhouette"] if with_alpha else ["shaded"], background=background,
                               light_dir=self.config.light_dir, ambient=self.config.ambient, topology=self.topology)
-        return out.shaded.permute(0, 3, 1, 2)
+        image = out.shaded if not with_alpha else torch.cat([out.shaded, out.silhouette], -1)
+        return image.permute(0, 3, 1, 2)
 
     def landmarks_tensor(self, continuous: torch.Tensor, scheme: str = "ibug68") -> torch.Tensor:
         self._check_inputs(continuous, None)
