@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from face2param.faces import models
 from face2param.faces.align import aligned_crop, align_landmarks, umeyama
@@ -177,6 +177,25 @@ def test_exif_orientation_is_applied(astronaut):
     assert np.abs(loaded.astype(int) - astronaut).mean() < 4
 
 
+def test_tiff_orientation_tag_matches_pillows_exif_convention(astronaut, tmp_path):
+    import tifffile
+
+    from face2param.faces.images import _apply_orientation
+
+    tiny = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        with Image.open(io.BytesIO(_encode(tiny, "PNG", exif=exif.tobytes()))) as image:
+            expected = np.asarray(ImageOps.exif_transpose(image))
+        np.testing.assert_array_equal(_apply_orientation(tiny, orientation), expected)
+    # a 16-bit TIFF (read by tifffile, not Pillow) stored sideways with orientation 6
+    stored = np.ascontiguousarray(np.rot90(astronaut, 1)).astype(np.uint16) * 257
+    path = tmp_path / "sideways16.tif"
+    tifffile.imwrite(path, stored, photometric="rgb", extratags=[(274, "H", 1, 6, False)])
+    np.testing.assert_array_equal(load_image(path), astronaut)
+
+
 def test_bad_files_raise_specific_errors(astronaut, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("these are not pixels\n" * 20)
@@ -187,6 +206,8 @@ def test_bad_files_raise_specific_errors(astronaut, tmp_path):
         load_image(jpeg[: len(jpeg) // 2])
     with pytest.raises(ImageTooSmallError, match="10x10"):
         load_image(_encode(np.zeros((10, 10, 3), np.uint8), "PNG"))
+    with pytest.raises(NotAnImageError, match="HEIC"):
+        load_image(b"\x00\x00\x00\x18ftypheic" + bytes(200))
     with pytest.raises(NotAnImageError, match="empty"):
         load_image(b"")
     with pytest.raises(ImageNotFoundError):

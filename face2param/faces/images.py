@@ -142,6 +142,8 @@ def _not_an_image(data: bytes, name: str) -> NotAnImageError:
     head = data[:64]
     looks_textual = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
     hint = " (it looks like a text file)" if looks_textual else ""
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
+        hint = " (HEIC/AVIF: export it as JPEG, e.g. the iPhone's 'Most Compatible' setting)"
     return NotAnImageError(
         f"{name} is not an image we can read{hint}: upload a JPEG, PNG, WebP, BMP or TIFF photo")
 
@@ -217,6 +219,6 @@ def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """EXIF/TIFF orientation codes 1-8 -> upright pixels."""
     ops = {2: lambda p: p[:, ::-1], 3: lambda p: p[::-1, ::-1], 4: lambda p: p[::-1],
            5: lambda p: p.transpose(1, 0, 2), 6: lambda p: np.rot90(p, -1),
-           7: lambda p: np.rot90(p, 1)[::-1], 8: lambda p: np.rot90(p, 1)}
+           7: lambda p: p[::-1, ::-1].transpose(1, 0, 2), 8: lambda p: np.rot90(p, 1)}
     op = ops.get(orientation)
     return np.ascontiguousarray(op(pixels)) if op else pixels

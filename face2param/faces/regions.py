@@ -132,16 +132,21 @@ def _hair_pixels(crop, points, oval, person, face_width, config):
 
 def _iris_pixels(crop, points):
     """Iris-ring pixels of both eyes inside the eyelids, without pupil and highlights."""
-    height, width = crop.shape[:2]
-    yy, xx = np.mgrid[0:height, 0:width]
     selected = []
     for iris, contour in ((RIGHT_IRIS, RIGHT_EYE_CONTOUR), (LEFT_IRIS, LEFT_EYE_CONTOUR)):
         centre = points[iris[0]]
         radius = float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
+        # work in a window around the iris, not over the whole crop
+        x0, y0 = (int(max(0, np.floor(c - radius - 1))) for c in centre)
+        x1 = int(min(crop.shape[1], np.ceil(centre[0] + radius + 2)))
+        y1 = int(min(crop.shape[0], np.ceil(centre[1] + radius + 2)))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
         distance = np.hypot(xx - centre[0], yy - centre[1])
         ring = (distance <= radius) & (distance >= 0.35 * radius)
-        inside = ring & _polygon_mask(crop.shape[:2], points[list(contour)])
-        pixels = crop[inside]
+        lids = _polygon_mask((y1 - y0, x1 - x0), points[list(contour)] - [x0, y0])
+        pixels = crop[y0:y1, x0:x1][ring & lids]
         if len(pixels):
             luma = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
             pixels = pixels[luma < np.percentile(luma, 90)]  # drop specular highlights
