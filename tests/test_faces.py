@@ -17,7 +17,8 @@ from face2param.faces import models
 from face2param.faces.align import aligned_crop, align_landmarks, umeyama
 from face2param.faces.analysis import FaceAnalysisConfig, analyse_face
 from face2param.faces.detect import DetectionConfig, detect_face
-from face2param.faces.embedders import ARCHITECTURES, build_embedder, load_embedder
+from face2param.faces.embedders import (ARCHITECTURES, IdentityEmbedder, build_embedder,
+                                        load_embedder)
 from face2param.faces.errors import (EmbedderCheckpointError, FaceTooSmallError,
                                      ImageNotFoundError, ImageTooLargeError, ImageTooSmallError,
                                      NoFaceError, NotAnImageError, TruncatedImageError)
@@ -271,6 +272,7 @@ def test_lightcnn_checkpoint_loads_by_path_and_is_differentiable(tmp_path):
     assert all(torch.equal(loaded_state[name], value)
                for name, value in network.state_dict().items())
     assert not any(p.requires_grad for p in loaded.parameters())
+    assert isinstance(loaded, IdentityEmbedder) and loaded.embedding_dim == 256
     # the full network costs ~3.5 GMAC a face: gradients are checked on a shallow variant here
     # (same stem, groups and head) and on the full ones in the slow test below
     from face2param.faces.embedders import LightCNN29V2
@@ -299,9 +301,9 @@ def test_wrong_or_missing_checkpoint_names_the_architecture(tmp_path):
     checkpoint = tmp_path / "lightcnn.pt"
     torch.save(build_embedder("lightcnn29v2").state_dict(), checkpoint)
     with pytest.raises(EmbedderCheckpointError, match="does not fit the iresnet50.*arcface"):
-        load_embedder("iresnet50", checkpoint)
+        load_embedder("iresnet50", checkpoint, "cpu")
     with pytest.raises(EmbedderCheckpointError, match="not found.*never downloaded"):
-        load_embedder("iresnet100", tmp_path / "backbone.pth")
+        load_embedder("iresnet100", tmp_path / "backbone.pth", "cpu")
     with pytest.raises(EmbedderCheckpointError, match="unknown identity network"):
         build_embedder("facenet")
 

@@ -101,7 +101,7 @@ def detect_face(image: np.ndarray, config: DetectionConfig = DetectionConfig()) 
     chosen = boxes[0]
     if chosen.size < config.min_face_px:
         raise FaceTooSmallError(
-            f"the face is only {chosen.size:.0f} px across; at least {config.min_face_px} px is "
+            f"the face is only {int(chosen.size)} px across; at least {config.min_face_px} px is "
             "needed: use a closer or higher-resolution photo")
     warnings = []
     if len(boxes) > 1:

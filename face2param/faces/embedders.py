@@ -190,9 +190,10 @@ def build_embedder(architecture: str) -> nn.Module:
         f"unknown identity network {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
-def load_embedder(architecture: str, checkpoint: str | Path, device: str | torch.device = "cpu",
+def load_embedder(architecture: str, checkpoint: str | Path, device: str | torch.device
                   ) -> nn.Module:
-    """The named network with weights from `checkpoint`, in eval mode, frozen, on `device`."""
+    """The named network with weights from `checkpoint`, in eval mode, frozen, on `device`
+    (the caller's config decides: "cpu", "cuda", "cuda:1", ...)."""
     model = build_embedder(architecture)
     path = Path(checkpoint)
     if not path.is_file():
