@@ -87,10 +87,13 @@ class HeadModel:
         K = self.phenotype_table.shape[1]
         for p in range(P):
             t = x[:, p].clamp(0, 1) * (K - 1)
-            lo = t.detach().floor().clamp(max=K - 2).long()
-            w = (t - lo.to(t.dtype)).view(-1, 1, 1)
-            table = self.phenotype_table[p]
-            verts = verts + table[lo] * (1 - w) + table[lo + 1] * w
+            # the segments left and right of t: equal inside a segment; on a knot (the defaults sit on
+            # knots) their mean gives the mean of the two slopes instead of a one-sided gradient
+            for lo in (t.detach().floor(), t.detach().ceil() - 1):
+                lo = lo.clamp(0, K - 2).long()
+                w = (t - lo.to(t.dtype)).view(-1, 1, 1)
+                table = self.phenotype_table[p]
+                verts = verts + 0.5 * (table[lo] * (1 - w) + table[lo + 1] * w)
         return verts
 
     def anny_values(self, x: torch.Tensor) -> dict[str, float]:
