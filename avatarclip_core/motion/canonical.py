@@ -141,19 +141,32 @@ def to_canonical(motion: Motion, skeleton: Skeleton) -> CanonicalMotion:
     idx = role_joint_indices(skeleton)
     rest = _rest_rotations(skeleton, rotations)
     world_axis = rest @ rotations @ rest.transpose(-1, -2)  # (T, J, 3, 3) W_j for every joint
-    role_set = set(idx)
-    folded = []
-    for j in idx:
-        W = world_axis[:, j]
-        p = skeleton.parents[j]
-        while p >= 0 and p not in role_set:  # non-role ancestors up to the parent role
-            W = world_axis[:, p] @ W
-            p = skeleton.parents[p]
-        folded.append(W)
+    folded = fold_into_roles(world_axis, skeleton.parents, idx)
     pelvis = idx[ROLE_INDEX["pelvis"]]
     world = lbs.forward_kinematics(skeleton.rest_transforms.to(rotations), skeleton.parents, rotations, root_translation)
     displacement = world[:, pelvis, :3, 3] - skeleton.rest_positions[pelvis].to(rotations)
-    return CanonicalMotion(fps=float(motion.fps), rotations=torch.stack(folded, 1), root_translation=displacement)
+    return CanonicalMotion(fps=float(motion.fps), rotations=folded, root_translation=displacement)
+
+
+def fold_into_roles(world_axis: torch.Tensor, parents: list[int], roles: list[int]) -> torch.Tensor:
+    """(T, 20, 3, 3) role rotations from (T, J, 3, 3) world-axis rotations of every joint: each role
+    takes the rotations of the joints between it and its nearest role ancestor (outside the role
+    map), so every role joint keeps its world orientation. roles[k] = joint of role k, -1 if absent
+    (identity)."""
+    role_set = {j for j in roles if j >= 0}
+    eye = torch.eye(3, dtype=world_axis.dtype, device=world_axis.device).expand(world_axis.shape[0], 3, 3)
+    folded = []
+    for j in roles:
+        if j < 0:
+            folded.append(eye)
+            continue
+        W = world_axis[:, j]
+        p = parents[j]
+        while p >= 0 and p not in role_set:
+            W = world_axis[:, p] @ W
+            p = parents[p]
+        folded.append(W)
+    return torch.stack(folded, 1)
 
 
 def role_skeleton(skeleton: Skeleton) -> Skeleton:
