@@ -36,7 +36,7 @@ def _motion_vae_epoch(config: MotionTrainConfig, clips, batches: int = 6) -> dic
     from avatarclip_core.motion.motion_vae import MotionVAE, _loss, random_windows, resample
 
     mv = config.motion_vae
-    vae = MotionVAE(mv.frames, mv.latent_dim, mv.width, mv.layers, mv.heads, mv.ff, mv.dropout).train()
+    vae = MotionVAE(mv.frames, mv.latent_dim, mv.width, mv.layers, mv.heads, mv.ff, mv.dropout, mv.norm_first).train()
     data = random_windows([resample(c.motion.rotations.float(), c.motion.root_translation.float(), c.motion.fps,
                                     mv.fps) for c in clips], mv.frames, 1, torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(vae.parameters(), lr=mv.lr)
@@ -70,7 +70,7 @@ def _optimisation(frames: int, clip: bool) -> dict:
     from avatarclip_core.motion.pose_codebook import PosedBody
 
     gen, mv = MotionGenConfig(), MotionTrainConfig().motion_vae
-    vae = MotionVAE(frames, mv.latent_dim, mv.width, mv.layers, mv.heads, mv.ff, mv.dropout).eval()
+    vae = MotionVAE(frames, mv.latent_dim, mv.width, mv.layers, mv.heads, mv.ff, mv.dropout, mv.norm_first).eval()
     refs = torch.eye(3).repeat(gen.top_k, 20, 1, 1)
     if not clip:
         seconds = _timed(lambda: optimize_latent(vae, refs, gen))

@@ -36,7 +36,8 @@ class MotionVAEConfig:
     heads: int = 4
     ff: int = 256
     dropout: float = 0.0  # small data, few epochs: under-fitting, not over-fitting, is the risk
-    epochs: int = 20  # paper: 100
+    norm_first: bool = True  # pre-LN layers: trains faster and more stably than ACTOR's post-LN at this budget
+    epochs: int = 40  # paper: 100
     batch_size: int = 32
     lr: float = 2e-3  # paper: 5e-4 (one-cycle schedule here)
     kl_weight: float = 1e-4  # lambda_5 of Eq. 11 (per latent dimension, against per-feature MSE)
@@ -70,6 +71,7 @@ class MotionGenConfig:
     artifacts_dir: str = ""  # explicit folder; "" = data folder's motion/<artifacts>, else the packaged set
     query_method: str = "auto"  # auto | clip | offline: auto = clip with a real CLIP scorer, else offline
     top_k: int = 5  # candidate poses (paper: 5)
+    offline_score_margin: float = 0.15  # offline: candidates scoring this much below the best are dropped
     dedupe_degrees: float = 12.0  # candidates closer than this (mean angle per joint) count as duplicates
     clip_azimuths: list[float] = field(default_factory=lambda: [0.0, 45.0, -45.0])  # code-book render views
     clip_max_entries: int = 0  # CLIP query over the n largest code-book clusters only (0 = all; renders are cached)
@@ -83,7 +85,7 @@ class MotionGenConfig:
     anchor_weight: float = 0.05  # ours: |z - z_init|^2 keeps the label-matched clip's timing and root path
     clip_frames: int = 3  # frames rendered per iteration for L_clip (the paper samples a few)
     clip_every: int = 1  # L_clip every n-th iteration (CPU: rendering dominates)
-    ground_feet: bool = True  # no foot below the floor or hovering within 3 cm of it (flight kept)
+    ground_feet: bool = True  # planted feet do not slide, none below the floor, flight kept (corpus.feet.settle_feet)
     fps: float = 30.0  # output frame rate; 0 = the motion VAE's (slerp-resampled when different)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     seed: int = 0

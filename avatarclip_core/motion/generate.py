@@ -105,7 +105,7 @@ def load_motion_artifacts(path: str | Path, device: str = "cpu") -> MotionArtifa
         pose_model = PoseVAE(pm["latent_dim"], pm["hidden"])
         pose_model.load_state_dict(_module_state(arrays, "pose_vae"))
     vae = MotionVAE(**meta["motion_vae"])
-    vae.load_state_dict(_module_state(arrays, "motion_vae"), strict=False)  # "pe" is rebuilt, not stored
+    vae.load_state_dict(_module_state(arrays, "motion_vae"))  # "pe" is rebuilt (not persistent)
     book = PoseCodebook(
         torch.from_numpy(arrays["codebook/latents"]).float(),
         rotation_6d_to_matrix(torch.from_numpy(arrays["codebook/poses6d"]).float()),
@@ -134,6 +134,19 @@ def get_motion_artifacts(config: MotionGenConfig) -> MotionArtifacts:
         return _CACHE[key]
 
 
+_POSED: dict[str, PosedBody] = {}
+
+
+def _posed_body(device: str) -> PosedBody:
+    """The default body (CLIP renders of code-book poses and of optimised frames), built once per device."""
+    from avatarclip_core.body import create_body_model
+
+    with _LOCK:
+        if device not in _POSED:
+            _POSED[device] = PosedBody(create_body_model(), device=device)
+        return _POSED[device]
+
+
 def check_motion_text(text: str) -> str:
     text = " ".join((text or "").split())
     if not text:
@@ -155,17 +168,18 @@ def _text_similarities(art: MotionArtifacts, text: str) -> tuple[torch.Tensor, t
 
 
 def ground_feet(canonical: CanonicalMotion, skeleton: Skeleton, hover: float = 0.03) -> CanonicalMotion:
-    """No foot below the floor and none hovering just above it: frames whose lowest foot is below
-    ``hover`` are shifted so that it touches the ground; higher ones (a jump's flight) are kept.
-    Horizontal travel is the decoder's (corpus.feet.settle_feet would re-derive it from the feet,
-    which turns small decoding errors of the legs into a wrong travel)."""
+    """Planted feet that do not slide and no foot below the floor (``corpus.feet.settle_feet``: root
+    travel from the feet in contact, the decoder's travel in flight).
+
+    settle_feet takes the authored height above the ground: the decoded lowest-foot clearance
+    where it exceeds ``hover`` (a jump's flight), else 0 (decoder noise near the floor)."""
     from avatarclip_core.motion.canonical import foot_clearance
+    from avatarclip_core.motion.corpus.feet import settle_feet
 
     lowest = foot_clearance(canonical, skeleton).amin(1)
-    shift = torch.where(lowest < hover, -lowest, torch.zeros_like(lowest))
-    root = canonical.root_translation.clone()
-    root[:, 1] = root[:, 1] + shift
-    return CanonicalMotion(canonical.fps, canonical.rotations, root)
+    authored = canonical.root_translation.clone()
+    authored[:, 1] = torch.where(lowest > hover, lowest, torch.zeros_like(lowest))
+    return settle_feet(CanonicalMotion(canonical.fps, canonical.rotations, authored), skeleton)
 
 
 def resolve_method(method: str, scorer) -> str:
@@ -194,9 +208,7 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
             from avatarclip_core.clip import ClipConfig, load_scorer
 
             scorer = load_scorer(ClipConfig(device=config.device))
-        from avatarclip_core.body import create_body_model
-
-        posed = PosedBody(create_body_model(), device=str(device))
+        posed = _posed_body(str(device))
         report("motion query", 0.0, "scoring code-book poses with CLIP")
         book = art.codebook.head(config.clip_max_entries)
         scores = clip_scores(book, scorer, posed, text, config.clip_azimuths)
@@ -205,7 +217,9 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
         report("motion query", 0.0, "scoring code-book poses by their labels")
         clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
         scores = label_scores(art.codebook, clip_sim)
-    chosen = top_k_distinct(scores, book.poses, config.top_k, config.dedupe_degrees)
+    if method == "offline" and config.offline_score_margin > 0:  # drop weak matches rather than fill top_k
+        scores = torch.where(scores >= scores.max() - config.offline_score_margin, scores, torch.full_like(scores, -9.0))
+    chosen = [i for i in top_k_distinct(scores, book.poses, config.top_k, config.dedupe_degrees) if scores[i] > -9.0]
     references = book.poses[chosen]
     init = config.init if config.init != "auto" else ("label" if method == "offline" else "zero")
     z0, init_info = None, "zero"

@@ -85,18 +85,23 @@ def crop(rotations: torch.Tensor, root: torch.Tensor, start: int, frames: int) -
 
 class MotionVAE(nn.Module):
     def __init__(self, frames: int = 60, latent_dim: int = 64, width: int = 128, layers: int = 2, heads: int = 4,
-                 ff: int = 256, dropout: float = 0.1):
+                 ff: int = 256, dropout: float = 0.1, norm_first: bool = False):
         super().__init__()
         self.frames, self.latent_dim = frames, latent_dim
         self.hparams = dict(frames=frames, latent_dim=latent_dim, width=width, layers=layers, heads=heads, ff=ff,
-                            dropout=dropout)
+                            dropout=dropout, norm_first=norm_first)
         self.input = nn.Linear(FEATURES, width)  # E_p
         self.dist_tokens = nn.Parameter(torch.randn(2, width) * 0.02)  # mu and sigma tokens
-        enc = nn.TransformerEncoderLayer(width, heads, ff, dropout, activation="gelu", batch_first=True)
+        enc = nn.TransformerEncoderLayer(width, heads, ff, dropout, activation="gelu", batch_first=True,
+                                         norm_first=norm_first)
         self.encoder = nn.TransformerEncoder(enc, layers, enable_nested_tensor=False)
         self.to_mu, self.to_logvar = nn.Linear(width, latent_dim), nn.Linear(width, latent_dim)  # R_mu, R_sigma
+        # Start with a small posterior variance: with unit noise on an untrained encoder's means the
+        # decoder first learns to ignore z and reproduces the average (over-smoothed) motion.
+        nn.init.constant_(self.to_logvar.bias, -6.0)
         self.from_latent = nn.Linear(latent_dim, width)  # D_p
-        dec = nn.TransformerDecoderLayer(width, heads, ff, dropout, activation="gelu", batch_first=True)
+        dec = nn.TransformerDecoderLayer(width, heads, ff, dropout, activation="gelu", batch_first=True,
+                                         norm_first=norm_first)
         self.decoder = nn.TransformerDecoder(dec, layers)
         self.output = nn.Linear(width, FEATURES)  # D_o
         self.register_buffer("pe", sinusoidal_encoding(frames + 2, width), persistent=False)

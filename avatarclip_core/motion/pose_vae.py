@@ -12,8 +12,10 @@ role): 1 left_hip, 2 right_hip, 3 spine1, 4 left_knee, 5 right_knee, 6 spine2, 7
 17 right_shoulder, 18 left_elbow, 19 right_elbow, 20 left_wrist, 21 right_wrist. SMPL's toes
 (10 left_foot, 11 right_foot) have no role: fed as rest, dropped on decoding. The pelvis is
 SMPL's global orientation, which VPoser does not model: kept at rest. SMPL's joint frames are
-world-aligned (Y up, facing +Z) in its rest pose, so its local rotations are our canonical
-rotations up to the rest-pose difference (SMPL's T-pose vs. our canonical rest).
+world-aligned (Y up, facing +Z) in its T-pose rest, so its local rotations R are world-axis
+rotations too; only the rest poses differ (our canonical rest is the default Anny body's A-pose
+with bent elbows). With O_r the rotation taking role r's bone direction in SMPL's T-pose to its
+direction in our rest (``rest_offsets``), a pose matches when W_r = O_parent(r) R_r O_r^T.
 """
 from __future__ import annotations
 
@@ -161,13 +163,52 @@ class _VPoserV2Net(nn.Module):
             nn.LeakyReLU(), nn.Linear(num_neurons, 21 * 6))
 
 
+PARENT_ROLE = {
+    "pelvis": None, "spine1": "pelvis", "spine2": "spine1", "spine3": "spine2", "neck": "spine3", "head": "neck",
+    **{f"{s}_{r}": p for s in ("left", "right") for r, p in (
+        ("hip", "pelvis"), ("knee", f"{s}_hip"), ("ankle", f"{s}_knee"), ("collar", "spine3"),
+        ("shoulder", f"{s}_collar"), ("elbow", f"{s}_shoulder"), ("wrist", f"{s}_elbow"))},
+}
+# Bone of each role (role -> child role) and its direction in SMPL's T-pose; ankles keep no offset.
+_BONES = {"spine1": ("spine2", (0, 1, 0)), "spine2": ("spine3", (0, 1, 0)), "spine3": ("neck", (0, 1, 0)),
+          "neck": ("head", (0, 1, 0)),
+          **{f"{s}_{r}": (c if c else None, d) for s, x in (("left", 1.0), ("right", -1.0)) for r, c, d in (
+              ("hip", f"{s}_knee", (0, -1, 0)), ("knee", f"{s}_ankle", (0, -1, 0)),
+              ("collar", f"{s}_shoulder", (x, 0, 0)), ("shoulder", f"{s}_elbow", (x, 0, 0)),
+              ("elbow", f"{s}_wrist", (x, 0, 0)))}}
+
+
+def rest_offsets(skeleton) -> torch.Tensor:
+    """(20, 3, 3) O_r: minimal rotations from SMPL T-pose bone directions to `skeleton`'s rest ones
+    (identity for the pelvis, head and ankles; wrists follow their forearm)."""
+    from avatarclip_core.motion.canonical import role_joint_indices
+
+    pos = skeleton.rest_positions[role_joint_indices(skeleton)].float()
+    out = torch.eye(3).repeat(NUM_ROLES, 1, 1)
+    for role, (child, smpl_dir) in _BONES.items():
+        a = torch.tensor(smpl_dir, dtype=torch.float32)
+        b = F.normalize(pos[ROLES.index(child)] - pos[ROLES.index(role)], dim=0)
+        axis = torch.linalg.cross(a, b)
+        angle = torch.atan2(axis.norm(), (a * b).sum())
+        out[ROLES.index(role)] = axis_angle_to_matrix(F.normalize(axis, dim=0) * angle) if axis.norm() > 1e-8 \
+            else torch.eye(3)
+    for side in ("left", "right"):
+        out[ROLES.index(f"{side}_wrist")] = out[ROLES.index(f"{side}_elbow")]
+    return out
+
+
 class VPoserPoseModel(nn.Module):
     """A VPoser v2 network behind our pose-model interface (encode/decode of (B, 20, 3, 3) poses)."""
 
     kind = "vposer"
 
-    def __init__(self, net: _VPoserV2Net, source: str):
+    def __init__(self, net: _VPoserV2Net, source: str, offsets: torch.Tensor | None = None):
         super().__init__()
+        offsets = torch.eye(3).repeat(NUM_ROLES, 1, 1) if offsets is None else offsets.float()
+        parents = [ROLES.index(PARENT_ROLE[r]) if PARENT_ROLE[r] else None for r in ROLES]
+        parent_offsets = torch.stack([offsets[p] if p is not None else torch.eye(3) for p in parents])
+        self.register_buffer("offsets", offsets)
+        self.register_buffer("parent_offsets", parent_offsets)
         self.net = net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -179,7 +220,8 @@ class VPoserPoseModel(nn.Module):
     def encode(self, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B = rotations.shape[0]
         aa = rotations.new_zeros(B, 21, 3)
-        aa[:, [j - 1 for j in self._smpl]] = matrix_to_axis_angle(rotations[:, self._roles])
+        smpl = self.parent_offsets.transpose(-1, -2) @ rotations @ self.offsets  # R = O_p^T W O
+        aa[:, [j - 1 for j in self._smpl]] = matrix_to_axis_angle(smpl[:, self._roles])
         mu, scale = self.net.encoder_net(aa)
         return mu, 2.0 * torch.log(scale.clamp_min(1e-6))
 
@@ -187,7 +229,7 @@ class VPoserPoseModel(nn.Module):
         mats = rotation_6d_to_matrix(self.net.decoder_net(z).reshape(z.shape[0], 21, 6))
         out = torch.eye(3, dtype=mats.dtype, device=mats.device).repeat(z.shape[0], NUM_ROLES, 1, 1)
         out[:, self._roles] = mats[:, [j - 1 for j in self._smpl]]
-        return out
+        return self.parent_offsets @ out @ self.offsets.transpose(-1, -2)  # W = O_p R O^T
 
 
 def _find_checkpoint(path: Path) -> Path:
@@ -202,8 +244,11 @@ def _find_checkpoint(path: Path) -> Path:
     raise VPoserCheckpointError(f"--vposer {path}: no such file or folder (give the V02_05 folder or its .ckpt)")
 
 
-def load_vposer(path: str | Path, device: str = "cpu") -> VPoserPoseModel:
-    """A human-body-prior VPoser v2 checkpoint as a pose model; sizes are read from the weights."""
+def load_vposer(path: str | Path, device: str = "cpu", skeleton=None) -> VPoserPoseModel:
+    """A human-body-prior VPoser v2 checkpoint as a pose model; sizes are read from the weights.
+
+    skeleton: the rest pose our canonical rotations refer to (default: the corpus's default
+    skeleton, the Anny body); its bone directions give the T-pose offsets."""
     ckpt = _find_checkpoint(Path(path).expanduser())
     try:
         try:
@@ -226,4 +271,8 @@ def load_vposer(path: str | Path, device: str = "cpu") -> VPoserPoseModel:
             f"--vposer {ckpt}: not a VPoser v2 checkpoint (human-body-prior V02_05 layout expected): "
             f"{' '.join(str(exc).split())[:300]}") from None
     log.info("loaded VPoser v2 (latent %d, %d units) from %s", latent, num_neurons, ckpt)
-    return VPoserPoseModel(net, str(ckpt)).to(device)
+    if skeleton is None:
+        from avatarclip_core.motion.corpus import default_skeleton
+
+        skeleton = default_skeleton()
+    return VPoserPoseModel(net, str(ckpt), rest_offsets(skeleton)).to(device)

@@ -119,7 +119,7 @@ def train_motion_models(config: MotionTrainConfig | None = None, output_dir: str
         return [resample(c.motion.rotations.float(), c.motion.root_translation.float(), c.motion.fps, mv.fps) for c in cs]
 
     all_resampled = resampled(clips)
-    vae = MotionVAE(mv.frames, mv.latent_dim, mv.width, mv.layers, mv.heads, mv.ff, mv.dropout)
+    vae = MotionVAE(mv.frames, mv.latent_dim, mv.width, mv.layers, mv.heads, mv.ff, mv.dropout, mv.norm_first)
     report["motion_vae"] = timer.run("motion vae", lambda: train_motion_vae(
         vae, [all_resampled[i] for i in train_ids], [all_resampled[i] for i in held_ids], epochs=mv.epochs,
         batch_size=mv.batch_size, lr=mv.lr, kl_weight=mv.kl_weight, root_weight=mv.root_weight,
