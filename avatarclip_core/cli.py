@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     body.epilog_fn = _describe_sliders_config  # torch is imported only when help is shown
     body.add_argument("--set", action="append", metavar="NAME=VALUE", help="slider or config override (repeatable)")
-    body.add_argument("--motion", help="built-in motion: idle, wave or walk")
+    body.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
     body.add_argument("--preset", default="preview", choices=preset_names() or None, help="config preset (configs/)")
     body.add_argument("--seed", type=int, help="random seed (recorded in provenance.json)")
     body.add_argument("--fbx", action="store_true", help="also write avatar.fbx (needs pip install '.[fbx]')")
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.epilog_fn = _describe_text_config  # imports the text stack only when help is shown
     text.add_argument("--shape", help='body description, e.g. "a tall and fat man"')
     text.add_argument("--appearance", help='look, e.g. "Iron Man" (needs CLIP weights)')
-    text.add_argument("--motion", help="built-in motion: idle, wave or walk")
+    text.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
     text.add_argument("--clip", help="open_clip MODEL:TAG, e.g. ViT-B-32:openai (downloads once where online)")
     text.add_argument("--clip-checkpoint", help="local CLIP weights file")
     text.add_argument("--preset", default="preview", choices=preset_names() or None)

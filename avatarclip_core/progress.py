@@ -29,6 +29,15 @@ class StageTimer:
         self.timings: dict[str, float] = {}
         self.peak_memory_mb: dict[str, dict[str, float]] = {}  # stage -> {"rss_mb", "cuda_mb"?}
 
+    def within(self, stage: str) -> ProgressFn:
+        """A ProgressFn for work inside `stage` (call it while the stage runs): its own 0..1 maps
+        into the stage's share of the overall bar; its sub-stage names show in the message."""
+        def report(sub: str, fraction: float, message: str = "") -> None:
+            share = self._weights.get(stage, 0.0) * min(1.0, max(0.0, float(fraction)))
+            self._progress(stage, min(1.0, self._done + share), message or sub)
+
+        return report
+
     def run(self, stage: str, fn: Callable[[], object], message: str = ""):
         self._progress(stage, self._done, message or stage)
         from avatarclip_core.memory import read_peak, reset_peak

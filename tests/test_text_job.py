@@ -59,7 +59,7 @@ def test_appearance_without_clip_weights_warns_and_keeps_the_shape(tmp_path, cap
 @pytest.mark.parametrize("args,fragment", [
     ([], "give a shape prompt"),
     (["--shape", "x" * 400], "keep it under 300"),
-    (["--shape", "a man", "--motion", "moonwalk"], "unknown motion 'moonwalk'"),
+    (["--shape", "a man", "--motion", "moonwalk " * 40], "the motion description is 359 characters long"),
     (["--shape", "a man", "--set", "neus.nope=1"], "unknown config key 'neus.nope'"),
     (["--shape", "a man", "--set", "height=0.5"], "config keys only"),
 ])
@@ -95,7 +95,7 @@ def test_create_from_text_request_parsing():
     assert req["inputs"] == {"shape": "a tall man", "appearance": "", "motion": "walk"}
     assert req["config"]["preset"] == "preview"
     for bad, fragment in [("nope", "invalid JSON"), ("[]", "JSON object"), ('{"shape": ""}', "give"),
-                          ('{"shape": "a", "size": 3}', "unknown field"), ('{"shape": "a", "motion": "fly"}', "motion")]:
+                          ('{"shape": "a", "size": 3}', "unknown field"), ('{"shape": "a", "motion": ["fly"]}', "motion")]:
         with pytest.raises(UserInputError, match=fragment):
             parse_text_request(bad)
 

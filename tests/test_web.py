@@ -105,7 +105,7 @@ def test_parse_flat_and_nested():
     ('{"height": "tall"}', "must be a number"),
     ('{"height": true}', "must be a number"),
     ('{"height": NaN}', "must be a number"),
-    ('{"motion": "dance"}', "unknown motion"),
+    ('{"motion": 7}', "motion must be text"),
     ('{"preset": "ultra"}', "unknown preset"),
     ('{"sliders": {"height": 0.2}, "nose-hump-incr": 0.1}', "put every slider inside it"),
     ('{"sliders": [1]}', "must be a JSON object"),
@@ -155,7 +155,8 @@ def test_public_status_never_shows_paths():
 def test_api_names_are_stable(web):
     info = client(web.url).view_api(print_info=False, return_format="dict")
     named = info["named_endpoints"]
-    assert set(named) == {"/create_from_sliders", "/create_from_text", "/job_status"}
+    assert set(named) == {"/create_from_sliders", "/create_from_text", "/create_from_photo", "/job_status"}
+    assert [p["parameter_name"] for p in named["/create_from_photo"]["parameters"]] == ["path", "method", "preset"]
     assert [p["parameter_name"] for p in named["/create_from_text"]["parameters"]] == ["request_json"]
     params = named["/create_from_sliders"]["parameters"]
     assert [p["parameter_name"] for p in params] == ["sliders_json"]
@@ -166,7 +167,7 @@ def test_api_names_are_stable(web):
     ("not json", "invalid JSON"),
     ('{"heigth": 0.9}', "unknown slider 'heigth' (did you mean 'height'?)"),
     ('{"height": 7}', "out of range"),
-    ('{"height": 0.9, "motion": "moonwalk"}', "unknown motion"),
+    ('{"height": 0.9, "motion": "%s"}' % ("moonwalk " * 40), "the motion description has 359 characters"),
     ('{"preset": "nope"}', "unknown preset"),
 ])
 def test_bad_requests_give_clear_errors(web, payload, message):

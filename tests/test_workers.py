@@ -127,13 +127,16 @@ def test_package_exports_and_worker_cli_errors(tmp_path):
 
 # -- submit-side validation (no worker needed) -------------------------------------------------
 @pytest.mark.parametrize("kind, inputs, config, error, words", [
-    ("banana", {}, None, UnknownJobKindError, "unknown job kind 'banana' \\(available: sliders"),
+    ("banana", {}, None, UnknownJobKindError, "unknown job kind 'banana' \\(available: photo, sliders, text"),
+    ("photo", {"photo": "../../etc/passwd"}, None, InvalidJobInputError, "must name a stored upload"),
+    ("photo", {"photo": "0" * 32 + ".png", "method": "magic"}, None, InvalidJobInputError, "unknown method 'magic'"),
+    ("photo", {"photo": "0" * 32 + ".gif"}, None, InvalidJobInputError, "must name a stored upload"),
     ("sliders", [], None, InvalidJobInputError, "inputs must be a mapping"),
     ("sliders", {"slider": {}}, None, InvalidJobInputError, "unknown sliders input field 'slider'"),
     ("sliders", {"sliders": {"height": "tall"}}, None, InvalidJobInputError, "slider 'height' needs a number"),
     ("sliders", {"sliders": {"height": True}}, None, InvalidJobInputError, "slider 'height' needs a number"),
     ("sliders", {"sliders": {"height": float("nan")}}, None, InvalidJobInputError, "finite"),
-    ("sliders", {"motion": "dance"}, None, InvalidJobInputError, "unknown motion 'dance' \\(built-in: idle, walk"),
+    ("sliders", {"motion": "dance " * 70}, None, InvalidJobInputError, "the motion has 419 characters"),
     ("sliders", {}, {"preset": "ultra"}, InvalidJobInputError, "unknown preset 'ultra' \\(available:"),
     ("sliders", {}, {"overrides": {"motion.fps": {"a": 1}}}, InvalidJobInputError, "config override 'motion.fps'"),
     ("sliders", {}, {"overrides": {"../x": 1}}, InvalidJobInputError, "dotted name"),

@@ -222,11 +222,20 @@ def _close(name: str, names: Iterable[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+MOTION_MAX_CHARS = 300
+
+
 def validate_motion(motion: Any) -> str:
+    """A built-in motion (MOTIONS), a description the worker generates a motion from, or '' for none."""
     if motion is None or motion == "" or motion == "none":
         return ""
-    if not isinstance(motion, str) or motion not in MOTIONS:
-        raise UserInputError(f"unknown motion {json.dumps(motion)}: use one of {', '.join(MOTIONS)} or \"\" for none")
+    if not isinstance(motion, str):
+        raise UserInputError(f"motion must be text: one of {', '.join(MOTIONS)} or a description, got {json.dumps(motion)}")
+    motion = " ".join(motion.split())
+    if len(motion) > MOTION_MAX_CHARS:
+        raise UserInputError(f"the motion description has {len(motion)} characters; keep it under {MOTION_MAX_CHARS}")
+    if any(ord(c) < 32 for c in motion):
+        raise UserInputError("the motion description contains control characters")
     return motion
 
 

@@ -5,7 +5,10 @@ browser's content type, both of which the sender controls. Only PNG, JPEG and We
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import tempfile
 from pathlib import Path
 
 from avatarclip_core.errors import UserInputError
@@ -67,3 +70,27 @@ def check_image_file(path: str | os.PathLike, max_bytes: int = DEFAULT_UPLOAD_MA
     if kind is None:
         raise UploadRejectedError("the uploaded file is not a PNG, JPEG or WebP image")
     return kind
+
+
+UPLOAD_NAME_RE = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
+
+
+def store_upload(source: str | os.PathLike, uploads_dir: Path, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) -> str:
+    """Check an uploaded image and copy it into `uploads_dir` under a content-addressed name
+    ('<sha256 prefix>.<type>', what a job's inputs carry). Atomic: a reader never sees half a file."""
+    kind = check_image_file(source, max_bytes)
+    data = Path(source).read_bytes()
+    name = f"{hashlib.sha256(data).hexdigest()[:32]}.{kind}"
+    uploads_dir = Path(uploads_dir)
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    target = uploads_dir / name
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=uploads_dir, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return name

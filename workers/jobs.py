@@ -34,6 +34,19 @@ def run_text(ctx: JobContext) -> Path:
                         ctx.output_dir, force=True, progress=ctx.progress)
 
 
+def run_photo(ctx: JobContext) -> Path:
+    from face2param.pipeline import load_photo_config, run_photo_job
+
+    photo = ctx.data_dir / "uploads" / ctx.inputs["photo"]
+    if not photo.is_file():
+        raise InvalidJobInputError(f"the uploaded photo {ctx.inputs['photo']} is no longer on the server; upload it again")
+    overrides = dict(ctx.config.get("overrides") or {})
+    if ctx.inputs.get("method"):
+        overrides["method"] = ctx.inputs["method"]
+    config = load_photo_config(ctx.config.get("preset") or "preview", overrides)
+    return run_photo_job(photo, config, ctx.output_dir, force=True, progress=ctx.progress)
+
+
 def run_selftest(ctx: JobContext) -> Path:
     from avatarclip_core.jobfolder import atomic_job_folder
 

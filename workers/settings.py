@@ -199,6 +199,12 @@ class Settings:
         return self.data_dir / "queue"
 
     @property
+    def uploads_dir(self) -> Path:
+        """Photos the web app received, content-addressed (web.uploads.store_upload); the worker
+        reads them from here, so the data folder is shared between web and workers."""
+        return self.data_dir / "uploads"
+
+    @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 

@@ -1,4 +1,5 @@
-"""The `sliders` job: a rigged avatar from named body sliders, optionally with a built-in motion.
+"""The `sliders` job: a rigged avatar from named body sliders, optionally animated (a built-in motion or
+one generated from a description).
 
 Writes avatar.glb, params.json, preview.png, provenance.json and, with a motion, motion.bvh and
 motion.npz (plus avatar.fbx when export.fbx is set and Blender's bpy is installed).
@@ -11,7 +12,9 @@ from pathlib import Path
 from avatarclip_core.body import BodyConfig, create_body_model, resolve_device
 from avatarclip_core.config import config_to_dict, load_config
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
-from avatarclip_core.motion.procedural import MotionConfig, make_motion
+from avatarclip_core.motion.gen_config import MotionGenConfig
+from avatarclip_core.motion.procedural import MotionConfig
+from avatarclip_core.motion.select import build_motion, check_motion_request, is_builtin
 from avatarclip_core.pipelines.common import (
     PARAMS_SCHEMA,
     ExportConfig,
@@ -28,7 +31,8 @@ from avatarclip_core.provenance import write_json
 @dataclass
 class SlidersJobConfig:
     body: BodyConfig = field(default_factory=BodyConfig)
-    motion: MotionConfig = field(default_factory=MotionConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)  # name: a built-in motion or a description
+    motion_gen: MotionGenConfig = field(default_factory=MotionGenConfig)  # text -> motion (offline query here)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     seed: int = 0
@@ -47,24 +51,20 @@ def run_sliders_job(
 ) -> Path:
     """Validate everything first, then build, export and rename the folder into place."""
     output_dir = check_output_folder(Path(output_dir), force)
+    check_motion_request(config.motion, config.motion_gen)
     device = resolve_device(config.body.device)
     seed_everything(config.seed)
     timer = StageTimer(
-        {"load body model": 1, "build avatar": 1, "motion": 1, "export glb": 2, "preview": 2, "export fbx": 3
+        {"load body model": 1, "build avatar": 1, "motion": 1 if is_builtin(config.motion.name) else 8, "export glb": 2, "preview": 2, "export fbx": 3
          if config.export.fbx else 0}, progress)
 
     body = timer.run("load body model", lambda: create_body_model(config.body))
     shape = body.shape_vector(sliders)  # validates names and ranges before any output exists
-    if config.motion.name:
-        from avatarclip_core.motion.procedural import BUILTIN_MOTIONS, UnknownMotionError
-
-        if config.motion.name not in BUILTIN_MOTIONS:
-            raise UnknownMotionError(
-                f"unknown motion '{config.motion.name}' (built-in: {', '.join(sorted(BUILTIN_MOTIONS))})")
     preflight_export(config.export)
 
     mesh = timer.run("build avatar", lambda: body.rigged_mesh(sliders))
-    motion = timer.run("motion", lambda: make_motion(mesh.skeleton, config.motion)) if config.motion.name else None
+    motion, motion_info = timer.run("motion", lambda: build_motion(
+        mesh.skeleton, config.motion, config.motion_gen, progress=timer.within("motion")))
 
     with atomic_job_folder(output_dir, force) as tmp:
         write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
@@ -77,6 +77,7 @@ def run_sliders_job(
             "sliders_set": {k: float(v) for k, v in sliders.items()},
             "sliders": resolved,
             "motion": config_to_dict(config.motion) if motion is not None else None,
+            "motion_source": motion_info,
             "joints": mesh.skeleton.names,
             "semantic_joints": body.semantic_joints,
         })

@@ -20,7 +20,9 @@ from avatarclip_core.clip import ClipConfig, ClipUnavailableError, load_scorer
 from avatarclip_core.config import config_to_dict, load_config
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
-from avatarclip_core.motion.procedural import BUILTIN_MOTIONS, MotionConfig, UnknownMotionError, make_motion
+from avatarclip_core.motion.gen_config import MotionGenConfig
+from avatarclip_core.motion.procedural import MotionConfig
+from avatarclip_core.motion.select import build_motion, check_motion_request, is_builtin
 from avatarclip_core.neus.api import sculpt_avatar, template_from_body
 from avatarclip_core.neus.config import NeusConfig
 from avatarclip_core.pipelines.common import (
@@ -53,7 +55,8 @@ class TextJobConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     neus: NeusConfig = field(default_factory=NeusConfig)
     rig: RigConfig = field(default_factory=RigConfig)
-    motion: MotionConfig = field(default_factory=MotionConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)  # name: a built-in motion or a description
+    motion_gen: MotionGenConfig = field(default_factory=MotionGenConfig)  # text -> motion (AvatarCLIP Sec. 3.4)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     sculpt: bool = True  # run NeuS sculpting when an appearance is given and CLIP is available
@@ -100,16 +103,15 @@ def run_text_job(
     if not shape_text and not appearance:
         raise InvalidPromptError("give a shape prompt (--shape), an appearance prompt (--appearance) or both")
     output_dir = check_output_folder(Path(output_dir), force)
-    if config.motion.name and config.motion.name not in BUILTIN_MOTIONS:
-        raise UnknownMotionError(
-            f"unknown motion '{config.motion.name}' (built-in: {', '.join(sorted(BUILTIN_MOTIONS))})")
+    check_motion_request(config.motion, config.motion_gen)
     preflight_export(config.export)
     device = resolve_device(config.body.device)
     seed_everything(config.seed)
     warnings: list[str] = []
     sculpting = bool(appearance) and config.sculpt
+    generated_motion = bool(config.motion.name) and not is_builtin(config.motion.name)
     timer = StageTimer({"load models": 1, "shape query": 1, "sculpt": 30 if sculpting else 0, "rig": 1,
-                        "motion": 1, "export glb": 1, "preview": 2, "export fbx": 3 if config.export.fbx else 0},
+                        "motion": 8 if generated_motion else 1, "export glb": 1, "preview": 2, "export fbx": 3 if config.export.fbx else 0},
                        progress)
 
     def load_models():
@@ -117,7 +119,8 @@ def run_text_job(
         if given_scorer is not None:
             return body, given_scorer
         scorer = None
-        wants_clip = sculpting or config.shape.query.method == "clip"
+        wants_clip = (sculpting or config.shape.query.method == "clip"
+                      or (generated_motion and config.motion_gen.query_method == "clip"))
         if wants_clip:
             try:
                 scorer = load_scorer(config.clip)
@@ -164,7 +167,8 @@ def run_text_job(
             return _split_for_texture(rigged, result) if result.texture is not None else rigged
 
         mesh = timer.run("rig", rig)
-    motion = timer.run("motion", lambda: make_motion(mesh.skeleton, config.motion)) if config.motion.name else None
+    motion, motion_info = timer.run("motion", lambda: build_motion(
+        mesh.skeleton, config.motion, config.motion_gen, scorer=scorer, progress=timer.within("motion")))
 
     with atomic_job_folder(output_dir, force) as tmp:
         write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
@@ -179,6 +183,7 @@ def run_text_job(
             "sculpt": sculpt_info,
             "clip": None if scorer is None else repr(scorer),
             "motion": config_to_dict(config.motion) if motion is not None else None,
+            "motion_source": motion_info,
             "joints": mesh.skeleton.names,
             "semantic_joints": body.semantic_joints,
             "warnings": warnings,
