@@ -79,7 +79,7 @@ class MotionGenConfig:
     iterations: int = 150  # paper: 5,000
     lr: float = 0.03  # paper: 1e-2
     pose_weight: float = 1.0  # L_pose (Eq. 13)
-    delta_weight: float = 0.02  # lambda_6, L_delta (Eq. 14)
+    delta_weight: float = 0.1  # lambda_6, L_delta (Eq. 14): larger turns a walk into hops
     clip_weight: float = 1.0  # lambda_7, L_clip (Eq. 15)
     latent_weight: float = 1e-3  # ours: |z|^2 keeps the latent where the decoder was trained
     anchor_weight: float = 0.05  # ours: |z - z_init|^2 keeps the label-matched clip's timing and root path
