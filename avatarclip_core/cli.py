@@ -135,6 +135,22 @@ def cmd_train(args: argparse.Namespace) -> int:
                              section="text.shape")
         out = train_shape_artifacts(config, Path(args.output) if args.output else None)
         print(out)
+    elif args.what == "motion":
+        from avatarclip_core.config import load_config
+        from avatarclip_core.motion.gen_config import MotionTrainConfig
+        from avatarclip_core.motion.train import train_motion_models
+
+        overrides, _ = _split_sets(args.set or [])
+        overrides = {k.removeprefix("motion_train."): v for k, v in overrides.items()}
+        if args.vposer:
+            overrides["vposer"] = args.vposer
+        config = load_config(MotionTrainConfig, args.preset, overrides, section="text.motion_train")
+        progress = _TqdmProgress(False)
+        try:
+            out = train_motion_models(config, Path(args.output) if args.output else None, progress=progress)
+        finally:
+            progress.close()
+        print(out)
     return 0
 
 
@@ -227,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     body = sub.add_parser(
-        "body", help="rigged avatar from named sliders (+ a built-in motion)",
+        "body", help="rigged avatar from named sliders (+ a built-in or described motion)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a job folder: avatar.glb, params.json, preview.png, provenance.json "
                     "(+ motion.bvh, motion.npz with --motion; avatar.fbx with --fbx).",
@@ -264,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("-q", "--quiet", action="store_true")
     text.set_defaults(func=cmd_text)
 
-    train = sub.add_parser("train", help="rebuild trained artifacts (shape: VAE + code-book)")
-    train.add_argument("what", choices=["shape"])
+    train = sub.add_parser("train", help="rebuild trained artifacts (shape: VAE + code-book; motion: pose VAE, "
+                                         "pose code-book, motion VAE)")
+    train.add_argument("what", choices=["shape", "motion"])
+    train.add_argument("--vposer", help="motion: a human-body-prior VPoser v2 checkpoint to use as the pose VAE")
     train.add_argument("--preset", default="preview", choices=preset_names() or None)
     train.add_argument("--set", action="append", metavar="KEY=VALUE")
     train.add_argument("-o", "--output", help="artifact folder (default: the data folder)")
@@ -302,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("job_id", nargs="?")
     jobs.add_argument("--limit", type=int, default=20)
     jobs.set_defaults(func=cmd_jobs)
+
+    try:
+        from face2param.cli import register as register_photo_commands
+    except ImportError as exc:  # a broken optional stack must not break the other commands
+        logging.getLogger(__name__).debug("photo commands unavailable: %s", exc)
+    else:
+        register_photo_commands(sub, preset_names())
 
     warm = sub.add_parser("warmup", help="build and cache the default body model (first run takes minutes)")
     warm.set_defaults(func=cmd_warmup)

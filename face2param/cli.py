@@ -1,0 +1,136 @@
+"""`avatar photo`, `avatar face-engine` and `avatar eval photo`: the photo -> game-parameters commands,
+registered on the `avatar` parser by avatarclip_core.cli (kept here so that module stays small)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from avatarclip_core.errors import UserInputError
+
+METHODS = ("auto", "oneshot", "iterative", "mean")
+
+
+def _config(args: argparse.Namespace):
+    from avatarclip_core.config import parse_override
+    from face2param.pipeline import load_photo_config
+
+    overrides = dict(parse_override(pair) for pair in (args.set or []))
+    if getattr(args, "method", None):
+        overrides["method"] = args.method
+    if getattr(args, "seed", None) is not None:
+        overrides["seed"] = str(args.seed)
+    if getattr(args, "fbx", False):
+        overrides["export.fbx"] = "true"
+    return load_photo_config(args.preset, overrides)
+
+
+def cmd_photo(args: argparse.Namespace) -> int:
+    from avatarclip_core.cli import _TqdmProgress
+    from face2param.pipeline import run_photo_job
+
+    config = _config(args)
+    progress = _TqdmProgress(args.quiet)
+    try:
+        out = run_photo_job(Path(args.image), config, Path(args.output), force=args.force, progress=progress)
+    finally:
+        progress.close()
+    params = json.loads((out / "params.json").read_text())
+    for warning in params.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def cmd_face_engine(args: argparse.Namespace) -> int:
+    """The bundled engine's parameter spec (for game integration), a render, or a rigged avatar."""
+    from face2param.engines import EngineParams
+    from face2param.methods.fit import load_engine
+
+    engine = load_engine(_config(args))
+    if args.action == "spec":
+        document = engine.spec.to_json_schema() if args.schema else engine.spec.to_json()
+        text = json.dumps(document, indent=1) + "\n"
+        if args.output:
+            Path(args.output).write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if not args.params or not args.output:
+        raise UserInputError(f"face-engine {args.action} needs --params PARAMS.json and -o OUTPUT")
+    path = Path(args.params)
+    if not path.is_file():
+        raise UserInputError(f"no parameter file {path}")
+    try:
+        params = EngineParams.from_json(path.read_text()).validated(engine.spec)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path} is not a JSON parameter file ({exc})") from None
+    if args.action == "render":
+        from PIL import Image
+
+        from face2param.methods.fit import as_numpy_image
+
+        Image.fromarray(as_numpy_image(engine.render(params, args.size))).save(args.output)
+    else:
+        from avatarclip_core.export import write_glb
+
+        write_glb(engine.build_avatar(params), Path(args.output))
+    print(args.output)
+    return 0
+
+
+def cmd_eval_photo(args: argparse.Namespace) -> int:
+    from face2param.evaluation.methods_eval import evaluate_photo_methods
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise UserInputError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
+    summary = evaluate_photo_methods(Path(args.dir), Path(args.output), methods=methods, config=_config(args),
+                                     force=args.force, people_dir=Path(args.people) if args.people else None,
+                                     recovery_samples=args.recovery_samples)
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def register(sub, preset_names: list[str]) -> None:
+    """Add the photo commands to the `avatar` sub-command parser."""
+    presets = preset_names or None
+    photo = sub.add_parser("photo", help="game-engine parameters + rigged avatar from a face photo (Face-to-Parameter)",
+                           description="Writes params.json (engine sliders in [0,1] and asset choices), face.png, "
+                                       "avatar.glb (rigged full body) and provenance.json.")
+    photo.add_argument("image", help="a photo with a face (JPEG, PNG, WebP, TIFF, ...)")
+    photo.add_argument("--method", choices=METHODS, default=None, help="default: the preset's (auto)")
+    photo.add_argument("--preset", default="preview", choices=presets)
+    photo.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. iterative.iterations=100")
+    photo.add_argument("--seed", type=int)
+    photo.add_argument("--fbx", action="store_true")
+    photo.add_argument("-o", "--output", default="photo_avatar")
+    photo.add_argument("--force", action="store_true")
+    photo.add_argument("-q", "--quiet", action="store_true")
+    photo.set_defaults(func=cmd_photo)
+
+    engine = sub.add_parser("face-engine", help="the bundled avatar engine: parameter spec / JSON schema, render, avatar")
+    engine.add_argument("action", choices=["spec", "render", "avatar"])
+    engine.add_argument("--schema", action="store_true", help="spec: a JSON Schema for params.json instead of the spec")
+    engine.add_argument("--params", help="render/avatar: a params.json (as `avatar photo` writes)")
+    engine.add_argument("--size", type=int, default=512)
+    engine.add_argument("--preset", default="preview", choices=presets)
+    engine.add_argument("--set", action="append", metavar="KEY=VALUE")
+    engine.add_argument("-o", "--output")
+    engine.set_defaults(func=cmd_face_engine)
+
+    evaluate = sub.add_parser("eval", help="evaluation reports")
+    what = evaluate.add_subparsers(dest="what", required=True)
+    photo_eval = what.add_parser("photo", help="every photo method against the mean face: landmarks, identity, "
+                                               "parameter recovery; report.json + index.html")
+    photo_eval.add_argument("--dir", required=True, help="folder of face photos")
+    photo_eval.add_argument("--people", help="folder with one sub-folder per person (identity separation)")
+    photo_eval.add_argument("--methods", default="mean,iterative,oneshot")
+    photo_eval.add_argument("--recovery-samples", type=int, default=20)
+    photo_eval.add_argument("--preset", default="preview", choices=presets)
+    photo_eval.add_argument("--set", action="append", metavar="KEY=VALUE")
+    photo_eval.add_argument("-o", "--output", required=True)
+    photo_eval.add_argument("--force", action="store_true")
+    photo_eval.set_defaults(func=cmd_eval_photo)
