@@ -215,6 +215,23 @@ def test_vposer_errors_are_clear(tmp_path):
     torch.save({"state_dict": {"layer.weight": torch.zeros(2, 2)}}, other)
     with pytest.raises(VPoserCheckpointError, match="not a VPoser v2 checkpoint"):
         load_vposer(other)
+    # training fails on a bad --vposer before any work, writing nothing
+    from avatarclip_core.motion.gen_config import MotionTrainConfig
+    from avatarclip_core.motion.train import train_motion_models
+
+    with pytest.raises(VPoserCheckpointError):
+        train_motion_models(MotionTrainConfig(vposer=str(tmp_path / "nope")), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_bench_motion_reports_positive_timings():
+    from avatarclip_core.motion.bench import bench_motion
+
+    report = bench_motion(clip=False)
+    assert report["pose_vae_epoch"]["seconds_per_epoch"] > 0
+    assert report["motion_vae_epoch"]["seconds_per_epoch_estimated"] > report["motion_vae_epoch"]["seconds_per_batch"]
+    assert report["optimise_offline_60_frames"]["frames"] == 60 and report["optimise_offline_60_frames"]["seconds"] > 0
 
 
 def test_train_motion_models_with_a_vposer_checkpoint(tmp_path, anny_mesh):

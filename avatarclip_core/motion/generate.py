@@ -218,7 +218,8 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
         clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
         scores = label_scores(art.codebook, clip_sim)
     if method == "offline" and config.offline_score_margin > 0:  # drop weak matches rather than fill top_k
-        scores = torch.where(scores >= scores.max() - config.offline_score_margin, scores, torch.full_like(scores, -9.0))
+        weak = scores < scores.max() - config.offline_score_margin
+        scores = torch.where(weak, torch.full_like(scores, -9.0), scores)
     chosen = [i for i in top_k_distinct(scores, book.poses, config.top_k, config.dedupe_degrees) if scores[i] > -9.0]
     references = book.poses[chosen]
     init = config.init if config.init != "auto" else ("label" if method == "offline" else "zero")

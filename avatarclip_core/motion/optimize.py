@@ -106,7 +106,8 @@ def optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenC
         total.backward()
         opt.step()
         if progress is not None and (it % 10 == 0 or it == config.iterations - 1):
-            progress((it + 1) / config.iterations, f"motion latent {it + 1}/{config.iterations} loss {losses['total'][-1]:.4f}")
+            progress((it + 1) / config.iterations,
+                     f"motion latent {it + 1}/{config.iterations} loss {losses['total'][-1]:.4f}")
     with torch.no_grad():
         rot, root = vae.decode_motion(z.detach()[None])
     return OptimizationResult(z.detach().cpu(), rot[0].cpu(), root[0].cpu(), losses,

@@ -80,6 +80,10 @@ def train_motion_models(config: MotionTrainConfig | None = None, output_dir: str
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
+    if min(cb.size, mv.frames - 1, mv.epochs, pv.epochs, pv.poses - cb.size) < 1:
+        raise ConfigError("text.motion_train needs codebook.size >= 1, pose_vae.poses > codebook.size, "
+                          "motion_vae.frames >= 2 and at least one epoch for each model")
+    vposer = load_vposer(config.vposer, device) if config.vposer else None  # a bad path fails before any work
     if body is None:
         from avatarclip_core.body import create_body_model
 
@@ -101,9 +105,8 @@ def train_motion_models(config: MotionTrainConfig | None = None, output_dir: str
     pose_clip = torch.tensor(train_ids)[pose_clip_local]
 
     def pose_stage():
-        if config.vposer:
-            model = load_vposer(config.vposer, device)
-            return model, {"source": model.source, **pose_reconstruction_error(model, held_poses, device)}
+        if vposer is not None:
+            return vposer, {"source": vposer.source, **pose_reconstruction_error(vposer, held_poses, device)}
         model = PoseVAE(pv.latent_dim, pv.hidden)
         rep = train_pose_vae(model, poses, held_poses, epochs=pv.epochs, batch_size=pv.batch_size, lr=pv.lr,
                              kl_weight=pv.kl_weight, seed=config.seed, device=device,
@@ -116,7 +119,8 @@ def train_motion_models(config: MotionTrainConfig | None = None, output_dir: str
         neighbours=cb.label_neighbours, seed=config.seed))
 
     def resampled(cs):
-        return [resample(c.motion.rotations.float(), c.motion.root_translation.float(), c.motion.fps, mv.fps) for c in cs]
+        return [resample(c.motion.rotations.float(), c.motion.root_translation.float(), c.motion.fps, mv.fps)
+                for c in cs]
 
     all_resampled = resampled(clips)
     vae = MotionVAE(mv.frames, mv.latent_dim, mv.width, mv.layers, mv.heads, mv.ff, mv.dropout, mv.norm_first)
@@ -150,7 +154,8 @@ def train_motion_models(config: MotionTrainConfig | None = None, output_dir: str
               "codebook/counts": book.counts.numpy().astype(np.int32),
               "codebook/label_index": book.label_index.numpy().astype(np.int32),
               "codebook/label_weight": book.label_weight.numpy(),
-              "codebook/neighbour_clips": book.neighbour_clips.numpy().astype(np.int32), "library/latents": library_latents.numpy(),
+              "codebook/neighbour_clips": book.neighbour_clips.numpy().astype(np.int32),
+              "library/latents": library_latents.numpy(),
               "library/label_index": lib_idx, "labels/embeddings": label_emb.numpy().astype(np.float16)}
     meta = {"schema": SCHEMA, "name": config.name, "config": dataclasses.asdict(config),
             "pose_model": {"kind": pose_model.kind, "latent_dim": pose_model.latent_dim,
