@@ -29,6 +29,8 @@ from avatarclip_core.shape.codebook import kmeans
 
 log = logging.getLogger(__name__)
 CLAY = (0.75, 0.74, 0.72)
+# Fixed cameras framing a standing adult with raised arms (about -0.2 to 2.2 m), one scale for every pose.
+CAMERA = {"distance": 3.3, "elevation": 5.0, "at": (0.0, 1.0, 0.0), "fov": 40.0}
 
 
 @dataclass
@@ -140,17 +142,15 @@ class PosedBody:
 
 def render_poses(posed: PosedBody, rotations: torch.Tensor, root: torch.Tensor | None, azimuths, size: int
                  ) -> torch.Tensor:
-    """(B * A, size, size, 3) clay renders in [0, 1] of B poses from A azimuths (degrees), pose-major.
-
-    Fixed cameras frame a standing adult with raised arms, so poses are compared at one scale.
-    """
+    """(B * A, size, size, 3) clay renders in [0, 1] of B poses from A azimuths (degrees), pose-major
+    (cameras: ``CAMERA``)."""
     from avatarclip_core.render import MeshRenderer, RasterSettings, orbit_camera
 
     verts = posed.pose(rotations, root)  # (B, V, 3)
     A = len(azimuths)
     verts = verts.repeat_interleave(A, dim=0)
     az = torch.tensor(list(azimuths), dtype=torch.float32).repeat(rotations.shape[0])
-    cams = orbit_camera(distance=4.2, azimuth=az, elevation=5.0, at=(0.0, 1.0, 0.0), fov=40.0, device=posed.device)
+    cams = orbit_camera(azimuth=az, device=posed.device, **CAMERA)
     back, right, up = cams.R[:, 2], cams.R[:, 0], cams.R[:, 1]
     light = torch.nn.functional.normalize(back + 0.6 * up + 0.35 * right, dim=-1)
     colors = torch.tensor(CLAY, device=posed.device).expand(verts.shape[1], 3)
@@ -167,7 +167,7 @@ def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuth
 
     size = int(getattr(scorer, "render_size", 224))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scorer.name)[:40]
-    key = hashlib.sha1(f"{scorer.name}|{size}|{list(azimuths)}".encode()).hexdigest()[:10]
+    key = hashlib.sha1(f"{scorer.name}|{size}|{list(azimuths)}|{sorted(CAMERA.items())}".encode()).hexdigest()[:10]
     path = cache_dir("motion_clip") / f"{book.fingerprint}-{slug}-{key}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path))
