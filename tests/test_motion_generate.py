@@ -91,6 +91,10 @@ def test_text_is_validated(skeleton):
             text_to_motion(bad, skeleton)
     with pytest.raises(UserInputError, match="query method"):
         text_to_motion("wave", skeleton, MotionGenConfig(query_method="telepathy"))
+    with pytest.raises(UserInputError, match="32-frame clips"):
+        text_to_motion("wave", skeleton, MotionGenConfig(frames=61))
+    with pytest.raises(UserInputError, match="no motion artifacts named 'standard-missing'"):
+        text_to_motion("wave", skeleton, MotionGenConfig(artifacts="standard-missing"))
 
 
 def test_clip_path_mechanics_with_the_tiny_test_scorer(skeleton):

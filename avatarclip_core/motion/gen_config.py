@@ -86,6 +86,7 @@ class MotionGenConfig:
     clip_frames: int = 3  # frames rendered per iteration for L_clip (the paper samples a few)
     clip_every: int = 1  # L_clip every n-th iteration (CPU: rendering dominates)
     ground_feet: bool = True  # planted feet do not slide, none below the floor, flight kept (corpus.feet.settle_feet)
+    frames: int = 0  # clip length: fixed by the motion VAE (preview 32 at 16 fps = 2 s); 0 = take it, else must match
     fps: float = 30.0  # output frame rate; 0 = the motion VAE's (slerp-resampled when different)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     seed: int = 0

@@ -200,6 +200,9 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
         raise UserInputError("text.motion_gen needs top_k >= 1 and iterations >= 0")
     method = resolve_method(config.query_method, scorer)
     art = get_motion_artifacts(config)
+    if config.frames and config.frames != art.motion_vae.frames:
+        raise UserInputError(f"text.motion_gen.frames={config.frames}, but the '{config.artifacts}' motion VAE makes "
+                             f"{art.motion_vae.frames}-frame clips: set 0, or train artifacts with that length")
     device = next(art.motion_vae.parameters()).device
     report = progress or (lambda stage, fraction, message="": None)
     posed = None

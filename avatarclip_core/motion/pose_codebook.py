@@ -162,7 +162,7 @@ def render_poses(posed: PosedBody, rotations: torch.Tensor, root: torch.Tensor |
 
 @torch.no_grad()
 def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuths, batch: int = 8) -> torch.Tensor:
-    """(K, D) unit-norm CLIP features of the entries, averaged over views; cached on disk."""
+    """(K, D) CLIP features of the entries averaged over views (of unit features); cached on disk."""
     from avatarclip_core.paths import cache_dir
 
     size = int(getattr(scorer, "render_size", 224))
@@ -178,8 +178,8 @@ def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuth
     for s in range(0, book.size, batch):
         poses = book.poses[s:s + batch].to(posed.device)
         images = render_poses(posed, poses, None, azimuths, size)
-        f = scorer.encode_image(images).float().cpu().reshape(poses.shape[0], len(azimuths), -1).mean(1)
-        feats.append(torch.nn.functional.normalize(f, dim=-1))
+        # mean of unit features over the views: its dot product with the text is the views' mean cosine
+        feats.append(scorer.encode_image(images).float().cpu().reshape(poses.shape[0], len(azimuths), -1).mean(1))
     feats = torch.cat(feats)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, feats.numpy())
