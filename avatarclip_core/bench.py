@@ -108,12 +108,20 @@ def bench_text_presets(repeats: int) -> dict:
     return bench_text(("preview", "standard"))
 
 
-ALL_SECTIONS = ("body", "export", "render", "queue", "text")
+def bench_motion_generation(repeats: int) -> dict:
+    """Text -> motion: training time per epoch (pose VAE, motion VAE) and latent-optimisation wall time
+    for 60 frames, offline and (random-weight ViT-B-32, timing only) with L_clip (motion.bench)."""
+    from avatarclip_core.motion.bench import bench_motion
+
+    return bench_motion(clip=True)
+
+
+ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion")
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
     benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues,
-               "text": bench_text_presets}
+               "text": bench_text_presets, "motion": bench_motion_generation}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)

@@ -57,7 +57,7 @@ def test_appearance_without_clip_weights_warns_and_keeps_the_shape(tmp_path, cap
 
 
 @pytest.mark.parametrize("args,fragment", [
-    ([], "give a shape prompt"),
+    ([], "give a shape prompt (--shape), an appearance prompt (--appearance), a motion"),
     (["--shape", "x" * 400], "keep it under 300"),
     (["--shape", "a man", "--motion", "moonwalk " * 40], "the motion description is 359 characters long"),
     (["--shape", "a man", "--set", "neus.nope=1"], "unknown config key 'neus.nope'"),

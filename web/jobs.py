@@ -321,8 +321,8 @@ def parse_text_request(text: Any) -> dict:
             raise UserInputError(f"{json.dumps(key)} must be text")
     inputs = {"shape": (data.get("shape") or "").strip(), "appearance": (data.get("appearance") or "").strip(),
               "motion": validate_motion(data.get("motion"))}
-    if not inputs["shape"] and not inputs["appearance"]:
-        raise UserInputError('give "shape" and/or "appearance", e.g. {"shape": "a tall and fat man"}')
+    if not inputs["shape"] and not inputs["appearance"] and not inputs["motion"]:
+        raise UserInputError('give "shape", "appearance" and/or "motion", e.g. {"shape": "a tall and fat man"}')
     return {"inputs": inputs, "config": {"preset": validate_preset(data.get("preset"), preset_choices()), "overrides": {}}}
 
 

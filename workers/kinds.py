@@ -221,9 +221,9 @@ def validate_text(inputs: Any, config: Any) -> tuple[dict, dict]:
     _only_keys(inputs, ("shape", "appearance", "motion"), "text input")
     shape = _prompt(inputs.get("shape"), "the shape prompt")
     appearance = _prompt(inputs.get("appearance"), "the appearance prompt")
-    if not shape and not appearance:
-        raise InvalidJobInputError("give a shape prompt, an appearance prompt or both")
     motion = _motion(inputs.get("motion"))
+    if not shape and not appearance and not motion:
+        raise InvalidJobInputError("give a shape prompt, an appearance prompt, a motion or any of them together")
     config = _mapping(config, "config")
     _only_keys(config, ("preset", "overrides"), "text config")
     inputs_out = {"shape": shape, "appearance": appearance, "motion": motion}

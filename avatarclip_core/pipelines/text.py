@@ -20,7 +20,7 @@ from avatarclip_core.clip import ClipConfig, ClipUnavailableError, load_scorer
 from avatarclip_core.config import config_to_dict, load_config
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
-from avatarclip_core.motion.gen_config import MotionGenConfig
+from avatarclip_core.motion.gen_config import MotionGenConfig, MotionTrainConfig
 from avatarclip_core.motion.procedural import MotionConfig
 from avatarclip_core.motion.select import build_motion, check_motion_request, is_builtin
 from avatarclip_core.neus.api import sculpt_avatar, template_from_body
@@ -57,6 +57,8 @@ class TextJobConfig:
     rig: RigConfig = field(default_factory=RigConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)  # name: a built-in motion or a description
     motion_gen: MotionGenConfig = field(default_factory=MotionGenConfig)  # text -> motion (AvatarCLIP Sec. 3.4)
+    # how `avatar train motion` builds an artifact set for this preset (read by that command, not by the job)
+    motion_train: MotionTrainConfig = field(default_factory=MotionTrainConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     sculpt: bool = True  # run NeuS sculpting when an appearance is given and CLIP is available
@@ -100,8 +102,9 @@ def run_text_job(
     given_scorer = scorer
     shape_text = _check_prompt("shape", shape_text, required=False)
     appearance = _check_prompt("appearance", appearance, required=False) or None
-    if not shape_text and not appearance:
-        raise InvalidPromptError("give a shape prompt (--shape), an appearance prompt (--appearance) or both")
+    if not shape_text and not appearance and not config.motion.name:
+        raise InvalidPromptError("give a shape prompt (--shape), an appearance prompt (--appearance), a motion "
+                                 "(--motion) or any of them together")
     output_dir = check_output_folder(Path(output_dir), force)
     check_motion_request(config.motion, config.motion_gen)
     preflight_export(config.export)
