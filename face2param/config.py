@@ -1,0 +1,106 @@
+"""Typed configs of photo -> game parameters. Defaults are the `preview` values (CPU seconds);
+the papers' values are noted beside each knob (Shi et al. ICCV 2019 "F2P" and TPAMI "Neural
+rendering for game character auto-creation")."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from avatarclip_core.pipelines.common import ExportConfig, PreviewConfig
+from face2param.engines.anny_engine import AnnyEngineConfig
+from face2param.faces.analysis import FaceAnalysisConfig
+
+
+@dataclass
+class IterativeConfig:
+    """F2P iterative search: projected gradient descent on x in [0, 1] (Eq. 9)."""
+
+    iterations: int = 50  # paper: 50
+    learning_rate: float = 1.0  # Gauss-Newton-preconditioned step; paper: mu = 10 on its feature loss
+    lr_decay: float = 0.8  # paper: -20% ...
+    lr_decay_every: int = 5  # ... every 5 iterations
+    damping: float = 0.02  # Levenberg-Marquardt damping of the landmark preconditioner (relative)
+    beta: float = 100.0  # softmax sharpness of relaxed discrete slots (paper: 100 iterative, 1 one-shot)
+    discrete_learning_rate: float = 0.02  # Adam step on the relaxed one-hot vectors
+    # others keep their defaults; eye colour is a few pixels at fitting sizes: not measurable on renders
+    relaxed_slots: tuple[str, ...] = ("skin_tone", "hair_colour")
+    landmark_weight: float = 1.0  # 68 iBUG points, similarity-aligned, in units of the eye distance
+    dense_landmark_weight: float = 0.5  # mediapipe 478 points (x, y) where the engine has them
+    colour_weight: float = 1.0  # skin / hair / eye colour of the photo vs the render
+    identity_weight: float = 0.0  # paper: lambda_1 = 0.01 (LightCNN); used only with identity_checkpoint
+    identity_architecture: str = "lightcnn29v2"
+    identity_checkpoint: str = ""  # a local checkpoint path; empty = no identity term
+    prior_weight: float = 1e-5  # pull towards the average face (keeps unobservable sliders there)
+    render_size: int = 64  # render for the colour / identity terms (paper: 512 through the imitator)
+
+
+@dataclass
+class OneShotConfig:
+    """Fast F2P translator T (TPAMI Table 4), scaled down for CPU."""
+
+    hidden: int = 256  # paper: 512
+    blocks: int = 3  # paper: 3 residual attention blocks
+    expansion: int = 2  # paper: FC(512, 1024) - FC(1024, 512): 2
+    se_reduction: int = 16  # paper: SE(512, 16, 512)
+    pca_components: int = 48  # facial prior (Eq. 11-12); 0 = predict x directly
+    beta: float = 1.0  # paper: 1 in one-shot mode
+    artifact_dir: str = ""  # empty: face2param/artifacts/preview
+
+
+@dataclass
+class TrainConfig:
+    """Training of T (+ G and the landmark regressor) on engine samples (self-supervised)."""
+
+    samples: int = 4000  # parameter samples of the translator (paper: CelebA photos)
+    epochs: int = 30  # paper: 20 epochs of CelebA
+    batch_size: int = 64
+    learning_rate: float = 1e-3  # paper: Adam 1e-4
+    landmark_weight: float = 1.0  # image-space term (the facial content loss's role), paper lambda_2 = 1
+    loopback_weight: float = 1.0  # Eq. 7, paper lambda_3 = 1
+    parameter_weight: float = 1.0  # synthetic pairs (SwiftAvatar): |T(f(x)) - x|
+    prior_fits: int = 400  # landmark-only iterative fits whose parameters give the PCA prior
+    sample_spread: float = 0.35  # x ~ mean +- spread (uniform, clipped); paper: uniform on [0, 1]
+    train_imitator: bool = True
+    train_landmark_regressor: bool = True
+    validation_fraction: float = 0.1
+
+
+@dataclass
+class ImitatorConfig:
+    """Imitator G (TPAMI Table 2: 8 deconvolutions to 512 px), scaled down: fewer layers/filters."""
+
+    image_size: int = 64  # paper: 512 (8 layers); each halving removes one layer
+    base_channels: int = 128  # paper: 512
+    samples: int = 1500  # paper: 20,000 engine renders
+    epochs: int = 25  # paper: 500
+    batch_size: int = 16  # paper: 16
+    learning_rate: float = 0.01  # paper: SGD 0.01, momentum 0.9, -10% every 50 epochs
+    momentum: float = 0.9
+    lr_decay: float = 0.9
+    lr_decay_every: int = 5  # paper: 50 epochs
+    regressor_epochs: int = 25
+    regressor_learning_rate: float = 2e-3  # Adam
+
+
+@dataclass
+class MethodChoiceConfig:
+    """`auto`: the TPAMI recommendation: iterative on high-resolution frontal faces, else one-shot."""
+
+    min_face_px: int = 200  # face box side for "high resolution"
+    max_yaw_degrees: float = 15.0  # frontal
+
+
+@dataclass
+class Face2ParamConfig:
+    engine: AnnyEngineConfig = field(default_factory=AnnyEngineConfig)
+    faces: FaceAnalysisConfig = field(default_factory=FaceAnalysisConfig)
+    method: str = "auto"  # auto | iterative | oneshot | mean
+    iterative: IterativeConfig = field(default_factory=IterativeConfig)
+    oneshot: OneShotConfig = field(default_factory=OneShotConfig)
+    choice: MethodChoiceConfig = field(default_factory=MethodChoiceConfig)
+    imitator: ImitatorConfig = field(default_factory=ImitatorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    face_image_size: int = 512  # face.png
+    device: str = "auto"  # auto | cpu | cuda[:N]; the engine's device follows unless it names its own
+    seed: int = 0

@@ -1,0 +1,289 @@
+"""Iterative F2P (Shi et al. 2019; TPAMI 3.4.2): search x in [0, 1] by projected gradient descent.
+
+The loss compares the candidate face with the photo's: similarity-aligned 68 iBUG (and 478 mediapipe)
+landmarks, skin and hair colour sampled from a render, and an identity term when a differentiable
+identity network is configured. Renders and landmarks come from a differentiable engine, or, for a
+black-box engine, from the imitator G and the avatar-domain landmark regressor (`FaceModel`).
+
+The descent step is preconditioned by the Gauss-Newton matrix of the landmark term at the start
+(damped, Levenberg-Marquardt style): slider effects differ by orders of magnitude in pixels, and a
+plain step would move only the strongest. Sliders the landmarks cannot see get no gradient and stay at
+the average face. Discrete slots are one-hot vectors relaxed by softmax(beta * z) and read back by argmax.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from face2param.config import IterativeConfig
+from face2param.engines.base import EngineParams, ParamSpec
+from face2param.methods.surrogate import AdditiveLandmarks
+from face2param.methods.losses import aligned_landmark_error, eye_distance, sample_face_colours
+from face2param.methods.target import FitTarget
+
+COLOUR_SLOTS = {"skin": "skin_tone", "hair": "hair_colour", "eyes": "eye_colour"}
+
+
+class FaceModel(Protocol):
+    """A differentiable view of an engine: what the search needs."""
+
+    spec: ParamSpec
+    size: int  # pixel size of the images and landmarks below
+
+    def landmarks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, N) -> scheme -> (B, L, 2) pixels."""
+        ...
+
+    def render(self, x: torch.Tensor, probs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, N), slot -> (B, K) -> (B, 3, size, size)."""
+        ...
+
+
+class EngineFaceModel:
+    """A `DifferentiableEngine` as a FaceModel: landmarks from its additive table (surrogate.py; exact
+    for Anny and a gather instead of a head evaluation), renders from the engine itself."""
+
+    def __init__(self, engine, size: int, schemes: tuple[str, ...] = ("ibug68", "mediapipe478")):
+        self.engine, self.spec, self.size = engine, engine.spec, size
+        mean = engine.spec.defaults().continuous_vector(engine.spec, engine.device)
+        available = []
+        for scheme in schemes:
+            try:
+                engine.landmarks_tensor(mean[None], scheme)
+                available.append(scheme)
+            except Exception:  # the engine has no table for this scheme
+                continue
+        if "ibug68" not in available:
+            raise RuntimeError("the engine offers no 68-point (ibug68) landmarks")
+        self.table = _cached_table(engine, mean, tuple(available))
+
+    def landmarks(self, x):
+        return {s: self.engine.project_landmarks(self.table.points3d(x, s), self.size) for s in self.table.schemes}
+
+    def jacobian(self, x, eps: float = 1e-3) -> dict[str, torch.Tensor]:
+        """scheme -> (B, N, L, 2) pixel slopes (perspective by a small finite step along each slope)."""
+        out = {}
+        with torch.no_grad():
+            for s in self.table.schemes:
+                P, J = self.table.points3d(x, s), self.table.jacobian3d(x, s)
+                B, N, L, _ = J.shape
+                scale = eps / J.flatten(2).norm(dim=-1).clamp_min(1e-12)[..., None, None]  # (B, N, 1, 1)
+                moved = self.engine.project_landmarks((P[:, None] + scale * J).reshape(B * N, L, 3), self.size)
+                here = self.engine.project_landmarks(P, self.size)
+                out[s] = (moved.view(B, N, L, 2) - here[:, None]) / scale
+        return out
+
+    def render(self, x, probs):
+        return self.engine.render_tensor(x, probs, self.size)
+
+
+_TABLES: dict = {}
+
+
+def _cached_table(engine, mean, schemes):
+    key = (id(engine), schemes)
+    if key not in _TABLES:
+        _TABLES[key] = AdditiveLandmarks(engine, mean, list(schemes))
+    return _TABLES[key]
+
+
+@dataclass
+class BatchTarget:
+    landmarks: dict[str, torch.Tensor]  # scheme -> (B, L, 2) photo pixels
+    colours: dict[str, torch.Tensor]  # "skin" | "hair" | "eyes" -> (B, 3) in [0, 1]
+    identity: tuple[Callable, torch.Tensor] | None = None  # (embedder on renders, (B, D) photo embedding)
+
+
+@dataclass
+class SearchResult:
+    continuous: torch.Tensor  # (B, N)
+    probs: dict[str, torch.Tensor]  # slot -> (B, K) (relaxed slots: softmax; others: one-hot default)
+    history: dict[str, list[float]]
+    landmark_nme: torch.Tensor  # (B,) final mean 68-point error / eye distance
+
+
+def _one_hot(spec: ParamSpec, B: int, device) -> dict[str, torch.Tensor]:
+    probs = {}
+    for s in spec.discrete:
+        p = torch.zeros(B, len(s.options), device=device)
+        p[:, s.options.index(s.default)] = 1.0
+        probs[s.name] = p
+    return probs
+
+
+def _landmark_loss(pred: dict, target: dict, config: IterativeConfig) -> torch.Tensor:
+    """(B,) weighted squared NME of the available schemes (the 68 points set the unit)."""
+    unit = eye_distance(pred["ibug68"]).detach()
+    loss = config.landmark_weight * aligned_landmark_error(pred["ibug68"], target["ibug68"], unit)
+    if "mediapipe478" in pred and "mediapipe478" in target and config.dense_landmark_weight > 0:
+        loss = loss + config.dense_landmark_weight * aligned_landmark_error(
+            pred["mediapipe478"], target["mediapipe478"], unit)
+    return loss
+
+
+def _fd_jacobian(model: FaceModel, x: torch.Tensor, step: float = 0.02) -> dict[str, torch.Tensor]:
+    """Central differences, one batched call per side (for models without `jacobian`)."""
+    B, N = x.shape
+    eye = step * torch.eye(N, device=x.device)
+    plus = (x[:, None] + eye).clamp(0, 1).reshape(B * N, N)
+    minus = (x[:, None] - eye).clamp(0, 1).reshape(B * N, N)
+    with torch.no_grad():
+        hi, lo = model.landmarks(plus), model.landmarks(minus)
+    width = (plus - minus).view(B, N, N).diagonal(dim1=1, dim2=2).clamp_min(1e-6)  # (B, N)
+    return {s: (hi[s] - lo[s]).view(B, N, *hi[s].shape[1:]) / width[..., None, None] for s in hi}
+
+
+def _preconditioner(model: FaceModel, x: torch.Tensor, target: BatchTarget, config: IterativeConfig) -> torch.Tensor:
+    """(B, N, N) damped Gauss-Newton matrix of the landmark loss at x."""
+    B, N = x.shape
+    jac = model.jacobian(x) if hasattr(model, "jacobian") else _fd_jacobian(model, x)
+    with torch.no_grad():
+        unit = eye_distance(model.landmarks(x)["ibug68"])  # (B,)
+    weights = {"ibug68": config.landmark_weight, "mediapipe478": config.dense_landmark_weight}
+    H = torch.zeros(B, N, N, device=x.device)
+    for scheme, J in jac.items():
+        if scheme not in target.landmarks or weights.get(scheme, 0) <= 0:
+            continue
+        J = J.reshape(B, N, -1) / unit[:, None, None]  # (B, N, 2L)
+        H += 2 * weights[scheme] / (J.shape[-1] // 2) * J @ J.transpose(1, 2)
+    damping = config.damping * H.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-8)
+    eye = torch.eye(N, device=x.device)
+    return H + (damping[:, None, None] + 2 * config.prior_weight) * eye
+
+
+def _projected_newton_step(H: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """H^-1 g on the free variables (Bertsekas' projected Newton): a variable at a bound whose gradient
+    pushes it outward is held there, so the others are solved without its phantom move."""
+    active = ((x <= 0) & (grad > 0)) | ((x >= 1) & (grad < 0))
+    free = (~active).to(H.dtype)
+    mask = free[:, :, None] * free[:, None, :]
+    eye = torch.diag_embed(1 - free)
+    step = torch.linalg.solve(H * mask + eye, (grad * free)[..., None])[..., 0]
+    return step
+
+
+def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: torch.Tensor,
+           progress: Callable[[int, float], None] | None = None) -> SearchResult:
+    """Projected (preconditioned) gradient descent from x0 (B, N) (the average face)."""
+    spec, device, B = model.spec, x0.device, x0.shape[0]
+    mean = x0.detach().clone()
+    x = x0.detach().clone().requires_grad_(True)
+    probs_fixed = _one_hot(spec, B, device)
+    wanted_colours = {k: v for k, v in target.colours.items() if COLOUR_SLOTS[k] in config.relaxed_slots}
+    relaxed = [s for s in spec.discrete if s.name in config.relaxed_slots and config.colour_weight > 0
+               and any(COLOUR_SLOTS[k] == s.name for k in wanted_colours)]
+    # uniform start: with beta = 100 a one-hot start would be saturated (no gradient)
+    logits = {s.name: torch.full((B, len(s.options)), 0.5, device=device, requires_grad=True) for s in relaxed}
+    optimiser = torch.optim.Adam(list(logits.values()), lr=config.discrete_learning_rate) if logits else None
+    history: dict[str, list[float]] = {"total": [], "landmarks": [], "colour": [], "identity": []}
+
+    for it in range(config.iterations):
+        every = max(config.lr_decay_every, 1)
+        lr = config.learning_rate * config.lr_decay ** (it // every)
+        if it % every == 0:  # piecewise-linear sliders: refresh the slopes on the side x has moved to
+            H = _preconditioner(model, x.detach(), target, config)
+        probs = {**probs_fixed, **{k: torch.softmax(config.beta * z, -1) for k, z in logits.items()}}
+        pts = model.landmarks(x)
+        lmk = _landmark_loss(pts, target.landmarks, config)
+        total = lmk + config.prior_weight * ((x - mean) ** 2).sum(-1)
+        colour = identity = torch.zeros(B, device=device)
+        if logits:  # colours steer the relaxed slots only: through x they would fight the landmarks
+            images = model.render(x.detach(), probs)
+            sampled = sample_face_colours(images, pts["ibug68"].detach())
+            for key, value in wanted_colours.items():
+                colour = colour + ((sampled[key] - value) ** 2).sum(-1)
+            total = total + config.colour_weight * colour
+        if target.identity is not None and config.identity_weight > 0:
+            embed, photo_embedding = target.identity
+            images = model.render(x, {k: v.detach() for k, v in probs.items()})
+            identity = 1 - torch.cosine_similarity(embed(images), photo_embedding, dim=-1)  # Eq. 5
+            total = total + config.identity_weight * identity
+        x.grad = None
+        if optimiser:
+            optimiser.zero_grad()
+        total.sum().backward()
+        with torch.no_grad():
+            x -= lr * _projected_newton_step(H, x, x.grad)
+            x.clamp_(0.0, 1.0)  # the projection of Eq. 9
+        if optimiser:
+            optimiser.step()
+        for name, value in (("total", total), ("landmarks", lmk), ("colour", colour), ("identity", identity)):
+            history[name].append(float(value.detach().mean()))
+        if progress:
+            progress(it, float(total.mean()))
+
+    with torch.no_grad():
+        probs = {**probs_fixed, **{k: torch.softmax(config.beta * z, -1) for k, z in logits.items()}}
+        pts = model.landmarks(x)
+        nme = aligned_landmark_error(pts["ibug68"], target.landmarks["ibug68"], squared=False)
+    return SearchResult(x.detach(), {k: v.detach() for k, v in probs.items()}, history, nme)
+
+
+def batch_target(targets: list[FitTarget], device, schemes=("ibug68", "mediapipe478")) -> BatchTarget:
+    """Stack FitTargets; a colour is used only when every target has it."""
+    lm = {"ibug68": torch.tensor(np.stack([t.landmarks_68[:, :2] for t in targets]), dtype=torch.float32, device=device)}
+    if "mediapipe478" in schemes and all(t.landmarks_478 is not None for t in targets):
+        lm["mediapipe478"] = torch.tensor(np.stack([t.landmarks_478[:, :2] for t in targets]),
+                                          dtype=torch.float32, device=device)
+    colours = {}
+    for key in COLOUR_SLOTS:
+        values = [getattr(t, key) for t in targets]
+        if all(v is not None for v in values):
+            colours[key] = torch.tensor(np.stack(values), dtype=torch.float32, device=device)
+    return BatchTarget(lm, colours)
+
+
+def fit_iterative(target: FitTarget, model: FaceModel, config: IterativeConfig, device,
+                  identity: tuple[Callable, torch.Tensor] | None = None,
+                  progress: Callable[[int, float], None] | None = None) -> tuple[EngineParams, dict, list[str]]:
+    """One photo -> parameters; returns (params, losses, warnings)."""
+    spec = model.spec
+    batch = batch_target([target], device)
+    batch.identity = identity
+    warnings = []
+    if target.skin is None:
+        warnings.append("no skin colour was measured: skin tone left at the engine default")
+    x0 = spec.defaults().continuous_vector(spec, device)[None]
+    result = search(model, batch, config, x0, progress)
+    params = EngineParams.from_tensors(spec, result.continuous[0], {k: v[0] for k, v in result.probs.items()})
+    losses = {"landmark_nme": float(result.landmark_nme[0]),
+              "initial_total": result.history["total"][0] if result.history["total"] else math.nan,
+              "final_total": result.history["total"][-1] if result.history["total"] else math.nan,
+              "history": result.history}
+    return params, losses, warnings
+
+
+def _without_similarity(J: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(N, L, 2) slopes with the image-plane similarity motions (shift, scale, roll) of the (L, 2) points
+    projected out: the landmark loss is blind to them."""
+    c = points - points.mean(0)
+    gauge = torch.stack([torch.stack([torch.ones_like(c[:, 0]), torch.zeros_like(c[:, 0])], -1),
+                         torch.stack([torch.zeros_like(c[:, 0]), torch.ones_like(c[:, 0])], -1),
+                         c, torch.stack([-c[:, 1], c[:, 0]], -1)]).reshape(4, -1)  # (4, 2L)
+    q, _ = torch.linalg.qr(gauge.T)
+    flat = J.reshape(J.shape[0], -1)
+    return flat - (flat @ q) @ q.T
+
+
+def identifiability(model: FaceModel, x: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) per parameter: the rms landmark motion (in eye distances) that a full-range change of it
+    still causes when every other parameter re-adjusts to compensate: 1 / sqrt((J^T J)^-1_jj). Near
+    zero for sliders the front-view landmarks cannot see or cannot tell from others."""
+    spec = model.spec
+    device = next(iter(model.table.base.values())).device if hasattr(model, "table") else "cpu"
+    x = spec.defaults().continuous_vector(spec, device)[None] if x is None else x[:1]
+    jac = model.jacobian(x) if hasattr(model, "jacobian") else _fd_jacobian(model, x)
+    with torch.no_grad():
+        unit = eye_distance(model.landmarks(x)["ibug68"])[0]
+    points = model.landmarks(x)
+    J = torch.cat([_without_similarity(j[0], points[s][0]) for s, j in jac.items()], 1) / unit  # (N, 2L_total)
+    L = J.shape[1] // 2
+    H = (J @ J.T / L).double()
+    values, vectors = torch.linalg.eigh(H)
+    floor = 1e-10 * float(values.max())
+    cov_diag = (vectors ** 2 / values.clamp_min(floor)).sum(1)
+    return cov_diag.rsqrt().float()

@@ -1,0 +1,77 @@
+"""The `photo` job: a selfie -> engine parameters -> a rigged, game-ready avatar.
+
+Writes params.json (engine, version, continuous, discrete, warnings, method, losses), face.png (the
+engine's front render of the fitted face), avatar.glb (the full rigged body from the engine) and
+provenance.json, atomically: bad input (not an image, no face, face too small, existing folder without
+--force) fails before anything is written.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from avatarclip_core.config import load_config
+from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
+from avatarclip_core.pipelines.common import preflight_export, seed_everything, write_avatar_files, write_provenance
+from avatarclip_core.progress import ProgressFn, StageTimer
+from avatarclip_core.provenance import write_json
+from face2param.config import Face2ParamConfig
+
+PARAMS_VERSION = 1
+
+
+def load_photo_config(preset: str | None = "preview", overrides: dict | None = None) -> Face2ParamConfig:
+    """Face2ParamConfig from configs/<preset>.yaml, section `photo` (absent: the dataclass defaults)."""
+    return load_config(Face2ParamConfig, preset, overrides, section="photo")
+
+
+def engine_name(engine) -> str:
+    return getattr(engine, "name", None) or ("anny_face" if type(engine).__name__ == "AnnyFaceEngine"
+                                             else type(engine).__name__)
+
+
+def run_photo_job(image_path, config: Face2ParamConfig | None = None, output_dir: Path | str = "photo_avatar",
+                  force: bool = False, progress: ProgressFn | None = None, engine=None) -> Path:
+    """Photo file (or bytes) -> job folder; returns the folder."""
+    from face2param.faces.analysis import analyse_face
+    from face2param.faces.images import load_image
+    from face2param.methods.fit import as_numpy_image, fit, load_engine
+
+    config = config or Face2ParamConfig()
+    output_dir = check_output_folder(Path(output_dir), force)
+    preflight_export(config.export)
+    seed_everything(config.seed)
+    timer = StageTimer({"analyse face": 2, "load engine": 1, "fit": 4, "render face": 1, "build avatar": 2,
+                        "export glb": 2, "preview": 2 if config.preview.enabled else 0}, progress)
+
+    pixels = load_image(image_path)  # specific errors: missing file, not an image, truncated, too small
+    analysis = timer.run("analyse face", lambda: analyse_face(pixels, config.faces))  # no face / too small
+    engine = engine or timer.run("load engine", lambda: load_engine(config))
+    from face2param.methods.target import target_from_analysis
+
+    target = target_from_analysis(analysis, pixels)
+    result = timer.run("fit", lambda: fit(target, config.method, engine, config))
+    face = timer.run("render face", lambda: as_numpy_image(engine.render(result.params, config.face_image_size)))
+    mesh = timer.run("build avatar", lambda: engine.build_avatar(result.params))
+    joints = getattr(engine, "semantic_joints", None) or engine.body.semantic_joints
+
+    with atomic_job_folder(output_dir, force) as tmp:
+        from PIL import Image
+
+        Image.fromarray(face).save(tmp / "face.png")
+        write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer)
+        losses = {k: v for k, v in result.losses.items() if k != "history"}
+        write_json(tmp / "params.json", {
+            "engine": engine_name(engine), "version": PARAMS_VERSION,
+            "continuous": {k: round(float(v), 6) for k, v in result.params.continuous.items()},
+            "discrete": dict(result.params.discrete), "warnings": list(result.warnings),
+            "method": result.method, "losses": losses, "timings": result.timings,
+        })
+        source = image_path if isinstance(image_path, (str, Path)) else "<bytes>"
+        digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+        write_provenance(tmp, "photo", config, timer, str(getattr(engine, "device", "cpu")),
+                         inputs={"image": str(source), "image_pixels_sha256": digest,
+                                 "image_size": list(analysis.image_size), "method": result.method})
+    return output_dir
