@@ -66,7 +66,7 @@ class MethodRunner:
             return None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - started
         if method != "auto" and result.method != method:
-            why = "; ".join(result.warnings[-1:]) or f"fit ran {result.method} instead"
+            why = next((w for w in result.warnings if "instead" in w), f"fit ran {result.method} instead")
             self.unavailable[method] = f"not available: {why}"
             return None, seconds, self.unavailable[method]
         return result, seconds, None
