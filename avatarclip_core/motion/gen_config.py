@@ -78,11 +78,13 @@ class MotionGenConfig:
     init: str = "auto"  # auto | label | zero: auto = label (offline) / zero (clip), the latent's start
     iterations: int = 150  # paper: 5,000
     lr: float = 0.03  # paper: 1e-2
-    pose_weight: float = 1.0  # L_pose (Eq. 13)
+    # L_pose (Eq. 13). Below 1 here: the references are static code-book poses, and at full weight 150
+    # steps pull a walk's legs still, so contact-driven root travel vanishes (measured: 1.6 m -> -0.1 m)
+    pose_weight: float = 0.3
     delta_weight: float = 0.1  # lambda_6, L_delta (Eq. 14): larger turns a walk into hops
     clip_weight: float = 1.0  # lambda_7, L_clip (Eq. 15)
     latent_weight: float = 1e-3  # ours: |z|^2 keeps the latent where the decoder was trained
-    anchor_weight: float = 0.05  # ours: |z - z_init|^2 keeps the label-matched clip's timing and root path
+    anchor_weight: float = 0.3  # ours: |z - z_init|^2 keeps the label-matched clip's timing, gait and root path
     clip_frames: int = 3  # frames rendered per iteration for L_clip (the paper samples a few)
     clip_every: int = 1  # L_clip every n-th iteration (CPU: rendering dominates)
     ground_feet: bool = True  # planted feet do not slide, none below the floor, flight kept (corpus.feet.settle_feet)
