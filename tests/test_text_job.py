@@ -102,18 +102,21 @@ def test_create_from_text_request_parsing():
 
 @pytest.mark.slow
 def test_sculpting_with_a_tiny_clip_writes_a_textured_rigged_avatar(tmp_path):
-    """End to end through NeuS with the random-weight test CLIP (the product never uses it)."""
+    """End to end through NeuS with the random-weight test CLIP (the product never uses it), with a
+    generated motion on the sculpted avatar."""
     from avatarclip_core.clip import tiny_test_scorer
     from avatarclip_core.pipelines.text import load_text_config, run_text_job
 
     config = load_text_config("preview", {
         "neus.iterations": "6", "neus.image_size": "48", "neus.stage1_iterations": "60",
         "neus.stage1_render_iterations": "4", "neus.stage1_bank_size": "20000", "neus.stage1_points": "2048",
-        "neus.cache": "false", "neus.mc_resolution": "64", "neus.texture_size": "128", "motion.name": "wave"})
+        "neus.cache": "false", "neus.mc_resolution": "64", "neus.texture_size": "128", "motion.name": "raise both arms"})
     out = run_text_job("a tall man", "a knight in armour", config, tmp_path / "sculpted",
                        scorer=tiny_test_scorer())
     params = json.loads((out / "params.json").read_text())
     assert params["sculpt"]["sculpted"] is True
+    # shape + appearance + a described motion combine; a random-weight CLIP never drives the motion query
+    assert params["motion_source"]["method"] == "offline" and params["motion_source"]["text"] == "raise both arms"
     assert validate_glb(out / "avatar.glb")["issues"]["numErrors"] == 0
     from avatarclip_core.export import read_glb
 
