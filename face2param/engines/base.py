@@ -91,6 +91,13 @@ class ParamSpec:
             "properties": {
                 "continuous": {"type": "object", "properties": cont, "additionalProperties": False},
                 "discrete": {"type": "object", "properties": disc, "additionalProperties": False},
+                # what `avatar photo` writes beside the parameters (params.json), all optional
+                "engine": {"type": "string"},
+                "version": {"type": "integer"},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "method": {"type": "string"},
+                "losses": {"type": "object"},
+                "timings": {"type": "object"},
             },
             "required": ["continuous", "discrete"],
             "additionalProperties": False,
@@ -178,12 +185,16 @@ class EngineParams:
                 data = json.loads(data)
             except json.JSONDecodeError as exc:
                 raise InvalidEngineParamsError(f"params are not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or not set(data) <= {"continuous", "discrete"}:
+        if not isinstance(data, dict) or not set(data) <= {"continuous", "discrete", *PARAMS_FILE_METADATA}:
             raise InvalidEngineParamsError("params must be an object with 'continuous' and 'discrete' entries")
         cont, disc = data.get("continuous", {}), data.get("discrete", {})
         if not isinstance(cont, dict) or not isinstance(disc, dict):
             raise InvalidEngineParamsError("'continuous' and 'discrete' must be objects (name -> value)")
         return cls(dict(cont), dict(disc))
+
+
+# keys of params.json (as `avatar photo` writes it) besides the parameters: accepted and ignored on reading
+PARAMS_FILE_METADATA = ("engine", "version", "warnings", "method", "losses", "timings")
 
 
 @dataclass

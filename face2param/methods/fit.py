@@ -125,13 +125,17 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
         method, reason = choose_method(target, config)
         warnings.append(f"auto chose {method}: {reason}")
     if method == "oneshot":
-        from face2param.methods.oneshot import TranslatorUnavailableError, fit_oneshot
-
         try:
-            params, losses, more = fit_oneshot(target, engine, config, device)
-        except TranslatorUnavailableError as exc:
-            warnings.append(f"{exc}; used the iterative method instead")
+            from face2param.methods.oneshot import TranslatorUnavailableError, fit_oneshot
+        except ImportError:  # an install without the translator package: say so, fit iteratively
+            warnings.append("the one-shot translator is not installed; used the iterative method instead")
             method = "iterative"
+        else:
+            try:
+                params, losses, more = fit_oneshot(target, engine, config, device)
+            except TranslatorUnavailableError as exc:
+                warnings.append(f"{exc}; used the iterative method instead")
+                method = "iterative"
     if method == "iterative":
         params, losses, more = _fit_iterative(target, engine, config, device, progress)
     elif method == "mean":
