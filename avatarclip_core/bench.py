@@ -116,12 +116,20 @@ def bench_motion_generation(repeats: int) -> dict:
     return bench_motion(clip=True)
 
 
-ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion")
+def bench_photo_methods(repeats: int) -> dict:
+    """Photo -> game parameters: photos/s end to end per method and seconds per iterative fit."""
+    from face2param.bench import bench_photo
+
+    return bench_photo(repeats=min(repeats, 3))
+
+
+ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo")
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
     benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues,
-               "text": bench_text_presets, "motion": bench_motion_generation}
+               "text": bench_text_presets, "motion": bench_motion_generation,
+               "photo": bench_photo_methods}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)
