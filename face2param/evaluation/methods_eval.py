@@ -105,7 +105,7 @@ def evaluate_photo_methods(photos_dir: str | Path, out_dir: str | Path,
         if recovery_samples > 0:
             recovery_config = dataclasses.replace(eval_config.recovery, samples=recovery_samples)
             summary["recovery"] = evaluate_recovery(engine, methods, run, recovery_config,
-                                                    eval_config.render_analysis, progress)
+                                                    config.faces, progress)  # as photos are analysed
         if people_dir is not None:
             summary["people"] = _people_section(Path(people_dir), folder, _best_method(summary),
                                                 engine, run, eval_config, progress)

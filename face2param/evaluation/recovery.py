@@ -87,8 +87,10 @@ def evaluate_recovery(engine, methods: tuple[str, ...], run_method: MethodRunner
                       config: RecoveryConfig, analysis_config=None,
                       progress: Callable[[str, float, str], None] | None = None) -> dict:
     """Recovery scores per target kind and method (see the module docstring)."""
+    from face2param.faces.analysis import FaceAnalysisConfig
     from face2param.methods.fit import landmark_nme
 
+    analysis_config = analysis_config or FaceAnalysisConfig()  # the photo path: colours too
     unknown = [k for k in config.targets if k not in TARGET_KINDS]
     if unknown:
         raise UserInputError(f"unknown recovery target {unknown[0]!r}; choose from {', '.join(TARGET_KINDS)}")
