@@ -1,0 +1,75 @@
+"""One-shot fitting (Fast F2P, TPAMI 3.5): the trained translator T maps the photo's aligned landmarks
+and colour cues to engine parameters in one forward pass."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatarclip_core.errors import UserInputError
+from face2param.config import Face2ParamConfig
+from face2param.engines.base import EngineParams
+from face2param.methods.target import FitTarget
+
+PACKAGED = Path(__file__).resolve().parent.parent / "artifacts" / "preview"
+TRAIN_COMMAND = "avatar train face2param"
+
+
+class TranslatorUnavailableError(UserInputError):
+    """No trained translator for this engine (or one trained for another engine's parameters)."""
+
+
+def default_artifact_dir(config: Face2ParamConfig) -> Path:
+    return Path(config.oneshot.artifact_dir).expanduser() if config.oneshot.artifact_dir else PACKAGED
+
+
+_LOADED: dict = {}
+
+
+def load_for_engine(config: Face2ParamConfig, engine, device):
+    """(net, meta, buffers) cached per folder and device; raises TranslatorUnavailableError."""
+    from face2param.translator.model import META, WEIGHTS, load_translator
+
+    folder = default_artifact_dir(config)
+    if not (folder / WEIGHTS).is_file() or not (folder / META).is_file():
+        raise TranslatorUnavailableError(
+            f"no trained one-shot translator in {folder} (needs {WEIGHTS} and {META}); train one with "
+            f"`{TRAIN_COMMAND}` (a few CPU minutes) or set oneshot.artifact_dir to a trained folder")
+    key = (str(folder), str(device), (folder / WEIGHTS).stat().st_mtime_ns)
+    if key not in _LOADED:
+        _LOADED[key] = load_translator(folder, device)
+    net, meta, buffers = _LOADED[key]
+    if meta["continuous_names"] != engine.spec.continuous_names:
+        raise TranslatorUnavailableError(
+            f"the translator in {folder} was trained for other engine parameters; retrain it with `{TRAIN_COMMAND}`")
+    return net, meta, buffers
+
+
+def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> tuple[EngineParams, dict, list[str]]:
+    """One photo -> (params, losses, warnings) in one forward pass of T."""
+    from face2param.translator.model import COLOUR_KEYS, face_features
+
+    net, meta, buffers = load_for_engine(config, engine, device)
+    warnings = []
+    landmarks = {"ibug68": torch.as_tensor(np.asarray(target.landmarks_68)[:, :2], dtype=torch.float32, device=device)[None]}
+    if "mediapipe478" in meta["references"]:
+        if target.landmarks_478 is None:
+            raise UserInputError("the one-shot translator needs the 478-point face mesh of the photo")
+        landmarks["mediapipe478"] = torch.as_tensor(np.asarray(target.landmarks_478)[:, :2], dtype=torch.float32,
+                                                    device=device)[None]
+    colours = {}
+    for key in COLOUR_KEYS:
+        value = getattr(target, key)
+        if value is None:
+            warnings.append(f"no {key} colour was measured: the translator used the average face's")
+        else:
+            colours[key] = torch.as_tensor(np.asarray(value), dtype=torch.float32, device=device)[None]
+    references = {s: buffers[f"ref_{s}"] for s in meta["references"]}
+    fallback = {k: buffers[f"colour_{k}"] for k in COLOUR_KEYS}
+    with torch.no_grad():
+        x, logits = net(face_features(landmarks, colours, references, fallback))
+        probs = net.probabilities(logits)
+    params = EngineParams.from_tensors(engine.spec, x[0], {k: v[0] for k, v in probs.items()})
+    confidence = {k: round(float(v.max()), 4) for k, v in probs.items()}
+    return params, {"slot_confidence": confidence}, warnings

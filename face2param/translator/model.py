@@ -1,0 +1,119 @@
+"""The translator network T and its input features.
+
+Input: the face's 68 iBUG (+ 478 mediapipe) landmarks, each set similarity-aligned (Umeyama) onto the
+engine's average face in units of its eye distance, minus that average face; plus skin and hair colour
+cues. Features are standardised with statistics of the training samples (stored in the network).
+Network (Table 4, scaled by OneShotConfig): FC to `hidden`, `blocks` residual attention blocks
+(FC-expand, FC back, squeeze-excitation gate, residual add), then two heads: coefficients of the facial
+prior (Eq. 11-12: x = mean + components^T c, components learned from engine samples) for the
+continuous sliders, and per-slot logits of the colour slots (probabilities softmax(beta * logits))."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from face2param.config import OneShotConfig
+from face2param.methods.losses import eye_distance, similarity_fit
+
+WEIGHTS, META = "translator.pt", "meta.json"
+COLOUR_KEYS = ("skin", "hair")  # colour cues the translator reads (eye colour: too few pixels)
+SLOT_OF_COLOUR = {"skin": "skin_tone", "hair": "hair_colour"}
+
+
+def normalised_reference(points: torch.Tensor) -> torch.Tensor:
+    """(L, 2) -> centred, in units of the 68-point eye distance when L == 68, else of the rms radius."""
+    centred = points - points.mean(0)
+    unit = eye_distance(points[None])[0] if points.shape[0] == 68 else centred.norm(dim=-1).pow(2).mean().sqrt()
+    return centred / unit
+
+
+def aligned_offsets(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(B, L, 2) pixel landmarks -> (B, L*2): similarity-aligned onto `reference` (L, 2), minus it."""
+    moved = similarity_fit(points.to(reference.dtype), reference.expand(points.shape[0], -1, -1))
+    return (moved - reference).flatten(1)
+
+
+def face_features(landmarks: dict[str, torch.Tensor], colours: dict[str, torch.Tensor],
+                  references: dict[str, torch.Tensor], colour_fallback: dict[str, torch.Tensor]) -> torch.Tensor:
+    """landmarks scheme -> (B, L, 2) pixels, colours key -> (B, 3) in [0, 1] -> (B, F) raw features.
+    Every scheme in `references` must be present; a missing colour uses `colour_fallback` (the mean)."""
+    B = landmarks["ibug68"].shape[0]
+    parts = [aligned_offsets(landmarks[s], ref) for s, ref in references.items()]
+    for key in COLOUR_KEYS:
+        value = colours.get(key)
+        parts.append(colour_fallback[key].expand(B, 3) if value is None else value.to(parts[0]))
+    return torch.cat(parts, 1)
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Table 4: FC(h, e*h) - FC(e*h, h) - SE(h, r, h) gate - residual add."""
+
+    def __init__(self, hidden: int, expansion: int, reduction: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(hidden, hidden * expansion), nn.ReLU(inplace=True),
+                                  nn.Linear(hidden * expansion, hidden))
+        squeezed = max(hidden // reduction, 1)
+        self.attention = nn.Sequential(nn.Linear(hidden, squeezed), nn.ReLU(inplace=True),
+                                       nn.Linear(squeezed, hidden), nn.Sigmoid())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        y = self.body(h)
+        return torch.relu(h + y * self.attention(y))
+
+
+class TranslatorNet(nn.Module):
+    def __init__(self, features: int, param_mean: torch.Tensor, components: torch.Tensor,
+                 slots: dict[str, int], config: OneShotConfig):
+        super().__init__()
+        self.beta = config.beta
+        self.slot_sizes = dict(slots)
+        self.register_buffer("feature_mean", torch.zeros(features))
+        self.register_buffer("feature_std", torch.ones(features))
+        self.register_buffer("param_mean", param_mean.clone())  # (N,)
+        self.register_buffer("components", components.clone())  # (K, N); K = 0: predict x directly
+        self.stem = nn.Sequential(nn.Linear(features, config.hidden), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(*[ResidualAttentionBlock(config.hidden, config.expansion, config.se_reduction)
+                                      for _ in range(config.blocks)])
+        out = components.shape[0] or param_mean.shape[0]
+        self.coefficients = nn.Linear(config.hidden, out)
+        nn.init.zeros_(self.coefficients.weight)  # start at the average face
+        nn.init.zeros_(self.coefficients.bias)
+        self.slot_logits = nn.Linear(config.hidden, sum(slots.values())) if slots else None
+
+    def forward(self, raw_features: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(B, F) raw features -> (B, N) sliders in [0, 1], slot -> (B, K) logits."""
+        h = self.blocks(self.stem((raw_features - self.feature_mean) / self.feature_std))
+        c = self.coefficients(h)
+        x = self.param_mean + (c @ self.components if self.components.shape[0] else c)  # Eq. 11-12
+        logits, out, start = self.slot_logits(h) if self.slot_logits is not None else None, {}, 0
+        for name, size in self.slot_sizes.items():
+            out[name] = logits[:, start:start + size]
+            start += size
+        return x.clamp(0, 1), out
+
+    def probabilities(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: torch.softmax(self.beta * v, -1) for k, v in logits.items()}
+
+
+def save_translator(net: TranslatorNet, out_dir: Path, meta: dict) -> None:
+    """translator.pt (state dict) + meta.json (what rebuilds the network and its features)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, out_dir / WEIGHTS)
+    (out_dir / META).write_text(json.dumps(meta, indent=2))
+
+
+def load_translator(folder: Path, device) -> tuple[TranslatorNet, dict, dict[str, torch.Tensor]]:
+    """(net in eval mode on device, meta, buffers: references and colour fallbacks)."""
+    meta = json.loads((Path(folder) / META).read_text())
+    state = torch.load(Path(folder) / WEIGHTS, map_location=device, weights_only=True)
+    config = OneShotConfig(**meta["oneshot"])
+    net = TranslatorNet(state["feature_mean"].shape[0], state["param_mean"], state["components"],
+                        {k: int(v) for k, v in meta["slots"].items()}, config)
+    net.load_state_dict(state)
+    net.to(device).eval()
+    extra = {f"ref_{s}": torch.tensor(meta["references"][s], dtype=torch.float32, device=device) for s in meta["references"]}
+    extra.update({f"colour_{k}": torch.tensor(v, dtype=torch.float32, device=device) for k, v in meta["mean_colours"].items()})
+    return net, meta, extra
