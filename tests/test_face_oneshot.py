@@ -59,15 +59,20 @@ def test_translator_beats_mean_face_on_heldout_engine_samples(engine):
 
 def test_fit_astronaut_oneshot_returns_valid_params_fast(engine):
     skimage_data = pytest.importorskip("skimage.data")
+    from face2param.faces.analysis import analyse_face
     from face2param.methods.fit import fit
+    from face2param.methods.target import target_from_analysis
 
-    result = fit(skimage_data.astronaut(), "oneshot", engine=engine)
+    photo = skimage_data.astronaut()
+    target = target_from_analysis(analyse_face(photo), photo)
+    result = fit(target, "oneshot", engine=engine)
     assert result.method == "oneshot"
     assert set(result.params.continuous) == set(engine.spec.continuous_names)
     assert all(0.0 <= v <= 1.0 for v in result.params.continuous.values())
     assert result.params.validated(engine.spec) == result.params
     assert result.timings["oneshot"] < 1.0
-    assert result.params.continuous != engine.spec.defaults().continuous  # T moved off the average face
+    mean_face = fit(target, "mean", engine=engine)
+    assert result.losses["landmark_nme"] < mean_face.losses["landmark_nme"]  # closer to her face than the mean
 
 
 def test_missing_artifact_names_the_training_command(engine, tmp_path):
@@ -75,3 +80,20 @@ def test_missing_artifact_names_the_training_command(engine, tmp_path):
     target = FitTarget(torch.rand(68, 2).numpy() * 100)
     with pytest.raises(TranslatorUnavailableError, match="avatar train face2param"):
         fit_oneshot(target, engine, config, torch.device("cpu"))
+
+
+def test_train_translator_writes_a_loadable_artifact(engine, tmp_path):
+    from face2param.config import TrainConfig
+    from face2param.translator.train import train_translator
+
+    config = Face2ParamConfig(train=TrainConfig(samples=96, epochs=2, batch_size=32),
+                              oneshot=OneShotConfig(hidden=32, blocks=1, pca_components=8))
+    stages = []
+    out = train_translator(config, tmp_path / "t", progress=lambda stage, fraction, message="": stages.append(fraction))
+    assert {p.name for p in out.iterdir()} == {"translator.pt", "meta.json", "metrics.json"}
+    assert stages[-1] == 1.0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["nme_translator"] > 0
+    loaded = Face2ParamConfig(oneshot=OneShotConfig(artifact_dir=str(out)))
+    net, meta, _ = load_for_engine(loaded, engine, torch.device(engine.device))
+    assert meta["oneshot"]["hidden"] == 32 and net.components.shape[0] == 8

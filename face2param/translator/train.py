@@ -149,7 +149,7 @@ def train_translator(config: Face2ParamConfig | None = None, out_dir: Path | str
             optimiser.step()
             schedule.step()
         epochs_run = epoch + 1
-        report("train", 0.2 + 0.75 * epochs_run / tc.epochs, f"epoch {epochs_run}: loss {float(loss.mean()):.4g}")
+        report("train", 0.2 + 0.75 * epochs_run / tc.epochs, f"epoch {epochs_run}: loss {float(loss.detach().mean()):.4g}")
         if time.perf_counter() - started > time_budget_s:
             break
 
