@@ -20,8 +20,21 @@ class TranslatorUnavailableError(UserInputError):
     """No trained translator for this engine (or one trained for another engine's parameters)."""
 
 
+def trained_artifact_dir() -> Path:
+    """Where `avatar train face2param` writes by default: $AVATAR_DATA_DIR/face2param/translator."""
+    from avatarclip_core.paths import data_dir
+
+    return data_dir() / "face2param" / "translator"
+
+
 def default_artifact_dir(config: Face2ParamConfig) -> Path:
-    return Path(config.oneshot.artifact_dir).expanduser() if config.oneshot.artifact_dir else PACKAGED
+    """oneshot.artifact_dir when set; else a translator trained into the data folder; else the packaged one."""
+    from face2param.translator.model import WEIGHTS
+
+    if config.oneshot.artifact_dir:
+        return Path(config.oneshot.artifact_dir).expanduser()
+    trained = trained_artifact_dir()
+    return trained if (trained / WEIGHTS).is_file() else PACKAGED
 
 
 _LOADED: dict = {}
@@ -55,7 +68,8 @@ def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> 
     landmarks = {"ibug68": torch.as_tensor(np.asarray(target.landmarks_68)[:, :2], dtype=torch.float32, device=device)[None]}
     if "mediapipe478" in meta["references"]:
         if target.landmarks_478 is None:
-            raise UserInputError("the one-shot translator needs the 478-point face mesh of the photo")
+            raise TranslatorUnavailableError("the one-shot translator needs the photo's 478-point face mesh, "
+                                             "which this face analysis lacks")
         landmarks["mediapipe478"] = torch.as_tensor(np.asarray(target.landmarks_478)[:, :2], dtype=torch.float32,
                                                     device=device)[None]
     colours = {}

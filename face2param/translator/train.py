@@ -98,13 +98,14 @@ def landmark_nme(model: EngineFaceModel, x: torch.Tensor, landmarks: dict) -> to
 def train_translator(config: Face2ParamConfig | None = None, out_dir: Path | str | None = None,
                      progress=None, time_budget_s: float = 240.0) -> Path:
     """Train T on engine samples and write translator.pt, meta.json and metrics.json to out_dir
-    (default: the packaged preview artifact folder). Returns the folder."""
+    (default: $AVATAR_DATA_DIR/face2param/translator, which fit_oneshot then prefers over the packaged
+    preview artifact; `-o face2param/artifacts/preview` rebuilds that one). Returns the folder."""
     from face2param.methods.fit import load_engine
-    from face2param.methods.oneshot import default_artifact_dir
+    from face2param.methods.oneshot import trained_artifact_dir
 
     config = config or Face2ParamConfig()
     tc, oc = config.train, config.oneshot
-    out_dir = Path(out_dir) if out_dir else default_artifact_dir(config)
+    out_dir = Path(out_dir) if out_dir else trained_artifact_dir()
     report = progress or (lambda stage, fraction, message="": None)
     started = time.perf_counter()
     engine = load_engine(config)
