@@ -86,7 +86,7 @@ def test_train_translator_writes_a_loadable_artifact(engine, tmp_path):
     from face2param.config import TrainConfig
     from face2param.translator.train import train_translator
 
-    config = Face2ParamConfig(train=TrainConfig(samples=96, epochs=2, batch_size=32),
+    config = Face2ParamConfig(train=TrainConfig(samples=48, epochs=2, batch_size=16),
                               oneshot=OneShotConfig(hidden=32, blocks=1, pca_components=8))
     stages = []
     out = train_translator(config, tmp_path / "t", progress=lambda stage, fraction, message="": stages.append(fraction))
