@@ -151,6 +151,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         finally:
             progress.close()
         print(out)
+    elif args.what == "face2param":
+        from face2param.pipeline import load_photo_config
+        from face2param.translator.train import train_translator
+
+        overrides, _ = _split_sets(args.set or [])
+        config = load_photo_config(args.preset, {k.removeprefix("photo."): v for k, v in overrides.items()})
+        progress = _TqdmProgress(False)
+        try:
+            out = train_translator(config, Path(args.output) if args.output else None, progress=progress)
+        finally:
+            progress.close()
+        print(out)
     return 0
 
 
@@ -281,8 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     text.set_defaults(func=cmd_text)
 
     train = sub.add_parser("train", help="rebuild trained artifacts (shape: VAE + code-book; motion: pose VAE, "
-                                         "pose code-book, motion VAE)")
-    train.add_argument("what", choices=["shape", "motion"])
+                                         "pose code-book, motion VAE; face2param: one-shot translator)")
+    train.add_argument("what", choices=["shape", "motion", "face2param"])
     train.add_argument("--vposer", help="motion: a human-body-prior VPoser v2 checkpoint to use as the pose VAE")
     train.add_argument("--preset", default="preview", choices=preset_names() or None)
     train.add_argument("--set", action="append", metavar="KEY=VALUE")
