@@ -257,17 +257,16 @@ _UPLOAD_NAME_RE = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
 
 def validate_photo(inputs: Any, config: Any) -> tuple[dict, dict]:
     inputs = _mapping(inputs, "inputs")
-    _only_keys(inputs, ("photo", "method", "motion"), "photo input")
+    _only_keys(inputs, ("photo", "method"), "photo input")
     photo = inputs.get("photo")
     if not isinstance(photo, str) or not _UPLOAD_NAME_RE.match(photo):
         raise InvalidJobInputError("inputs.photo must name a stored upload (as returned by the web app's upload)")
     method = inputs.get("method") or "auto"
     if method not in PHOTO_METHODS:
         raise InvalidJobInputError(f"unknown method {method!r} (choose from {', '.join(PHOTO_METHODS)})")
-    motion = _prompt(inputs.get("motion"), "the motion")
     config = _mapping(config, "config")
     _only_keys(config, ("preset", "overrides"), "photo config")
-    inputs_out = {"photo": photo, "method": method, "motion": motion}
+    inputs_out = {"photo": photo, "method": method}
     config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
     _size_check(inputs_out, config_out)
     return inputs_out, config_out
