@@ -148,15 +148,19 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
     return FitResult(params.validated(engine.spec), method, losses, warnings, timings)
 
 
+def method_name(engine) -> str:
+    return getattr(engine, "name", None) or type(engine).__name__
+
+
 def _fit_iterative(target, engine, config, device, progress):
     from face2param.methods.iterative import EngineFaceModel, fit_iterative
 
     if isinstance(engine, DifferentiableEngine):
         model = EngineFaceModel(engine, config.iterative.render_size)
-    else:
-        from face2param.imitator.model import load_imitator_face_model
-
-        model = load_imitator_face_model(engine, config, device)
+    else:  # a black-box engine needs the imitator G as its differentiable stand-in (not built yet)
+        raise UnknownMethodError(
+            f"the {method_name(engine)} engine only renders (no gradients): iterative fitting needs the "
+            "imitator network, which this version does not include; use --method mean for now")
     identity = _identity(target, model, config, device)
     step = (lambda it, loss: progress("fit", it / max(config.iterative.iterations, 1), f"loss {loss:.4g}")) if progress else None
     return fit_iterative(target, model, config.iterative, device, identity, step)
