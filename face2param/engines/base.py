@@ -11,12 +11,14 @@ import difflib
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import torch
-
-from avatarclip_core.body.types import RiggedMesh
 from avatarclip_core.errors import UserInputError
+
+if TYPE_CHECKING:  # torch only where tensors are made: the web process validates params without it
+    import torch
+
+    from avatarclip_core.body.types import RiggedMesh
 
 JSON_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -98,6 +100,7 @@ class ParamSpec:
                 "method": {"type": "string"},
                 "losses": {"type": "object"},
                 "timings": {"type": "object"},
+                "source_job": {"type": "string"},  # an edited result: the job whose parameters were edited
             },
             "required": ["continuous", "discrete"],
             "additionalProperties": False,
@@ -154,11 +157,15 @@ class EngineParams:
 
     def continuous_vector(self, spec: ParamSpec, device=None) -> torch.Tensor:
         """(N,) values in spec order (validate first)."""
+        import torch
+
         full = self.validated(spec)
         return torch.tensor([full.continuous[n] for n in spec.continuous_names], dtype=torch.float32, device=device)
 
     def discrete_one_hot(self, spec: ParamSpec, device=None) -> dict[str, torch.Tensor]:
         """slot -> (options,) one-hot probabilities (the hard case of the softmax relaxation)."""
+        import torch
+
         full = self.validated(spec)
         out = {}
         for s in spec.discrete:
@@ -194,7 +201,7 @@ class EngineParams:
 
 
 # keys of params.json (as `avatar photo` writes it) besides the parameters: accepted and ignored on reading
-PARAMS_FILE_METADATA = ("engine", "version", "warnings", "method", "losses", "timings")
+PARAMS_FILE_METADATA = ("engine", "version", "warnings", "method", "losses", "timings", "source_job")
 
 
 @dataclass
