@@ -156,6 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from face2param.translator.train import train_translator
 
         overrides, _ = _split_sets(args.set or [])
+        if args.prior_photos:  # the translator's fits prior (Eq. 11-12) from these photos, not engine renders
+            overrides["train.prior_photos"] = args.prior_photos
         config = load_photo_config(args.preset, {k.removeprefix("photo."): v for k, v in overrides.items()})
         progress = _TqdmProgress(False)
         try:
@@ -298,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--vposer", help="motion: a human-body-prior VPoser v2 checkpoint to use as the pose VAE")
     train.add_argument("--preset", default="preview", choices=preset_names() or None)
     train.add_argument("--set", action="append", metavar="KEY=VALUE")
+    train.add_argument("--prior-photos", metavar="DIR",
+                       help="face2param: face photos whose iterative fits give the one-shot translator's "
+                            "facial prior (default: engine renders through the face analysis)")
     train.add_argument("-o", "--output", help="artifact folder (default: the data folder)")
     train.set_defaults(func=cmd_train)
 

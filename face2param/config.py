@@ -42,6 +42,8 @@ class OneShotConfig:
     expansion: int = 2  # paper: FC(512, 1024) - FC(1024, 512): 2
     se_reduction: int = 16  # paper: SE(512, 16, 512)
     pca_components: int = 48  # facial prior (Eq. 11-12); 0 = predict x directly
+    prior: str = "fits"  # fits: Eq. 11-12 whitening of iterative fits (paper) | landmark: Gauss-Newton directions
+    identity_features: bool = True  # the photo's 128-d dlib descriptor is an input besides landmarks + colours
     beta: float = 1.0  # paper: 1 in one-shot mode
     artifact_dir: str = ""  # empty: face2param/artifacts/preview
 
@@ -50,7 +52,7 @@ class OneShotConfig:
 class TrainConfig:
     """Training of T (+ G and the landmark regressor) on engine samples (self-supervised)."""
 
-    samples: int = 4000  # parameter samples of the translator (paper: CelebA photos)
+    samples: int = 2000  # parameter samples of the translator (paper: CelebA photos); ~0.2 s each for dlib (cached)
     epochs: int = 30  # paper: 20 epochs of CelebA
     batch_size: int = 64
     learning_rate: float = 1e-3  # paper: Adam 1e-4
@@ -58,6 +60,10 @@ class TrainConfig:
     loopback_weight: float = 1.0  # Eq. 7, paper lambda_3 = 1
     parameter_weight: float = 1.0  # synthetic pairs (SwiftAvatar): |T(f(x)) - x|
     prior_fits: int = 400  # landmark-only iterative fits whose parameters give the PCA prior
+    prior_photos: str = ""  # a folder of face photos for the fits prior; empty: engine renders, analysed
+    prior_render_size: int = 256  # renders the prior's face analysis sees (face ~115 px)
+    identity_render_size: int = 256  # renders the samples' dlib descriptors are computed on
+    time_budget_s: float = 240.0  # the training loop stops after this (whole epochs)
     sample_spread: float = 0.35  # x ~ mean +- spread (uniform, clipped); paper: uniform on [0, 1]
     train_imitator: bool = True
     train_landmark_regressor: bool = True

@@ -1,5 +1,6 @@
 """One-shot translator T (Fast F2P) with the shipped preview artifact: held-out engine samples, a real
-photo through fit(), and the error when no artifact exists."""
+photo through fit(), the error when no artifact exists or it is damaged; the facial prior of Eq. 11-12
+(whitening of a parameter matrix) and the identity descriptor as an input."""
 from __future__ import annotations
 
 import json
@@ -86,8 +87,9 @@ def test_train_translator_writes_a_loadable_artifact(engine, tmp_path):
     from face2param.config import TrainConfig
     from face2param.translator.train import train_translator
 
-    config = Face2ParamConfig(train=TrainConfig(samples=48, epochs=2, batch_size=16),
-                              oneshot=OneShotConfig(hidden=32, blocks=1, pca_components=8))
+    config = Face2ParamConfig(train=TrainConfig(samples=32, epochs=2, batch_size=16, prior_fits=6),
+                              oneshot=OneShotConfig(hidden=32, blocks=1, pca_components=8, prior="fits",
+                                                    identity_features=True))
     stages = []
     out = train_translator(config, tmp_path / "t", progress=lambda stage, fraction, message="": stages.append(fraction))
     assert {p.name for p in out.iterdir()} == {"translator.pt", "meta.json", "metrics.json"}
@@ -96,4 +98,117 @@ def test_train_translator_writes_a_loadable_artifact(engine, tmp_path):
     assert metrics["epochs_run"] == 2 and metrics["nme_translator"] > 0
     loaded = Face2ParamConfig(oneshot=OneShotConfig(artifact_dir=str(out)))
     net, meta, _ = load_for_engine(loaded, engine, torch.device(engine.device))
-    assert meta["oneshot"]["hidden"] == 32 and net.components.shape[0] == 8
+    assert meta["oneshot"]["hidden"] == 32 and net.components.shape[0] <= 8
+    assert meta["prior"]["prior"] == "fits" and 2 <= meta["prior"]["faces"] <= 6 and meta["identity_features"]
+    assert "analysed" in metrics and metrics["analysed"]["renders"] >= 1
+
+
+@pytest.fixture(scope="module")
+def small_identity_artifact(engine, tmp_path_factory):
+    """A tiny translator that reads the identity descriptor (landmark prior: no face analysis needed)."""
+    from face2param.config import TrainConfig
+    from face2param.translator.train import train_translator
+
+    config = Face2ParamConfig(train=TrainConfig(samples=32, epochs=3, batch_size=8),
+                              oneshot=OneShotConfig(hidden=32, blocks=1, pca_components=8, prior="landmark",
+                                                    identity_features=True))
+    return train_translator(config, tmp_path_factory.mktemp("identity") / "t")
+
+
+def _sample_target(engine, seed=7):
+    from face2param.engines.base import EngineParams
+    from face2param.methods.target import target_from_engine
+
+    spec = engine.spec
+    x = (spec.defaults().continuous_vector(spec, engine.device)
+         + 0.2 * (torch.rand(len(spec.continuous_names), generator=torch.Generator().manual_seed(seed)) - 0.5)).clamp(0, 1)
+    params = EngineParams.from_tensors(spec, x, spec.defaults().discrete_one_hot(spec, engine.device))
+    return target_from_engine(engine, params, 256)
+
+
+def test_identity_descriptor_changes_the_prediction_and_falls_back_with_a_warning(engine, small_identity_artifact):
+    import numpy as np
+
+    config = Face2ParamConfig(oneshot=OneShotConfig(artifact_dir=str(small_identity_artifact)))
+    device = torch.device(engine.device)
+    _, meta, _ = load_for_engine(config, engine, device)
+    mean_identity = np.asarray(meta["mean_identity"])
+    target = _sample_target(engine)
+    target.embedding = mean_identity + 0.3 * np.random.default_rng(0).standard_normal(128) * mean_identity.std()
+    a, _, warnings = fit_oneshot(target, engine, config, device)
+    target.embedding = mean_identity
+    b, _, _ = fit_oneshot(target, engine, config, device)
+    assert not warnings
+    assert max(abs(a.continuous[k] - b.continuous[k]) for k in a.continuous) > 1e-4
+    target.embedding = None  # e.g. faces.compute_embedding=false: the mean descriptor, and a warning
+    c, _, warnings = fit_oneshot(target, engine, config, device)
+    assert any("identity descriptor" in w for w in warnings)
+    assert c.continuous == pytest.approx(b.continuous, abs=1e-6)
+
+
+def test_damaged_or_inconsistent_artifact_is_a_clear_error(engine, small_identity_artifact, tmp_path):
+    import shutil
+
+    device = torch.device(engine.device)
+    target = _sample_target(engine)
+    inconsistent = tmp_path / "inconsistent"
+    shutil.copytree(small_identity_artifact, inconsistent)
+    meta = json.loads((inconsistent / "meta.json").read_text())
+    meta["identity_features"] = False  # its weights still read the 128 identity features
+    (inconsistent / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(TranslatorUnavailableError, match="damaged or inconsistent.*avatar train face2param"):
+        fit_oneshot(target, engine, Face2ParamConfig(oneshot=OneShotConfig(artifact_dir=str(inconsistent))), device)
+    torn = tmp_path / "torn"
+    shutil.copytree(small_identity_artifact, torn)
+    (torn / "translator.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TranslatorUnavailableError, match="damaged or inconsistent"):
+        fit_oneshot(target, engine, Face2ParamConfig(oneshot=OneShotConfig(artifact_dir=str(torn))), device)
+    other = tmp_path / "other_engine"
+    shutil.copytree(small_identity_artifact, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["continuous_names"] = meta["continuous_names"][::-1]
+    (other / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(TranslatorUnavailableError, match="other engine parameters"):
+        fit_oneshot(target, engine, Face2ParamConfig(oneshot=OneShotConfig(artifact_dir=str(other))), device)
+
+
+def test_whitening_prior_reconstructs_parameters_in_its_span_exactly():
+    from face2param.translator.prior import inverse_components, project, whitening_projection
+
+    g = torch.Generator().manual_seed(3)
+    basis, offset = torch.randn(5, 20, generator=g), torch.rand(20, generator=g)
+    params = offset + torch.randn(200, 5, generator=g) * torch.tensor([3.0, 1.0, 0.5, 0.2, 0.05]) @ basis
+    m, P = whitening_projection(params, 8)
+    assert P.shape == (20, 5)  # K = the rank of the centred matrix, not more
+    coefficients = project(params, m, P)  # Eq. 11
+    assert coefficients.mean(0).abs().max() < 1e-4
+    assert torch.allclose(torch.cov(coefficients.T), torch.eye(5), atol=1e-3)  # whitened
+    rebuilt = coefficients @ inverse_components(P) + m  # Eq. 12
+    assert torch.allclose(rebuilt, params, atol=1e-4)
+    outside = params[:1] + torch.linalg.svd(basis, full_matrices=True).Vh[-1]  # orthogonal to the span
+    assert not torch.allclose(project(outside, m, P) @ inverse_components(P) + m, outside, atol=1e-2)
+    m3, P3 = whitening_projection(params, 3)  # fewer components: the leading directions
+    assert P3.shape == (20, 3) and torch.allclose(P3.T @ torch.linalg.pinv(P).T, torch.eye(5)[:3], atol=1e-3)
+
+
+def test_prior_photo_folder_without_faces_is_a_clear_error(tmp_path):
+    from face2param.translator.prior import PriorFacesError, photo_targets
+
+    (tmp_path / "notes.txt").write_text("no photos here")
+    with pytest.raises(PriorFacesError, match="0 analysable face photo"):
+        photo_targets(tmp_path, Face2ParamConfig())
+    with pytest.raises(PriorFacesError, match="not a folder"):
+        photo_targets(tmp_path / "missing", Face2ParamConfig())
+
+
+@pytest.mark.slow
+def test_translator_trained_with_the_fits_prior_beats_the_mean_face_on_heldout_renders(engine, tmp_path):
+    from face2param.config import TrainConfig
+    from face2param.translator.train import train_translator
+
+    config = Face2ParamConfig(train=TrainConfig(samples=400, epochs=15, batch_size=32, prior_fits=40),
+                              oneshot=OneShotConfig(hidden=64, blocks=2, pca_components=24, prior="fits"))
+    metrics = json.loads((train_translator(config, tmp_path / "t") / "metrics.json").read_text())
+    assert metrics["prior"]["prior"] == "fits" and metrics["prior"]["faces"] >= 30
+    assert metrics["nme_translator"] < 0.8 * metrics["nme_mean_face"]
+    assert metrics["analysed"]["nme_translator"] < metrics["analysed"]["nme_mean_face"]

@@ -1,10 +1,10 @@
-"""One-shot fitting (Fast F2P, TPAMI 3.5): the trained translator T maps the photo's aligned landmarks
-and colour cues to engine parameters in one forward pass."""
+"""One-shot fitting (Fast F2P, TPAMI 3.5): the trained translator T maps the photo's aligned landmarks,
+colour cues and identity descriptor to engine parameters in one forward pass (T predicts the colour
+slots; the other discrete slots come from the shared cue-based chooser, methods/slots.py, when present)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from avatarclip_core.errors import UserInputError
@@ -42,7 +42,7 @@ _LOADED: dict = {}
 
 def load_for_engine(config: Face2ParamConfig, engine, device):
     """(net, meta, buffers) cached per folder and device; raises TranslatorUnavailableError."""
-    from face2param.translator.model import META, WEIGHTS, load_translator
+    from face2param.translator.model import META, WEIGHTS, TranslatorArtifactError, load_translator
 
     folder = default_artifact_dir(config)
     if not (folder / WEIGHTS).is_file() or not (folder / META).is_file():
@@ -51,7 +51,11 @@ def load_for_engine(config: Face2ParamConfig, engine, device):
             f"`{TRAIN_COMMAND}` (a few CPU minutes) or set oneshot.artifact_dir to a trained folder")
     key = (str(folder), str(device), (folder / WEIGHTS).stat().st_mtime_ns)
     if key not in _LOADED:
-        _LOADED[key] = load_translator(folder, device)
+        try:
+            _LOADED[key] = load_translator(folder, device)
+        except TranslatorArtifactError as exc:
+            raise TranslatorUnavailableError(f"the translator in {folder} is damaged or inconsistent ({exc}); "
+                                             f"retrain it with `{TRAIN_COMMAND}`") from exc
     net, meta, buffers = _LOADED[key]
     if meta["continuous_names"] != engine.spec.continuous_names:
         raise TranslatorUnavailableError(
@@ -61,29 +65,30 @@ def load_for_engine(config: Face2ParamConfig, engine, device):
 
 def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> tuple[EngineParams, dict, list[str]]:
     """One photo -> (params, losses, warnings) in one forward pass of T."""
-    from face2param.translator.model import COLOUR_KEYS, face_features
+    from face2param.translator.model import TranslatorArtifactError, features_from_targets
 
     net, meta, buffers = load_for_engine(config, engine, device)
-    warnings = []
-    landmarks = {"ibug68": torch.as_tensor(np.asarray(target.landmarks_68)[:, :2], dtype=torch.float32, device=device)[None]}
-    if "mediapipe478" in meta["references"]:
-        if target.landmarks_478 is None:
-            raise TranslatorUnavailableError("the one-shot translator needs the photo's 478-point face mesh, "
-                                             "which this face analysis lacks")
-        landmarks["mediapipe478"] = torch.as_tensor(np.asarray(target.landmarks_478)[:, :2], dtype=torch.float32,
-                                                    device=device)[None]
-    colours = {}
-    for key in COLOUR_KEYS:
-        value = getattr(target, key)
-        if value is None:
-            warnings.append(f"no {key} colour was measured: the translator used the average face's")
-        else:
-            colours[key] = torch.as_tensor(np.asarray(value), dtype=torch.float32, device=device)[None]
-    references = {s: buffers[f"ref_{s}"] for s in meta["references"]}
-    fallback = {k: buffers[f"colour_{k}"] for k in COLOUR_KEYS}
+    try:
+        features, warnings = features_from_targets([target], meta, buffers, device)
+    except TranslatorArtifactError as exc:
+        raise TranslatorUnavailableError(str(exc)) from exc
     with torch.no_grad():
-        x, logits = net(face_features(landmarks, colours, references, fallback))
+        x, logits = net(features)
         probs = net.probabilities(logits)
     params = EngineParams.from_tensors(engine.spec, x[0], {k: v[0] for k, v in probs.items()})
     confidence = {k: round(float(v.max()), 4) for k, v in probs.items()}
-    return params, {"slot_confidence": confidence}, warnings
+    params, slot_notes = _cue_slots(target, engine, params)
+    return params, {"slot_confidence": confidence, **slot_notes}, warnings
+
+
+def _cue_slots(target: FitTarget, engine, params: EngineParams) -> tuple[EngineParams, dict]:
+    """Seam for the non-colour slots (hair style, beard, brows, glasses): the shared cue-based chooser of
+    methods/slots.py decides them for every method; without it they stay at the engine defaults."""
+    try:
+        from face2param.methods import slots
+    except ImportError:
+        return params, {}
+    choose = getattr(slots, "choose_slots", None)
+    if choose is None:
+        return params, {}
+    return choose(target, engine, params)

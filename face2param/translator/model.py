@@ -1,15 +1,17 @@
 """The translator network T and its input features.
 
 Input: the face's 68 iBUG (+ 478 mediapipe) landmarks, each set similarity-aligned (Umeyama) onto the
-engine's average face in units of its eye distance, minus that average face; plus skin and hair colour
-cues. Features are standardised with statistics of the training samples (stored in the network).
+engine's average face in units of its eye distance, minus that average face; skin and hair colour
+cues; and (OneShotConfig.identity_features) the face's 128-d dlib identity descriptor, which the photo
+analysis computes anyway. Features are standardised with statistics of the training samples (stored in
+the network).
 Network (Table 4, scaled by OneShotConfig): FC to `hidden`, `blocks` residual attention blocks
 (FC-expand, FC back, squeeze-excitation gate, residual add), then two heads: coefficients of the facial
-prior (Eq. 11-12: x = mean + components^T c, components learned from engine samples) for the
-continuous sliders, and per-slot logits of the colour slots (probabilities softmax(beta * logits))."""
+prior (Eq. 11-12: x = mean + c @ components; prior.py) for the continuous sliders, and per-slot logits of the colour slots (probabilities softmax(beta * logits))."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -21,6 +23,11 @@ from face2param.methods.losses import eye_distance, similarity_fit
 WEIGHTS, META = "translator.pt", "meta.json"
 COLOUR_KEYS = ("skin", "hair")  # colour cues the translator reads (eye colour: too few pixels)
 SLOT_OF_COLOUR = {"skin": "skin_tone", "hair": "hair_colour"}
+IDENTITY_SIZE = 128  # dlib descriptor
+
+
+class TranslatorArtifactError(ValueError):
+    """A translator folder whose weights and meta.json do not fit together."""
 
 
 def normalised_reference(points: torch.Tensor) -> torch.Tensor:
@@ -37,15 +44,62 @@ def aligned_offsets(points: torch.Tensor, reference: torch.Tensor) -> torch.Tens
 
 
 def face_features(landmarks: dict[str, torch.Tensor], colours: dict[str, torch.Tensor],
-                  references: dict[str, torch.Tensor], colour_fallback: dict[str, torch.Tensor]) -> torch.Tensor:
-    """landmarks scheme -> (B, L, 2) pixels, colours key -> (B, 3) in [0, 1] -> (B, F) raw features.
+                  references: dict[str, torch.Tensor], colour_fallback: dict[str, torch.Tensor],
+                  identity: torch.Tensor | None = None) -> torch.Tensor:
+    """landmarks scheme -> (B, L, 2) pixels, colours key -> (B, 3) in [0, 1], identity (B, 128) dlib
+    descriptors (None: a translator without identity features) -> (B, F) raw features.
     Every scheme in `references` must be present; a missing colour uses `colour_fallback` (the mean)."""
     B = landmarks["ibug68"].shape[0]
     parts = [aligned_offsets(landmarks[s], ref) for s, ref in references.items()]
     for key in COLOUR_KEYS:
         value = colours.get(key)
         parts.append(colour_fallback[key].expand(B, 3) if value is None else value.to(parts[0]))
+    if identity is not None:
+        parts.append(identity.to(parts[0]).reshape(B, IDENTITY_SIZE))
     return torch.cat(parts, 1)
+
+
+def features_from_targets(targets: list, meta: dict, buffers: dict[str, torch.Tensor], device
+                          ) -> tuple[torch.Tensor, list[str]]:
+    """FitTargets (a photo's analysis, or a render's) -> ((B, F) raw features, warnings). A missing colour
+    or identity descriptor is replaced by the training samples' mean (with a warning); a translator that
+    reads the 478-point mesh needs it (TranslatorArtifactError names the gap)."""
+    import numpy as np
+
+    def stacked(values, columns):
+        return torch.as_tensor(np.stack([np.asarray(v, dtype=np.float64)[:, :columns] if columns else v
+                                         for v in values]), dtype=torch.float32, device=device)
+
+    warnings = []
+    landmarks = {"ibug68": stacked([t.landmarks_68 for t in targets], 2)}
+    if "mediapipe478" in meta["references"]:
+        if any(t.landmarks_478 is None for t in targets):
+            raise TranslatorArtifactError("the one-shot translator needs the photo's 478-point face mesh, "
+                                          "which this face analysis lacks")
+        landmarks["mediapipe478"] = stacked([t.landmarks_478 for t in targets], 2)
+    colours = {}
+    for key in COLOUR_KEYS:
+        if any(getattr(t, key) is None for t in targets):
+            warnings.append(f"no {key} colour was measured: the translator used the average face's")
+        else:
+            colours[key] = stacked([getattr(t, key) for t in targets], 0)
+    identity = None
+    if meta.get("identity_features"):
+        if any(t.embedding is None for t in targets):
+            warnings.append("no identity descriptor was computed (faces.compute_embedding is off): the "
+                            "translator used the training samples' mean descriptor")
+            identity = buffers["mean_identity"].expand(len(targets), -1)
+        else:
+            identity = stacked([t.embedding for t in targets], 0)
+    references = {s: buffers[f"ref_{s}"] for s in meta["references"]}
+    fallback = {k: buffers[f"colour_{k}"] for k in COLOUR_KEYS}
+    return face_features(landmarks, colours, references, fallback, identity), warnings
+
+
+def feature_count(meta: dict) -> int:
+    """How many raw features the translator described by meta.json reads."""
+    landmarks = sum(2 * len(points) for points in meta["references"].values())
+    return landmarks + 3 * len(COLOUR_KEYS) + (IDENTITY_SIZE if meta.get("identity_features") else 0)
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -106,14 +160,26 @@ def save_translator(net: TranslatorNet, out_dir: Path, meta: dict) -> None:
 
 
 def load_translator(folder: Path, device) -> tuple[TranslatorNet, dict, dict[str, torch.Tensor]]:
-    """(net in eval mode on device, meta, buffers: references and colour fallbacks)."""
-    meta = json.loads((Path(folder) / META).read_text())
-    state = torch.load(Path(folder) / WEIGHTS, map_location=device, weights_only=True)
-    config = OneShotConfig(**meta["oneshot"])
-    net = TranslatorNet(state["feature_mean"].shape[0], state["param_mean"], state["components"],
-                        {k: int(v) for k, v in meta["slots"].items()}, config)
-    net.load_state_dict(state)
+    """(net in eval mode on device, meta, buffers: references, colour and identity fallbacks).
+    Raises TranslatorArtifactError when the files are unreadable or do not describe one network."""
+    try:
+        meta = json.loads((Path(folder) / META).read_text())
+        state = torch.load(Path(folder) / WEIGHTS, map_location=device, weights_only=True)
+        config = OneShotConfig(**meta["oneshot"])
+        features = feature_count(meta)
+        if state["feature_mean"].shape[0] != features:
+            raise TranslatorArtifactError(f"its weights read {state['feature_mean'].shape[0]} features, "
+                                          f"its meta.json describes {features}")
+        net = TranslatorNet(features, state["param_mean"], state["components"],
+                            {k: int(v) for k, v in meta["slots"].items()}, config)
+        net.load_state_dict(state)
+    except TranslatorArtifactError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as exc:  # torn, foreign, old
+        raise TranslatorArtifactError(f"{type(exc).__name__}: {exc}") from exc
     net.to(device).eval()
     extra = {f"ref_{s}": torch.tensor(meta["references"][s], dtype=torch.float32, device=device) for s in meta["references"]}
     extra.update({f"colour_{k}": torch.tensor(v, dtype=torch.float32, device=device) for k, v in meta["mean_colours"].items()})
+    if meta.get("identity_features"):
+        extra["mean_identity"] = torch.tensor(meta["mean_identity"], dtype=torch.float32, device=device)
     return net, meta, extra
