@@ -1,9 +1,11 @@
-"""The `photo` job: a selfie -> engine parameters -> a rigged, game-ready avatar.
+"""The `photo` job: a selfie -> engine parameters -> a rigged, game-ready avatar; and the `face` job:
+engine parameters (an edited params.json) -> the same job folder.
 
-Writes params.json (engine, version, continuous, discrete, warnings, method, losses), face.png (the
-engine's front render of the fitted face), avatar.glb (the full rigged body from the engine) and
-provenance.json, atomically: bad input (not an image, no face, face too small, existing folder without
---force) fails before anything is written.
+Writes params.json (engine, version, continuous, discrete, warnings, method, losses; an edited result:
+method "edited" and its source_job), face.png (the engine's front render of the face), avatar.glb (the
+full rigged body from the engine) and provenance.json, atomically: bad input (not an image, no face,
+face too small, an unknown slider or option, existing folder without --force) fails before anything
+is written.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def run_photo_job(image_path, config: Face2ParamConfig | None = None, output_dir
     """Photo file (or bytes) -> job folder; returns the folder."""
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
-    from face2param.methods.fit import as_numpy_image, fit, load_engine
+    from face2param.methods.fit import fit, load_engine
 
     config = config or Face2ParamConfig()
     output_dir = check_output_folder(Path(output_dir), force)
@@ -53,8 +55,46 @@ def run_photo_job(image_path, config: Face2ParamConfig | None = None, output_dir
 
     target = target_from_analysis(analysis, pixels)
     result = timer.run("fit", lambda: fit(target, config.method, engine, config))
-    face = timer.run("render face", lambda: as_numpy_image(engine.render(result.params, config.face_image_size)))
-    mesh = timer.run("build avatar", lambda: engine.build_avatar(result.params))
+    losses = {k: v for k, v in result.losses.items() if k != "history"}
+    source = image_path if isinstance(image_path, (str, Path)) else "<bytes>"
+    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+    return _write_engine_job(
+        output_dir, force, engine, result.params, config, timer, "photo",
+        params_meta={"warnings": list(result.warnings), "method": result.method, "losses": losses,
+                     "timings": result.timings},
+        provenance_inputs={"image": str(source), "image_pixels_sha256": digest,
+                           "image_size": list(analysis.image_size), "method": result.method})
+
+
+def run_params_job(params, config: Face2ParamConfig | None = None, output_dir: Path | str = "face_avatar",
+                   force: bool = False, progress: ProgressFn | None = None, engine=None,
+                   source_job: str = "") -> Path:
+    """Engine parameters (EngineParams, or a params.json dict: unnamed entries take the engine's
+    defaults) -> the job folder a photo job writes, params.json with method "edited" and source_job."""
+    from face2param.engines.base import EngineParams
+    from face2param.methods.fit import load_engine
+
+    config = config or Face2ParamConfig()
+    output_dir = check_output_folder(Path(output_dir), force)
+    preflight_export(config.export)
+    seed_everything(config.seed)
+    params = params if isinstance(params, EngineParams) else EngineParams.from_json(params)
+    timer = StageTimer({"load engine": 1, "render face": 1, "build avatar": 2, "export glb": 2,
+                        "preview": 2 if config.preview.enabled else 0}, progress)
+    engine = engine or timer.run("load engine", lambda: load_engine(config))
+    params = params.validated(engine.spec)  # unknown slider / option, out of range: before anything is written
+    return _write_engine_job(output_dir, force, engine, params, config, timer, "face",
+                             params_meta={"warnings": [], "method": "edited", "source_job": source_job},
+                             provenance_inputs={"method": "edited", "source_job": source_job})
+
+
+def _write_engine_job(output_dir: Path, force: bool, engine, params, config: Face2ParamConfig, timer: StageTimer,
+                      kind: str, params_meta: dict, provenance_inputs: dict) -> Path:
+    """face.png, avatar.glb (+ preview), params.json and provenance.json of one parameter set, atomically."""
+    from face2param.methods.fit import as_numpy_image
+
+    face = timer.run("render face", lambda: as_numpy_image(engine.render(params, config.face_image_size)))
+    mesh = timer.run("build avatar", lambda: engine.build_avatar(params))
     joints = getattr(engine, "semantic_joints", None) or engine.body.semantic_joints
 
     with atomic_job_folder(output_dir, force) as tmp:
@@ -62,16 +102,10 @@ def run_photo_job(image_path, config: Face2ParamConfig | None = None, output_dir
 
         Image.fromarray(face).save(tmp / "face.png")
         write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer)
-        losses = {k: v for k, v in result.losses.items() if k != "history"}
         write_json(tmp / "params.json", {
             "engine": engine_name(engine), "version": PARAMS_VERSION,
-            "continuous": {k: round(float(v), 6) for k, v in result.params.continuous.items()},
-            "discrete": dict(result.params.discrete), "warnings": list(result.warnings),
-            "method": result.method, "losses": losses, "timings": result.timings,
+            "continuous": {k: round(float(v), 6) for k, v in params.continuous.items()},
+            "discrete": dict(params.discrete), **params_meta,
         })
-        source = image_path if isinstance(image_path, (str, Path)) else "<bytes>"
-        digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
-        write_provenance(tmp, "photo", config, timer, str(getattr(engine, "device", "cpu")),
-                         inputs={"image": str(source), "image_pixels_sha256": digest,
-                                 "image_size": list(analysis.image_size), "method": result.method})
+        write_provenance(tmp, kind, config, timer, str(getattr(engine, "device", "cpu")), inputs=provenance_inputs)
     return output_dir

@@ -7,18 +7,13 @@ model's `sliders()`, loaded once per process.
 """
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import html
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import quote
 
@@ -73,37 +68,11 @@ class SliderInfo:
 _SPECS_SCRIPT = (
     "import json\n"
     "from avatarclip_core.body import create_body_model\n"
+    "from avatarclip_core.child_json import MARKER\n"
     "rows = [[s.name, float(s.minimum), float(s.maximum), float(s.default), s.group,"
     " getattr(s, 'description', '') or ''] for s in create_body_model().sliders()]\n"
-    "print('SLIDERS ' + json.dumps(rows))\n"
+    "print(MARKER + json.dumps(rows))\n"
 )
-
-
-def _specs_cache_key() -> str:
-    """Changes when the body code or the anny package changes."""
-    import hashlib
-    from importlib import metadata
-
-    h = hashlib.sha256()
-    try:
-        h.update(metadata.version("anny").encode())
-    except metadata.PackageNotFoundError:
-        pass
-    body_dir = Path(__file__).resolve().parents[1] / "avatarclip_core" / "body"
-    for path in sorted(body_dir.glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _specs_from_subprocess(timeout: float = 900.0) -> list[list]:
-    env = dict(os.environ, WARP_QUIET="1")
-    env.pop("AVATAR_API_TOKEN", None)
-    proc = subprocess.run([sys.executable, "-c", _SPECS_SCRIPT], capture_output=True, text=True, timeout=timeout,
-                          env=env, cwd=str(Path(__file__).resolve().parents[1]), stdin=subprocess.DEVNULL)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("SLIDERS "):
-            return json.loads(line[len("SLIDERS "):])
-    raise RuntimeError(f"could not read the body model's sliders (exit {proc.returncode}): {proc.stderr[-2000:]}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,17 +83,11 @@ def body_slider_specs() -> tuple[SliderInfo, ...]:
     (cache/web/sliders-<key>.json): loading the body model here would cost the web process ~1 GB
     of memory and several seconds for 262 names and ranges.
     """
+    from avatarclip_core.child_json import ROOT, cached_child_json, source_key
     from avatarclip_core.paths import cache_dir
 
-    path = cache_dir("web") / f"sliders-{_specs_cache_key()}.json"
-    try:
-        rows = json.loads(path.read_text())
-    except (OSError, ValueError):
-        rows = _specs_from_subprocess()
-        with contextlib.suppress(OSError):  # a read-only data folder: just not cached
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(rows))
-            os.replace(tmp, path)
+    key = source_key([ROOT / "avatarclip_core" / "body"], ["anny"])
+    rows = cached_child_json(cache_dir("web") / f"sliders-{key}.json", _SPECS_SCRIPT, "the body model's sliders")
     return tuple(SliderInfo(str(r[0]), float(r[1]), float(r[2]), float(r[3]), str(r[4]), str(r[5])) for r in rows)
 
 

@@ -47,6 +47,14 @@ def run_photo(ctx: JobContext) -> Path:
     return run_photo_job(photo, config, ctx.output_dir, force=True, progress=ctx.progress)
 
 
+def run_face(ctx: JobContext) -> Path:
+    from face2param.pipeline import load_photo_config, run_params_job
+
+    config = load_photo_config(ctx.config.get("preset") or "preview", dict(ctx.config.get("overrides") or {}))
+    return run_params_job(ctx.inputs["params"], config, ctx.output_dir, force=True, progress=ctx.progress,
+                          source_job=ctx.inputs.get("source_job") or "")
+
+
 def run_selftest(ctx: JobContext) -> Path:
     from avatarclip_core.jobfolder import atomic_job_folder
 

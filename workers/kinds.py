@@ -9,7 +9,7 @@ A kind is registered once (`register_kind`) with
   * `route(inputs, config) -> "cpu" | "gpu"`: which queue it goes to;
   * `preload`: modules a worker imports before forking its job processes (faster first job).
 
-Kinds now: `sliders`, `text`, `photo` (public) and `selftest` (internal: queue round trips, benchmarks, fault tests;
+Kinds now: `sliders`, `text`, `photo`, `face` (public) and `selftest` (internal: queue round trips, benchmarks, fault tests;
 not for users - the web app lists `public_kinds()`).
 
 Slider validation (decision): submit() checks types only (names are strings, values finite numbers,
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from avatarclip_core.errors import UserInputError
 from workers.errors import InvalidJobInputError, UnknownJobKindError
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -277,6 +278,49 @@ register_kind(JobKind(
     description="game-engine parameters and a rigged avatar from a face photo (Face-to-Parameter)",
     validate=validate_photo,
     runner="workers.jobs:run_photo",
+    route=lambda inputs, config: device_route(config, "device"),
+    preload=("face2param.pipeline",),
+))
+
+
+# -- face (engine parameters, e.g. an edited photo result) -----------------------------------------
+# A kind of its own rather than a `params` input of `photo`: no upload, no method, no fitting; the
+# history says what happened; and game integrations can submit parameters they stored themselves.
+def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
+    """inputs: {"params": {"continuous": {name: [0, 1]}, "discrete": {slot: option}}, "source_job": id or ""};
+    checked against the bundled face engine's spec (unnamed entries take its defaults) and stored in full."""
+    from face2param.engines.base import EngineParams
+    from face2param.spec_cache import default_engine_spec
+    from workers.store import check_job_id
+
+    inputs = _mapping(inputs, "inputs")
+    _only_keys(inputs, ("params", "source_job"), "face input")
+    if "params" not in inputs:
+        raise InvalidJobInputError('inputs.params is missing: {"continuous": {...}, "discrete": {...}}')
+    params = _mapping(inputs["params"], "inputs.params")
+    source_job = inputs.get("source_job") or ""
+    if source_job:
+        try:
+            source_job = check_job_id(source_job)
+        except UserInputError:
+            raise InvalidJobInputError(f"inputs.source_job {str(source_job)[:60]!r} is not a job id") from None
+    try:
+        full = EngineParams.from_json(params).validated(default_engine_spec())
+    except UserInputError as exc:
+        raise InvalidJobInputError(f"inputs.params: {exc}") from None
+    config = _mapping(config, "config")
+    _only_keys(config, ("preset", "overrides"), "face config")
+    inputs_out = {"params": full.to_json(), "source_job": source_job}
+    config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
+    _size_check(inputs_out, config_out)
+    return inputs_out, config_out
+
+
+register_kind(JobKind(
+    name="face",
+    description="a rigged avatar from face-engine parameters (an edited photo result, or a game's stored ones)",
+    validate=validate_face,
+    runner="workers.jobs:run_face",
     route=lambda inputs, config: device_route(config, "device"),
     preload=("face2param.pipeline",),
 ))
