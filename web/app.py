@@ -12,6 +12,8 @@ REST endpoints (Gradio API names, stable):
         {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview"}
         ("motion": "" | "idle" | "wave" | "walk", "preset": a configs/ preset, both optional;
          the sliders may also be nested: {"sliders": {"height": 0.9}, "motion": "walk"})
+    /create_from_face_params  one JSON object string -> job id (web/face_edit.py: edit a photo result)
+        {"source_job": "<photo job id>", "continuous": {"nose-scale-horiz-incr": 0.8}, "discrete": {"beard": "full"}}
     /job_status           job id -> {job_id, kind, state, stage, progress, message, files, error, created}
         files: file name -> download URL (only when state is SUCCESS)
 """
@@ -165,6 +167,11 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
     phenotype = [s for s in specs if s.group == "phenotype"]
     local_groups = J.group_local_sliders(specs)
     slider_order: list[J.SliderInfo] = []
+    face_spec = None
+    if "face" in kinds:  # the face engine's spec, torch-free (a child process once, cached as JSON)
+        from face2param.spec_cache import default_engine_spec
+
+        face_spec = default_engine_spec()
 
     def current_status(job_id: str, request: gr.Request | None) -> dict:
         job_id = J.check_job_id(job_id)
@@ -189,6 +196,20 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         try:
             request = J.parse_text_request(request_json)
             return holder.get().submit("text", request["inputs"], request["config"])
+        except Exception as e:
+            raise _gr_error(e) from None
+
+    # REST: /create_from_face_params
+    def create_from_face_params(request_json: str) -> str:
+        """Submit a `face` job (engine parameters -> avatar). Input: ONE JSON object string with
+        "continuous" (slider -> [0, 1]) and/or "discrete" (slot -> option), optionally "source_job" (a
+        photo or face job whose params.json the values go on top of) and "preset", e.g.
+        '{"source_job": "<id>", "discrete": {"beard": "full"}}'. Returns the job id."""
+        from web.face_edit import parse_face_request
+
+        try:
+            inputs, config = parse_face_request(request_json, holder.get())
+            return holder.get().submit("face", inputs, config)
         except Exception as e:
             raise _gr_error(e) from None
 
@@ -256,7 +277,7 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         timer = gr.Timer(POLL_SECONDS, active=False)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
-                with gr.Tabs():
+                with gr.Tabs() as tabs:
                     with gr.Tab("Create from sliders", id="sliders"):
                         ui_inputs = _sliders_tab(phenotype, local_groups, presets, slider_order)
                         create_btn = gr.Button("Create", variant="primary", elem_id="create-btn")
@@ -266,6 +287,19 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                     if "photo" in kinds:
                         with gr.Tab("From photo", id="photo"):
                             _photo_tab(holder, job_state, timer, settings, photo_submitter(holder, settings))
+                            edit_photo_btn = gr.Button("Edit this result", elem_id="photo-edit-btn",
+                                                       visible=face_spec is not None)
+                    if face_spec is not None:
+                        with gr.Tab("Edit photo result", id="face-edit"):
+                            from web.face_edit import face_edit_tab
+
+                            _, open_face_job, open_outputs = face_edit_tab(holder, job_state, timer, face_spec,
+                                                                           _gr_error)
+                        if "photo" in kinds:  # the photo tab's button opens the shown job here
+                            edit_photo_btn.click(lambda: gr.Tabs(selected="face-edit"), outputs=[tabs],
+                                                 api_visibility="private").then(
+                                open_face_job, inputs=[job_state, job_state], outputs=open_outputs,
+                                api_visibility="private")
             with gr.Column(scale=6):
                 status = gr.HTML(J.status_html(None), elem_id="job-status")
                 model = UrlModel3D(label="Preview", clear_color=(0.93, 0.93, 0.93, 1.0), height=420,
@@ -287,6 +321,8 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         gr.api(create_from_sliders, api_name="create_from_sliders", concurrency_limit=None)
         if "text" in kinds:
             gr.api(create_from_text, api_name="create_from_text", concurrency_limit=None)
+        if face_spec is not None:
+            gr.api(create_from_face_params, api_name="create_from_face_params", concurrency_limit=None)
         gr.api(job_status, api_name="job_status", concurrency_limit=None)
     demo.queue(default_concurrency_limit=8)
     return demo
