@@ -153,15 +153,33 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(out)
     elif args.what == "face2param":
         from face2param.pipeline import load_photo_config
-        from face2param.translator.train import train_translator
 
         overrides, _ = _split_sets(args.set or [])
         if args.prior_photos:  # the translator's fits prior (Eq. 11-12) from these photos, not engine renders
             overrides["train.prior_photos"] = args.prior_photos
-        config = load_photo_config(args.preset, {k.removeprefix("photo."): v for k, v in overrides.items()})
+        overrides = {k.removeprefix("photo."): v for k, v in overrides.items()}
+        engine_flags = {"spec": args.engine_spec, "command": args.engine_command, "url": args.engine_url,
+                        "name": args.engine_name}
+        if any(engine_flags.values()):
+            overrides["engine_kind"] = "external"
+            overrides.update({f"engine_external.{k}": v for k, v in engine_flags.items() if v})
+        config = load_photo_config(args.preset, overrides)
         progress = _TqdmProgress(False)
         try:
-            out = train_translator(config, Path(args.output) if args.output else None, progress=progress)
+            if args.imitator and args.identity:
+                raise UserInputError("train face2param: choose one of --imitator and --identity")
+            if args.identity:
+                from face2param.methods.identity_surrogate import train_identity_surrogate
+
+                out = train_identity_surrogate(config, Path(args.output) if args.output else None, progress=progress)
+            elif args.imitator:
+                from face2param.imitator.train import train_imitator
+
+                out = train_imitator(config, out_dir=Path(args.output) if args.output else None, progress=progress)
+            else:
+                from face2param.translator.train import train_translator
+
+                out = train_translator(config, Path(args.output) if args.output else None, progress=progress)
         finally:
             progress.close()
         print(out)
@@ -295,11 +313,22 @@ def build_parser() -> argparse.ArgumentParser:
     text.set_defaults(func=cmd_text)
 
     train = sub.add_parser("train", help="rebuild trained artifacts (shape: VAE + code-book; motion: pose VAE, "
-                                         "pose code-book, motion VAE; face2param: one-shot translator)")
+                                         "pose code-book, motion VAE; face2param: one-shot translator, "
+                                         "or with --imitator the imitator of an engine)")
     train.add_argument("what", choices=["shape", "motion", "face2param"])
     train.add_argument("--vposer", help="motion: a human-body-prior VPoser v2 checkpoint to use as the pose VAE")
     train.add_argument("--preset", default="preview", choices=preset_names() or None)
     train.add_argument("--set", action="append", metavar="KEY=VALUE")
+    train.add_argument("--imitator", action="store_true",
+                       help="face2param: train the imitator G + landmark regressor on an engine's renders "
+                            "(what iterative fitting of a render-only engine needs; knobs: --set imitator.*)")
+    train.add_argument("--identity", action="store_true",
+                       help="face2param: fit the identity surrogate of dlib's network (the iterative method's "
+                            "identity term; knobs: --set identity_surrogate.*; -o names the .npz)")
+    train.add_argument("--engine-spec", help="face2param: an external engine's parameter spec JSON")
+    train.add_argument("--engine-command", help='face2param: its render command, e.g. "python render.py {params} {out}"')
+    train.add_argument("--engine-url", help="face2param: or its HTTP render endpoint (POST params JSON -> PNG)")
+    train.add_argument("--engine-name", help="face2param: name of the external engine (default: the spec's file name)")
     train.add_argument("--prior-photos", metavar="DIR",
                        help="face2param: face photos whose iterative fits give the one-shot translator's "
                             "facial prior (default: engine renders through the face analysis)")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from avatarclip_core.pipelines.common import ExportConfig, PreviewConfig
 from face2param.engines.anny_engine import AnnyEngineConfig
 from face2param.faces.analysis import FaceAnalysisConfig
+from face2param.faces.appearance import AppearanceConfig
 
 
 @dataclass
@@ -26,9 +27,12 @@ class IterativeConfig:
     landmark_weight: float = 1.0  # 68 iBUG points, similarity-aligned, in units of the eye distance
     dense_landmark_weight: float = 0.5  # mediapipe 478 points (x, y) where the engine has them
     colour_weight: float = 1.0  # skin / hair / eye colour of the photo vs the render
-    identity_weight: float = 0.0  # paper: lambda_1 = 0.01 (LightCNN); used only with identity_checkpoint
+    # Eq. 5 identity term; paper: lambda_1 = 0.01 on LightCNN features. Without a checkpoint it runs on the
+    # identity surrogate of dlib's network (methods/identity_surrogate.py); 0 = landmarks and colours only
+    identity_weight: float = 0.0
     identity_architecture: str = "lightcnn29v2"
-    identity_checkpoint: str = ""  # a local checkpoint path; empty = no identity term
+    identity_checkpoint: str = ""  # a local LightCNN/ArcFace checkpoint path (the identity network on renders)
+    identity_surrogate: str = ""  # a fitted surrogate (.npz); empty: $AVATAR_DATA_DIR's, else the packaged one
     prior_weight: float = 1e-5  # pull towards the average face (keeps unobservable sliders there)
     render_size: int = 64  # render for the colour / identity terms (paper: 512 through the imitator)
 
@@ -63,7 +67,7 @@ class TrainConfig:
     prior_photos: str = ""  # a folder of face photos for the fits prior; empty: engine renders, analysed
     prior_render_size: int = 256  # renders the prior's face analysis sees (face ~115 px)
     identity_render_size: int = 256  # renders the samples' dlib descriptors are computed on
-    time_budget_s: float = 240.0  # the training loop stops after this (whole epochs)
+    time_budget_s: float = 240.0  # the training loop (not the sample features) stops after this, in whole epochs
     sample_spread: float = 0.35  # x ~ mean +- spread (uniform, clipped); paper: uniform on [0, 1]
     train_imitator: bool = True
     train_landmark_regressor: bool = True
@@ -72,19 +76,69 @@ class TrainConfig:
 
 @dataclass
 class ImitatorConfig:
-    """Imitator G (TPAMI Table 2: 8 deconvolutions to 512 px), scaled down: fewer layers/filters."""
+    """Imitator G (TPAMI Table 2: 8 deconvolutions to 512 px) and the avatar-domain landmark regressor,
+    trained on a (black-box) engine's renders; scaled down for CPU: fewer layers, filters, samples."""
 
-    image_size: int = 64  # paper: 512 (8 layers); each halving removes one layer
-    base_channels: int = 128  # paper: 512
-    samples: int = 1500  # paper: 20,000 engine renders
-    epochs: int = 25  # paper: 500
+    image_size: int = 64  # paper: 512 (8 layers); a power of two, log2(size) - 1 deconvolutions
+    base_channels: int = 64  # paper: 512 (filters of the first layers; Table 2's ratios below)
+    samples: int = 1200  # paper: 20,000 engine renders (validation_fraction of them held out)
+    epochs: int = 20  # paper: 500
     batch_size: int = 16  # paper: 16
-    learning_rate: float = 0.01  # paper: SGD 0.01, momentum 0.9, -10% every 50 epochs
+    # paper: SGD 0.01, momentum 0.9, -10% every 50 epochs. Adam in the preview: with ~1/1000 of the
+    # paper's steps SGD barely beats the mean image (held-out L1 0.158 vs 0.168; Adam 0.084)
+    optimizer: str = "adam"  # sgd | adam (momentum = its beta1)
+    learning_rate: float = 0.002
     momentum: float = 0.9
-    lr_decay: float = 0.9
-    lr_decay_every: int = 5  # paper: 50 epochs
-    regressor_epochs: int = 25
-    regressor_learning_rate: float = 2e-3  # Adam
+    lr_decay: float = 0.7  # paper: 0.9
+    lr_decay_every: int = 5  # epochs; paper: 50
+    regressor_channels: int = 32  # first conv layer's filters (doubling, up to 8x)
+    regressor_epochs: int = 20
+    regressor_learning_rate: float = 1e-3  # Adam, cosine schedule
+    regressor_on_imitator: bool = True  # also train on G's renders: the search feeds it G's images
+    sample_spread: float = 0.35  # sliders uniform in default +- spread (clipped); paper: uniform [0, 1]
+    label_render_size: int = 256  # renders for the landmark labels (the photo detectors need ~100 px faces)
+    validation_fraction: float = 0.1
+    artifact_dir: str = ""  # empty: $AVATAR_DATA_DIR/face2param/imitator/<engine name>
+
+
+@dataclass
+class ExternalEngineConfig:
+    """A game's own character creator as a black box (engines/external.py): a spec JSON plus exactly
+    one of a render command (with {params} and {out}) or an HTTP endpoint answering PNG bytes."""
+
+    spec: str = ""  # path of the ParamSpec JSON (`avatar face-engine spec` layout)
+    command: str = ""  # e.g. "python render.py {params} {out}"
+    url: str = ""  # e.g. http://127.0.0.1:9000/render
+    timeout_s: float = 60.0
+    name: str = ""  # names the imitator's artifact folder and params.json's engine; empty: the spec file's stem
+
+
+@dataclass
+class SlotChoiceConfig:
+    """Discrete assets (hair style, beard, brows, glasses) chosen from the photo by analysis-by-synthesis
+    (methods/slots.py): the photo's appearance descriptors against the same descriptors of engine renders
+    of each option; probabilities softmax(-beta * distance) (F2P's relaxation), argmax when confident."""
+
+    slots: tuple[str, ...] = ("hair_style", "beard", "glasses")  # "eyebrows" measured no better than the majority
+    beta: float = 4.0  # sharpness on distances in units of the options' typical separation
+    min_confidence: float = 0.5  # below: keep the engine default and say so in the losses
+    min_hair_grid_seen: float = 0.8  # hair grid area inside the photo below which hair keeps its default
+    min_person_fraction: float = 0.3  # person pixels / face oval below which segmentation failed
+    render_size: int = 256  # engine renders of the options
+    fitted_face_methods: tuple[str, ...] = ("iterative",)  # render options on the fitted face (else the mean face, cached)
+    descriptors: AppearanceConfig = field(default_factory=AppearanceConfig)
+
+
+@dataclass
+class IdentitySurrogateConfig:
+    """Fitting the identity surrogate S(x, p) ~ dlib descriptor of the render (`avatar train face2param
+    --identity`; methods/identity_surrogate.py). The paper trains no such model: it has LightCNN gradients."""
+
+    samples: int = 1600  # engine samples whose renders dlib describes (~0.1-0.25 s each on one core)
+    spread: float = 0.35  # sliders uniform in mean +- spread, as the translator's samples
+    ridge: float = 1.0  # L2 penalty of the least-squares fit
+    render_size: int = 160  # render side in pixels (dlib's descriptor works on a 150 px chip)
+    validation_fraction: float = 0.1
 
 
 @dataclass
@@ -98,13 +152,17 @@ class MethodChoiceConfig:
 @dataclass
 class Face2ParamConfig:
     engine: AnnyEngineConfig = field(default_factory=AnnyEngineConfig)
+    engine_kind: str = "anny"  # anny (bundled, differentiable) | external (engine_external: render only)
+    engine_external: ExternalEngineConfig = field(default_factory=ExternalEngineConfig)
     faces: FaceAnalysisConfig = field(default_factory=FaceAnalysisConfig)
     method: str = "auto"  # auto | iterative | oneshot | mean
     iterative: IterativeConfig = field(default_factory=IterativeConfig)
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     choice: MethodChoiceConfig = field(default_factory=MethodChoiceConfig)
+    slots: SlotChoiceConfig = field(default_factory=SlotChoiceConfig)
     imitator: ImitatorConfig = field(default_factory=ImitatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    identity_surrogate: IdentitySurrogateConfig = field(default_factory=IdentitySurrogateConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     face_image_size: int = 512  # face.png

@@ -90,18 +90,25 @@ def run_params_job(params, config: Face2ParamConfig | None = None, output_dir: P
 
 def _write_engine_job(output_dir: Path, force: bool, engine, params, config: Face2ParamConfig, timer: StageTimer,
                       kind: str, params_meta: dict, provenance_inputs: dict) -> Path:
-    """face.png, avatar.glb (+ preview), params.json and provenance.json of one parameter set, atomically."""
+    """face.png, avatar.glb (+ preview), params.json and provenance.json of one parameter set, atomically
+    (no avatar.glb, with a warning in params.json, for an engine that builds no avatars itself)."""
     from face2param.methods.fit import as_numpy_image
 
     face = timer.run("render face", lambda: as_numpy_image(engine.render(params, config.face_image_size)))
-    mesh = timer.run("build avatar", lambda: engine.build_avatar(params))
-    joints = getattr(engine, "semantic_joints", None) or engine.body.semantic_joints
+    try:
+        mesh = timer.run("build avatar", lambda: engine.build_avatar(params))
+    except NotImplementedError as exc:  # an external engine: the game builds its avatar from params.json
+        mesh = None
+        params_meta = {**params_meta, "warnings": [*params_meta.get("warnings", []),
+                                                   f"no avatar.glb: {exc} (the {engine_name(engine)} engine)"]}
 
     with atomic_job_folder(output_dir, force) as tmp:
         from PIL import Image
 
         Image.fromarray(face).save(tmp / "face.png")
-        write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer)
+        if mesh is not None:
+            joints = getattr(engine, "semantic_joints", None) or engine.body.semantic_joints
+            write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer)
         write_json(tmp / "params.json", {
             "engine": engine_name(engine), "version": PARAMS_VERSION,
             "continuous": {k: round(float(v), 6) for k, v in params.continuous.items()},

@@ -44,11 +44,21 @@ def config_device(config: Face2ParamConfig) -> str:
     return resolve_device(config.device)
 
 
+ENGINE_KINDS = ("anny", "external")
+
+
 def load_engine(config: Face2ParamConfig | None = None):
-    """The bundled AnnyFaceEngine, built once per process and configuration."""
+    """The configured engine: the bundled AnnyFaceEngine (built once per process and configuration), or
+    with engine_kind=external a game's renderer as a black box (engine_external: spec + command or url)."""
     from face2param.engines.anny_engine import AnnyEngineConfig, AnnyFaceEngine
 
     config = config or Face2ParamConfig()
+    if config.engine_kind not in ENGINE_KINDS:
+        raise UserInputError(f"unknown engine_kind {config.engine_kind!r}; choose one of {', '.join(ENGINE_KINDS)}")
+    if config.engine_kind == "external":
+        return _external_engine(config.engine_external)
+    if config.engine_external.spec or config.engine_external.command or config.engine_external.url:
+        raise UserInputError("engine_external is set but engine_kind is 'anny': add --set engine_kind=external")
     engine_config = config.engine
     if engine_config.device == "auto" and config.device != "auto":
         engine_config = AnnyEngineConfig(**{**vars(engine_config), "device": config.device})
@@ -56,6 +66,16 @@ def load_engine(config: Face2ParamConfig | None = None):
     if key not in _ENGINES:
         _ENGINES[key] = AnnyFaceEngine(engine_config)
     return _ENGINES[key]
+
+
+def _external_engine(cfg):
+    from face2param.engines.external import ExternalEngine
+
+    if not cfg.spec:
+        raise UserInputError("engine_kind=external needs engine_external.spec (the engine's parameter spec JSON)")
+    engine = ExternalEngine(cfg.spec, command=cfg.command or None, url=cfg.url or None, timeout_s=cfg.timeout_s)
+    engine.name = cfg.name or Path(cfg.spec).stem
+    return engine
 
 
 def engine_device(engine) -> torch.device:
@@ -71,8 +91,18 @@ def choose_method(target: FitTarget, config: Face2ParamConfig) -> tuple[str, str
 
 
 def landmark_nme(engine, params: EngineParams, target: FitTarget, size: int = 256) -> float:
-    """Mean 68-point distance of the engine's face to the similarity-aligned target, in eye distances."""
-    pred = engine.landmarks(params, size, "ibug68").points2d[None].float()
+    """Mean 68-point distance of the engine's face to the similarity-aligned target, in eye distances.
+    An engine without landmarks (a black box) is measured by the photo detectors on its real render
+    (nan when they find no face there)."""
+    try:
+        pred = engine.landmarks(params, size, "ibug68").points2d[None].float()
+    except NotImplementedError:
+        from face2param.imitator.labels import detect_render_landmarks
+
+        points = detect_render_landmarks(engine.render(params, size))
+        if points is None:
+            return float("nan")
+        pred = torch.as_tensor(points, dtype=torch.float32)[None]
     goal = torch.as_tensor(target.landmarks_68[:, :2], dtype=torch.float32, device=pred.device)[None]
     return float(aligned_landmark_error(pred, goal, squared=False)[0])
 
@@ -92,19 +122,40 @@ def _target(image_or_analysis, config: Face2ParamConfig, timings: dict) -> FitTa
     return target_from_analysis(analysis, pixels)
 
 
-def _identity(target: FitTarget, model, config: Face2ParamConfig, device):
-    """(embedder on renders, photo embedding) when a differentiable identity network is configured."""
+def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnings: list[str]):
+    """The identity term (x, probs) -> (B,) 1 - cosine, or None: a differentiable identity network on
+    renders when a checkpoint is configured, else the identity surrogate of dlib's network (needs the
+    photo's dlib descriptor and a differentiable engine)."""
     cfg = config.iterative
-    if cfg.identity_weight <= 0 or not cfg.identity_checkpoint or target.image is None:
+    if cfg.identity_weight <= 0:
         return None
-    from face2param.faces.embedders import load_embedder
-    from face2param.methods.identity_term import photo_crop_like_render
+    if cfg.identity_checkpoint:
+        if target.image is None:
+            return None
+        from face2param.faces.embedders import load_embedder
+        from face2param.methods.identity_term import photo_crop_like_render
 
-    embedder = load_embedder(cfg.identity_architecture, Path(cfg.identity_checkpoint), device)
-    crop = photo_crop_like_render(target, model, device)
-    with torch.no_grad():
-        photo_embedding = embedder(crop)
-    return embedder, photo_embedding
+        embedder = load_embedder(cfg.identity_architecture, Path(cfg.identity_checkpoint), device)
+        with torch.no_grad():
+            photo_embedding = embedder(photo_crop_like_render(target, model, device))
+
+        def network_loss(x, probs):
+            return 1 - torch.cosine_similarity(embedder(model.render(x, probs)), photo_embedding, dim=-1)
+        return network_loss
+    if target.embedding is None or not isinstance(getattr(model, "engine", None), DifferentiableEngine):
+        return None
+    from face2param.methods.identity_surrogate import (IdentitySurrogateUnavailableError, identity_loss,
+                                                       load_for_engine)
+
+    try:
+        surrogate = load_for_engine(cfg.identity_surrogate, model.spec, device)
+    except IdentitySurrogateUnavailableError as exc:
+        if cfg.identity_surrogate:  # the user named one: a wrong path is their error to fix
+            raise
+        warnings.append(f"{exc}; fitted without the identity term")
+        return None
+    photo = torch.as_tensor(np.asarray(target.embedding), dtype=torch.float32, device=device)[None]
+    return identity_loss(surrogate, photo)
 
 
 def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2ParamConfig | None = None,
@@ -144,12 +195,24 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
         params, losses, more = fit_mean(engine), {}, []
     warnings += more
     timings[method] = round(time.perf_counter() - started, 4)
+    params, slot_losses = _choose_assets(target, engine, params, method, config)
+    losses = {**losses, **slot_losses}
+    timings["slot_choice"] = slot_losses.get("slot_choice_seconds", 0.0)
     losses = {"landmark_nme": landmark_nme(engine, params, target), **{k: v for k, v in losses.items() if k != "landmark_nme"}}
     return FitResult(params.validated(engine.spec), method, losses, warnings, timings)
 
 
-def method_name(engine) -> str:
-    return getattr(engine, "name", None) or type(engine).__name__
+def _choose_assets(target, engine, params, method, config):
+    """Hair style, beard, brows, glasses from the photo (methods/slots.py), after the continuous fit:
+    the options are rendered on the fitted face. The mean method keeps the engine's defaults."""
+    if method == "mean" or not config.slots.slots:
+        return params, {"slots": "engine defaults"}
+    if not isinstance(engine, DifferentiableEngine):
+        return params, {"slots": "engine defaults: choosing assets needs the engine's coverage and landmarks"}
+    from face2param.methods.slots import choose_slots
+
+    return choose_slots(target.appearance, engine, params, config.slots, config.faces.regions,
+                        on_fitted_face=method in config.slots.fitted_face_methods)
 
 
 def _fit_iterative(target, engine, config, device, progress):
@@ -157,13 +220,15 @@ def _fit_iterative(target, engine, config, device, progress):
 
     if isinstance(engine, DifferentiableEngine):
         model = EngineFaceModel(engine, config.iterative.render_size)
-    else:  # a black-box engine needs the imitator G as its differentiable stand-in (not built yet)
-        raise UnknownMethodError(
-            f"the {method_name(engine)} engine only renders (no gradients): iterative fitting needs the "
-            "imitator network, which this version does not include; use --method mean for now")
-    identity = _identity(target, model, config, device)
+    else:  # a black-box engine: its trained imitator G (+ landmark regressor) is the search's stand-in
+        from face2param.imitator.face_model import imitator_face_model
+
+        model = imitator_face_model(config, engine, device)
+    warnings: list[str] = []
+    identity = _identity(target, model, config, device, warnings)
     step = (lambda it, loss: progress("fit", it / max(config.iterative.iterations, 1), f"loss {loss:.4g}")) if progress else None
-    return fit_iterative(target, model, config.iterative, device, identity, step)
+    params, losses, more = fit_iterative(target, model, config.iterative, device, identity, step)
+    return params, losses, warnings + more
 
 
 def as_numpy_image(image: torch.Tensor) -> np.ndarray:
