@@ -55,12 +55,12 @@ def _ensure_playwright() -> str:
     return node
 
 
-def _run_smoke(url: str, screenshot: Path, token: str | None = None) -> dict:
+def _run_smoke(url: str, screenshot: Path, token: str | None = None, env: dict | None = None) -> dict:
     node = _ensure_playwright()
     chromium = _ensure_chromium()
     cmd = [node, str(BROWSER_DIR / "smoke.js"), url + "/", str(screenshot)] + ([token] if token else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=BROWSER_DIR,
-                          env=dict(os.environ, CHROMIUM=chromium))
+                          env=dict(os.environ, CHROMIUM=chromium, **(env or {})))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"smoke.js printed no result (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     result = json.loads(lines[-1])
@@ -95,3 +95,39 @@ def test_page_behind_the_token(tmp_path):
         result = _run_smoke(s.url, shot, token=TOKEN)
     assert result["steps"][0] == "login form"
     assert result["status"].startswith("SUCCESS") and result["glb_status"] == 200
+
+
+@pytest.mark.slow
+def test_page_edits_a_photo_result(tmp_path):
+    """Edit photo result: Open a finished photo job, move one slider, pick another beard, create."""
+    import gradio_client
+    from PIL import Image
+    from skimage import data
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    slider = "nose-scale-horiz-incr"
+    with studio(tmp_path / "data", worker=True) as s:
+        c = gradio_client.Client(s.url, verbose=False, download_files=False)
+        source_job = c.predict(gradio_client.handle_file(str(photo)), "oneshot", "preview", api_name="/create_from_photo")
+        assert s.api.wait(source_job, timeout=300).state == "SUCCESS"
+        source = json.loads(s.api.file(source_job, "params.json").read_text())
+        beard = "goatee" if source["discrete"]["beard"] != "goatee" else "full"
+        result = _run_smoke(s.url, tmp_path / "edit.png", env={"SMOKE_EDIT_JOB": source_job, "SMOKE_EDIT_SLIDER": slider,
+                                                              "SMOKE_EDIT_BEARD": beard})
+        edit_job = result["job_id"]
+        rec = s.api.record(edit_job)
+        edited = json.loads(s.api.file(edit_job, "params.json").read_text())
+    # the controls showed the photo result
+    assert float(result["loaded_slider"]) == pytest.approx(source["continuous"][slider], abs=0.005)
+    assert result["loaded_beard"] == source["discrete"]["beard"].replace("_", " ")
+    assert result["loaded_skin"] == source["discrete"]["skin_tone"].replace("_", " ")
+    assert result["edited_beard"] == beard
+    assert result["status"].startswith("SUCCESS") and result["glb_status"] == 200
+    assert rec.kind == "face" and rec.inputs["source_job"] == source_job
+    # one slider and one asset changed; every other value is the photo result's, exactly
+    assert edited["continuous"][slider] == 0.95 and edited["discrete"]["beard"] == beard
+    assert {k: v for k, v in edited["continuous"].items() if k != slider} == \
+        {k: v for k, v in source["continuous"].items() if k != slider}
+    assert {k: v for k, v in edited["discrete"].items() if k != "beard"} == \
+        {k: v for k, v in source["discrete"].items() if k != "beard"}

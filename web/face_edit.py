@@ -74,11 +74,12 @@ def parse_face_request(text: Any, api: Any) -> tuple[dict, dict]:
 
 
 def edited_params(spec: ParamSpec, loaded: dict | None, values: list, options: list) -> dict:
-    """The page's controls -> params. A slider within half a step of the loaded value was not moved
-    (the browser may round to the step): it keeps the loaded value exactly."""
+    """The page's controls -> params: `values` in page_order(spec), `options` in spec order. A slider
+    within half a step of the loaded value was not moved (the browser may round to the step): it keeps
+    the loaded value exactly."""
     loaded = loaded or {"continuous": {}, "discrete": {}}
     continuous = {}
-    for p, value in zip(spec.continuous, values):
+    for p, value in zip(page_order(spec), values):
         before = float(loaded["continuous"].get(p.name, p.default))
         value = before if value is None else float(value)
         continuous[p.name] = before if abs(value - before) <= STEP / 2 + 1e-9 else value
@@ -100,6 +101,11 @@ def grouped(spec: ParamSpec) -> dict[str, list[ContinuousParam]]:
     for p in spec.continuous:
         groups.setdefault(p.group, []).append(p)
     return dict(sorted(groups.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def page_order(spec: ParamSpec) -> list[ContinuousParam]:
+    """The sliders in the order the tab shows them (grouped), which is the order of its values."""
+    return [p for params in grouped(spec).values() for p in params]
 
 
 def _title(name: str) -> str:
@@ -143,7 +149,7 @@ def face_edit_tab(holder: Any, job_state: gr.State, timer: gr.Timer, spec: Param
             params = load_job_params(holder.get(), job_id)
         except Exception as e:
             raise gr_error(e) from None
-        values = [params["continuous"].get(p.name, p.default) for p in spec.continuous]
+        values = [params["continuous"].get(p.name, p.default) for p in page_order(spec)]
         options = [params["discrete"].get(s.name, s.default) for s in spec.discrete]
         note = f"Editing job `{job_id}`: move sliders or pick assets, then press *Create edited avatar*."
         return (job_id, {"job_id": job_id, "params": params}, note, *values, *options)

@@ -1,5 +1,7 @@
 // Headless Chromium smoke test of the studio page (driven by tests/test_web_browser.py).
 // usage: node smoke.js URL SCREENSHOT.png [TOKEN]
+// With SMOKE_EDIT_JOB=<a finished photo job id> it edits that result instead of creating from sliders:
+// "Edit photo result" tab, Open, move SMOKE_EDIT_SLIDER to 0.95, pick SMOKE_EDIT_BEARD, create.
 // Uses the system chromium (CHROMIUM env or /usr/bin/chromium) through playwright-core: it never
 // downloads a browser. Prints one JSON line with what it saw; exits non-zero on failure.
 const { chromium } = require("playwright-core");
@@ -7,6 +9,45 @@ const { chromium } = require("playwright-core");
 const [url, screenshot, token] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const timeoutMs = Number(process.env.SMOKE_TIMEOUT_MS || 180000);
+const editJob = process.env.SMOKE_EDIT_JOB || "";
+
+// The edit flow: open a photo job's parameters in the face controls, change one slider and one asset.
+async function editPhotoResult(page, out) {
+  const slider = process.env.SMOKE_EDIT_SLIDER || "nose-scale-horiz-incr";
+  const beard = process.env.SMOKE_EDIT_BEARD || "goatee";
+  const group = process.env.SMOKE_EDIT_GROUP || "nose";
+  await page.getByRole("tab", { name: "Edit photo result" }).click();
+  await page.locator("#face-edit-job textarea, #face-edit-job input").first().fill(editJob);
+  await page.locator("#face-edit-open").click();
+  await page.locator("#face-edit-info", { hasText: editJob }).waitFor({ timeout: 60000 });
+  out.steps.push("opened");
+  const beardBox = page.locator(`#face-slot-beard input`).first();
+  out.loaded_beard = await beardBox.inputValue();
+  out.loaded_skin = await page.locator(`#face-slot-skin_tone input`).first().inputValue();
+  await page.locator(`#face-group-${group} .label-wrap`).first().click();
+  const number = page.locator(`#face-slider-${slider} input[type=number]`);
+  await number.waitFor({ state: "visible", timeout: 30000 });
+  out.loaded_slider = await number.inputValue();
+  await number.fill("0.95");
+  await number.press("Enter");
+  await number.blur();
+  out.edited_slider = await number.inputValue();
+  out.edited_range = await page.locator(`#face-slider-${slider} input[type=range]`).inputValue();
+  await beardBox.click();
+  await beardBox.fill(beard);
+  await page.locator("[data-testid=dropdown-option]", { hasText: beard }).first().click();
+  await beardBox.blur();
+  out.edited_beard = await beardBox.inputValue();
+  out.steps.push("edited");
+  const before = await page.locator("#job-status-box").getAttribute("data-job");
+  await page.locator("#face-edit-create").click();
+  out.steps.push("create clicked");
+  await page.waitForFunction((prev) => {
+    const box = document.querySelector("#job-status-box[data-state=SUCCESS]");
+    return box && box.getAttribute("data-job") !== prev;
+  }, before, { timeout: timeoutMs });
+  out.steps.push("success");
+}
 
 (async () => {
   const browser = await chromium.launch({
@@ -36,19 +77,23 @@ const timeoutMs = Number(process.env.SMOKE_TIMEOUT_MS || 180000);
     out.title = await page.title();
     out.steps.push("tab visible");
 
-    const height = page.locator("#slider-height input[type=number]");
-    await height.fill("0.9");
-    await height.press("Enter");
-    await height.blur();
-    out.height = await height.inputValue();
-    out.steps.push("slider set");
+    if (editJob) {
+      await editPhotoResult(page, out);
+    } else {
+      const height = page.locator("#slider-height input[type=number]");
+      await height.fill("0.9");
+      await height.press("Enter");
+      await height.blur();
+      out.height = await height.inputValue();
+      out.steps.push("slider set");
 
-    const t1 = Date.now();
-    await page.locator("#create-btn").click();
-    out.steps.push("create clicked");
-    await page.waitForSelector("#job-status-box[data-state=SUCCESS]", { timeout: timeoutMs });
-    out.timings_ms.create_to_success = Date.now() - t1;
-    out.steps.push("success");
+      const t1 = Date.now();
+      await page.locator("#create-btn").click();
+      out.steps.push("create clicked");
+      await page.waitForSelector("#job-status-box[data-state=SUCCESS]", { timeout: timeoutMs });
+      out.timings_ms.create_to_success = Date.now() - t1;
+      out.steps.push("success");
+    }
     const link = page.locator("#job-downloads a.job-download", { hasText: "avatar.glb" });
     await link.waitFor({ timeout: 30000 });
     out.glb_href = await link.getAttribute("href");
