@@ -305,7 +305,9 @@ def test_landmark_tables_rebuild_reproducibly(engine, tmp_path):
     with np.load(DATA) as shipped, np.load(tmp_path / "tables.npz") as rebuilt:
         for scheme in counts:
             moved = np.abs(shipped[f"{scheme}_detected_px"] - rebuilt[f"{scheme}_detected_px"]).max()
-            assert moved < 1.0, scheme  # pixels at 512
+            # pixels at 512; dlib reports whole pixels, so a float-level change of the render (threads,
+            # BLAS) can flip a point by one (inner lip 61 did)
+            assert moved <= 1.0, scheme
 
 
 def test_external_engine_posts_to_an_http_endpoint(tmp_path):

@@ -3,7 +3,9 @@
 Built reproducibly by `build_tables`: render the engine's default face (512 px, front camera), run dlib's
 68-point iBUG predictor and mediapipe's 478-point face mesh on the render, and cast each detection back onto
 the head mesh (the triangle under the pixel, screen-space barycentrics). Tables store *body* vertex ids,
-so they survive changes of the head region. Rebuild:  python -m face2param.engines.landmarks
+so they survive changes of the head region. The same npz carries the calibration of these points against
+the detectors across slider settings (landmark_calibration.py; fitted on the tables, so rebuilding the
+tables drops it). Rebuild both:  python -m face2param.engines.landmarks all  (or `tables`, `calibrate`)
 """
 from __future__ import annotations
 
@@ -105,7 +107,8 @@ def cast_to_mesh(engine, points: np.ndarray, size: int = BUILD_SIZE) -> tuple[np
 
 
 def build_tables(engine, path: Path = DATA) -> dict[str, int]:
-    """Detect on the default face, cast onto the mesh and write `path` (npz); returns scheme -> count."""
+    """Detect on the default face, cast onto the mesh and write `path` (npz, without a calibration:
+    it would be stale); returns scheme -> count."""
     image = default_face_image(engine)
     tables, counts = {}, {}
     for scheme, detect in (("ibug68", detect_dlib68), ("mediapipe478", detect_mediapipe478)):
@@ -119,10 +122,34 @@ def build_tables(engine, path: Path = DATA) -> dict[str, int]:
     return counts
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+    import argparse
+    import json
     import os
 
     os.environ.setdefault("WARP_QUIET", "1")
-    from face2param.engines.anny_engine import AnnyFaceEngine
+    from face2param.engines.anny_engine import AnnyEngineConfig, AnnyFaceEngine
+    from face2param.engines.calibrate_landmarks import calibrate
 
-    print(build_tables(AnnyFaceEngine()))
+    parser = argparse.ArgumentParser(prog="python -m face2param.engines.landmarks",
+                                     description="Rebuild the Anny engine's landmark tables and/or their calibration.")
+    parser.add_argument("what", choices=["tables", "calibrate", "all"])
+    parser.add_argument("--count", type=int, default=2000, help="calibration faces (rendered and analysed)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--heldout", type=float, default=0.2, help="held-out fraction for the before/after report")
+    parser.add_argument("--ridge", type=float, default=None, help="default: chosen on a validation split")
+    parser.add_argument("--groups", default="", help="comma-separated point groups to correct (jaw, brows, "
+                        "nose, eyes, mouth; mediapipe also 'other'); default all")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    engine = AnnyFaceEngine(AnnyEngineConfig(device=args.device, calibrated_landmarks=False))
+    if args.what in ("tables", "all"):
+        print(build_tables(engine))
+        engine = AnnyFaceEngine(AnnyEngineConfig(device=args.device, calibrated_landmarks=False), body=engine.body)
+    if args.what in ("calibrate", "all"):
+        print(json.dumps(calibrate(engine, DATA, args.count, args.seed, args.heldout, args.ridge,
+                                   groups=tuple(g for g in args.groups.split(",") if g) or None), indent=1))
+
+
+if __name__ == "__main__":
+    main()
