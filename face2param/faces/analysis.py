@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from face2param.faces.appearance import AppearanceView
 from face2param.faces.detect import Detection, DetectionConfig, FaceBox, detect_face
 from face2param.faces.errors import NoFaceError
 from face2param.faces.identity import dlib_embedding
@@ -37,6 +38,7 @@ class FaceAnalysis:
     cues: FaceCues | None
     warnings: list[str]
     timings: dict[str, float]  # seconds per step
+    appearance: AppearanceView | None = None  # crop, person mask, mesh, colours: the asset descriptors' input
 
     def to_json(self) -> dict:
         """A JSON-ready summary (landmarks as nested lists)."""
@@ -82,7 +84,8 @@ def analyse_face(image: ImageSource, config: FaceAnalysisConfig = FaceAnalysisCo
         image_size=(pixels.shape[1], pixels.shape[0]), box=box, landmarks_478=mesh,
         landmarks_68=points_68, embedding=embedding,
         colours=None if regions is None else regions.colours,
-        cues=None if regions is None else regions.cues, warnings=warnings, timings=timings)
+        cues=None if regions is None else regions.cues, warnings=warnings, timings=timings,
+        appearance=None if regions is None else regions.view)
 
 
 def _dlib_points(pixels: np.ndarray, mesh: np.ndarray) -> tuple[FaceBox, np.ndarray]:

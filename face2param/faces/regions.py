@@ -9,6 +9,8 @@ mediapipe's selfie segmentation run on it (the person mask keeps background out 
 - eyes: iris rings (mediapipe refine points 468-477) inside the eyelids, pupil and specular
   highlights excluded; none when the eyes are closed;
 - beard: darkness of upper-lip/chin discs relative to the cheeks (1 - luma ratio).
+The crop, person mask, mesh points and colours are kept as an `AppearanceView` (faces/appearance.py)
+for the asset descriptors; engine renders pass their exact coverage as `person` (no segmentation).
 A glasses cue is not offered: a nose-bridge edge score (|d/dy| at the bridge over the gradient
 of forehead and cheeks) overlapped too much on the 55 faces of dlib's example photos (7 with
 glasses: 0.8-3.8; without: 0.2-1.5), and the under-eye rim score did not separate at all.
@@ -22,6 +24,7 @@ import cv2
 import numpy as np
 
 from face2param.faces import models
+from face2param.faces.appearance import AppearanceView, polygon_mask
 from face2param.faces.landmarks import (FACE_OVAL, LEFT_EYE_CONTOUR, LEFT_IRIS,
                                         RIGHT_EYE_CONTOUR, RIGHT_IRIS)
 
@@ -65,11 +68,14 @@ class RegionResult:
     person_mask: np.ndarray  # (crop_px, crop_px) bool, in the analysis crop
     crop: np.ndarray  # (crop_px, crop_px, 3) uint8 analysis crop
     image_to_crop: np.ndarray  # (2, 3) affine
+    view: AppearanceView  # what the asset descriptors need (faces/appearance.py)
 
 
-def analyse_regions(image: np.ndarray, mesh: np.ndarray,
-                    config: RegionConfig = RegionConfig()) -> RegionResult:
-    """Colours and cues from the photo and the face's (478, 3) mesh points (pixels)."""
+def analyse_regions(image: np.ndarray, mesh: np.ndarray, config: RegionConfig = RegionConfig(),
+                    person: np.ndarray | None = None) -> RegionResult:
+    """Colours and cues from the photo and the face's (478, 2|3) mesh points (pixels). `person`: an
+    (H, W) person probability of the image itself (an engine render's coverage) instead of mediapipe's
+    segmentation of the crop."""
     face_width = float(np.linalg.norm(mesh[234, :2] - mesh[454, :2]))
     center = mesh[list(FACE_OVAL), :2].mean(axis=0)
     scale = config.crop_px / (config.crop_scale * face_width)
@@ -79,7 +85,11 @@ def analyse_regions(image: np.ndarray, mesh: np.ndarray,
                           flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
     points = mesh[:, :2] * scale + to_crop[:, 2]
-    person = person_mask(crop) >= config.segmentation_threshold
+    if person is None:
+        person = person_mask(crop) >= config.segmentation_threshold
+    else:  # outside the image is not the person
+        person = cv2.warpAffine(np.asarray(person, np.float32), to_crop, (config.crop_px,) * 2,
+                                flags=cv2.INTER_LINEAR, borderValue=0.0) >= config.segmentation_threshold
     width = face_width * scale
     radius = max(2, int(round(config.disc_radius * width)))
 
@@ -91,7 +101,7 @@ def analyse_regions(image: np.ndarray, mesh: np.ndarray,
     lower = _disc_pixels(crop, points, UPPER_LIP_AND_CHIN, radius, None)
     darkness = float(np.clip(1.0 - _luma(lower) / max(_luma(cheeks), 1e-6), 0.0, 1.0))
 
-    oval = _polygon_mask(crop.shape[:2], points[list(FACE_OVAL)])
+    oval = polygon_mask(crop.shape[:2], points[list(FACE_OVAL)])
     hair_pixels, hair_fraction = _hair_pixels(crop, points, oval, person, width, config)
     eyes = _iris_pixels(crop, points)
     greyscale = bool(np.abs(crop.astype(np.int16) - crop[:, :, :1]).max() <= 2)
@@ -103,7 +113,11 @@ def analyse_regions(image: np.ndarray, mesh: np.ndarray,
         np.subtract(colours.hair, skin))) < config.hair_skin_distance
     cues = FaceCues(round(darkness, 4), darkness > config.beard_threshold,
                     round(hair_fraction, 4), like_skin, greyscale)
-    return RegionResult(colours, cues, person, crop, to_crop)
+    inside = cv2.warpAffine(np.ones(image.shape[:2], np.uint8), to_crop, (config.crop_px,) * 2,
+                            flags=cv2.INTER_NEAREST, borderValue=0) > 0
+    view = AppearanceView(crop, person, points, colours.skin, None if like_skin else colours.hair,
+                          greyscale, inside)
+    return RegionResult(colours, cues, person, crop, to_crop, view)
 
 
 def person_mask(crop: np.ndarray) -> np.ndarray:
@@ -147,7 +161,7 @@ def _iris_pixels(crop, points):
         yy, xx = np.mgrid[y0:y1, x0:x1]
         distance = np.hypot(xx - centre[0], yy - centre[1])
         ring = (distance <= radius) & (distance >= 0.35 * radius)
-        lids = _polygon_mask((y1 - y0, x1 - x0), points[list(contour)] - [x0, y0])
+        lids = polygon_mask((y1 - y0, x1 - x0), points[list(contour)] - [x0, y0])
         pixels = crop[y0:y1, x0:x1][ring & lids]
         if len(pixels):
             luma = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -166,12 +180,6 @@ def _disc_pixels(crop, points, indices, radius, mask):
     if mask is not None:
         keep &= mask
     return crop[keep]
-
-
-def _polygon_mask(shape, polygon):
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
-    return mask > 0
 
 
 def _median(pixels: np.ndarray) -> tuple[int, int, int]:

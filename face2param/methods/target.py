@@ -31,6 +31,7 @@ class FitTarget:
     embedding: np.ndarray | None = None  # (128,) dlib descriptor
     image: np.ndarray | None = None  # (H, W, 3) uint8, for the identity term
     face_px: float = 0.0  # face box side in the photo
+    appearance: object | None = None  # faces.appearance.AppearanceView: the discrete-asset chooser's input
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -60,7 +61,8 @@ def target_from_analysis(analysis, image: np.ndarray | None = None) -> FitTarget
         hair=_unit(colours.hair) if colours else None,
         eyes=_unit(colours.eyes) if colours else None,
         embedding=None if analysis.embedding is None else np.asarray(analysis.embedding),
-        image=image, face_px=float(analysis.box.size), warnings=list(analysis.warnings))
+        image=image, face_px=float(analysis.box.size), warnings=list(analysis.warnings),
+        appearance=getattr(analysis, "appearance", None))
 
 
 def target_from_engine(engine, params: EngineParams, size: int = 256, colours: bool = True) -> FitTarget:
