@@ -1,8 +1,8 @@
 """Iterative F2P (Shi et al. 2019; TPAMI 3.4.2): search x in [0, 1] by projected gradient descent.
 
 The loss compares the candidate face with the photo's: similarity-aligned 68 iBUG (and 478 mediapipe)
-landmarks, skin and hair colour sampled from a render, and an identity term when a differentiable
-identity network is configured. Renders and landmarks come from a differentiable engine, or, for a
+landmarks, skin and hair colour sampled from a render, and an identity term (a differentiable identity
+network given by path, or the identity surrogate of dlib's network: methods/identity_surrogate.py). Renders and landmarks come from a differentiable engine, or, for a
 black-box engine, from the imitator G and the avatar-domain landmark regressor (`FaceModel`).
 
 The descent step is preconditioned by the Gauss-Newton matrix of the landmark term at the start
@@ -95,7 +95,8 @@ def _cached_table(engine, mean, schemes):
 class BatchTarget:
     landmarks: dict[str, torch.Tensor]  # scheme -> (B, L, 2) photo pixels
     colours: dict[str, torch.Tensor]  # "skin" | "hair" | "eyes" -> (B, 3) in [0, 1]
-    identity: tuple[Callable, torch.Tensor] | None = None  # (embedder on renders, (B, D) photo embedding)
+    # the identity term (Eq. 5): (x, slot probabilities) -> (B,) 1 - cos(embedding of the candidate, photo's)
+    identity: Callable[[torch.Tensor, dict], torch.Tensor] | None = None
 
 
 @dataclass
@@ -198,9 +199,7 @@ def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: t
                 colour = colour + ((sampled[key] - value) ** 2).sum(-1)
             total = total + config.colour_weight * colour
         if target.identity is not None and config.identity_weight > 0:
-            embed, photo_embedding = target.identity
-            images = model.render(x, {k: v.detach() for k, v in probs.items()})
-            identity = 1 - torch.cosine_similarity(embed(images), photo_embedding, dim=-1)  # Eq. 5
+            identity = target.identity(x, {k: v.detach() for k, v in probs.items()})  # Eq. 5
             total = total + config.identity_weight * identity
         x.grad = None
         if optimiser:
@@ -238,7 +237,7 @@ def batch_target(targets: list[FitTarget], device, schemes=("ibug68", "mediapipe
 
 
 def fit_iterative(target: FitTarget, model: FaceModel, config: IterativeConfig, device,
-                  identity: tuple[Callable, torch.Tensor] | None = None,
+                  identity: Callable[[torch.Tensor, dict], torch.Tensor] | None = None,
                   progress: Callable[[int, float], None] | None = None) -> tuple[EngineParams, dict, list[str]]:
     """One photo -> parameters; returns (params, losses, warnings)."""
     spec = model.spec
