@@ -67,7 +67,7 @@ class TrainConfig:
     prior_photos: str = ""  # a folder of face photos for the fits prior; empty: engine renders, analysed
     prior_render_size: int = 256  # renders the prior's face analysis sees (face ~115 px)
     identity_render_size: int = 256  # renders the samples' dlib descriptors are computed on
-    time_budget_s: float = 240.0  # the training loop (not the sample features) stops after this, in whole epochs
+    time_budget_s: float = 240.0  # the training loop (not the sample features) stops after this, in whole epochs; 0 = none
     sample_spread: float = 0.35  # x ~ mean +- spread (uniform, clipped); paper: uniform on [0, 1]
     train_imitator: bool = True
     train_landmark_regressor: bool = True
