@@ -23,6 +23,7 @@ from face2param.faces.landmarks import FACE_OVAL
 from face2param.faces.regions import RegionConfig, analyse_regions
 
 SLOT_DESCRIPTORS = {"hair_style": "hair", "beard": "beard", "eyebrows": "brows", "glasses": "glasses"}
+RENDER_COLOURS = ("skin_tone", "hair_colour")  # the fitted colours the mean-face renders take (eyes: too small)
 
 
 @dataclass
@@ -97,7 +98,7 @@ def choose_slots(view: AppearanceView | None, engine, params: EngineParams, conf
     photo = {} if problem else describe(view, config.descriptors)
     # the fast path renders the mean face in the fitted colours (cached per colour combination; the
     # default colours instead lost half the beard accuracy on renders: 0.6 -> 0.3)
-    base = params if on_fitted_face else EngineParams({}, dict(params.discrete)).validated(spec)
+    base = params if on_fitted_face else EngineParams({}, {s: params.discrete[s] for s in RENDER_COLOURS if s in params.discrete}).validated(spec)
     # options are compared with the other asset slots at their defaults: each slot on its own
     base = EngineParams(base.continuous, {**base.discrete, **{s: spec.slot(s).default for s in wanted}})
     chosen, report = dict(params.discrete), {}
