@@ -43,3 +43,21 @@ def test_unknown_preset():
 def test_describe_fields_lists_every_leaf():
     keys = [k for k, _, _ in describe_fields(SlidersJobConfig)]
     assert "motion.fps" in keys and "body.anny.rig" in keys and "seed" in keys
+
+
+def test_every_preset_has_a_photo_section_and_paper_carries_the_papers_values():
+    from face2param.config import Face2ParamConfig
+    from face2param.pipeline import load_photo_config
+
+    defaults = Face2ParamConfig()
+    preview = load_photo_config("preview")
+    assert preview.iterative == defaults.iterative and preview.train == defaults.train
+    standard = load_photo_config("standard")
+    assert standard.train.samples > preview.train.samples and standard.imitator.image_size > preview.imitator.image_size
+    paper = load_photo_config("paper")
+    assert (paper.iterative.iterations, paper.iterative.lr_decay, paper.iterative.lr_decay_every) == (50, 0.8, 5)
+    assert (paper.oneshot.hidden, paper.oneshot.blocks, paper.oneshot.beta, paper.iterative.beta) == (512, 3, 1.0, 100.0)
+    assert (paper.imitator.image_size, paper.imitator.base_channels, paper.imitator.samples) == (512, 512, 20000)
+    assert (paper.imitator.optimizer, paper.imitator.learning_rate, paper.imitator.momentum) == ("sgd", 0.01, 0.9)
+    # overrides still apply on top of a preset
+    assert load_photo_config("paper", {"iterative.iterations": "7"}).iterative.iterations == 7
