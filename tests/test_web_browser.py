@@ -118,6 +118,7 @@ def test_page_edits_a_photo_result(tmp_path):
         edit_job = result["job_id"]
         rec = s.api.record(edit_job)
         edited = json.loads(s.api.file(edit_job, "params.json").read_text())
+    assert "opened from the photo tab" in result["steps"] and result["edit_tab_selected"] == "true"
     # the controls showed the photo result
     assert float(result["loaded_slider"]) == pytest.approx(source["continuous"][slider], abs=0.005)
     assert result["loaded_beard"] == source["discrete"]["beard"].replace("_", " ")

@@ -16,7 +16,15 @@ async function editPhotoResult(page, out) {
   const slider = process.env.SMOKE_EDIT_SLIDER || "nose-scale-horiz-incr";
   const beard = process.env.SMOKE_EDIT_BEARD || "goatee";
   const group = process.env.SMOKE_EDIT_GROUP || "nose";
-  await page.getByRole("tab", { name: "Edit photo result" }).click();
+  // from the history and the photo tab's "Edit this result" button (it switches tabs and opens the job) ...
+  await page.locator("#job-history").getByText(editJob, { exact: true }).filter({ visible: true }).first().click();
+  await page.locator(`#job-status-box[data-job="${editJob}"]`).waitFor({ timeout: 60000 });
+  await page.getByRole("tab", { name: "From photo" }).click();
+  await page.locator("#photo-edit-btn").click();
+  await page.locator("#face-edit-info", { hasText: editJob }).waitFor({ timeout: 60000 });
+  out.edit_tab_selected = await page.getByRole("tab", { name: "Edit photo result" }).getAttribute("aria-selected");
+  out.steps.push("opened from the photo tab");
+  // ... and by typing its id
   await page.locator("#face-edit-job textarea, #face-edit-job input").first().fill(editJob);
   await page.locator("#face-edit-open").click();
   await page.locator("#face-edit-info", { hasText: editJob }).waitFor({ timeout: 60000 });
