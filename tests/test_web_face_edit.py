@@ -153,7 +153,7 @@ def test_rest_errors_are_specific_and_store_nothing(web, spec):
     pending = web.api.submit("face", {"params": {}})
     cases = [
         ("not json", "invalid JSON"),
-        ("[1]", "send one JSON object"),
+        ("[1]", "expected a JSON object"),
         ('{"colour": "red"}', 'unknown field "colour"'),
         ('{"continuous": {"%s": 2}}' % SLIDER, f"parameter '{SLIDER}' = 2 is out of range [0, 1]"),
         ('{"discrete": {"hair_style": "mohawk"}}', "slot 'hair_style' has no option 'mohawk'"),

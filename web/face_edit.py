@@ -51,16 +51,7 @@ def load_job_params(api: Any, job_id: Any) -> dict:
 def parse_face_request(text: Any, api: Any) -> tuple[dict, dict]:
     """/create_from_face_params's JSON -> submit() inputs and config of a `face` job. The values are
     checked against the engine's spec by the job kind at submit (nothing is stored when they fail)."""
-    if not isinstance(text, str) or not text.strip():
-        raise UserInputError('send one JSON object, e.g. {"source_job": "<photo job id>", "discrete": {"beard": "full"}}')
-    if len(text) > J.MAX_REQUEST_CHARS:
-        raise UserInputError(f"request too long ({len(text)} characters; the limit is {J.MAX_REQUEST_CHARS})")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise UserInputError('send one JSON object with "continuous" and/or "discrete" (and optionally "source_job")')
+    data = J.json_object(text, '{"source_job": "<photo job id>", "discrete": {"beard": "full"}}')
     unknown = sorted(set(data) - set(REQUEST_KEYS) - set(PARAMS_FILE_METADATA))
     if unknown:
         raise UserInputError(f"unknown field {json.dumps(unknown[0])}: use {', '.join(REQUEST_KEYS)}")

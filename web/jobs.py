@@ -231,6 +231,21 @@ def validate_sliders(values: Any, specs: Iterable[SliderInfo]) -> dict[str, floa
     return out
 
 
+def json_object(text: Any, example: str) -> dict:
+    """ONE JSON object string (a REST input) -> dict, with a specific error for each way it is not one."""
+    if not isinstance(text, str) or not text.strip():
+        raise UserInputError(f"expected one JSON object string, e.g. {example}")
+    if len(text) > MAX_REQUEST_CHARS:
+        raise UserInputError(f"request too long ({len(text)} characters; the limit is {MAX_REQUEST_CHARS})")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserInputError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"expected a JSON object, e.g. {example}")
+    return data
+
+
 def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Iterable[str]) -> SlidersRequest:
     """The REST input: ONE JSON object string.
 
@@ -238,20 +253,7 @@ def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Itera
         {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview"}
     or nested: {"sliders": {"height": 0.9}, "motion": "walk"}.
     """
-    if isinstance(text, dict):
-        data = text
-    else:
-        if not isinstance(text, str) or not text.strip():
-            raise UserInputError('expected one JSON object string, e.g. {"height": 0.9, "motion": "walk"}')
-        if len(text) > MAX_REQUEST_CHARS:
-            raise UserInputError(f"request too long ({len(text)} characters; the limit is {MAX_REQUEST_CHARS})")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    if not isinstance(data, dict):
-        raise UserInputError('expected a JSON object, e.g. {"height": 0.9, "motion": "walk"}')
-    data = dict(data)
+    data = dict(text if isinstance(text, dict) else json_object(text, '{"height": 0.9, "motion": "walk"}'))
     motion = validate_motion(data.pop("motion", ""))
     preset = validate_preset(data.pop("preset", None), presets)
     if "sliders" in data:

@@ -151,6 +151,13 @@ def _preset(value: Any) -> str:
     return value
 
 
+def _preset_config(config: Any, what: str) -> dict:
+    """{"preset", "overrides"}: the config of the kinds that run a configs/ preset."""
+    config = _mapping(config, "config")
+    _only_keys(config, ("preset", "overrides"), f"{what} config")
+    return {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
+
+
 def device_route(config: dict, key: str = "body.device") -> str:
     """'gpu' when the job's config asks for CUDA, else 'cpu'."""
     device = str((config.get("overrides") or {}).get(key, "auto"))
@@ -225,10 +232,8 @@ def validate_text(inputs: Any, config: Any) -> tuple[dict, dict]:
     motion = _motion(inputs.get("motion"))
     if not shape and not appearance and not motion:
         raise InvalidJobInputError("give a shape prompt, an appearance prompt, a motion or any of them together")
-    config = _mapping(config, "config")
-    _only_keys(config, ("preset", "overrides"), "text config")
+    config_out = _preset_config(config, "text")
     inputs_out = {"shape": shape, "appearance": appearance, "motion": motion}
-    config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
     _size_check(inputs_out, config_out)
     return inputs_out, config_out
 
@@ -265,10 +270,8 @@ def validate_photo(inputs: Any, config: Any) -> tuple[dict, dict]:
     method = inputs.get("method") or "auto"
     if method not in PHOTO_METHODS:
         raise InvalidJobInputError(f"unknown method {method!r} (choose from {', '.join(PHOTO_METHODS)})")
-    config = _mapping(config, "config")
-    _only_keys(config, ("preset", "overrides"), "photo config")
+    config_out = _preset_config(config, "photo")
     inputs_out = {"photo": photo, "method": method}
-    config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
     _size_check(inputs_out, config_out)
     return inputs_out, config_out
 
@@ -308,10 +311,8 @@ def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
         full = EngineParams.from_json(params).validated(default_engine_spec())
     except UserInputError as exc:
         raise InvalidJobInputError(f"inputs.params: {exc}") from None
-    config = _mapping(config, "config")
-    _only_keys(config, ("preset", "overrides"), "face config")
+    config_out = _preset_config(config, "face")
     inputs_out = {"params": full.to_json(), "source_job": source_job}
-    config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
     _size_check(inputs_out, config_out)
     return inputs_out, config_out
 
