@@ -64,6 +64,7 @@ def _fake_finished_job(s, kind: str, params: dict | None) -> str:
     ({"params": {"continuous": {"nose-scale-horz-incr": 0.5}}},
      "unknown continuous parameter 'nose-scale-horz-incr'; did you mean 'nose-scale-horiz-incr'"),
     ({"params": {"continuous": {SLIDER: "wide"}}}, f"parameter '{SLIDER}' needs a number, got 'wide'"),
+    ({"params": {"continuous": {SLIDER: True}}}, f"parameter '{SLIDER}' needs a number, got True"),
     ({"params": {"discrete": {"beard": "goate"}}}, "slot 'beard' has no option 'goate'; did you mean 'goatee'?"),
     ({"params": {"discrete": {"bread": "full"}}}, "unknown discrete slot 'bread'; did you mean 'beard'?"),
     ({"params": {"continuous": [0.5]}}, "'continuous' and 'discrete' must be objects"),

@@ -137,6 +137,8 @@ class EngineParams:
             if name not in by_name:
                 raise InvalidEngineParamsError(f"unknown continuous parameter {name!r}{_hint(name, by_name)}")
             try:
+                if isinstance(value, bool):  # JSON true/false is not a slider value (float(True) would be 1.0)
+                    raise TypeError
                 value = float(value)
             except (TypeError, ValueError):
                 raise InvalidEngineParamsError(f"parameter {name!r} needs a number, got {value!r}") from None
