@@ -77,18 +77,20 @@ def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> 
         probs = net.probabilities(logits)
     params = EngineParams.from_tensors(engine.spec, x[0], {k: v[0] for k, v in probs.items()})
     confidence = {k: round(float(v.max()), 4) for k, v in probs.items()}
-    params, slot_notes = _cue_slots(target, engine, params)
+    params, slot_notes = _cue_slots(target, engine, params, config)
     return params, {"slot_confidence": confidence, **slot_notes}, warnings
 
 
-def _cue_slots(target: FitTarget, engine, params: EngineParams) -> tuple[EngineParams, dict]:
-    """Seam for the non-colour slots (hair style, beard, brows, glasses): the shared cue-based chooser of
-    methods/slots.py decides them for every method; without it they stay at the engine defaults."""
+def _cue_slots(target: FitTarget, engine, params: EngineParams, config: Face2ParamConfig) -> tuple[EngineParams, dict]:
+    """Seam for the non-colour slots (hair style, beard, brows, glasses): T predicts only the colour
+    slots; the shared cue-based chooser (methods/slots.py) decides the others from the photo's
+    appearance, on the mean face (its cached fast path). Without the chooser they keep the defaults."""
     try:
-        from face2param.methods import slots
+        from face2param.methods.slots import choose_slots
     except ImportError:
         return params, {}
-    choose = getattr(slots, "choose_slots", None)
-    if choose is None:
+    slot_config = getattr(config, "slots", None)
+    if slot_config is None:
         return params, {}
-    return choose(target, engine, params)
+    return choose_slots(getattr(target, "appearance", None), engine, params, slot_config, config.faces.regions,
+                        on_fitted_face=False)

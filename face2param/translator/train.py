@@ -61,13 +61,35 @@ def build_prior(config: Face2ParamConfig, model: EngineFaceModel, mean: torch.Te
         xp, sp = sample_parameters(model.spec, mean, tc.prior_fits, tc.sample_spread, generator)
         found = analysed_render_targets(model.engine, xp, sp, tc.prior_render_size, config, cache)
         targets, source = [t for t in found if t is not None], f"{tc.prior_fits} engine renders, analysed"
-    fitted = priors.fitted_parameters(model, targets, config)
+    fitted = _cached_fits(model, targets, config, cache)
     m, P = priors.whitening_projection(fitted, oc.pca_components)
     centred = fitted - m
     kept = priors.project(fitted, m, P) @ priors.inverse_components(P)
     energy = float(1 - ((centred - kept) ** 2).sum() / (centred ** 2).sum().clamp_min(1e-12))
     return m, priors.inverse_components(P), {"prior": "fits", "faces": len(targets), "source": source,
                                              "components": P.shape[1], "energy_kept": round(energy, 4)}
+
+
+def _cached_fits(model: EngineFaceModel, targets: list, config: Face2ParamConfig, cache: Path) -> torch.Tensor:
+    """priors.fitted_parameters, cached per targets, search settings and the engine's landmarks (probed at
+    a few faces: a landmark calibration changes the fits)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(config.iterative).encode())
+    for t in targets:
+        digest.update(np.asarray(t.landmarks_68, dtype=np.float32).tobytes())
+        digest.update(b"" if t.landmarks_478 is None else np.asarray(t.landmarks_478[:, :2], dtype=np.float32).tobytes())
+    spec = model.spec
+    probes = torch.rand(4, len(spec.continuous_names), generator=torch.Generator().manual_seed(0)).to(model.engine.device)
+    with torch.no_grad():
+        for points in model.landmarks(probes).values():
+            digest.update(np.round(points.cpu().numpy(), 3).tobytes())
+    path = cache / f"fits_{digest.hexdigest()[:24]}.npy"
+    if path.is_file():
+        return torch.as_tensor(np.load(path), device=model.engine.device)
+    fitted = priors.fitted_parameters(model, targets, config)
+    np.save(path, fitted.cpu().numpy())
+    return fitted
 
 
 def train_translator(config: Face2ParamConfig | None = None, out_dir: Path | str | None = None,
@@ -134,7 +156,7 @@ def train_translator(config: Face2ParamConfig | None = None, out_dir: Path | str
             schedule.step()
         epochs_run = epoch + 1
         report("train", 0.2 + 0.7 * epochs_run / tc.epochs, f"epoch {epochs_run}: loss {float(loss.detach().mean()):.4g}")
-        if time.perf_counter() - started > budget:
+        if 0 < budget < time.perf_counter() - train_start:  # the loop only (cached features vary in cost); 0: none
             break
 
     net.eval()
