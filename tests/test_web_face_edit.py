@@ -93,6 +93,15 @@ def test_the_face_kind_stores_the_full_parameter_set(web, spec):
     assert rec.inputs["params"]["discrete"] == {**{s.name: s.default for s in spec.discrete}, "beard": "full"}
 
 
+def test_an_external_engines_params_are_left_to_the_worker(web):
+    """The bundled spec does not describe another engine: the worker checks against that engine's."""
+    job_id = web.api.submit("face", {"params": {"continuous": {"jaw_width": 0.7}}},
+                            {"preset": "preview", "overrides": {"engine_kind": "external"}})
+    rec = web.api.record(job_id)
+    web.api.cancel(job_id)
+    assert rec.inputs["params"] == {"continuous": {"jaw_width": 0.7}, "discrete": {}}
+
+
 def test_the_spec_is_read_without_torch_and_matches_the_engine():
     import subprocess
     import sys

@@ -291,7 +291,8 @@ register_kind(JobKind(
 # history says what happened; and game integrations can submit parameters they stored themselves.
 def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
     """inputs: {"params": {"continuous": {name: [0, 1]}, "discrete": {slot: option}}, "source_job": id or ""};
-    checked against the bundled face engine's spec (unnamed entries take its defaults) and stored in full."""
+    checked against the bundled face engine's spec (unnamed entries take its defaults) and stored in full;
+    with the override engine_kind=external the worker checks them against that engine's spec."""
     from face2param.engines.base import EngineParams
     from face2param.spec_cache import default_engine_spec
     from workers.store import check_job_id
@@ -307,11 +308,14 @@ def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
             source_job = check_job_id(source_job)
         except UserInputError:
             raise InvalidJobInputError(f"inputs.source_job {str(source_job)[:60]!r} is not a job id") from None
+    config_out = _preset_config(config, "face")
     try:
-        full = EngineParams.from_json(params).validated(default_engine_spec())
+        given = EngineParams.from_json(params)
+        # another engine (engine_kind=external): its spec is the worker's to check, against that engine
+        bundled = config_out["overrides"].get("engine_kind", "anny") == "anny"
+        full = given.validated(default_engine_spec()) if bundled else given
     except UserInputError as exc:
         raise InvalidJobInputError(f"inputs.params: {exc}") from None
-    config_out = _preset_config(config, "face")
     inputs_out = {"params": full.to_json(), "source_job": source_job}
     _size_check(inputs_out, config_out)
     return inputs_out, config_out
