@@ -5,15 +5,13 @@ photo avatar, one slider and one asset are edited, and the new job keeps everyth
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 
 from web import face_edit as F  # noqa: E402
-from web import jobs as J  # noqa: E402
-from web.testing import studio  # noqa: E402
+from web.testing import studio, wait_for_job  # noqa: E402
 
 SLIDER = "nose-scale-horiz-incr"
 
@@ -186,16 +184,6 @@ def test_rest_errors_are_specific_and_store_nothing(web, spec):
 
 # ---- end to end with a real worker -----------------------------------------------------------------
 
-def _wait(client, job_id: str, timeout: float = 600.0) -> dict:
-    started = time.monotonic()
-    while True:
-        st = client.predict(job_id, api_name="/job_status")
-        if st["state"] in J.TERMINAL_STATES:
-            return st
-        assert time.monotonic() - started < timeout, st
-        time.sleep(0.5)
-
-
 @pytest.mark.slow
 def test_edit_one_slider_and_one_asset_of_a_photo_result(tmp_path):
     import httpx
@@ -209,14 +197,14 @@ def test_edit_one_slider_and_one_asset_of_a_photo_result(tmp_path):
     with studio(tmp_path / "data", worker=True) as s:
         c = _client(s.url)
         photo_job = c.predict(gradio_client.handle_file(str(photo)), "oneshot", "preview", api_name="/create_from_photo")
-        st = _wait(c, photo_job)
+        st = wait_for_job(c, photo_job)
         assert st["state"] == "SUCCESS", st
         source = httpx.get(st["files"]["params.json"]).json()
         beard = next(o for o in ("full", "goatee") if o != source["discrete"]["beard"])
         value = 0.95 if source["continuous"][SLIDER] < 0.8 else 0.05
         edit_job = c.predict(json.dumps({"source_job": photo_job, "continuous": {SLIDER: value},
                                          "discrete": {"beard": beard}}), api_name="/create_from_face_params")
-        edited = _wait(c, edit_job)
+        edited = wait_for_job(c, edit_job)
         assert edited["state"] == "SUCCESS", edited
         assert edited["kind"] == "face"
         assert {"params.json", "face.png", "avatar.glb", "provenance.json"} <= set(edited["files"])

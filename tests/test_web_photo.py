@@ -3,14 +3,12 @@ against a launched server (fast: rejected uploads, no worker; slow: a real worke
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 
-from web import jobs as J  # noqa: E402
-from web.testing import studio  # noqa: E402
+from web.testing import studio, wait_for_job  # noqa: E402
 
 
 def _client(url: str):
@@ -58,16 +56,6 @@ def test_uploads_are_stored_by_content(web_no_worker, astronaut_png):
     assert record.kind == "photo"
 
 
-def _wait(client, job_id: str, timeout: float = 600.0) -> dict:
-    started = time.monotonic()
-    while True:
-        st = client.predict(job_id, api_name="/job_status")
-        if st["state"] in J.TERMINAL_STATES:
-            return st
-        assert time.monotonic() - started < timeout, st
-        time.sleep(0.5)
-
-
 @pytest.mark.slow
 def test_photo_and_described_motion_jobs_end_to_end(tmp_path, astronaut_png):
     import httpx
@@ -78,7 +66,7 @@ def test_photo_and_described_motion_jobs_end_to_end(tmp_path, astronaut_png):
         photo_job = c.predict(gradio_client.handle_file(str(astronaut_png)), "oneshot", "preview",
                               api_name="/create_from_photo")
         motion_job = c.predict(json.dumps({"motion": "raise both arms"}), api_name="/create_from_text")
-        photo = _wait(c, photo_job)
+        photo = wait_for_job(c, photo_job)
         assert photo["state"] == "SUCCESS", photo
         assert {"params.json", "face.png", "avatar.glb", "provenance.json"} <= set(photo["files"])
         params = httpx.get(photo["files"]["params.json"]).json()
@@ -87,7 +75,7 @@ def test_photo_and_described_motion_jobs_end_to_end(tmp_path, astronaut_png):
         glb = tmp_path / "photo.glb"
         glb.write_bytes(httpx.get(photo["files"]["avatar.glb"]).content)
         assert validate_glb(glb)["issues"]["numErrors"] == 0
-        motion = _wait(c, motion_job)
+        motion = wait_for_job(c, motion_job)
         assert motion["state"] == "SUCCESS", motion
         assert {"avatar.glb", "motion.bvh", "motion.npz"} <= set(motion["files"])
         source = httpx.get(motion["files"]["params.json"]).json()["motion_source"]

@@ -73,3 +73,19 @@ def studio(data_dir: Path, *, worker: bool = True, token: str | None = None, upl
             from workers.embedded import stop_worker_process
 
             stop_worker_process(proc)
+
+
+def wait_for_job(client: Any, job_id: str, timeout: float = 600.0, poll: float = 0.5) -> dict:
+    """Poll /job_status through a gradio_client.Client until the job ends; returns its last status."""
+    import time
+
+    from web.jobs import TERMINAL_STATES
+
+    started = time.monotonic()
+    while True:
+        status = client.predict(job_id, api_name="/job_status")
+        if status["state"] in TERMINAL_STATES:
+            return status
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"job {job_id} still {status['state']} after {timeout:g} s: {status}")
+        time.sleep(poll)
