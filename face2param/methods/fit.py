@@ -8,7 +8,7 @@ faces, one-shot otherwise (iterative when no translator is available for the eng
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -218,16 +218,21 @@ def _choose_assets(target, engine, params, method, config):
 def _fit_iterative(target, engine, config, device, progress):
     from face2param.methods.iterative import EngineFaceModel, fit_iterative
 
+    search = config.iterative
     if isinstance(engine, DifferentiableEngine):
         model = EngineFaceModel(engine, config.iterative.render_size)
     else:  # a black-box engine: its trained imitator G (+ landmark regressor) is the search's stand-in
         from face2param.imitator.face_model import imitator_face_model
 
         model = imitator_face_model(config, engine, device)
+        # a learned stand-in is only right near its training data: shorter, damped steps and a firmer pull
+        # to the average face keep the search from exploiting its errors (the real render is what counts)
+        search = replace(search, damping=config.imitator.search_damping,
+                         prior_weight=config.imitator.search_prior_weight)
     warnings: list[str] = []
     identity = _identity(target, model, config, device, warnings)
-    step = (lambda it, loss: progress("fit", it / max(config.iterative.iterations, 1), f"loss {loss:.4g}")) if progress else None
-    params, losses, more = fit_iterative(target, model, config.iterative, device, identity, step)
+    step = (lambda it, loss: progress("fit", it / max(search.iterations, 1), f"loss {loss:.4g}")) if progress else None
+    params, losses, more = fit_iterative(target, model, search, device, identity, step)
     return params, losses, warnings + more
 
 
