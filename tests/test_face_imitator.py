@@ -229,3 +229,25 @@ def test_photo_of_an_external_engine_writes_params_without_an_avatar(spec_path, 
     assert not (out / "avatar.glb").exists()
     assert np.asarray(Image.open(out / "face.png")).shape == (128, 128, 3)
     assert math.isfinite(params["losses"]["landmark_nme"])  # detected on the game's render of the mean face
+
+
+def test_train_cli_builds_an_imitator_for_an_external_engine(spec_path, render_url, tmp_path, capsys):
+    """`avatar train face2param --imitator --engine-spec ... --engine-url ...` writes a loadable artifact."""
+    from avatarclip_core.cli import main
+    from face2param.imitator import load_imitator
+
+    out = tmp_path / "artifact"
+    knobs = {"imitator.samples": 12, "imitator.epochs": 1, "imitator.regressor_epochs": 1,
+             "imitator.image_size": 16, "imitator.base_channels": 8, "imitator.regressor_channels": 8,
+             "imitator.label_render_size": 192}
+    argv = ["train", "face2param", "--imitator", "--engine-spec", str(spec_path), "--engine-url", render_url,
+            "--engine-name", "mygame", "-o", str(out)]
+    assert main(argv + [a for k, v in knobs.items() for a in ("--set", f"{k}={v}")]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["engine"] == "mygame" and meta["metrics"]["samples"] == 12
+    from face2param.methods.fit import load_engine
+
+    generator, regressor, _ = load_imitator(out, load_engine().spec, "cpu")
+    assert generator.image_size == 16
+    assert main(argv[:2] + ["--imitator", "--engine-spec", str(spec_path), "-o", str(tmp_path / "x")]) == 2
+    assert "exactly one of a command or a url" in capsys.readouterr().err
