@@ -3,8 +3,9 @@
 Only `engine.render(params, size)` is used, so this works for black-box engines (ExternalEngine).
 Parameters: sliders uniform in default +- imitator.sample_spread (clipped to [0, 1]), every discrete
 slot uniform. Each render (label_render_size px) is labelled by the photo detectors (labels.py); renders
-where they miss the face are dropped and counted. G: TPAMI Eq. 1, L1 pixel loss, SGD(lr, momentum) with
-step decay. The regressor then learns the labels from the engine's renders and (regressor_on_imitator)
+where they miss the face are dropped and counted. G and the regressor see a fixed square crop around
+the face (face_crop). G: TPAMI Eq. 1, L1 pixel loss, SGD(lr, momentum) as the paper or Adam (the CPU
+preview), with step decay. The regressor then learns the labels from the engine's renders and (regressor_on_imitator)
 from G's renders of the same parameters, the images it sees during the search. A held-out split gives
 the metrics: G's L1 against the mean training image's, the regressor's aligned NME against the mean
 landmarks'."""
