@@ -51,7 +51,7 @@ class AnnyEngineConfig:
     # true: landmarks as the photo detectors place them on faces away from the mean (landmark_calibration.py:
     # held-out NME to the analysis 0.076 -> 0.052 on 68 points). Off by default: its population-averaged
     # slopes are flatter than the table's, and iterative parameter recovery got worse with it (R^2 on
-    # analysed renders -0.53 -> -1.31, on exact targets 0.44 -> -1.42; 12 samples), and on 9 real photos the
+    # analysed renders -0.71 -> -1.56, on exact targets 0.55 -> -1.11; 30 samples), and on 9 real photos the
     # iterative fit's render, analysed, matched the photo's 68 points worse (NME 0.090 -> 0.102)
     calibrated_landmarks: bool = False
 
