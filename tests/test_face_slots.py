@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 SLOTS = ("hair_style", "beard", "glasses")  # the default slots (eyebrows: not above the majority)
-# measured on renders (seed 1, 30 faces; mean-face path) against the majority option; the test
-# seed below was not used for tuning. Accuracy must beat the majority by these margins.
-MARGINS = {"hair_style": 0.2, "beard": 0.15, "glasses": 0.15}
+# argmax accuracy measured on 24 analysed renders per seed (mean-face path), tuning seed 1 / test seed:
+# hair 0.58 / 0.58 (majority 0.25 / 0.25), beard 0.79 / 0.88 (0.29 / 0.29), glasses 0.96 / 0.88
+# (0.46 / 0.46); eyebrows 0.46 / 0.38 (0.33 / 0.33) is not claimed. Each must beat the majority by:
+MARGINS = {"hair_style": 0.2, "beard": 0.3, "glasses": 0.25}
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ The same function runs on a photo (mediapipe's person mask, measured colours) an
 
 Pixels are "hair-like" when closer to the face's hair colour than to its skin colour (without a hair
 colour: clearly darker than the skin). Descriptors:
-- hair: occupancy of hair-like person pixels outside the face oval on a coarse grid around the head
-  (length, volume, top);
+- hair: occupancy of hair-like person pixels outside the face oval, in regions that reach above the
+  eyes (not dark clothes), on a coarse grid around the head (length, volume, top);
 - beard: hair-like fraction and darkness relative to the upper cheeks of moustache, chin and jaw zones;
 - brows: hair-like fraction on rows x columns above each eye (thickness, arch), both sides averaged;
 - glasses: fraction of near-black pixels on a grid over the eyes and the nose bridge (frames).
@@ -127,8 +127,10 @@ def describe(view: AppearanceView, config: AppearanceConfig = AppearanceConfig()
     fp = to_frame(coarse.points, origin, axis, iod)  # mesh in the frame
     fine = _pixels(view, config, skin, None, window=config.fine_window)
     return {
-        "hair": _hair_grid(coarse.uv, coarse.person & coarse.hair_like & ~oval_dilated, coarse.inside, config),
-        "beard": _beard(coarse.uv, fp, coarse.hair_like, coarse.luma, oval, _contrast(skin, view.hair, config)),
+        "hair": _hair_grid(coarse.uv, _attached_to_scalp(coarse.person & coarse.hair_like & ~oval_dilated, coarse.uv),
+                           coarse.inside, config),
+        "beard": _beard(coarse.uv, fp, coarse.hair_like, coarse.luma, oval, _contrast(skin, view.hair, config),
+                        float(skin @ LUMA)),
         "brows": _brows(fine.uv, fine.hair_like, config),
         "glasses": _glasses(fine.uv, fine.luma < config.frame_luma * float(skin @ LUMA), config),
     }
@@ -164,6 +166,16 @@ def _cells(uv, mask, x_edges, y_edges, counted=None) -> np.ndarray:
     return np.where(total > 0, hits / np.maximum(total, 1), 0.0).reshape(ny, nx)
 
 
+def _attached_to_scalp(mask, uv) -> np.ndarray:
+    """Only hair regions that reach above the eye line: hair hangs from the scalp, while dark clothes
+    (the person mask includes the torso) and shadows below the face are separate regions."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    above = np.unique(labels[mask & (uv[..., 1] < -0.5)])
+    return np.isin(labels, above[above > 0])
+
+
 def _hair_grid(uv, mask, inside, config) -> np.ndarray:
     """Cell occupancies, then the fraction of the grid's area inside the image (a tightly cropped
     photo cannot show its hair's length)."""
@@ -181,9 +193,12 @@ def _zone_stats(zone, hair_like, luma, reference, contrast) -> list[float]:
     return [float(hair_like[zone].mean()), float(np.clip(darkness, -1.0, 1.5))]
 
 
-def _beard(uv, fp, hair_like, luma, oval, contrast) -> np.ndarray:
+def _beard(uv, fp, hair_like, luma, oval, contrast, skin_luma) -> np.ndarray:
     """Moustache (nose to upper lip), chin (lower lip to chin) and jaw (beside the mouth, down to the
-    jaw line) zones: hair-like fraction and darkness relative to the upper cheeks."""
+    jaw line) zones: hair-like fraction and darkness relative to the upper cheeks. Beard pixels must
+    also be at least half as much darker than the skin as the hair is: shading under the lips and
+    along the jaw is nearer a dark hair colour than lit skin, yet is no beard."""
+    hair_like = hair_like & (luma < skin_luma * (1.0 - 0.5 * contrast))
     u, v = uv[..., 0], uv[..., 1]
     half_mouth = abs(fp[MOUTH_LEFT, 0] - fp[MOUTH_RIGHT, 0]) / 2
     mouth_y = (fp[MOUTH_LEFT, 1] + fp[MOUTH_RIGHT, 1]) / 2
