@@ -31,6 +31,7 @@ def test_shipped_artifact_is_small_and_beat_the_mean_face_when_trained():
 def test_translator_beats_mean_face_on_heldout_engine_samples(engine):
     from face2param.methods.iterative import EngineFaceModel
     from face2param.translator.model import COLOUR_KEYS, face_features
+    from face2param.translator.samples import identity_embeddings
     from face2param.translator.train import (LANDMARK_SIZE, SCHEMES, engine_observations, landmark_nme,
                                              sample_parameters)
 
@@ -41,8 +42,9 @@ def test_translator_beats_mean_face_on_heldout_engine_samples(engine):
     mean = engine.spec.defaults().continuous_vector(engine.spec, device)
     x, slots = sample_parameters(engine.spec, mean, 24, config.train.sample_spread, torch.Generator().manual_seed(1234))
     landmarks, colours = engine_observations(model, x, slots)
+    identity = identity_embeddings(model, x, slots, meta["train"]["identity_render_size"]) if meta.get("identity_features") else None
     features = face_features(landmarks, colours, {s: buffers[f"ref_{s}"] for s in meta["references"]},
-                             {k: buffers[f"colour_{k}"] for k in COLOUR_KEYS})
+                             {k: buffers[f"colour_{k}"] for k in COLOUR_KEYS}, identity)
     with torch.no_grad():
         x_hat, _ = net(features)
     nme_t = landmark_nme(model, x_hat, landmarks).mean()
@@ -50,7 +52,8 @@ def test_translator_beats_mean_face_on_heldout_engine_samples(engine):
     assert nme_t < 0.8 * nme_mean, (float(nme_t), float(nme_mean))
     # the same through fit_oneshot on one sample (FitTarget path, one forward pass)
     target = FitTarget(landmarks["ibug68"][0].cpu().numpy(), landmarks["mediapipe478"][0].cpu().numpy(),
-                       skin=colours["skin"][0].cpu().numpy(), hair=colours["hair"][0].cpu().numpy())
+                       skin=colours["skin"][0].cpu().numpy(), hair=colours["hair"][0].cpu().numpy(),
+                       embedding=None if identity is None else identity[0].cpu().numpy())
     params, _, warnings = fit_oneshot(target, engine, config, device)
     one = params.continuous_vector(engine.spec, device)[None]
     assert float(landmark_nme(model, one, {s: v[:1] for s, v in landmarks.items()})[0]) < \
@@ -73,6 +76,7 @@ def test_fit_astronaut_oneshot_returns_valid_params_fast(engine):
     assert all(0.0 <= v <= 1.0 for v in result.params.continuous.values())
     assert result.params.validated(engine.spec) == result.params
     assert result.timings["oneshot"] < 1.0
+    assert "hair_style" in result.losses["slots"]  # the non-colour assets came from the shared chooser (slots.py)
     mean_face = fit(target, "mean", engine=engine)
     assert result.losses["landmark_nme"] < mean_face.losses["landmark_nme"]  # closer to her face than the mean
 

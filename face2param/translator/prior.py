@@ -87,11 +87,17 @@ def photo_targets(folder: Path, config) -> list:
     return targets
 
 
-def fitted_parameters(model: EngineFaceModel, targets: list, config, batch: int = 64) -> torch.Tensor:
-    """(M, N) landmark-only iterative fits (colours and slots play no part in the sliders' prior)."""
+def prior_search_config(config):
+    """The iterative settings of the prior's fits: landmarks only (colours, slots and identity play no
+    part in the sliders' prior)."""
     from dataclasses import replace
 
-    iterative = replace(config.iterative, relaxed_slots=(), colour_weight=0.0, identity_weight=0.0)
+    return replace(config.iterative, relaxed_slots=(), colour_weight=0.0, identity_weight=0.0)
+
+
+def fitted_parameters(model: EngineFaceModel, targets: list, config, batch: int = 64) -> torch.Tensor:
+    """(M, N) landmark-only iterative fits of the targets, from the average face."""
+    iterative = prior_search_config(config)
     spec, device = model.spec, model.engine.device
     start = spec.defaults().continuous_vector(spec, device)
     out = []

@@ -75,7 +75,7 @@ def _cached_fits(model: EngineFaceModel, targets: list, config: Face2ParamConfig
     a few faces: a landmark calibration changes the fits)."""
     import hashlib
 
-    digest = hashlib.sha256(repr(config.iterative).encode())
+    digest = hashlib.sha256(repr(priors.prior_search_config(config)).encode())
     for t in targets:
         digest.update(np.asarray(t.landmarks_68, dtype=np.float32).tobytes())
         digest.update(b"" if t.landmarks_478 is None else np.asarray(t.landmarks_478[:, :2], dtype=np.float32).tobytes())
