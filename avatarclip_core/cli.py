@@ -157,6 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides, _ = _split_sets(args.set or [])
         if args.prior_photos:  # the translator's fits prior (Eq. 11-12) from these photos, not engine renders
             overrides["train.prior_photos"] = args.prior_photos
+            overrides.setdefault("oneshot.prior", "fits")  # the photos are only read by the fits prior
         overrides = {k.removeprefix("photo."): v for k, v in overrides.items()}
         engine_flags = {"spec": args.engine_spec, "command": args.engine_command, "url": args.engine_url,
                         "name": args.engine_name}

@@ -204,6 +204,16 @@ def test_prior_photo_folder_without_faces_is_a_clear_error(tmp_path):
         photo_targets(tmp_path, Face2ParamConfig())
     with pytest.raises(PriorFacesError, match="not a folder"):
         photo_targets(tmp_path / "missing", Face2ParamConfig())
+    from avatarclip_core.errors import UserInputError
+    from face2param.config import TrainConfig
+    from face2param.translator.train import train_translator
+
+    for oneshot, message in ((OneShotConfig(prior="landmark"), "read only by the fits prior"),
+                             (OneShotConfig(prior="pca"), "unknown oneshot.prior 'pca'")):
+        config = Face2ParamConfig(oneshot=oneshot, train=TrainConfig(prior_photos=str(tmp_path)))
+        with pytest.raises(UserInputError, match=message):
+            train_translator(config, tmp_path / "out")
+        assert not (tmp_path / "out").exists()  # nothing written
 
 
 @pytest.mark.slow

@@ -47,11 +47,20 @@ def landmark_nme(model: EngineFaceModel, x: torch.Tensor, landmarks: dict) -> to
         return aligned_landmark_error(model.landmarks(x)["ibug68"], landmarks["ibug68"], squared=False)
 
 
-def build_prior(config: Face2ParamConfig, model: EngineFaceModel, mean: torch.Tensor, cache) -> tuple:
-    """(param_mean (N,), components (K, N), description) of OneShotConfig.prior."""
+def check_prior_settings(config: Face2ParamConfig) -> None:
+    """Bad prior settings fail before any sample is computed (and never get silently ignored)."""
     oc, tc = config.oneshot, config.train
     if oc.prior not in priors.PRIORS:
         raise UserInputError(f"unknown oneshot.prior {oc.prior!r}; choose one of {', '.join(priors.PRIORS)}")
+    if tc.prior_photos and oc.prior != "fits":
+        raise UserInputError(f"train.prior_photos is read only by the fits prior: add --set oneshot.prior=fits "
+                             f"(oneshot.prior is {oc.prior!r})")
+
+
+def build_prior(config: Face2ParamConfig, model: EngineFaceModel, mean: torch.Tensor, cache) -> tuple:
+    """(param_mean (N,), components (K, N), description) of OneShotConfig.prior."""
+    oc, tc = config.oneshot, config.train
+    check_prior_settings(config)
     if oc.prior == "landmark" or oc.pca_components <= 0:
         return mean, priors.landmark_prior(model, mean, oc.pca_components), {"prior": "landmark"}
     if tc.prior_photos:
@@ -102,6 +111,7 @@ def train_translator(config: Face2ParamConfig | None = None, out_dir: Path | str
     from face2param.methods.oneshot import trained_artifact_dir
 
     config = config or Face2ParamConfig()
+    check_prior_settings(config)
     tc, oc = config.train, config.oneshot
     budget = tc.time_budget_s if time_budget_s is None else time_budget_s
     out_dir = Path(out_dir) if out_dir else trained_artifact_dir()
