@@ -203,8 +203,8 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
 
 
 def _choose_assets(target, engine, params, method, config):
-    """Hair style, beard, brows, glasses from the photo (methods/slots.py), after the continuous fit:
-    the options are rendered on the fitted face. The mean method keeps the engine's defaults."""
+    """Hair style, beard, brows, glasses from the photo (methods/slots.py), after the continuous fit
+    (its colours; its face for slots.fitted_face_methods). The mean method keeps the engine's defaults."""
     if method == "mean" or not config.slots.slots:
         return params, {"slots": "engine defaults"}
     if not isinstance(engine, DifferentiableEngine):

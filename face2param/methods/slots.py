@@ -1,7 +1,7 @@
 """Discrete assets (hair style, beard, eyebrows, glasses) from the photo, by analysis-by-synthesis.
 
-After the continuous fit, each option of a slot is rendered on the face (the fitted one, or the mean
-face for the cached fast path) with the fitted colours; the SAME appearance descriptors
+After the continuous fit, each option of a slot is rendered on the mean face (cached; or on the fitted
+face for slots.fitted_face_methods) with the fitted colours; the SAME appearance descriptors
 (faces/appearance.py) are measured on the photo and on every render, the options are scored by
 softmax(-beta * distance) (F2P's relaxation of discrete choices; distances in units of the options'
 typical separation) and the argmax is taken when its probability reaches min_confidence. Otherwise
