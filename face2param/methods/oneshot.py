@@ -1,6 +1,7 @@
 """One-shot fitting (Fast F2P, TPAMI 3.5): the trained translator T maps the photo's aligned landmarks,
-colour cues and identity descriptor to engine parameters in one forward pass (T predicts the colour
-slots; the other discrete slots come from the shared cue-based chooser, methods/slots.py, when present)."""
+colour cues and identity descriptor to engine parameters in one forward pass. T predicts the colour
+slots; the other discrete slots (hair style, beard, brows, glasses) are chosen after every method by
+fit() through the shared cue-based chooser (methods/slots.py), so this module leaves them at defaults."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,20 +78,4 @@ def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> 
         probs = net.probabilities(logits)
     params = EngineParams.from_tensors(engine.spec, x[0], {k: v[0] for k, v in probs.items()})
     confidence = {k: round(float(v.max()), 4) for k, v in probs.items()}
-    params, slot_notes = _cue_slots(target, engine, params, config)
-    return params, {"slot_confidence": confidence, **slot_notes}, warnings
-
-
-def _cue_slots(target: FitTarget, engine, params: EngineParams, config: Face2ParamConfig) -> tuple[EngineParams, dict]:
-    """Seam for the non-colour slots (hair style, beard, brows, glasses): T predicts only the colour
-    slots; the shared cue-based chooser (methods/slots.py) decides the others from the photo's
-    appearance, on the mean face (its cached fast path). Without the chooser they keep the defaults."""
-    try:
-        from face2param.methods.slots import choose_slots
-    except ImportError:
-        return params, {}
-    slot_config = getattr(config, "slots", None)
-    if slot_config is None:
-        return params, {}
-    return choose_slots(getattr(target, "appearance", None), engine, params, slot_config, config.faces.regions,
-                        on_fitted_face=False)
+    return params, {"slot_confidence": confidence}, warnings
