@@ -10,8 +10,12 @@ on the mean face (in the fitted colours), so its engine descriptors are cached p
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,8 +57,38 @@ def engine_descriptors(engine, params: EngineParams, slot: str, config: SlotChoi
     face = tuple(np.round(params.continuous_vector(spec).numpy(), 4).tolist())
     key = (id(engine), slot, face, others, config.render_size, repr(config.descriptors), repr(regions))
     if key not in _CACHE:
-        _CACHE[key] = _render_descriptors(engine, params, slot, config, regions)
+        compute = lambda: _render_descriptors(engine, params, slot, config, regions)  # noqa: E731
+        _CACHE[key] = (_disk_cached((repr(engine.config),) + key[1:], compute)
+                       if type(engine).__name__ == "AnnyFaceEngine" else compute())
     return _CACHE[key]
+
+
+@functools.lru_cache(maxsize=1)
+def _code_key() -> str:
+    """Changes with the engine's, the face analysis's or this module's code and with Anny/mediapipe."""
+    from avatarclip_core.child_json import ROOT, source_key
+
+    return source_key([ROOT / "face2param" / "engines", ROOT / "face2param" / "faces"], ["anny", "mediapipe"]) + \
+        hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:8]
+
+
+def _disk_cached(key: tuple, compute) -> np.ndarray:
+    """The renders of a colour pair cost ~0.7-1.5 s once; kept in the data folder so a fresh worker
+    process answers its first photo of that pair in milliseconds too (bundled engine only: its code
+    and data identify it; another engine's descriptors stay in memory)."""
+    from avatarclip_core.paths import cache_dir
+
+    path = cache_dir("face2param_slots") / f"{hashlib.sha256((_code_key() + repr(key)).encode()).hexdigest()[:24]}.npy"
+    if path.is_file():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):  # a damaged cache file is recomputed, not trusted
+            pass
+    value = compute()
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
+    np.save(tmp, value)
+    os.replace(tmp, path)
+    return value
 
 
 def _render_descriptors(engine, params, slot, config, regions) -> np.ndarray:
