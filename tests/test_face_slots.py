@@ -119,6 +119,26 @@ def test_engine_descriptors_are_cached_per_face_and_settings(engine):
     assert np.linalg.norm(first[0] - first[-1]) > 0.1  # no beard vs a full beard differ
 
 
+def test_engine_descriptors_survive_the_process_on_disk_and_a_damaged_file_is_recomputed(engine):
+    from avatarclip_core.paths import cache_dir
+    from face2param.faces.regions import RegionConfig
+    from face2param.methods import slots
+
+    config = _config().slots
+    params = dataclasses.replace(engine.spec.defaults(), discrete={**engine.spec.defaults().discrete,
+                                                                    "skin_tone": engine.spec.slot("skin_tone").options[-1]})
+    first = slots.engine_descriptors(engine, params, "glasses", config, RegionConfig())
+    slots._CACHE.clear()  # as a fresh process would start
+    before = set(cache_dir("face2param_slots").glob("*.npy"))
+    assert before, "no descriptors were written to the data folder"
+    again = slots.engine_descriptors(engine, params, "glasses", config, RegionConfig())
+    assert np.array_equal(again, first) and set(cache_dir("face2param_slots").glob("*.npy")) == before
+    for path in before:
+        path.write_bytes(b"damaged")
+    slots._CACHE.clear()
+    assert np.allclose(slots.engine_descriptors(engine, params, "glasses", config, RegionConfig()), first)
+
+
 def test_the_mean_method_reports_defaults_and_oneshot_chooses(astronaut):
     from face2param.methods.fit import fit
 
