@@ -66,6 +66,7 @@ class TrainConfig:
     landmark_weight: float = 1.0  # image-space term (the facial content loss's role), paper lambda_2 = 1
     loopback_weight: float = 1.0  # Eq. 7, paper lambda_3 = 1
     parameter_weight: float = 1.0  # synthetic pairs (SwiftAvatar): |T(f(x)) - x|
+    identity_weight: float = 1.0  # Eq. 5 through the identity surrogate: 1 - cos(S(T(f)), e_input); 0 = off
     prior_fits: int = 400  # landmark-only iterative fits whose parameters give the PCA prior
     prior_photos: str = ""  # a folder of face photos for the fits prior; empty: engine renders, analysed
     prior_render_size: int = 256  # renders the prior's face analysis sees (face ~115 px)
