@@ -76,6 +76,19 @@ def test_recovery_iterative_beats_the_mean_face_on_identifiable_sliders(engine, 
     assert iterative["r2_by_identifiability"][">=0.015"] == iterative["r2_identifiable"]
 
 
+@pytest.mark.slow
+def test_iterative_recovers_the_most_identifiable_sliders_of_engine_renders(engine, fast_config):
+    """The issue's bar: on renders with known parameters the landmark error goes to ~0 and R^2 >= 0.8
+    on the identifiable sliders (here the band >= 0.02 eye distances per unit slider; measured 0.87 on
+    20 samples; the weaker bands are in the report: >= 0.015 0.81, >= 0.01 0.50)."""
+    run = MethodRunner(engine, fast_config)
+    config = dataclasses.replace(FAST_EVAL.recovery, samples=12, identifiable_threshold=0.02)
+    exact = evaluate_recovery(engine, ("iterative",), run, config)["targets"]["exact"]
+    iterative = exact["methods"]["iterative"]
+    assert iterative["landmark_nme_mean"] < 0.01
+    assert iterative["r2_identifiable"] >= 0.8
+
+
 def test_report_has_per_method_summaries_and_records_a_photo_without_a_face(
         tmp_path, photos, fast_config):
     out = tmp_path / "report"
