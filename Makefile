@@ -53,10 +53,10 @@ serve: warmup
 test: test-fast test-slow
 
 test-fast: warmup js
-	$(BIN)/python -m pytest -m "not slow" tests
+	$(BIN)/python -m pytest -m "not slow" --durations=15 tests
 
 test-slow: warmup js browser install-fbx
-	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow tests
+	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow --durations=25 tests
 
 bench: warmup
 	$(BIN)/avatar bench -o bench.json
