@@ -126,6 +126,9 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
     """The identity term (x, probs) -> (B,) 1 - cosine, or None: a differentiable identity network on
     renders when a checkpoint is configured, else the identity surrogate of dlib's network (needs the
     photo's dlib descriptor and a differentiable engine)."""
+    from face2param.methods.identity_surrogate import (IdentitySurrogateUnavailableError, identity_loss,
+                                                       load_for_engine)
+
     cfg = config.iterative
     if cfg.identity_weight <= 0:
         return None
@@ -138,14 +141,9 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
         embedder = load_embedder(cfg.identity_architecture, Path(cfg.identity_checkpoint), device)
         with torch.no_grad():
             photo_embedding = embedder(photo_crop_like_render(target, model, device))
-
-        def network_loss(x, probs):
-            return 1 - torch.cosine_similarity(embedder(model.render(x, probs)), photo_embedding, dim=-1)
-        return network_loss
+        return identity_loss(lambda x, probs: embedder(model.render(x, probs)), photo_embedding)
     if target.embedding is None or not isinstance(getattr(model, "engine", None), DifferentiableEngine):
         return None
-    from face2param.methods.identity_surrogate import (IdentitySurrogateUnavailableError, identity_loss,
-                                                       load_for_engine)
 
     try:
         surrogate = load_for_engine(cfg.identity_surrogate, model.spec, device)

@@ -109,10 +109,11 @@ def load_for_engine(configured: str, spec, device) -> IdentitySurrogate:
     return surrogate
 
 
-def identity_loss(surrogate: IdentitySurrogate, photo_embedding: torch.Tensor):
-    """The search's identity term: (x, probs) -> (B,) 1 - cos(S(x, p), e_photo) (Eq. 5)."""
+def identity_loss(embed, photo_embedding: torch.Tensor):
+    """Eq. 5 as the search takes it: (x, probs) -> (B,) 1 - cos(embed(x, p), e_photo); `embed` is the
+    surrogate, or an identity network on the candidate's render."""
     def loss(x: torch.Tensor, probs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return 1 - torch.cosine_similarity(surrogate(x, probs), photo_embedding.to(x), dim=-1)
+        return 1 - torch.cosine_similarity(embed(x, probs), photo_embedding.to(x), dim=-1)
     return loss
 
 

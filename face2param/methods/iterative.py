@@ -2,8 +2,9 @@
 
 The loss compares the candidate face with the photo's: similarity-aligned 68 iBUG (and 478 mediapipe)
 landmarks, skin and hair colour sampled from a render, and an identity term (a differentiable identity
-network given by path, or the identity surrogate of dlib's network: methods/identity_surrogate.py). Renders and landmarks come from a differentiable engine, or, for a
-black-box engine, from the imitator G and the avatar-domain landmark regressor (`FaceModel`).
+network given by path, or the identity surrogate of dlib's network: methods/identity_surrogate.py).
+Renders and landmarks come from a differentiable engine, or, for a black-box engine, from the imitator G
+and the avatar-domain landmark regressor (`FaceModel`).
 
 The descent step is preconditioned by the Gauss-Newton matrix of the landmark term at the start
 (damped, Levenberg-Marquardt style): slider effects differ by orders of magnitude in pixels, and a

@@ -160,7 +160,7 @@ def train_translator(config: Face2ParamConfig | None = None, out_dir: Path | str
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
     surrogate = None
     if tc.identity_weight > 0 and identity is not None:
-        from face2param.methods.identity_surrogate import load_for_engine
+        from face2param.methods.identity_surrogate import identity_loss, load_for_engine
 
         surrogate = load_for_engine(config.iterative.identity_surrogate, spec, device)
     train_start, epochs_run = time.perf_counter(), 0
@@ -173,8 +173,7 @@ def train_translator(config: Face2ParamConfig | None = None, out_dir: Path | str
             loss = loss + tc.loopback_weight * loopback_loss(model, x_hat, {s: v[b] for s, v in landmarks.items()})
             if surrogate is not None:  # TPAMI's identity loss, F_recg through the surrogate of dlib's network
                 true_probs = {k: F.one_hot(slots[k][b], n).float() for k, n in surrogate.slot_sizes.items()}
-                loss = loss + tc.identity_weight * (1 - torch.cosine_similarity(
-                    surrogate(x_hat, true_probs), identity[b], dim=-1))
+                loss = loss + tc.identity_weight * identity_loss(surrogate, identity[b])(x_hat, true_probs)
             for name, z in logits.items():
                 loss = loss + F.cross_entropy(z, slots[name][b], reduction="none")
             optimiser.zero_grad()
