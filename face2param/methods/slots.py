@@ -57,7 +57,7 @@ def engine_descriptors(engine, params: EngineParams, slot: str, config: SlotChoi
     face = tuple(np.round(params.continuous_vector(spec).numpy(), 4).tolist())
     key = (id(engine), slot, face, others, config.render_size, repr(config.descriptors), repr(regions))
     if key not in _CACHE:
-        compute = lambda: _render_descriptors(engine, params, slot, config, regions)  # noqa: E731
+        compute = functools.partial(_render_descriptors, engine, params, slot, config, regions)
         _CACHE[key] = (_disk_cached((repr(engine.config),) + key[1:], compute)
                        if type(engine).__name__ == "AnnyFaceEngine" else compute())
     return _CACHE[key]
