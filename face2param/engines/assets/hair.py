@@ -1,5 +1,9 @@
-"""Hair styles: an offset shell of the scalp, a hanging "skirt" from the shell's back/side edge (bob, long)
-and a bun, all on one topology so styles blend (see assets/__init__.py)."""
+"""Hair styles on one topology so styles blend (see assets/__init__.py): an offset shell of the scalp, a
+hanging "skirt" from the shell's side/back edge (shoulder-length and long styles), a bun and a ponytail.
+
+Each style is a few numbers (tables below): where the hairline sits and how thick the shell is (short
+styles), how far and how loosely the skirt falls (long styles), and curls as a smooth bump field.
+"""
 from __future__ import annotations
 
 import math
@@ -8,9 +12,29 @@ import torch
 
 from . import HIDDEN_INSET, BlendAsset, HeadFrame, shell_faces, smoothstep
 
-HAIR_STYLES = ("bald", "buzz", "short", "side_part", "bob", "long", "bun", "afro")
-SKIRT_ROWS = 6
+HAIR_STYLES = ("bald", "buzz", "short", "short_curly", "side_part", "bob", "long", "long_wavy", "ponytail",
+               "bun", "afro")
+# what each option looks like (the attribute mapping and the UI use these words)
+HAIR_STYLE_TEXT = {
+    "bald": "no hair", "buzz": "clipped to a few millimetres", "short": "short, straight",
+    "short_curly": "short, curly", "side_part": "short, parted and swept to one side",
+    "bob": "shoulder length, straight", "long": "long straight hair down the back",
+    "long_wavy": "long wavy or curly hair with volume", "ponytail": "pulled back into a ponytail",
+    "bun": "pulled back into a bun", "afro": "full rounded afro",
+}
+SKIRT_ROWS = 10
 BUN_RADIUS = 0.042
+TAIL_RINGS, TAIL_SEGMENTS = 12, 10
+
+# style -> (front hairline above the skull centre, thickness at the hairline, extra at the crown, curl bumps) (m)
+_SHELL = {
+    "buzz": (0.06, 0.003, 0.0, 0.0), "short": (0.06, 0.008, 0.012, 0.0), "short_curly": (0.055, 0.013, 0.012, 0.005),
+    "side_part": (0.055, 0.010, 0.012, 0.0), "bob": (0.04, 0.010, 0.010, 0.0), "long": (0.05, 0.008, 0.010, 0.0),
+    "long_wavy": (0.05, 0.011, 0.013, 0.002), "ponytail": (0.06, 0.005, 0.003, 0.0),
+    "bun": (0.06, 0.006, 0.004, 0.0), "afro": (0.05, 0.038, 0.028, 0.006),
+}
+# style -> (length below the shell edge, outward volume, wave amplitude, wave period) (m)
+_SKIRT = {"bob": (0.20, 0.026, 0.0, 1.0), "long": (0.38, 0.024, 0.0, 1.0), "long_wavy": (0.36, 0.036, 0.011, 0.075)}
 
 
 def hairline(az: torch.Tensor, front: float) -> torch.Tensor:
@@ -50,24 +74,73 @@ def _boundary_loop(faces: torch.Tensor) -> list[int]:
     return best
 
 
+def _curls(q: torch.Tensor, period: float = 0.03) -> torch.Tensor:
+    """(N,) smooth bumps in [0, 1] over the scalp: tight curls read as a lumpy outline and shading."""
+    k = 2 * math.pi / period
+    b = torch.sin(k * q[:, 0] + 1.3) * torch.sin(k * q[:, 1] + 0.4) + torch.sin(k * 0.8 * q[:, 2] + 2.1) * torch.sin(k * 0.9 * q[:, 0])
+    return (b / 2 + 0.5).clamp(0, 1)
+
+
 def _style_shell(style: str, frame: HeadFrame, q: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
     """(N,) hair thickness (m) at shell vertices for one style; <= 0 means no hair there."""
+    if style not in _SHELL:
+        return torch.zeros_like(q[:, 1])
     y = q[:, 1]
     top = smoothstep(0.0, 0.09, y)
-    params = {  # front hairline, thickness at the hairline, extra at the crown
-        "buzz": (0.06, 0.003, 0.0), "short": (0.06, 0.008, 0.012), "side_part": (0.055, 0.010, 0.012),
-        "bob": (0.035, 0.010, 0.010), "long": (0.05, 0.008, 0.010), "bun": (0.06, 0.006, 0.004),
-        "afro": (0.05, 0.035, 0.025),
-    }
-    if style not in params:
-        return torch.zeros_like(y)
-    front, base, crown = params[style]
+    front, base, crown, curl = _SHELL[style]
     cover = smoothstep(0.0, 0.012, y - hairline(az, front))
-    thick = base + crown * top
+    thick = base + crown * top + curl * _curls(q)
     if style == "side_part":  # volume swept to the avatar's right, a part line on its left
         thick = thick + 0.008 * smoothstep(0.0, 0.08, -q[:, 0]) * top
         thick = thick * (1 - 0.7 * torch.exp(-((q[:, 0] - 0.035) / 0.008) ** 2) * (q[:, 2] > 0))
+    if style == "afro":  # rounder: more volume at the sides and back than on the forehead
+        thick = thick + 0.02 * smoothstep(0.5, 1.6, az.abs())
     return cover * thick
+
+
+def _skirt(style: str, base: torch.Tensor, radial: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
+    """(SKIRT_ROWS * L, 3) skirt rows hanging from the shell edge `base` (L, 3) for one style."""
+    if style not in _SKIRT:
+        return base.repeat(SKIRT_ROWS, 1)
+    length, volume, wave, period = _SKIRT[style]
+    back = smoothstep(0.9, 1.5, az.abs())[:, None]  # no skirt over the face
+    rows = []
+    for r in range(SKIRT_ROWS):
+        f = r / (SKIRT_ROWS - 1)
+        drop = length * f
+        out = volume * min(1.0, 2.5 * f) + wave * math.sin(2 * math.pi * drop / period) * min(1.0, 3 * f)
+        # below the jaw the hair lies on the back and shoulders: it leans back and out as it falls
+        lean = 0.05 * smoothstep(0.12, 0.3, torch.tensor(drop))
+        rows.append(base + back * (torch.tensor([0.0, -drop, 0.0]) + radial * (out + lean)))
+    return torch.cat(rows)
+
+
+def _tail(frame: HeadFrame) -> torch.Tensor:
+    """(TAIL_RINGS * TAIL_SEGMENTS, 3) a ponytail: tied at the back of the crown, out, then down the nape."""
+    c = frame.centre
+    t = torch.linspace(0, 1, TAIL_RINGS)
+    # centre line: from the tie (behind the crown) backwards and down, hanging below the occiput
+    path = torch.stack([torch.zeros_like(t), 0.05 - 0.26 * t ** 1.3, -0.105 - 0.05 * torch.sin(t * math.pi * 0.6)], 1) + c
+    radius = 0.017 + 0.012 * torch.sin(t * math.pi).clamp(min=0) ** 0.7 - 0.013 * t
+    ring = torch.linspace(0, 2 * math.pi, TAIL_SEGMENTS + 1)[:-1]
+    tangent = torch.nn.functional.normalize(torch.gradient(path, dim=0)[0], dim=1)
+    side = torch.tensor([1.0, 0.0, 0.0]).expand_as(tangent)
+    normal = torch.nn.functional.normalize(torch.linalg.cross(tangent, side, dim=1), dim=1)
+    pts = path[:, None] + radius[:, None, None] * (torch.cos(ring)[None, :, None] * side[:, None]
+                                                   + torch.sin(ring)[None, :, None] * normal[:, None])
+    return pts.reshape(-1, 3)
+
+
+def _tube_faces(rings: int, segments: int) -> torch.Tensor:
+    faces = []
+    for i in range(rings - 1):
+        for j in range(segments):
+            a, b = i * segments + j, i * segments + (j + 1) % segments
+            faces += [[a, b, b + segments], [a, b + segments, a + segments]]
+    for j in range(1, segments - 1):  # close the tip
+        last = (rings - 1) * segments
+        faces.append([last, last + j, last + j + 1])
+    return torch.tensor(faces)
 
 
 def build_hair(frame: HeadFrame) -> BlendAsset:
@@ -75,7 +148,6 @@ def build_hair(frame: HeadFrame) -> BlendAsset:
     in_patch = frame.skin & (q[:, 1] > hairline(az, 0.035) - 0.01)
     anchors, faces = shell_faces(frame.faces, in_patch)
     nrm, qa, aza = frame.normals[anchors], q[anchors], az[anchors]
-    K = len(HAIR_STYLES)
     shell = torch.stack([nrm * (-HIDDEN_INSET + (HIDDEN_INSET + t) * (t > 1e-4))[:, None]
                          for t in (_style_shell(s, frame, qa, aza) for s in HAIR_STYLES)])
 
@@ -83,22 +155,7 @@ def build_hair(frame: HeadFrame) -> BlendAsset:
     loop = torch.tensor(_boundary_loop(faces))
     la = anchors[loop]
     radial = torch.nn.functional.normalize(torch.stack([q[la, 0], torch.zeros(len(la)), q[la, 2]], 1), dim=1)
-    back = smoothstep(0.9, 1.5, az[la].abs())
-    lengths = {"bob": 0.17, "long": 0.36}
-    skirt = []
-    for k, s in enumerate(HAIR_STYLES):
-        base = shell[k, loop]  # start at the shell edge
-        rows = []
-        for r in range(SKIRT_ROWS):
-            f = r / (SKIRT_ROWS - 1)
-            if s in lengths:
-                drop = torch.tensor([0.0, -lengths[s] * f, 0.0]) * back[:, None]
-                push = radial * (0.028 * min(1.0, 2.5 * f)) * back[:, None]
-                rows.append(base + drop + push)
-            else:
-                rows.append(base)
-        skirt.append(torch.cat(rows))
-    skirt = torch.stack(skirt)
+    skirt = torch.stack([_skirt(s, shell[k, loop], radial, az[la]) for k, s in enumerate(HAIR_STYLES)])
     n_loop = len(loop)
     skirt_faces = []
     for r in range(SKIRT_ROWS - 1):
@@ -107,22 +164,22 @@ def build_hair(frame: HeadFrame) -> BlendAsset:
             skirt_faces += [[a, b, b + n_loop], [a, b + n_loop, a + n_loop]]
     skirt_faces = torch.tensor(skirt_faces) + len(anchors)
 
-    # bun: a sphere at the back of the crown, anchored to the nearest scalp vertex
+    # bun and ponytail: rigid parts at the back of the crown, anchored to the nearest scalp vertex
     bun_centre = frame.centre + torch.tensor([0.0, 0.085, -0.075])
-    bun_anchor = int((frame.vertices[anchors] - bun_centre).norm(dim=1).argmin())
-    bun_anchor = int(anchors[bun_anchor])
+    tie = int(anchors[int((frame.vertices[anchors] - bun_centre).norm(dim=1).argmin())])
+    hidden_at_tie = -HIDDEN_INSET * frame.normals[tie]
     sphere_v, sphere_f = _uv_sphere(8, 12)
-    bun = []
+    tail_v, tail_f = _tail(frame), _tube_faces(TAIL_RINGS, TAIL_SEGMENTS)
+    bun, tail = [], []
     for s in HAIR_STYLES:
-        if s == "bun":
-            bun.append(bun_centre + BUN_RADIUS * sphere_v - frame.vertices[bun_anchor])
-        else:
-            bun.append((-HIDDEN_INSET * frame.normals[bun_anchor]).expand(len(sphere_v), 3))
-    bun = torch.stack(bun)
-    all_faces = torch.cat([faces, skirt_faces, sphere_f + len(anchors) + len(loop) * SKIRT_ROWS])
-    all_anchors = torch.cat([anchors, la.repeat(SKIRT_ROWS), torch.full((len(sphere_v),), bun_anchor)])
-    return BlendAsset("hair_style", list(HAIR_STYLES), all_anchors, torch.cat([shell, skirt, bun], 1),
-                      all_faces, "hair")
+        bun.append(bun_centre + BUN_RADIUS * sphere_v - frame.vertices[tie] if s == "bun"
+                   else hidden_at_tie.expand(len(sphere_v), 3))
+        tail.append(tail_v - frame.vertices[tie] if s == "ponytail" else hidden_at_tie.expand(len(tail_v), 3))
+    n_shell_skirt = len(anchors) + n_loop * SKIRT_ROWS
+    all_faces = torch.cat([faces, skirt_faces, sphere_f + n_shell_skirt, tail_f + n_shell_skirt + len(sphere_v)])
+    all_anchors = torch.cat([anchors, la.repeat(SKIRT_ROWS), torch.full((len(sphere_v) + len(tail_v),), tie)])
+    offsets = torch.cat([shell, skirt, torch.stack(bun), torch.stack(tail)], 1)
+    return BlendAsset("hair_style", list(HAIR_STYLES), all_anchors, offsets, all_faces, "hair")
 
 
 def _uv_sphere(rings: int, segments: int) -> tuple[torch.Tensor, torch.Tensor]:
