@@ -47,5 +47,13 @@ def provenance(kind: str, config: dict, seed: int, timings: dict[str, float], de
         "device": device_info(device),
         "timings_s": timings,
         "peak_memory_mb": peak_memory_mb or {},
-        "command": sys.argv if sys.argv and sys.argv[0] else [],
+        "command": public_argv(sys.argv),
     }
+
+
+def public_argv(argv: list[str]) -> list[str]:
+    """The command line with absolute paths cut to their base names: provenance.json is downloadable
+    from the web app, and a worker's argv holds server paths (its venv, the data folder)."""
+    if not argv or not argv[0]:
+        return []
+    return [Path(a).name if a.startswith("/") else a for a in argv]

@@ -248,8 +248,9 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
     if config.ground_feet:
         canonical = ground_feet(canonical, skeleton)
     motion = to_motion(canonical, skeleton, name)
+    # artifacts by folder name only: params.json is downloadable, server paths stay private
     info = {
-        "method": method, "text": text, "init": init_info, "artifacts": str(art.path), "fps": fps,
+        "method": method, "text": text, "init": init_info, "artifacts": art.path.name, "fps": fps,
         "frames": int(rot.shape[0]),
         "reference_poses": [{"index": int(i), "score": round(float(scores[i]), 4),
                              "labels": [art.labels[j] for j in art.codebook.label_index[i].tolist() if j >= 0][:3]}

@@ -5,11 +5,19 @@ float samples (float TIFFs through tifffile), greyscale (replicated to RGB), alp
 mid-grey, ALPHA_BACKGROUND: neutral for face detection and for the skin/hair colour medians, where
 white would bias edge pixels bright), EXIF orientation (applied). The pixel count is checked from
 the header, before any pixel data is decoded, so a decompression bomb costs nothing.
+
+Big photos are reduced while they are decoded (JPEG draft mode: libjpeg's DCT scaling, at 1/2,
+1/4 or 1/8; other formats: Image.reduce right after decoding) to at most WORK_MAX_PIXELS: a 40 MP
+photo would otherwise cost gigabytes in the analysis, and a face needs no more than a few MP.
+
+Messages name a file by its base name only: in the worker that is the upload's hash name, never a
+server path (they reach web clients).
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -27,6 +35,9 @@ from face2param.faces.errors import (
 
 MIN_SIDE_PX = 64
 MAX_PIXELS = 40_000_000
+# Working resolution: larger photos are reduced on load (see module docstring). 16 MP keeps 12 MP
+# phone photos untouched and brings a 40 MP one down to 10 MP (1/2 per side).
+WORK_MAX_PIXELS = 16_000_000
 ALPHA_BACKGROUND = 128  # mid-grey, see module docstring
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray]
@@ -34,9 +45,10 @@ ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def load_image(source: ImageSource, *, min_side: int = MIN_SIDE_PX,
-               max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a path, bytes, a binary file object or an array."""
+def load_image(source: ImageSource, *, min_side: int = MIN_SIDE_PX, max_pixels: int = MAX_PIXELS,
+               work_max_pixels: int | None = WORK_MAX_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a path, bytes, a binary file object or an array; files over
+    `work_max_pixels` are reduced while loading (None: full resolution; arrays are never reduced)."""
     if isinstance(source, np.ndarray):
         pixels = to_rgb_uint8(source)
         _check_size(pixels.shape[1], pixels.shape[0], min_side, max_pixels)
@@ -47,7 +59,31 @@ def load_image(source: ImageSource, *, min_side: int = MIN_SIDE_PX,
         pixels = _load_tiff(data, name, min_side, max_pixels)
         if pixels is not None:
             return pixels
-    return _load_with_pillow(data, name, min_side, max_pixels)
+    return _load_with_pillow(data, name, min_side, max_pixels, work_max_pixels)
+
+
+def probe_image(source: ImageSource, *, min_side: int = MIN_SIDE_PX, max_pixels: int = MAX_PIXELS,
+                name: str | None = None) -> tuple[str, int, int]:
+    """(Pillow format, width, height) of an image file, checked the way load_image would fail on it,
+    but cheaply (for the web process, before an upload is stored): the header's size against the
+    limits first, then the pixel data, decoded at 1/8 scale for JPEG (a truncated file still fails)
+    and CRC-checked chunk by chunk for PNG; other formats are decoded."""
+    data = _read_bytes(source)
+    name = name or _describe(source)
+    image = _open(data, name, max_pixels)
+    with image:
+        _check_size(image.width, image.height, min_side, max_pixels)
+        fmt, size = str(image.format or "unknown"), image.size
+        try:
+            if fmt == "PNG":
+                image.verify()
+            else:
+                if fmt == "JPEG":
+                    image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+        except Exception as exc:  # noqa: BLE001  (Pillow raises OSError, SyntaxError, struct.error, ...)
+            raise _decode_error(exc, name) from exc
+    return fmt, size[0], size[1]
 
 
 def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
@@ -58,6 +94,8 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
     scaled from their dtype's range (uint16 / 257), except int32/int64 samples that fit 16 bits.
     """
     a = np.asarray(array)
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:  # the common case: no float copies
+        return np.ascontiguousarray(a)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:
@@ -102,13 +140,13 @@ def _read_bytes(source) -> bytes:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise ImageNotFoundError(f"image file not found: {path}")
+            raise ImageNotFoundError(f"image file not found: {_describe(path)}")
         if not path.is_file():
-            raise NotAnImageError(f"{path} is not a file")
+            raise NotAnImageError(f"{_describe(path)} is not a file")
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise UnreadableImageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise UnreadableImageError(f"cannot read {_describe(path)}: {exc.strerror or type(exc).__name__}") from exc
     elif hasattr(source, "read"):
         data = source.read()
         if not isinstance(data, (bytes, bytearray)):
@@ -122,16 +160,26 @@ def _read_bytes(source) -> bytes:
 
 
 def _describe(source) -> str:
+    """The base name only: a server path must not reach a web client through a message."""
     if isinstance(source, (str, os.PathLike)):
-        return str(source)
+        return Path(source).name or "the image file"
     return "the uploaded file"
+
+
+def megapixels(pixels: int, limit: int = MAX_PIXELS) -> str:
+    """'40.01 MP': as many decimals as it takes for a count over `limit` not to read as the limit."""
+    for decimals in (1, 2, 3, 4, 6):
+        text = f"{pixels / 1e6:.{decimals}f}"
+        if not (pixels > limit and float(text) <= limit / 1e6):
+            break
+    return f"{text} MP"
 
 
 def _check_size(width: int, height: int, min_side: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
-            f"{max_pixels / 1e6:.0f} MP: downscale it (a face photo needs no more than ~4 MP)")
+            f"image is {width}x{height} pixels = {megapixels(width * height, max_pixels)}, over the "
+            f"{max_pixels / 1e6:g} MP limit: downscale it (a face photo needs no more than ~4 MP)")
     if min(width, height) < min_side:
         raise ImageTooSmallError(
             f"image is {width}x{height} pixels; each side must be at least {min_side} px "
@@ -148,27 +196,53 @@ def _not_an_image(data: bytes, name: str) -> NotAnImageError:
         f"{name} is not an image we can read{hint}: upload a JPEG, PNG, WebP, BMP or TIFF photo")
 
 
-def _load_with_pillow(data: bytes, name: str, min_side: int, max_pixels: int) -> np.ndarray:
+def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Image.open (the header only) with our errors."""
     try:
-        image = Image.open(io.BytesIO(data))
+        return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise _not_an_image(data, name) from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name} is far over the {max_pixels / 1e6:.0f} MP limit") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own guard: > 2 x Image.MAX_IMAGE_PIXELS
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{megapixels(int(found.group(1)), max_pixels)}, " if found else ""
+        raise ImageTooLargeError(f"{name} is {size}far over the {max_pixels / 1e6:g} MP limit") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImageError(f"{name} could not be read as an image: {exc}") from exc
+
+
+def _decode_error(exc: BaseException, name: str) -> UnreadableImageError:
+    text = str(exc).lower()
+    if isinstance(exc, (EOFError, OSError, SyntaxError)) and any(w in text for w in ("truncat", "eof", "end of")):
+        return TruncatedImageError(f"{name} is truncated (the file ends before the image data does): upload it again")
+    if isinstance(exc, EOFError):
+        return TruncatedImageError(f"{name} is truncated (the file ends before the image data does): upload it again")
+    return UnreadableImageError(f"{name} could not be decoded: {exc}")
+
+
+def _reduction(width: int, height: int, work_max_pixels: int | None) -> int:
+    """The smallest integer factor that brings width x height to at most work_max_pixels."""
+    factor = 1
+    while work_max_pixels and (width // factor) * (height // factor) > work_max_pixels:
+        factor += 1
+    return factor
+
+
+def _load_with_pillow(data: bytes, name: str, min_side: int, max_pixels: int,
+                      work_max_pixels: int | None = WORK_MAX_PIXELS) -> np.ndarray:
+    image = _open(data, name, max_pixels)
     with image:
         _check_size(image.width, image.height, min_side, max_pixels)
+        factor = _reduction(image.width, image.height, work_max_pixels)
+        if factor > 1 and image.format == "JPEG":  # DCT scaling: decodes at 1/2, 1/4 or 1/8 directly
+            image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
+                        (image.width // factor, image.height // factor))
         try:
             image.load()
-        except OSError as exc:
-            if "truncated" in str(exc).lower():
-                raise TruncatedImageError(
-                    f"{name} is truncated (the file ends before the image data does): "
-                    "upload it again") from exc
-            raise UnreadableImageError(f"{name} could not be decoded: {exc}") from exc
-        except (SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise UnreadableImageError(f"{name} could not be decoded: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001  (OSError, SyntaxError, ValueError, ...: all say why)
+            raise _decode_error(exc, name) from exc
+        factor = _reduction(image.width, image.height, work_max_pixels)
+        if factor > 1:  # what draft mode did not do (other formats, or a scale between 1/8 steps)
+            image = image.reduce(factor)
         try:
             image = ImageOps.exif_transpose(image)
         except Exception:  # a broken EXIF block must not cost the photo; keep it unrotated
