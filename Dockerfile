@@ -23,6 +23,7 @@ RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 COPY pyproject.toml README.md ./
+COPY avatar_studio ./avatar_studio
 COPY avatarclip_core ./avatarclip_core
 COPY face2param ./face2param
 COPY workers ./workers

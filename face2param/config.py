@@ -1,11 +1,11 @@
 """Typed configs of photo -> game parameters. Defaults are the `preview` values (CPU seconds);
 the papers' values are noted beside each knob (Shi et al. ICCV 2019 "F2P" and TPAMI "Neural
-rendering for game character auto-creation")."""
+rendering for game character auto-creation"). These are the library's; the photo JOB's config adds
+the export and preview steps (avatar_studio.pipelines.photo.PhotoJobConfig)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from avatarclip_core.pipelines.common import ExportConfig, PreviewConfig
 from face2param.engines.anny_engine import AnnyEngineConfig
 from face2param.faces.analysis import FaceAnalysisConfig
 from face2param.faces.appearance import AppearanceConfig
@@ -177,8 +177,5 @@ class Face2ParamConfig:
     imitator: ImitatorConfig = field(default_factory=ImitatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     identity_surrogate: IdentitySurrogateConfig = field(default_factory=IdentitySurrogateConfig)
-    preview: PreviewConfig = field(default_factory=PreviewConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    face_image_size: int = 512  # face.png
     device: str = "auto"  # auto | cpu | cuda[:N]; the engine's device follows unless it names its own
     seed: int = 0

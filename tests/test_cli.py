@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    return subprocess.run([sys.executable, "-m", "avatarclip_core.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "avatar_studio.cli", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=600)
 
 
@@ -86,7 +86,7 @@ def test_preview_png_shows_a_body(walk_job):
     (["--set", "nonsense.key=1"], "unknown config key 'nonsense'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, fragment):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     out = tmp_path / "job"
     assert main(["body", *args, "-o", str(out), "-q"]) == 2
@@ -104,7 +104,7 @@ def test_bad_input_from_a_fresh_process_prints_only_the_error(tmp_path):
 
 
 def test_existing_folder_needs_force_and_unwritable_output_fails_cleanly(tmp_path, capsys):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     out = tmp_path / "job"
     out.mkdir()
@@ -146,7 +146,7 @@ def test_fbx_flag_writes_an_fbx_with_the_same_bones(tmp_path):
     from conftest import require_blender
 
     require_blender()
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
     from avatarclip_core.export import inspect_in_blender
 
     out = tmp_path / "fbx_job"

@@ -1,7 +1,7 @@
 import pytest
 
 from avatarclip_core.config import ConfigError, apply_overrides, describe_fields, load_config, preset_names
-from avatarclip_core.pipelines.sliders import SlidersJobConfig, load_sliders_config
+from avatar_studio.pipelines.sliders import SlidersJobConfig, load_sliders_config
 
 
 def test_presets_exist_and_load():
@@ -47,7 +47,7 @@ def test_describe_fields_lists_every_leaf():
 
 def test_every_preset_has_a_photo_section_and_paper_carries_the_papers_values():
     from face2param.config import Face2ParamConfig
-    from face2param.pipeline import load_photo_config
+    from avatar_studio.pipelines.photo import load_photo_config
 
     defaults = Face2ParamConfig()
     preview = load_photo_config("preview")

@@ -212,7 +212,7 @@ def test_photo_of_an_external_engine_writes_params_without_an_avatar(spec_path, 
     avatar.glb (the game builds it from params.json), said in params.json's warnings."""
     from PIL import Image
 
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     astronaut = pytest.importorskip("skimage.data").astronaut()
     photo = tmp_path / "astronaut.png"
@@ -232,7 +232,7 @@ def test_photo_of_an_external_engine_writes_params_without_an_avatar(spec_path, 
 
 def test_train_cli_builds_an_imitator_for_an_external_engine(spec_path, render_url, tmp_path, capsys):
     """`avatar train face2param --imitator --engine-spec ... --engine-url ...` writes a loadable artifact."""
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
     from face2param.imitator import load_imitator
 
     out = tmp_path / "artifact"

@@ -153,7 +153,7 @@ def test_the_mean_method_reports_defaults_and_oneshot_chooses(astronaut):
 def test_the_chosen_assets_land_in_params_json(tmp_path, astronaut):
     from PIL import Image
 
-    from face2param.pipeline import load_photo_config, run_photo_job
+    from avatar_studio.pipelines.photo import load_photo_config, run_photo_job
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(photo)

@@ -30,7 +30,7 @@ def _wrists_over_head(folder) -> float:
 def raise_arms_job(tmp_path_factory):
     import os
 
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = tmp_path_factory.mktemp("motion") / "raise"
@@ -61,7 +61,7 @@ def test_params_record_how_the_motion_was_made(raise_arms_job):
 
 
 def test_shape_and_motion_combine(tmp_path):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     out = tmp_path / "squat"
     assert main(["text", "--shape", "a very tall heavy man", "--motion", "squat", "-q", "-o", str(out)]) == 0
@@ -74,7 +74,7 @@ def test_shape_and_motion_combine(tmp_path):
 
 
 def test_slider_bodies_take_described_motions_too(tmp_path):
-    from avatarclip_core.pipelines.sliders import load_sliders_config, run_sliders_job
+    from avatar_studio.pipelines.sliders import load_sliders_config, run_sliders_job
 
     config = load_sliders_config("preview", {"motion.name": "jump"})
     out = run_sliders_job({"height": 0.2}, config, tmp_path / "jump")
@@ -86,14 +86,14 @@ def test_slider_bodies_take_described_motions_too(tmp_path):
 
 
 def test_builtin_names_still_give_the_procedural_clips(tmp_path):
-    from avatarclip_core.pipelines.sliders import load_sliders_config, run_sliders_job
+    from avatar_studio.pipelines.sliders import load_sliders_config, run_sliders_job
 
     out = run_sliders_job({}, load_sliders_config("preview", {"motion.name": "wave"}), tmp_path / "wave")
     assert json.loads((out / "params.json").read_text())["motion_source"] == {"method": "builtin", "name": "wave"}
 
 
 def test_motion_only_text_job_is_accepted_at_the_boundary():
-    from workers.kinds import get_kind
+    from avatar_studio.kinds import get_kind
 
     inputs, _ = get_kind("text").validate({"motion": "kick a soccer ball"}, {})
     assert inputs == {"shape": "", "appearance": "", "motion": "kick a soccer ball"}

@@ -22,7 +22,7 @@ def astronaut_png(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fast_config():
-    from face2param.pipeline import load_photo_config
+    from avatar_studio.pipelines.photo import load_photo_config
 
     config = load_photo_config("preview")
     return dataclasses.replace(config, face_image_size=256,
@@ -31,7 +31,7 @@ def fast_config():
 
 @pytest.fixture(scope="module")
 def iterative_job(tmp_path_factory, astronaut_png, fast_config):
-    from face2param.pipeline import run_photo_job
+    from avatar_studio.pipelines.photo import run_photo_job
 
     config = dataclasses.replace(fast_config, method="iterative")
     return run_photo_job(astronaut_png, config, tmp_path_factory.mktemp("jobs") / "iterative")
@@ -85,7 +85,7 @@ def test_auto_picks_a_method_and_says_why(astronaut_png, fast_config):
 
 def test_bad_photos_fail_with_specific_errors_and_write_nothing(tmp_path, fast_config):
     from face2param.faces import NoFaceError, NotAnImageError
-    from face2param.pipeline import run_photo_job
+    from avatar_studio.pipelines.photo import run_photo_job
 
     text = tmp_path / "face.jpg"
     text.write_text("not an image at all")
@@ -99,7 +99,7 @@ def test_bad_photos_fail_with_specific_errors_and_write_nothing(tmp_path, fast_c
 
 
 def test_cli_photo_reports_bad_input_in_one_line(tmp_path, capsys):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     missing = tmp_path / "nope.jpg"
     assert main(["photo", str(missing), "-q", "-o", str(tmp_path / "out")]) == 2
@@ -108,7 +108,7 @@ def test_cli_photo_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 def test_face_engine_cli_exports_the_schema_and_renders_a_params_file(iterative_job, tmp_path):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     schema = tmp_path / "schema.json"
     assert main(["face-engine", "spec", "--schema", "-o", str(schema)]) == 0

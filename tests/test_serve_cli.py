@@ -33,7 +33,7 @@ def test_avatar_serve_runs_a_sliders_job_end_to_end(tmp_path):
     (data / "cache").symlink_to(ROOT / "data" / "cache")  # the body model's cache (built once)
     port = _free_port()
     env = dict(os.environ, AVATAR_DATA_DIR=str(data))
-    proc = subprocess.Popen([sys.executable, "-m", "avatarclip_core.cli", "serve", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "avatar_studio.cli", "serve", "--port", str(port)], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}/"

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="module")
 def tall_heavy(tmp_path_factory):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     out = tmp_path_factory.mktemp("text") / "tall_heavy"
     assert main(["text", "--shape", "a very tall heavy man", "--motion", "walk", "-q", "-o", str(out)]) == 0
@@ -45,7 +45,7 @@ def test_shape_prompt_moves_the_body_the_right_way(tall_heavy, anny_body):
 
 
 def test_appearance_without_clip_weights_warns_and_keeps_the_shape(tmp_path, capsys):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     out = tmp_path / "offline"
     assert main(["text", "--shape", "a short thin woman", "--appearance", "Iron Man", "-q", "-o", str(out)]) == 0
@@ -64,7 +64,7 @@ def test_appearance_without_clip_weights_warns_and_keeps_the_shape(tmp_path, cap
     (["--shape", "a man", "--set", "height=0.5"], "config keys only"),
 ])
 def test_bad_text_input_is_one_line(tmp_path, capsys, args, fragment):
-    from avatarclip_core.cli import main
+    from avatar_studio.cli import main
 
     assert main(["text", *args, "-q", "-o", str(tmp_path / "job")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -73,8 +73,8 @@ def test_bad_text_input_is_one_line(tmp_path, capsys, args, fragment):
 
 
 def test_text_job_kind_validates_at_the_boundary():
-    from workers.errors import InvalidJobInputError
-    from workers.kinds import get_kind
+    from avatar_studio.errors import InvalidJobInputError
+    from avatar_studio.kinds import get_kind
 
     kind = get_kind("text")
     inputs, config = kind.validate({"shape": " a tall man ", "motion": "walk"}, {"preset": "preview"})
@@ -105,7 +105,7 @@ def test_sculpting_with_a_tiny_clip_writes_a_textured_rigged_avatar(tmp_path):
     """End to end through NeuS with the random-weight test CLIP (the product never uses it), with a
     generated motion on the sculpted avatar."""
     from avatarclip_core.clip import tiny_test_scorer
-    from avatarclip_core.pipelines.text import load_text_config, run_text_job
+    from avatar_studio.pipelines.text import load_text_config, run_text_job
 
     config = load_text_config("preview", {
         "neus.iterations": "6", "neus.image_size": "48", "neus.stage1_iterations": "60",

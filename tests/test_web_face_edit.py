@@ -71,7 +71,7 @@ def _fake_finished_job(s, kind: str, params: dict | None) -> str:
     ({"params": {}, "source_job": "../../etc"}, "inputs.source_job '../../etc' is not a job id"),
 ])
 def test_the_face_kind_refuses_bad_params_and_stores_nothing(web, inputs, message):
-    from workers.errors import InvalidJobInputError
+    from avatar_studio.errors import InvalidJobInputError
 
     before = len(web.api.list(1000))
     with pytest.raises(InvalidJobInputError) as info:

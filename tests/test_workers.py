@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from avatar_studio.errors import InvalidJobInputError, UnknownJobKindError
 from avatarclip_core.errors import UserInputError
 from gltf_validation import validate_glb
 from workers.api import JobAPI, JobStatus
 from workers.embedded import start_worker_process, stop_worker_processes, wait_worker_ready
-from workers.errors import (InvalidJobInputError, JobFileError, QueueUnavailableError, UnknownJobError,
-                            UnknownJobKindError)
+from workers.errors import JobFileError, QueueUnavailableError, UnknownJobError
 from workers.settings import Settings, SettingsError, redact_url
 from workers.store import safe_job_file
 from workers_helpers import (cleanup_redis, deployment_env, free_port, make_data_dir, redis_answers,
@@ -161,7 +161,7 @@ def test_unknown_job_ids_are_user_errors(offline):
 
 def test_slider_motions_match_the_pipeline():
     from avatarclip_core.motion.procedural import BUILTIN_MOTIONS
-    from workers.kinds import SLIDER_MOTIONS, public_kinds
+    from avatar_studio.kinds import SLIDER_MOTIONS, public_kinds
 
     assert set(SLIDER_MOTIONS) == set(BUILTIN_MOTIONS)
     assert "sliders" in public_kinds() and "selftest" not in public_kinds()  # internal kinds stay hidden

@@ -42,7 +42,7 @@ from web.auth import TokenGate
 log = logging.getLogger("avatar.web")
 
 TITLE = "Avatar Studio"
-PHOTO_METHODS = ("auto", "oneshot", "iterative", "mean")  # mirrors workers.kinds.PHOTO_METHODS
+PHOTO_METHODS = ("auto", "oneshot", "iterative", "mean")  # mirrors avatar_studio.kinds.PHOTO_METHODS
 POLL_SECONDS = 1.0
 MEDIA_TYPES = {".glb": "model/gltf-binary", ".gltf": "model/gltf+json", ".fbx": "application/octet-stream",
                ".bvh": "text/plain; charset=utf-8", ".json": "application/json", ".npz": "application/octet-stream",

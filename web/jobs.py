@@ -102,9 +102,9 @@ def preset_choices() -> list[str]:
 
 
 def job_kinds(api: Any = None) -> set[str]:
-    """Public job kinds: workers.kinds.public_kinds(), else `api.kinds` / workers.api.JOB_KINDS, else sliders."""
+    """Public job kinds: avatar_studio.kinds.public_kinds(), else `api.kinds` / workers.api.JOB_KINDS, else sliders."""
     try:
-        from workers.kinds import public_kinds
+        from avatar_studio.kinds import public_kinds
 
         kinds = public_kinds()
         if kinds:

@@ -16,7 +16,7 @@ Public API
 
     from workers.settings import Settings, get_settings   # the ONE settings object (see its table)
     from workers.embedded import start_worker_process, stop_worker_process, wait_worker_ready, run_worker
-    from workers.kinds import register_kind, JobKind, public_kinds        # job kinds (text/photo later)
+    from avatar_studio.kinds import register_kind, JobKind, public_kinds  # job kinds live in the app package
     from workers.bench import bench_queue                                 # `avatar bench`
 
 States: PENDING (queued, or waiting to retry), STARTED, PROGRESS (stage, progress 0..1, message),
@@ -42,9 +42,9 @@ Layout
 ------
 settings.py  Settings (AVATAR_* variables)     app.py      Celery app, task, retries, progress, cancel
 api.py       JobAPI, JobStatus, get_job_api     store.py    job store (sqlite), safe_job_file
-kinds.py     job kinds registry + validation    jobs.py     runners executed in the worker
 transport.py embedded SQLite transport          worker.py   `python -m workers.worker`
 embedded.py  worker subprocess control          bench.py    bench_queue
+The job kinds (validation at submit, routing) and their runners: avatar_studio.kinds, avatar_studio.jobs.
 """
 
 _EXPORTS = {

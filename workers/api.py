@@ -22,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from avatar_studio.kinds import get_kind
 from workers.errors import QueueUnavailableError, UnknownJobError
-from workers.kinds import get_kind
 from workers.settings import Settings, get_settings, redact_url
 from workers.store import (FINAL_STATES, JobRecord, JobStore, check_job_id, list_job_files, new_job_id,
                            resolve_job_file, utc_now_iso)

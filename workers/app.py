@@ -38,9 +38,10 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from kombu import Exchange, Queue
 
+from avatar_studio.errors import TransientJobError
+from avatar_studio.kinds import JobContext, get_kind
 from avatarclip_core.errors import UserInputError
-from workers.errors import JobCancelled, JobFailed, TransientJobError
-from workers.kinds import JobContext, get_kind
+from workers.errors import JobCancelled, JobFailed
 from workers.settings import ALL_QUEUES, Settings, get_settings
 from workers.store import JobStore, list_job_files
 

@@ -1,15 +1,8 @@
-"""Errors of the job queue. The UserInputError subclasses are the user's to fix (web: HTTP 4xx, CLI: exit 2)."""
+"""Errors of the job queue. The UserInputError subclasses are the user's to fix (web: HTTP 4xx, CLI: exit 2).
+The errors job kinds raise (invalid input, unknown kind, transient) are avatar_studio.errors."""
 from __future__ import annotations
 
 from avatarclip_core.errors import UserInputError
-
-
-class UnknownJobKindError(UserInputError):
-    """submit() got a kind no one registered."""
-
-
-class InvalidJobInputError(UserInputError):
-    """submit() got inputs or config of the wrong shape or type (the message names the field)."""
 
 
 class UnknownJobError(UserInputError):
@@ -26,10 +19,6 @@ class QueueUnavailableError(RuntimeError):
     def __init__(self, message: str, job_id: str | None = None) -> None:
         super().__init__(message)
         self.job_id = job_id
-
-
-class TransientJobError(Exception):
-    """Raised by a job kind for a failure worth retrying (a busy GPU, a flaky mount, ...)."""
 
 
 class JobCancelled(Exception):

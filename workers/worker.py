@@ -40,7 +40,7 @@ def ready_dir(settings: Settings):
 
 def preload_kinds() -> None:
     """Import what the registered kinds need before the pool forks (the first job starts faster)."""
-    from workers.kinds import _KINDS
+    from avatar_studio.kinds import _KINDS
 
     for kind in _KINDS.values():
         for module in kind.preload:

@@ -9,10 +9,11 @@ from .base import (
     InvalidEngineParamsError,
     Landmarks,
     ParamSpec,
+    engine_name,
 )
 
 __all__ = ["AvatarEngine", "ContinuousParam", "DifferentiableEngine", "DiscreteSlot", "EngineParams",
-           "InvalidEngineParamsError", "Landmarks", "ParamSpec", "AnnyFaceEngine", "AnnyEngineConfig",
+           "InvalidEngineParamsError", "Landmarks", "ParamSpec", "engine_name", "AnnyFaceEngine", "AnnyEngineConfig",
            "ExternalEngine", "load_anny_face_engine"]
 
 

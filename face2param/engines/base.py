@@ -23,6 +23,12 @@ if TYPE_CHECKING:  # torch only where tensors are made: the web process validate
 JSON_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def engine_name(engine) -> str:
+    """The engine's name in params.json and artifact folders (an engine may set `name`)."""
+    return getattr(engine, "name", None) or ("anny_face" if type(engine).__name__ == "AnnyFaceEngine"
+                                             else type(engine).__name__)
+
+
 class InvalidEngineParamsError(UserInputError):
     """A parameter name, value or option that the engine's spec does not accept."""
 

@@ -26,7 +26,7 @@ class ImitatorUnavailableError(UserInputError):
 
 def artifact_dir(config: Face2ParamConfig, engine) -> Path:
     from avatarclip_core.paths import data_dir
-    from face2param.pipeline import engine_name
+    from face2param.engines.base import engine_name
 
     if config.imitator.artifact_dir:
         return Path(config.imitator.artifact_dir).expanduser()

@@ -143,8 +143,8 @@ def landmark_nme(pred: torch.Tensor, target: torch.Tensor) -> float:
 def train_imitator(config: Face2ParamConfig | None = None, engine=None, out_dir: Path | str | None = None,
                    progress=None) -> Path:
     """Render, label, train G and the regressor, write imitator.pt + meta.json; returns the folder."""
+    from face2param.engines.base import engine_name
     from face2param.methods.fit import config_device, load_engine
-    from face2param.pipeline import engine_name
 
     config = config or Face2ParamConfig()
     cfg = config.imitator

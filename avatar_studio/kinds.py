@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from avatarclip_core.errors import UserInputError
-from workers.errors import InvalidJobInputError, UnknownJobKindError
+from avatar_studio.errors import InvalidJobInputError, UnknownJobKindError
 
 MAX_INPUT_BYTES = 64 * 1024
 # Mirrors avatarclip_core.motion.procedural.BUILTIN_MOTIONS (importing that needs torch; a test
 # keeps the two in step).
 SLIDER_MOTIONS = ("idle", "walk", "wave")
+# what a job id looks like (workers.store.JOB_ID_RE makes and checks ids with the same pattern)
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 _CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -216,9 +218,9 @@ register_kind(JobKind(
     name="sliders",
     description="rigged avatar from named body sliders, optionally with a built-in motion",
     validate=validate_sliders,
-    runner="workers.jobs:run_sliders",
+    runner="avatar_studio.jobs:run_sliders",
     route=lambda inputs, config: device_route(config),
-    preload=("avatarclip_core.pipelines.sliders", "avatarclip_core.export", "avatarclip_core.motion.procedural",
+    preload=("avatar_studio.pipelines.sliders", "avatarclip_core.export", "avatarclip_core.motion.procedural",
              "avatarclip_core.render.preview"),
 ))
 
@@ -249,9 +251,9 @@ register_kind(JobKind(
     name="text",
     description="avatar from text (AvatarCLIP): shape and appearance prompts, optionally a built-in motion",
     validate=validate_text,
-    runner="workers.jobs:run_text",
+    runner="avatar_studio.jobs:run_text",
     route=_text_route,
-    preload=("avatarclip_core.pipelines.text",),
+    preload=("avatar_studio.pipelines.text",),
 ))
 
 
@@ -280,9 +282,9 @@ register_kind(JobKind(
     name="photo",
     description="game-engine parameters and a rigged avatar from a face photo (Face-to-Parameter)",
     validate=validate_photo,
-    runner="workers.jobs:run_photo",
+    runner="avatar_studio.jobs:run_photo",
     route=lambda inputs, config: device_route(config, "device"),
-    preload=("face2param.pipeline",),
+    preload=("avatar_studio.pipelines.photo",),
 ))
 
 
@@ -295,7 +297,6 @@ def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
     with the override engine_kind=external the worker checks them against that engine's spec."""
     from face2param.engines.base import EngineParams
     from face2param.spec_cache import default_engine_spec
-    from workers.store import check_job_id
 
     inputs = _mapping(inputs, "inputs")
     _only_keys(inputs, ("params", "source_job"), "face input")
@@ -303,11 +304,8 @@ def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
         raise InvalidJobInputError('inputs.params is missing: {"continuous": {...}, "discrete": {...}}')
     params = _mapping(inputs["params"], "inputs.params")
     source_job = inputs.get("source_job") or ""
-    if source_job:
-        try:
-            source_job = check_job_id(source_job)
-        except UserInputError:
-            raise InvalidJobInputError(f"inputs.source_job {str(source_job)[:60]!r} is not a job id") from None
+    if source_job and not (isinstance(source_job, str) and JOB_ID_RE.match(source_job)):
+        raise InvalidJobInputError(f"inputs.source_job {str(source_job)[:60]!r} is not a job id")
     config_out = _preset_config(config, "face")
     try:
         given = EngineParams.from_json(params)
@@ -325,9 +323,9 @@ register_kind(JobKind(
     name="face",
     description="a rigged avatar from face-engine parameters (an edited photo result, or a game's stored ones)",
     validate=validate_face,
-    runner="workers.jobs:run_face",
+    runner="avatar_studio.jobs:run_face",
     route=lambda inputs, config: device_route(config, "device"),
-    preload=("face2param.pipeline",),
+    preload=("avatar_studio.pipelines.photo",),
 ))
 
 
@@ -359,7 +357,7 @@ register_kind(JobKind(
     name="selftest",
     description="internal: sleeps, reports progress, optionally fails; writes result.json",
     validate=validate_selftest,
-    runner="workers.jobs:run_selftest",
+    runner="avatar_studio.jobs:run_selftest",
     route=lambda inputs, config: config.get("queue", "cpu"),
     public=False,
 ))

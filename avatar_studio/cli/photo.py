@@ -1,5 +1,5 @@
 """`avatar photo`, `avatar face-engine` and `avatar eval photo`: the photo -> game-parameters commands,
-registered on the `avatar` parser by avatarclip_core.cli (kept here so that module stays small)."""
+registered on the `avatar` parser by avatar_studio.cli (kept here so that module stays small)."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ METHODS = ("auto", "oneshot", "iterative", "mean")
 
 def _config(args: argparse.Namespace):
     from avatarclip_core.config import parse_override
-    from face2param.pipeline import load_photo_config
+    from avatar_studio.pipelines.photo import load_photo_config
 
     overrides = dict(parse_override(pair) for pair in (args.set or []))
     if getattr(args, "method", None):
@@ -27,8 +27,8 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_photo(args: argparse.Namespace) -> int:
-    from avatarclip_core.cli import _TqdmProgress
-    from face2param.pipeline import run_photo_job
+    from avatar_studio.cli.main import _TqdmProgress
+    from avatar_studio.pipelines.photo import run_photo_job
 
     config = _config(args)
     progress = _TqdmProgress(args.quiet)

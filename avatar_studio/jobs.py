@@ -1,4 +1,4 @@
-"""Runners of the registered job kinds (imported in the worker only; see workers.kinds)."""
+"""Runners of the registered job kinds (imported in the worker only; see avatar_studio.kinds)."""
 from __future__ import annotations
 
 import json
@@ -6,12 +6,12 @@ import os
 import time
 from pathlib import Path
 
-from workers.errors import InvalidJobInputError, TransientJobError
-from workers.kinds import JobContext
+from avatar_studio.errors import InvalidJobInputError, TransientJobError
+from avatar_studio.kinds import JobContext
 
 
 def run_sliders(ctx: JobContext) -> Path:
-    from avatarclip_core.pipelines.sliders import load_sliders_config, run_sliders_job
+    from avatar_studio.pipelines.sliders import load_sliders_config, run_sliders_job
 
     overrides = dict(ctx.config.get("overrides") or {})
     if ctx.inputs.get("motion"):
@@ -24,7 +24,7 @@ def run_sliders(ctx: JobContext) -> Path:
 
 
 def run_text(ctx: JobContext) -> Path:
-    from avatarclip_core.pipelines.text import load_text_config, run_text_job
+    from avatar_studio.pipelines.text import load_text_config, run_text_job
 
     overrides = dict(ctx.config.get("overrides") or {})
     if ctx.inputs.get("motion"):
@@ -35,7 +35,7 @@ def run_text(ctx: JobContext) -> Path:
 
 
 def run_photo(ctx: JobContext) -> Path:
-    from face2param.pipeline import load_photo_config, run_photo_job
+    from avatar_studio.pipelines.photo import load_photo_config, run_photo_job
 
     photo = ctx.data_dir / "uploads" / ctx.inputs["photo"]
     if not photo.is_file():
@@ -48,7 +48,7 @@ def run_photo(ctx: JobContext) -> Path:
 
 
 def run_face(ctx: JobContext) -> Path:
-    from face2param.pipeline import load_photo_config, run_params_job
+    from avatar_studio.pipelines.photo import load_photo_config, run_params_job
 
     config = load_photo_config(ctx.config.get("preset") or "preview", dict(ctx.config.get("overrides") or {}))
     return run_params_job(ctx.inputs["params"], config, ctx.output_dir, force=True, progress=ctx.progress,

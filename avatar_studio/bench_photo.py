@@ -22,7 +22,7 @@ def bench_photo(repeats: int = 3) -> dict:
     from face2param.faces import analyse_face
     from face2param.methods.fit import fit, load_engine
     from face2param.methods.target import target_from_analysis
-    from face2param.pipeline import load_photo_config
+    from avatar_studio.pipelines.photo import load_photo_config
 
     config = load_photo_config("preview")
     engine = load_engine(config)

@@ -25,7 +25,7 @@ from avatarclip_core.motion.procedural import MotionConfig
 from avatarclip_core.motion.select import build_motion, check_motion_request, is_builtin
 from avatarclip_core.neus.api import sculpt_avatar, template_from_body
 from avatarclip_core.neus.config import NeusConfig
-from avatarclip_core.pipelines.common import (
+from avatar_studio.pipelines.common import (
     PARAMS_SCHEMA,
     ExportConfig,
     PreviewConfig,

@@ -10,38 +10,45 @@ is written.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from avatarclip_core.config import load_config
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
-from avatarclip_core.pipelines.common import preflight_export, seed_everything, write_avatar_files, write_provenance
 from avatarclip_core.progress import ProgressFn, StageTimer
 from avatarclip_core.provenance import write_json
+from avatar_studio.pipelines.common import (ExportConfig, PreviewConfig, preflight_export, seed_everything,
+                                            write_avatar_files, write_provenance)
 from face2param.config import Face2ParamConfig
+from face2param.engines.base import engine_name
 
 PARAMS_VERSION = 1
 
 
-def load_photo_config(preset: str | None = "preview", overrides: dict | None = None) -> Face2ParamConfig:
-    """Face2ParamConfig from configs/<preset>.yaml, section `photo` (absent: the dataclass defaults)."""
-    return load_config(Face2ParamConfig, preset, overrides, section="photo")
+@dataclass
+class PhotoJobConfig(Face2ParamConfig):
+    """The photo and face jobs: the library's Face2ParamConfig plus what a job folder needs."""
+
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    face_image_size: int = 512  # face.png
 
 
-def engine_name(engine) -> str:
-    return getattr(engine, "name", None) or ("anny_face" if type(engine).__name__ == "AnnyFaceEngine"
-                                             else type(engine).__name__)
+def load_photo_config(preset: str | None = "preview", overrides: dict | None = None) -> PhotoJobConfig:
+    """PhotoJobConfig from configs/<preset>.yaml, section `photo` (absent: the dataclass defaults)."""
+    return load_config(PhotoJobConfig, preset, overrides, section="photo")
 
 
-def run_photo_job(image_path, config: Face2ParamConfig | None = None, output_dir: Path | str = "photo_avatar",
+def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: Path | str = "photo_avatar",
                   force: bool = False, progress: ProgressFn | None = None, engine=None) -> Path:
     """Photo file (or bytes) -> job folder; returns the folder."""
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
     from face2param.methods.fit import fit, load_engine
 
-    config = config or Face2ParamConfig()
+    config = config or PhotoJobConfig()
     output_dir = check_output_folder(Path(output_dir), force)
     preflight_export(config.export)
     seed_everything(config.seed)
@@ -66,7 +73,7 @@ def run_photo_job(image_path, config: Face2ParamConfig | None = None, output_dir
                            "image_size": list(analysis.image_size), "method": result.method})
 
 
-def run_params_job(params, config: Face2ParamConfig | None = None, output_dir: Path | str = "face_avatar",
+def run_params_job(params, config: PhotoJobConfig | None = None, output_dir: Path | str = "face_avatar",
                    force: bool = False, progress: ProgressFn | None = None, engine=None,
                    source_job: str = "") -> Path:
     """Engine parameters (EngineParams, or a params.json dict: unnamed entries take the engine's
@@ -74,7 +81,7 @@ def run_params_job(params, config: Face2ParamConfig | None = None, output_dir: P
     from face2param.engines.base import EngineParams
     from face2param.methods.fit import load_engine
 
-    config = config or Face2ParamConfig()
+    config = config or PhotoJobConfig()
     output_dir = check_output_folder(Path(output_dir), force)
     preflight_export(config.export)
     seed_everything(config.seed)
@@ -88,7 +95,7 @@ def run_params_job(params, config: Face2ParamConfig | None = None, output_dir: P
                              provenance_inputs={"method": "edited", "source_job": source_job})
 
 
-def _write_engine_job(output_dir: Path, force: bool, engine, params, config: Face2ParamConfig, timer: StageTimer,
+def _write_engine_job(output_dir: Path, force: bool, engine, params, config: PhotoJobConfig, timer: StageTimer,
                       kind: str, params_meta: dict, provenance_inputs: dict) -> Path:
     """face.png, avatar.glb (+ preview), params.json and provenance.json of one parameter set, atomically
     (no avatar.glb, with a warning in params.json, for an engine that builds no avatars itself)."""

@@ -15,7 +15,7 @@ from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
 from avatarclip_core.motion.gen_config import MotionGenConfig
 from avatarclip_core.motion.procedural import MotionConfig
 from avatarclip_core.motion.select import build_motion, check_motion_request, is_builtin
-from avatarclip_core.pipelines.common import (
+from avatar_studio.pipelines.common import (
     PARAMS_SCHEMA,
     ExportConfig,
     PreviewConfig,

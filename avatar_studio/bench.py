@@ -103,7 +103,7 @@ def bench_queues(repeats: int) -> dict:
 def bench_text_presets(repeats: int) -> dict:
     """Per-stage time and peak memory of the text job for the preview and standard presets
     (one cold run each: stage-1 NeuS uncached; see pipelines/bench_text)."""
-    from avatarclip_core.pipelines.bench_text import bench_text
+    from avatar_studio.bench_text import bench_text
 
     return bench_text(("preview", "standard"))
 
@@ -118,7 +118,7 @@ def bench_motion_generation(repeats: int) -> dict:
 
 def bench_photo_methods(repeats: int) -> dict:
     """Photo -> game parameters: photos/s end to end per method and seconds per iterative fit."""
-    from face2param.bench import bench_photo
+    from avatar_studio.bench_photo import bench_photo
 
     return bench_photo(repeats=min(repeats, 3))
 

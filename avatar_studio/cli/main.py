@@ -34,7 +34,7 @@ def _add_job_flags(args: argparse.Namespace, overrides: dict[str, str]) -> None:
 
 
 def _describe_sliders_config() -> str:
-    from avatarclip_core.pipelines.sliders import SlidersJobConfig
+    from avatar_studio.pipelines.sliders import SlidersJobConfig
 
     return ("--set NAME=VALUE sets a body slider (see `avatar sliders`); --set a.b=VALUE sets a config key.\n"
             + _describe_config(SlidersJobConfig))
@@ -42,7 +42,7 @@ def _describe_sliders_config() -> str:
 
 def _describe_text_config() -> str:
     try:
-        from avatarclip_core.pipelines.text import TextJobConfig
+        from avatar_studio.pipelines.text import TextJobConfig
     except ImportError as exc:  # a broken optional stack must not break `avatar --help`
         return f"(config keys unavailable: {exc})"
     return _describe_config(TextJobConfig)
@@ -82,7 +82,7 @@ class _TqdmProgress:
 
 
 def cmd_body(args: argparse.Namespace) -> int:
-    from avatarclip_core.pipelines.sliders import load_sliders_config, run_sliders_job
+    from avatar_studio.pipelines.sliders import load_sliders_config, run_sliders_job
 
     overrides, sliders = _split_sets(args.set or [])
     _add_job_flags(args, overrides)
@@ -97,7 +97,7 @@ def cmd_body(args: argparse.Namespace) -> int:
 
 
 def cmd_text(args: argparse.Namespace) -> int:
-    from avatarclip_core.pipelines.text import load_text_config, run_text_job
+    from avatar_studio.pipelines.text import load_text_config, run_text_job
 
     overrides, sliders = _split_sets(args.set or [])
     if sliders:
@@ -152,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.close()
         print(out)
     elif args.what == "face2param":
-        from face2param.pipeline import load_photo_config
+        from avatar_studio.pipelines.photo import load_photo_config
 
         overrides, _ = _split_sets(args.set or [])
         if args.prior_photos:  # the translator's fits prior (Eq. 11-12) from these photos, not engine renders
@@ -203,7 +203,7 @@ def cmd_sliders(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from avatarclip_core.bench import ALL_SECTIONS, run_bench
+    from avatar_studio.bench import ALL_SECTIONS, run_bench
 
     sections = tuple(args.only.split(",")) if args.only else ALL_SECTIONS
     unknown = set(sections) - set(ALL_SECTIONS)
@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.set_defaults(func=cmd_jobs)
 
     try:
-        from face2param.cli import register as register_photo_commands
+        from avatar_studio.cli.photo import register as register_photo_commands
     except ImportError as exc:  # a broken optional stack must not break the other commands
         logging.getLogger(__name__).debug("photo commands unavailable: %s", exc)
     else:

@@ -1,0 +1,5 @@
+import sys
+
+from avatar_studio.cli.main import main
+
+sys.exit(main())
