@@ -32,8 +32,8 @@ def _job_record(folder: Path, wall_s: float) -> dict:
 
 
 def bench_text_preset(preset: str, sculpt: bool = True) -> dict:
-    from avatarclip_core.body import resolve_device
     from avatarclip_core.clip.scorer import random_weights_scorer
+    from avatarclip_core.device import resolve_device
     from avatar_studio.pipelines.text import load_text_config, run_text_job
 
     config = load_text_config(preset, {"neus.cache": "false"})

@@ -61,3 +61,34 @@ def test_every_preset_has_a_photo_section_and_paper_carries_the_papers_values():
     assert (paper.imitator.optimizer, paper.imitator.learning_rate, paper.imitator.momentum) == ("sgd", 0.01, 0.9)
     # overrides still apply on top of a preset
     assert load_photo_config("paper", {"iterative.iterations": "7"}).iterative.iterations == 7
+
+
+def test_one_device_resolver_auto_follows_cuda_and_explicit_cuda_fails_clearly(monkeypatch):
+    import torch
+
+    from avatarclip_core.device import check_device, resolve_device
+    from avatarclip_core.errors import UserInputError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(UserInputError, match="'cuda:1' requested but CUDA is not available"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(UserInputError, match="auto, cpu, cuda or cuda:N, got 'gpu'"):
+        check_device("gpu")
+
+
+def test_the_paper_preset_sculpts_on_cuda_when_the_worker_has_it(monkeypatch):
+    """Every device of the paper preset is `auto`, NeuS's included (it ran 30k iterations on the CPU)."""
+    import torch
+
+    from avatar_studio.pipelines.text import load_text_config
+    from avatarclip_core.device import resolve_device
+
+    config = load_text_config("paper")
+    devices = {"neus": config.neus.device, "body": config.body.device, "clip": config.clip.device}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert {k: resolve_device(v) for k, v in devices.items()} == {"neus": "cuda", "body": "cuda", "clip": "cuda"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert {k: resolve_device(v) for k, v in devices.items()} == {"neus": "cpu", "body": "cpu", "clip": "cpu"}

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avatarclip_core.body import BodyConfig, create_body_model, resolve_device
+from avatarclip_core.body import BodyConfig, create_body_model
 from avatarclip_core.config import config_to_dict, load_config
+from avatarclip_core.device import resolve_device
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
 from avatarclip_core.motion.gen_config import MotionGenConfig
 from avatarclip_core.motion.procedural import MotionConfig

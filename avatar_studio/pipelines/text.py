@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from avatarclip_core.body import BodyConfig, create_body_model, resolve_device
+from avatarclip_core.body import BodyConfig, create_body_model
 from avatarclip_core.body.types import RiggedMesh
 from avatarclip_core.clip import ClipConfig, ClipUnavailableError, load_scorer
 from avatarclip_core.config import config_to_dict, load_config
+from avatarclip_core.device import resolve_device
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
 from avatarclip_core.motion.gen_config import MotionGenConfig, MotionTrainConfig

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 from avatarclip_core.body.anny_body import AnnyConfig, load_anny_body
 from avatarclip_core.body.model import BodyModel
 from avatarclip_core.body.smpl_body import SmplBody, SmplConfig
+from avatarclip_core.device import resolve_device
 from avatarclip_core.errors import UserInputError
 
 
@@ -17,14 +16,6 @@ class BodyConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     anny: AnnyConfig = field(default_factory=AnnyConfig)
     smpl: SmplConfig = field(default_factory=SmplConfig)
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserInputError(f"device {name!r} requested but CUDA is not available on this machine")
-    return name
 
 
 _SMPL_CACHE: dict[tuple, SmplBody] = {}

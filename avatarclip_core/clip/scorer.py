@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from avatarclip_core.clip.config import ClipConfig
+from avatarclip_core.device import resolve_device
 from avatarclip_core.errors import UserInputError
 
 TINY_TEST_MODEL = "AvatarTinyTest"
@@ -190,12 +191,6 @@ _SCORERS: dict[tuple, ImageTextScorer] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def _resolve_device(name: str) -> str:
-    from avatarclip_core.body.factory import resolve_device
-
-    return resolve_device(name)
-
-
 def _register_project_configs() -> None:
     import open_clip
 
@@ -257,7 +252,7 @@ def load_scorer(config: ClipConfig | None = None) -> ImageTextScorer:
     Raises ClipUnavailableError (a UserInputError) when the weights are not available here.
     """
     config = config or ClipConfig()
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     key = (config.model, config.pretrained, config.checkpoint, device)
     with _LOAD_LOCK:
         if key not in _SCORERS:

@@ -124,7 +124,7 @@ _LOCK = threading.Lock()
 
 def get_motion_artifacts(config: MotionGenConfig) -> MotionArtifacts:
     """The process-wide artifacts for a config (loaded once)."""
-    from avatarclip_core.body.factory import resolve_device
+    from avatarclip_core.device import resolve_device
 
     path = resolve_artifacts_dir(config.artifacts_dir, config.artifacts).resolve()
     key = (str(path), resolve_device(config.device))

@@ -19,6 +19,7 @@ import torch
 
 from avatarclip_core.body.lbs import matrix_to_rotation_6d
 from avatarclip_core.config import ConfigError
+from avatarclip_core.device import resolve_device
 from avatarclip_core.jobfolder import atomic_job_folder
 from avatarclip_core.motion.gen_config import MotionTrainConfig
 from avatarclip_core.motion.motion_vae import MotionVAE, crop, resample, to_features, train_motion_vae
@@ -29,12 +30,6 @@ from avatarclip_core.progress import ProgressFn, StageTimer
 log = logging.getLogger(__name__)
 SCHEMA = "avatar-studio/motion-artifacts@1"
 META_FILE, ARRAYS_FILE, METRICS_FILE = "meta.json", "motion_models.npz", "metrics.json"
-
-
-def _device(name: str) -> str:
-    from avatarclip_core.body.factory import resolve_device
-
-    return resolve_device(name)
 
 
 def _load_clips(config: MotionTrainConfig, skeleton) -> list:
@@ -72,7 +67,7 @@ def train_motion_models(config: MotionTrainConfig | None = None, output_dir: str
 
     config = config or MotionTrainConfig()
     out = Path(output_dir) if output_dir is not None else default_output_dir(config.name)
-    device = _device(config.device)
+    device = resolve_device(config.device)
     pv, cb, mv = config.pose_vae, config.codebook, config.motion_vae
     timer = StageTimer({"corpus": 2, "pose vae": 6 if not config.vposer else 1, "codebook": 1, "motion vae": 20,
                         "library": 1, "labels": 1, "save": 1}, progress)

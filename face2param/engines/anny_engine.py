@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from avatarclip_core.body import BodyConfig, create_body_model
-from avatarclip_core.body.factory import resolve_device
+from avatarclip_core.device import resolve_device
 from avatarclip_core.body.types import RiggedMesh
 from avatarclip_core.render import MeshRenderer, RasterSettings, cameras_look_at
 from avatarclip_core.render.topology import get_topology

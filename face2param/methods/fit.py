@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarclip_core.body.factory import resolve_device
+from avatarclip_core.device import resolve_device
 from avatarclip_core.errors import UserInputError
 from face2param.config import Face2ParamConfig
 from face2param.engines.base import DifferentiableEngine, EngineParams
