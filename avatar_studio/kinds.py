@@ -31,11 +31,9 @@ from typing import Any, Callable
 
 from avatarclip_core.errors import UserInputError
 from avatar_studio.errors import InvalidJobInputError, UnknownJobKindError
+from avatarclip_core.config.limits import MAX_PROMPT_CHARS, PHOTO_METHODS
 
 MAX_INPUT_BYTES = 64 * 1024
-# Mirrors avatarclip_core.motion.procedural.BUILTIN_MOTIONS (importing that needs torch; a test
-# keeps the two in step).
-SLIDER_MOTIONS = ("idle", "walk", "wave")
 # what a job id looks like (workers.store.JOB_ID_RE makes and checks ids with the same pattern)
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 _CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -166,17 +164,14 @@ def device_route(config: dict, key: str = "body.device") -> str:
     return "gpu" if device.startswith("cuda") else "cpu"
 
 
-TEXT_MAX_CHARS = 300
-
-
 def _prompt(value: Any, what: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InvalidJobInputError(f"{what} must be text, got {type(value).__name__}")
     value = value.strip()
-    if len(value) > TEXT_MAX_CHARS:
-        raise InvalidJobInputError(f"{what} has {len(value)} characters; keep it under {TEXT_MAX_CHARS}")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise InvalidJobInputError(f"{what} has {len(value)} characters; keep it under {MAX_PROMPT_CHARS}")
     if any(ord(c) < 32 for c in value):
         raise InvalidJobInputError(f"{what} contains control characters")
     return value
@@ -258,7 +253,6 @@ register_kind(JobKind(
 
 
 # -- photo (Face-to-Parameter) ----------------------------------------------------------------------
-PHOTO_METHODS = ("auto", "oneshot", "iterative", "mean")
 # the name web.uploads.store_upload gives a stored photo (no path: the worker joins it to its uploads dir)
 _UPLOAD_NAME_RE = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
 

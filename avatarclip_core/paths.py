@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Mapping
+
+
+def data_dir_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The one reading of AVATAR_DATA_DIR (unset or empty: ./data; `~` expanded), absolute; not created."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("AVATAR_DATA_DIR") or "data").expanduser().resolve()
 
 
 def data_dir() -> Path:
-    path = Path(os.environ.get("AVATAR_DATA_DIR", "data")).resolve()
+    """The data folder, created on first use."""
+    path = data_dir_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from avatarclip_core.config import ConfigError, apply_overrides, describe_fields, load_config, preset_names
@@ -92,3 +94,13 @@ def test_the_paper_preset_sculpts_on_cuda_when_the_worker_has_it(monkeypatch):
     assert {k: resolve_device(v) for k, v in devices.items()} == {"neus": "cuda", "body": "cuda", "clip": "cuda"}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert {k: resolve_device(v) for k, v in devices.items()} == {"neus": "cpu", "body": "cpu", "clip": "cpu"}
+
+
+def test_one_data_dir_reading_expands_home_and_treats_empty_as_unset(monkeypatch, tmp_path):
+    from avatarclip_core.paths import data_dir_path
+    from workers.settings import Settings
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert data_dir_path({"AVATAR_DATA_DIR": "~/avatars"}) == tmp_path / "avatars"
+    assert data_dir_path({"AVATAR_DATA_DIR": ""}) == data_dir_path({}) == (Path.cwd() / "data").resolve()
+    assert Settings.from_env({"AVATAR_DATA_DIR": "~/avatars"}).data_dir == tmp_path / "avatars"

@@ -35,14 +35,15 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from avatarclip_core.config.limits import PHOTO_METHODS, UPLOAD_MAX_BYTES
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.paths import data_dir_path
 from web import jobs as J
 from web.auth import TokenGate
 
 log = logging.getLogger("avatar.web")
 
 TITLE = "Avatar Studio"
-PHOTO_METHODS = ("auto", "oneshot", "iterative", "mean")  # mirrors avatar_studio.kinds.PHOTO_METHODS
 POLL_SECONDS = 1.0
 MEDIA_TYPES = {".glb": "model/gltf-binary", ".gltf": "model/gltf+json", ".fbx": "application/octet-stream",
                ".bvh": "text/plain; charset=utf-8", ".json": "application/json", ".npz": "application/octet-stream",
@@ -57,7 +58,7 @@ CSS = """
 
 @dataclass
 class WebSettings:
-    upload_max_bytes: int = 10 * 1024 * 1024
+    upload_max_bytes: int = UPLOAD_MAX_BYTES
     api_token: str | None = None
     data_dir: Path | None = None
 
@@ -73,9 +74,9 @@ def load_settings() -> Any:
         from workers.settings import get_settings
     except ImportError:
         return WebSettings(
-            upload_max_bytes=int(os.environ.get("AVATAR_UPLOAD_MAX_BYTES") or 10 * 1024 * 1024),
+            upload_max_bytes=int(os.environ.get("AVATAR_UPLOAD_MAX_BYTES") or UPLOAD_MAX_BYTES),
             api_token=os.environ.get("AVATAR_API_TOKEN") or None,
-            data_dir=Path(os.environ.get("AVATAR_DATA_DIR") or "data"),
+            data_dir=data_dir_path(),
         )
     return get_settings()
 
@@ -410,7 +411,7 @@ def photo_submitter(holder, settings) -> Callable[[str | None, str, str], str]:
             preset = J.validate_preset(preset or J.DEFAULT_PRESET, J.preset_choices())
             uploads = Path(getattr(settings, "data_dir", None) or "data") / "uploads"
             # Gradio rejects uploads over max_file_size already; this also covers files it did not check
-            name = store_upload(path, uploads, int(getattr(settings, "upload_max_bytes", 10 * 1024 * 1024)))
+            name = store_upload(path, uploads, int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES)))
             return holder.get().submit("photo", {"photo": name, "method": method}, {"preset": preset})
         except Exception as e:
             raise _gr_error(e) from None
@@ -451,7 +452,7 @@ def create_server_app(api: Any = None, settings: Any = None, file_resolver: Call
     blocks = blocks or build_app(api, settings=settings, public_url=public_url)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.get("/download/{job_id}/{name:path}")(download_route(file_resolver or default_file_resolver(settings)))
-    max_bytes = int(getattr(settings, "upload_max_bytes", 10 * 1024 * 1024))
+    max_bytes = int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES))
     app = gr.mount_gradio_app(app, blocks, path="/", max_file_size=max_bytes, footer_links=["api"],
                               run_history=False, show_error=False, css=CSS, ssr_mode=False)
     token = getattr(settings, "api_token", None)

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import quote
 
+from avatarclip_core.config.limits import BUILTIN_MOTIONS, MAX_PROMPT_CHARS
 from avatarclip_core.errors import UserInputError
 
-MOTIONS = ("idle", "wave", "walk")  # built-in procedural motions ("" = none)
+MOTIONS = BUILTIN_MOTIONS  # built-in procedural motions ("" = none)
 DEFAULT_PRESET = "preview"
 RESERVED_KEYS = ("sliders", "motion", "preset")
 MAX_REQUEST_CHARS = 64 * 1024
@@ -185,7 +186,7 @@ def _close(name: str, names: Iterable[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-MOTION_MAX_CHARS = 300
+MOTION_MAX_CHARS = MAX_PROMPT_CHARS
 
 
 def validate_motion(motion: Any) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from avatarclip_core.paths import data_dir_path
 from web.app import RunningServer, create_server_app, start_server
 
 
@@ -28,7 +29,7 @@ def make_data_dir(path: Path, cache_from: Path | None = None) -> Path:
     """A fresh data folder whose cache/ links to an existing one (the body model's build is reused)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    cache_from = Path(cache_from or Path(os.environ.get("AVATAR_DATA_DIR") or "data") / "cache").resolve()
+    cache_from = Path(cache_from or data_dir_path() / "cache").resolve()
     cache_from.mkdir(parents=True, exist_ok=True)
     link = path / "cache"
     if not link.exists():

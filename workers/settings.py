@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
+from avatarclip_core.config.limits import UPLOAD_MAX_BYTES
+from avatarclip_core.paths import data_dir_path
+
 ALL_QUEUES = ("cpu", "gpu")
-_MB = 1024 * 1024
 
 
 class SettingsError(ValueError):
@@ -89,7 +91,7 @@ class Settings:
     sqla_polling_interval: float = 0.05
     result_expires: float = 7 * 24 * 3600.0
     requeue_interval: float = 60.0
-    upload_max_bytes: int = 10 * _MB
+    upload_max_bytes: int = UPLOAD_MAX_BYTES
     api_token: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -121,7 +123,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
         env = os.environ if environ is None else environ
-        data = Path(env.get("AVATAR_DATA_DIR") or "data").expanduser().resolve()
+        data = data_dir_path(env)
         broker = env.get("AVATAR_BROKER_URL") or f"sqla+sqlite:///{data / 'queue' / 'broker.sqlite'}"
         backend = env.get("AVATAR_RESULT_BACKEND") or ""
         if not backend:
@@ -144,7 +146,7 @@ class Settings:
             sqla_polling_interval=_num(env, "AVATAR_SQLA_POLL_INTERVAL", 0.05, minimum=0.001),
             result_expires=_num(env, "AVATAR_RESULT_EXPIRES", 7 * 24 * 3600.0, minimum=60),
             requeue_interval=_num(env, "AVATAR_REQUEUE_INTERVAL", 60.0),
-            upload_max_bytes=int(_num(env, "AVATAR_UPLOAD_MAX_BYTES", 10 * _MB, int, minimum=1)),
+            upload_max_bytes=int(_num(env, "AVATAR_UPLOAD_MAX_BYTES", UPLOAD_MAX_BYTES, int, minimum=1)),
             api_token=env.get("AVATAR_API_TOKEN") or None,
         )
         values.update(overrides)

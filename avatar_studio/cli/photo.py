@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from avatarclip_core.config.limits import PHOTO_METHODS as METHODS
 from avatarclip_core.errors import UserInputError
 
-METHODS = ("auto", "oneshot", "iterative", "mean")
 
 
 def _config(args: argparse.Namespace):

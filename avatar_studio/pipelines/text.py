@@ -18,6 +18,7 @@ from avatarclip_core.body import BodyConfig, create_body_model
 from avatarclip_core.body.types import RiggedMesh
 from avatarclip_core.clip import ClipConfig, ClipUnavailableError, load_scorer
 from avatarclip_core.config import config_to_dict, load_config
+from avatarclip_core.config.limits import MAX_PROMPT_CHARS
 from avatarclip_core.device import resolve_device
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
@@ -42,7 +43,6 @@ from avatarclip_core.shape.config import ShapeConfig
 from avatarclip_core.shape.query import get_shape_query
 
 log = logging.getLogger(__name__)
-MAX_PROMPT_CHARS = 300
 
 
 class InvalidPromptError(UserInputError):

@@ -22,6 +22,7 @@ import torch
 
 from avatarclip_core.body.lbs import rotation_6d_to_matrix
 from avatarclip_core.body.types import Motion, Skeleton
+from avatarclip_core.config.limits import MAX_PROMPT_CHARS
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.motion.canonical import CanonicalMotion, to_motion
 from avatarclip_core.motion.gen_config import MotionGenConfig
@@ -39,7 +40,6 @@ from avatarclip_core.motion.pose_codebook import (
 from avatarclip_core.motion.pose_vae import PoseVAE, load_vposer
 
 PACKAGED_DIR = Path(__file__).resolve().parent / "artifacts"
-MAX_TEXT_CHARS = 300
 METHODS = ("auto", "clip", "offline")
 
 
@@ -151,8 +151,8 @@ def check_motion_text(text: str) -> str:
     text = " ".join((text or "").split())
     if not text:
         raise UserInputError("the motion description is empty: describe a movement, e.g. 'raise both arms'")
-    if len(text) > MAX_TEXT_CHARS:
-        raise UserInputError(f"the motion description is {len(text)} characters long; at most {MAX_TEXT_CHARS}")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UserInputError(f"the motion description is {len(text)} characters long; at most {MAX_PROMPT_CHARS}")
     return text
 
 

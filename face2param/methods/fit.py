@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avatarclip_core.config.limits import PHOTO_METHODS
 from avatarclip_core.device import resolve_device
 from avatarclip_core.errors import UserInputError
 from face2param.config import Face2ParamConfig
@@ -21,7 +22,7 @@ from face2param.engines.base import DifferentiableEngine, EngineParams
 from face2param.methods.losses import aligned_landmark_error
 from face2param.methods.target import FitTarget, target_from_analysis
 
-METHODS = ("auto", "iterative", "oneshot", "mean")
+METHODS = PHOTO_METHODS
 
 
 class UnknownMethodError(UserInputError):

@@ -1,0 +1,16 @@
+"""The one home of user-facing names and limits that processes without torch check too (the job
+kinds at submit, the web page, the CLI): plain constants, no imports.
+
+Libraries and the app import them from here; nothing else spells them out.
+"""
+from __future__ import annotations
+
+# built-in procedural motions (motion/procedural.py builds its generators from these names; any other
+# motion text is a description that text -> motion generates); the page lists them in this order
+BUILTIN_MOTIONS: tuple[str, ...] = ("idle", "wave", "walk")
+# photo -> parameters methods (face2param.methods.fit); `auto` picks iterative or oneshot per photo
+PHOTO_METHODS: tuple[str, ...] = ("auto", "oneshot", "iterative", "mean")
+# shape / appearance prompts and motion descriptions (CLIP's context is 77 tokens: ~300 characters)
+MAX_PROMPT_CHARS = 300
+# photo uploads (AVATAR_UPLOAD_MAX_BYTES overrides it per deployment)
+UPLOAD_MAX_BYTES = 10 * 1024 * 1024
