@@ -40,6 +40,7 @@ from avatarclip_core.errors import UserInputError
 from avatarclip_core.paths import data_dir_path
 from web import jobs as J
 from web.auth import TokenGate
+from web.uploads import UploadGate
 
 log = logging.getLogger("avatar.web")
 
@@ -144,6 +145,71 @@ class UrlModel3D(gr.Model3D):
 
             return FileData(path=value, url=value, orig_name=value.rsplit("/", 1)[-1])
         return super().postprocess(value)
+
+
+class PhotoFile(gr.File):
+    """gr.File for the photo endpoint: a request may name only a file Gradio's upload route received
+    (gradio_client's handle_file, the page's upload) or one of the app's stored uploads by its name.
+    Stock gr.File copies ANY server path or URL a FileData names into Gradio's cache (its own check
+    is off when the app is mounted rather than launched), which would let a client run a job on any
+    image on the server."""
+
+    is_template = True  # the page uses the stock File front end
+    uploads_dir: Path | None = None  # set after construction: an __init__ argument would reach the page config
+
+    def _accepted(self, path: Any) -> tuple[str, bool]:
+        """(the path to use, whether it is a stored upload that needs no copy) or gr.Error."""
+        from gradio.context import LocalContext
+
+        from web.uploads import received_upload, stored_upload_path
+
+        text = str(path or "")
+        if received_upload(text, LocalContext.blocks.get(None)):
+            return text, False
+        stored = stored_upload_path(text, self.uploads_dir) if self.uploads_dir and "://" not in text else None
+        if stored is not None:
+            return str(stored), True
+        raise gr.Error("only a photo uploaded with this request (gradio_client handle_file, or the page's "
+                       "upload) or a stored upload's name is accepted, not a server path or URL",
+                       print_exception=False)
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path):
+        if url_or_file_path is None:
+            return None
+        path, stored = self._accepted(url_or_file_path)
+        return path if stored else await super().async_move_resource_to_block_cache(path)
+
+    def move_resource_to_block_cache(self, url_or_file_path):
+        if url_or_file_path is None:
+            return None
+        path, stored = self._accepted(url_or_file_path)
+        return path if stored else super().move_resource_to_block_cache(path)
+
+    def _process_single_file(self, f):
+        # stock gr.File (Gradio 6.31) opens a NamedTemporaryFile here and never uses it: a 0-byte file
+        # in Gradio's temp folder per call
+        from gradio.utils import NamedString
+        from gradio_client.utils import is_valid_file
+
+        if self.file_types and not is_valid_file(f.path, self.file_types):
+            raise gr.Error(f"the photo must be one of {', '.join(self.file_types)}", print_exception=False)
+        return NamedString(f.path)
+
+
+def _strict_arguments(demo: gr.Blocks) -> None:
+    """Refuse calls with more input values than the endpoint takes (Gradio ignores the extras, and
+    reports too few in a multi-line message): one line, '<api> takes N arguments, got M'."""
+    stock = demo.validate_inputs
+
+    def validate_inputs(block_fn, inputs):
+        wanted = len(block_fn.inputs)
+        if len(inputs) != wanted and getattr(block_fn, "api_visibility", "public") == "public":
+            plural = "" if wanted == 1 else "s"
+            raise gr.Error(f"{block_fn.api_name or block_fn.name} takes {wanted} argument{plural}, got {len(inputs)}",
+                           print_exception=False)
+        return stock(block_fn, inputs)
+
+    demo.validate_inputs = validate_inputs
 
 
 def _gr_error(exc: BaseException) -> gr.Error:
@@ -287,7 +353,7 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                             _text_tab(holder, job_state, timer)
                     if "photo" in kinds:
                         with gr.Tab("From photo", id="photo"):
-                            _photo_tab(holder, job_state, timer, settings, photo_submitter(holder, settings))
+                            _photo_tab(holder, job_state, timer, settings, photo_submitter(holder, settings, demo))
                             edit_photo_btn = gr.Button("Edit this result", elem_id="photo-edit-btn",
                                                        visible=face_spec is not None)
                     if face_spec is not None:
@@ -326,6 +392,7 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
             gr.api(create_from_face_params, api_name="create_from_face_params", concurrency_limit=None)
         gr.api(job_status, api_name="job_status", concurrency_limit=None)
     demo.queue(default_concurrency_limit=8)
+    _strict_arguments(demo)
     return demo
 
 
@@ -384,8 +451,9 @@ def _photo_tab(holder, job_state, timer, settings, submit_photo) -> None:
     the REST endpoint /create_from_photo (file + method + preset -> job id)."""
     # gr.File, not gr.Image: the web process never decodes the upload (no pixel-flood risk here), and
     # the sniffing sees the bytes as sent, not Gradio's re-encoding
-    photo = gr.File(label="Photo (PNG, JPEG or WebP)", type="filepath", file_types=[".png", ".jpg", ".jpeg", ".webp"],
-                    elem_id="photo-file")
+    photo = PhotoFile(label="Photo (PNG, JPEG or WebP)", type="filepath", file_types=[".png", ".jpg", ".jpeg", ".webp"],
+                      elem_id="photo-file")
+    photo.uploads_dir = _uploads_dir(settings)
     with gr.Row():
         method = gr.Dropdown(list(PHOTO_METHODS), value="auto", label="Method", elem_id="photo-method",
                              info="auto: iterative for frontal high-resolution faces, one-shot otherwise")
@@ -397,10 +465,16 @@ def _photo_tab(holder, job_state, timer, settings, submit_photo) -> None:
                                           outputs=[job_state, timer], api_visibility="private")
 
 
-def photo_submitter(holder, settings) -> Callable[[str | None, str, str], str]:
-    """Checks an upload (size cap, content sniffing), stores it content-addressed in the shared data
-    folder's uploads/ and submits a `photo` job naming it."""
-    from web.uploads import store_upload
+def _uploads_dir(settings) -> Path:
+    return Path(getattr(settings, "data_dir", None) or "data") / "uploads"
+
+
+def photo_submitter(holder, settings, blocks: gr.Blocks | None = None) -> Callable[[str | None, str, str], str]:
+    """Checks an upload (size cap, content sniffing, a cheap decode: web.uploads.store_upload), stores
+    it content-addressed in the shared data folder's uploads/ and submits a `photo` job naming it. A
+    refused upload is deleted from Gradio's temp folder at once (an accepted one stays there for a
+    while, so that the page can submit it again with another method)."""
+    from web.uploads import discard_received_upload, store_upload
 
     def submit_photo(path: str | None, method: str = "auto", preset: str = J.DEFAULT_PRESET) -> str:
         try:
@@ -409,11 +483,11 @@ def photo_submitter(holder, settings) -> Callable[[str | None, str, str], str]:
             if method not in PHOTO_METHODS:
                 raise UserInputError(f"unknown method {method!r} (choose from {', '.join(PHOTO_METHODS)})")
             preset = J.validate_preset(preset or J.DEFAULT_PRESET, J.preset_choices())
-            uploads = Path(getattr(settings, "data_dir", None) or "data") / "uploads"
             # Gradio rejects uploads over max_file_size already; this also covers files it did not check
-            name = store_upload(path, uploads, int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES)))
+            name = store_upload(path, _uploads_dir(settings), int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES)))
             return holder.get().submit("photo", {"photo": name, "method": method}, {"preset": preset})
         except Exception as e:
+            discard_received_upload(path, blocks)
             raise _gr_error(e) from None
 
     return submit_photo
@@ -455,6 +529,8 @@ def create_server_app(api: Any = None, settings: Any = None, file_resolver: Call
     max_bytes = int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES))
     app = gr.mount_gradio_app(app, blocks, path="/", max_file_size=max_bytes, footer_links=["api"],
                               run_history=False, show_error=False, css=CSS, ssr_mode=False)
+    # one photo per upload request, size-capped before Gradio writes it; unused uploads swept (web/uploads.py)
+    app.add_middleware(UploadGate, max_bytes=max_bytes, blocks=blocks)
     token = getattr(settings, "api_token", None)
     if token:
         app.add_middleware(TokenGate, token=token)
@@ -513,22 +589,11 @@ def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True,
               flush=True)
     app = create_server_app(api if api is not None else default_api(settings), settings=settings,
                             public_url=public_url)
-    worker = None
-    stopping = threading.Event()
-    if start_worker:
-        from workers.embedded import start_worker_process
+    supervisor = None
+    if start_worker:  # restarted within seconds whenever it dies (workers.embedded.WorkerSupervisor)
+        from workers.embedded import WorkerSupervisor
 
-        worker = start_worker_process(settings, concurrency=worker_concurrency)
-        print(f"started the embedded worker (pid {worker.pid}); its log: {getattr(settings, 'log_file', '?')}",
-              flush=True)
-
-        def watch(proc=worker):
-            code = proc.wait()
-            if not stopping.is_set():
-                print(f"error: the embedded worker exited (status {code}); jobs will stay queued. "
-                      f"See {getattr(settings, 'log_file', 'the worker log')}", flush=True)
-
-        threading.Thread(target=watch, name="avatar-worker-watch", daemon=True).start()
+        supervisor = WorkerSupervisor(settings, concurrency=worker_concurrency).start()
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
     # `finally` below runs and the worker is stopped cleanly (SIGINT already raises KeyboardInterrupt)
     previous = None
@@ -543,12 +608,9 @@ def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True,
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C / SIGTERM: a normal way to stop the server
             pass
     finally:
-        stopping.set()
-        if worker is not None:
-            from workers.embedded import stop_worker_process
-
+        if supervisor is not None:
             print("stopping the embedded worker ...", flush=True)
-            stop_worker_process(worker)
+            supervisor.stop()
             print("worker stopped", flush=True)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

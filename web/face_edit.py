@@ -56,6 +56,8 @@ def parse_face_request(text: Any, api: Any) -> tuple[dict, dict]:
     if unknown:
         raise UserInputError(f"unknown field {json.dumps(unknown[0])}: use {', '.join(REQUEST_KEYS)}")
     changes = EngineParams.from_json({k: data[k] for k in ("continuous", "discrete") if k in data})
+    for name, value in changes.continuous.items():  # JSON numbers only, as on /create_from_sliders
+        J.as_number(value, f"parameter {json.dumps(name)}")
     source_job = data.get("source_job") or ""
     base = load_job_params(api, source_job) if source_job else {"continuous": {}, "discrete": {}}
     params = {"continuous": {**base["continuous"], **changes.continuous},

@@ -13,12 +13,14 @@ import html
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import quote
 
 from avatarclip_core.config.limits import BUILTIN_MOTIONS, MAX_PROMPT_CHARS
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.user_text import check_text
 
 MOTIONS = BUILTIN_MOTIONS  # built-in procedural motions ("" = none)
 DEFAULT_PRESET = "preview"
@@ -195,11 +197,14 @@ def validate_motion(motion: Any) -> str:
         return ""
     if not isinstance(motion, str):
         raise UserInputError(f"motion must be text: one of {', '.join(MOTIONS)} or a description, got {json.dumps(motion)}")
-    motion = " ".join(motion.split())
-    if len(motion) > MOTION_MAX_CHARS:
-        raise UserInputError(f"the motion description has {len(motion)} characters; keep it under {MOTION_MAX_CHARS}")
-    if any(ord(c) < 32 for c in motion):
-        raise UserInputError("the motion description contains control characters")
+    motion = check_text(" ".join(motion.split()), "the motion description", MOTION_MAX_CHARS)
+    if motion.lower() in MOTIONS:
+        return motion.lower()
+    # one word close to a built-in name is a typo, not a description to generate a motion from
+    typo = difflib.get_close_matches(motion.lower(), MOTIONS, n=1, cutoff=0.7) if " " not in motion else []
+    if typo:
+        raise UserInputError(f"unknown motion {json.dumps(motion)} (did you mean '{typo[0]}'? built-in: "
+                             f"{', '.join(MOTIONS)}; or describe a motion in a few words)")
     return motion
 
 
@@ -223,13 +228,41 @@ def validate_sliders(values: Any, specs: Iterable[SliderInfo]) -> dict[str, floa
         if spec is None:
             raise UserInputError(
                 f"unknown slider '{name}'{_close(name, by_name)}; `avatar sliders` lists the {len(by_name)} names")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise UserInputError(f"slider '{name}' must be a number, got {json.dumps(value)}")
+        value = as_number(value, f"slider '{name}'")
         if not spec.minimum <= value <= spec.maximum:
             raise UserInputError(
                 f"slider '{name}' = {value:g} is out of range [{spec.minimum:g}, {spec.maximum:g}]")
         out[name] = float(value)
     return out
+
+
+def as_number(value: Any, what: str) -> float:
+    """A JSON number as a finite float; text ("0.5"), true/false and null are refused, not coerced."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = json.dumps(value) if isinstance(value, (str, bool, type(None))) else type(value).__name__
+        raise UserInputError(f"{what} must be a number, got {shown[:40]}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        shown = f"a {len(str(value))}-digit number" if isinstance(value, int) else json.dumps(value)
+        raise UserInputError(f"{what} must be a number, got {shown} (not a finite number)")
+    return number
+
+
+MAX_JSON_DEPTH = 16  # REST objects are at most 3 levels deep; the job store and broker re-encode them
+
+
+def _too_deep(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def json_object(text: Any, example: str) -> dict:
@@ -242,8 +275,14 @@ def json_object(text: Any, example: str) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserInputError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise UserInputError(f"the JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    except ValueError:  # Python's guard against quadratic int parsing (sys.get_int_max_str_digits)
+        raise UserInputError(f"a number in the JSON has more than {sys.get_int_max_str_digits()} digits") from None
     if not isinstance(data, dict):
         raise UserInputError(f"expected a JSON object, e.g. {example}")
+    if _too_deep(data):
+        raise UserInputError(f"the JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     return data
 
 
@@ -271,20 +310,14 @@ TEXT_KEYS = ("shape", "appearance", "motion", "preset")
 def parse_text_request(text: Any) -> dict:
     """/create_from_text's JSON: {"shape", "appearance", "motion", "preset"} -> submit() arguments.
     Prompts are checked again (lengths, control characters) by the job kind at submit()."""
-    if not isinstance(text, str) or not text.strip():
-        raise UserInputError('send one JSON object, e.g. {"shape": "a tall and fat man", "motion": "walk"}')
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise UserInputError("send one JSON object with \"shape\" and/or \"appearance\"")
+    data = json_object(text, '{"shape": "a tall and fat man", "motion": "walk"}')
     unknown = sorted(set(data) - set(TEXT_KEYS))
     if unknown:
         raise UserInputError(f"unknown field {json.dumps(unknown[0])}: use {', '.join(TEXT_KEYS)}")
     for key in ("shape", "appearance"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise UserInputError(f"{json.dumps(key)} must be text")
+        check_text(data.get(key) or "", f"the {key} prompt")
     inputs = {"shape": (data.get("shape") or "").strip(), "appearance": (data.get("appearance") or "").strip(),
               "motion": validate_motion(data.get("motion"))}
     if not inputs["shape"] and not inputs["appearance"] and not inputs["motion"]:
