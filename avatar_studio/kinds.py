@@ -30,8 +30,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.user_text import check_text
 from avatar_studio.errors import InvalidJobInputError, UnknownJobKindError
+from avatarclip_core.config.core import resolved_values
 from avatarclip_core.config.limits import MAX_PROMPT_CHARS, PHOTO_METHODS
+from avatarclip_core.device import check_device
 
 MAX_INPUT_BYTES = 64 * 1024
 # what a job id looks like (workers.store.JOB_ID_RE makes and checks ids with the same pattern)
@@ -113,14 +116,15 @@ def _only_keys(value: dict, allowed: tuple[str, ...], what: str) -> None:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidJobInputError(f"{what} needs a number, got {value!r}")
+    """A JSON number; text such as "0.5" is refused, not coerced (the REST endpoints do the same)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidJobInputError(f"{what} needs a number, got {str(value)[:40]!r}")
     try:
         number = float(value)
-    except ValueError:
-        raise InvalidJobInputError(f"{what} needs a number, got {value!r}") from None
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
     if not math.isfinite(number):
-        raise InvalidJobInputError(f"{what} needs a finite number, got {value!r}")
+        raise InvalidJobInputError(f"{what} needs a finite number, got {str(value)[:40]}")
     return number
 
 
@@ -155,13 +159,39 @@ def _preset_config(config: Any, what: str) -> dict:
     """{"preset", "overrides"}: the config of the kinds that run a configs/ preset."""
     config = _mapping(config, "config")
     _only_keys(config, ("preset", "overrides"), f"{what} config")
-    return {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
+    config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
+    resolved_devices(what, config_out)  # a bad device fails at submit, not in the worker
+    return config_out
 
 
-def device_route(config: dict, key: str = "body.device") -> str:
-    """'gpu' when the job's config asks for CUDA, else 'cpu'."""
-    device = str((config.get("overrides") or {}).get(key, "auto"))
-    return "gpu" if device.startswith("cuda") else "cpu"
+# the device fields of each kind's job config, and the configs/<preset>.yaml section it reads
+_DEVICE_KEYS = {"sliders": ("body.device", "motion_gen.device"),
+                "text": ("body.device", "clip.device", "neus.device", "motion_gen.device"),
+                "photo": ("device", "engine.device"), "face": ("device", "engine.device")}
+_SECTIONS = {"sliders": "sliders", "text": "text", "photo": "photo", "face": "photo"}
+
+
+def resolved_devices(kind: str, config: dict) -> dict[str, str]:
+    """The device fields the preset and the overrides set (checked: auto | cpu | cuda | cuda:N); a
+    field neither sets keeps its dataclass default, which is never CUDA."""
+    values = resolved_values(config.get("preset") or "preview", _SECTIONS[kind], config.get("overrides"))
+    devices = {}
+    for key in _DEVICE_KEYS[kind]:
+        if key in values:
+            try:
+                devices[key] = check_device(values[key], key)
+            except UserInputError as exc:
+                raise InvalidJobInputError(str(exc)) from None
+    return devices
+
+
+def device_route(kind: str) -> Callable[[dict, dict], str]:
+    """The queue of a kind's jobs: 'gpu' when the RESOLVED config (preset, then overrides) asks for
+    CUDA anywhere, else 'cpu'. `auto` runs where it lands: on CUDA when that worker has it."""
+    def route(inputs: dict, config: dict) -> str:
+        return "gpu" if any(d.startswith("cuda") for d in resolved_devices(kind, config).values()) else "cpu"
+
+    return route
 
 
 def _prompt(value: Any, what: str) -> str:
@@ -169,12 +199,10 @@ def _prompt(value: Any, what: str) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidJobInputError(f"{what} must be text, got {type(value).__name__}")
-    value = value.strip()
-    if len(value) > MAX_PROMPT_CHARS:
-        raise InvalidJobInputError(f"{what} has {len(value)} characters; keep it under {MAX_PROMPT_CHARS}")
-    if any(ord(c) < 32 for c in value):
-        raise InvalidJobInputError(f"{what} contains control characters")
-    return value
+    try:  # lone surrogates and control characters (C0, DEL, C1) fail here, not in the worker's tokenizer
+        return check_text(value.strip(), what, MAX_PROMPT_CHARS)
+    except UserInputError as exc:
+        raise InvalidJobInputError(str(exc)) from None
 
 
 def _motion(value: Any) -> str:
@@ -205,6 +233,7 @@ def validate_sliders(inputs: Any, config: Any) -> tuple[dict, dict]:
             f"inputs.motion {motion!r} and config override motion.name {overrides['motion.name']!r} disagree")
     inputs_out = {"sliders": sliders, "motion": motion}
     config_out = {"preset": preset, "overrides": overrides}
+    resolved_devices("sliders", config_out)
     _size_check(inputs_out, config_out)
     return inputs_out, config_out
 
@@ -214,7 +243,7 @@ register_kind(JobKind(
     description="rigged avatar from named body sliders, optionally with a built-in motion",
     validate=validate_sliders,
     runner="avatar_studio.jobs:run_sliders",
-    route=lambda inputs, config: device_route(config),
+    route=device_route("sliders"),
     preload=("avatar_studio.pipelines.sliders", "avatarclip_core.export", "avatarclip_core.motion.procedural",
              "avatarclip_core.render.preview"),
 ))
@@ -235,19 +264,12 @@ def validate_text(inputs: Any, config: Any) -> tuple[dict, dict]:
     return inputs_out, config_out
 
 
-def _text_route(inputs: dict, config: dict) -> str:
-    """Sculpting is the heavy part: it goes to the gpu queue when the config asks for CUDA."""
-    overrides = config.get("overrides") or {}
-    devices = [str(overrides.get(k, "auto")) for k in ("body.device", "clip.device")]
-    return "gpu" if any(d.startswith("cuda") for d in devices) else "cpu"
-
-
 register_kind(JobKind(
     name="text",
     description="avatar from text (AvatarCLIP): shape and appearance prompts, optionally a built-in motion",
     validate=validate_text,
     runner="avatar_studio.jobs:run_text",
-    route=_text_route,
+    route=device_route("text"),
     preload=("avatar_studio.pipelines.text",),
 ))
 
@@ -277,7 +299,7 @@ register_kind(JobKind(
     description="game-engine parameters and a rigged avatar from a face photo (Face-to-Parameter)",
     validate=validate_photo,
     runner="avatar_studio.jobs:run_photo",
-    route=lambda inputs, config: device_route(config, "device"),
+    route=device_route("photo"),
     preload=("avatar_studio.pipelines.photo",),
 ))
 
@@ -303,6 +325,8 @@ def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
     config_out = _preset_config(config, "face")
     try:
         given = EngineParams.from_json(params)
+        for name, value in given.continuous.items():  # JSON numbers only: "0.5" is refused, not coerced
+            _number(value, f"inputs.params: parameter {name!r}")
         # another engine (engine_kind=external): its spec is the worker's to check, against that engine
         bundled = config_out["overrides"].get("engine_kind", "anny") == "anny"
         full = given.validated(default_engine_spec()) if bundled else given
@@ -318,7 +342,7 @@ register_kind(JobKind(
     description="a rigged avatar from face-engine parameters (an edited photo result, or a game's stored ones)",
     validate=validate_face,
     runner="avatar_studio.jobs:run_face",
-    route=lambda inputs, config: device_route(config, "device"),
+    route=device_route("face"),
     preload=("avatar_studio.pipelines.photo",),
 ))
 

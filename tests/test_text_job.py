@@ -81,6 +81,11 @@ def test_text_job_kind_validates_at_the_boundary():
     assert inputs == {"shape": "a tall man", "appearance": "", "motion": "walk"}
     assert kind.route(inputs, {"overrides": {"clip.device": "cuda"}}) == "gpu"
     assert kind.route(inputs, config) == "cpu"
+    # routed on the RESOLVED config: a device the preset sets counts, and so does neus.device
+    assert kind.route(inputs, {"preset": "paper", "overrides": {"neus.device": "cuda:0"}}) == "gpu"
+    assert kind.route(inputs, {"preset": "paper", "overrides": {}}) == "cpu"  # auto: runs where it lands
+    with pytest.raises(InvalidJobInputError, match="neus.device must be auto, cpu, cuda or cuda:N, got 'gpu'"):
+        kind.validate({"shape": "a tall man"}, {"preset": "paper", "overrides": {"neus.device": "gpu"}})
     for bad, fragment in [({}, "give a shape prompt"), ({"shape": 3}, "must be text"),
                           ({"shape": "a\x00b"}, "control characters"), ({"shape": "a", "colour": "red"}, "unknown")]:
         with pytest.raises(InvalidJobInputError, match=fragment):
@@ -124,3 +129,28 @@ def test_sculpting_with_a_tiny_clip_writes_a_textured_rigged_avatar(tmp_path):
     assert mesh.texture is not None and mesh.uvs is not None and motion is not None
     weights = mesh.skin_weights.numpy()
     assert np.allclose(weights.sum(1), 1.0, atol=1e-3)
+
+
+def test_every_preset_kind_routes_on_the_devices_its_preset_sets(tmp_path, monkeypatch):
+    """The queue follows the resolved config: a preset that puts a job on CUDA sends it to the gpu queue
+    with no override at all (routing used to read the overrides only)."""
+    import shutil
+
+    from avatar_studio.kinds import get_kind
+
+    from avatarclip_core.config import presets_dir
+
+    for preset in presets_dir().glob("*.yaml"):
+        shutil.copy(preset, tmp_path)
+    (tmp_path / "gpu.yaml").write_text("text: {clip: {device: cuda}}\nsliders: {body: {device: 'cuda:1'}}\n"
+                                       "photo: {engine: {device: cuda}}\n")
+    monkeypatch.setenv("AVATAR_CONFIGS_DIR", str(tmp_path))
+    for name, inputs in (("text", {"shape": "a tall man"}), ("sliders", {}), ("photo", {"photo": "0" * 32 + ".png"}),
+                         ("face", {"params": {}})):
+        kind = get_kind(name)
+        if name == "face":  # the bundled engine's spec is a child process away: route alone
+            assert kind.route({}, {"preset": "gpu", "overrides": {}}) == "gpu"
+            continue
+        inputs, config = kind.validate(inputs, {"preset": "gpu"})
+        assert kind.route(inputs, config) == "gpu", name
+        assert kind.route(inputs, {"preset": "preview", "overrides": {}}) == "cpu", name

@@ -12,7 +12,9 @@ from avatarclip_core.config.core import (
     load_config,
     parse_override,
     preset_names,
+    preset_section,
     presets_dir,
+    resolved_values,
 )
 
 __all__ = [
@@ -23,5 +25,7 @@ __all__ = [
     "load_config",
     "parse_override",
     "preset_names",
+    "preset_section",
     "presets_dir",
+    "resolved_values",
 ]

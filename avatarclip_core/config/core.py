@@ -147,16 +147,28 @@ def load_config(cls: type[T], preset: str | None = None, overrides: dict[str, An
     "text.neus"), then overrides."""
     config = cls()
     if preset:
-        path = presets_dir() / f"{preset}.yaml"
-        if not path.is_file():
-            raise ConfigError(f"unknown preset '{preset}' (available: {', '.join(preset_names())})")
-        data = yaml.safe_load(path.read_text()) or {}
-        for part in (section.split(".") if section else []):  # e.g. "text.neus"
-            data = (data.get(part) or {}) if isinstance(data, dict) else {}
-        config = apply_overrides(config, data)
+        config = apply_overrides(config, preset_section(preset, section))
     if overrides:
         config = apply_overrides(config, overrides)
     return config
+
+
+def preset_section(preset: str, section: str | None = None) -> dict[str, Any]:
+    """The values configs/<preset>.yaml gives one section (dotted for nesting: "text.neus"), as
+    nested dicts; no dataclass needed (the job kinds read devices from it without torch)."""
+    path = presets_dir() / f"{preset}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset '{preset}' (available: {', '.join(preset_names())})")
+    data = yaml.safe_load(path.read_text()) or {}
+    for part in (section.split(".") if section else []):
+        data = (data.get(part) or {}) if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def resolved_values(preset: str, section: str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Dotted key -> value of what a preset section and the overrides set (the dataclass defaults of
+    everything else are not included)."""
+    return {**_flatten(preset_section(preset, section)), **_flatten(overrides or {})}
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
