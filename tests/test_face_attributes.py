@@ -125,3 +125,30 @@ def test_attribute_accuracy_on_faces_identity():
     assert accuracy["glasses"] >= 0.96
     assert report["skin"]["all_darker"], report["skin"]
     assert np.isfinite(report["seconds_per_photo"])
+
+
+@needs_photos
+@pytest.mark.slow
+def test_eval_photo_reports_attribute_accuracy_with_labels(tmp_path):
+    """`avatar eval photo` on a labelled folder adds the attributes section: detector accuracy (gender
+    leave-one-person-out) and what each method's avatar shows."""
+    import json
+
+    from face2param.config import Face2ParamConfig
+    from face2param.evaluation.methods_eval import evaluate_photo_methods
+
+    labels = json.loads((IDENTITY / "labels.json").read_text())["photos"]
+    chosen = ("img2.jpg", "img22.jpg", "img25.jpg", "img17.jpg")  # 2 women, 2 men: LOPO keeps both genders
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in chosen:
+        (folder / name).symlink_to(IDENTITY / name)
+    (folder / "labels.json").write_text(json.dumps({"photos": {n: labels[n] for n in chosen}}))
+    summary = evaluate_photo_methods(folder, tmp_path / "report", ("oneshot",), Face2ParamConfig(),
+                                     recovery_samples=0)
+    section = summary["attributes"]
+    assert section["detector"]["photos"] == 4 and not section["failed"]
+    assert section["detector"]["accuracy"]["glasses"] == 1.0
+    shown = section["shown_by_fit"]["oneshot"]["accuracy"]
+    assert shown["gender"] == 1.0 and shown["beard"] == 1.0
+    assert set(section["shown_by_fit"]) == {"mean", "oneshot"}

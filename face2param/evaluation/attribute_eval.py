@@ -81,8 +81,14 @@ def lopo_gender_models(photos: list[LabelledPhoto]) -> dict[str, dict]:
     X = np.stack([p.analysis.embedding for p in usable])
     female = np.array([p.labels["gender"] == "female" for p in usable])
     people = np.array([p.labels["person"] for p in usable])
-    return {person: train_gender(X[people != person], female[people != person], people[people != person])
-            for person in sorted(set(people.tolist()))}
+    models = {}
+    for person in sorted(set(people.tolist())):
+        rest = people != person
+        if female[rest].all() or not female[rest].any():  # nothing to learn gender from without this person
+            models[person] = {"unavailable": "the other people are all of one gender"}
+        else:
+            models[person] = train_gender(X[rest], female[rest], people[rest])
+    return models
 
 
 def evaluate_attributes(photos: list[LabelledPhoto], config: AttributeConfig | None = None,
@@ -170,3 +176,51 @@ if __name__ == "__main__":  # python -m face2param.evaluation.attribute_eval --t
     parser.add_argument("--out", default=str(ARTIFACT_DIR))
     args = parser.parse_args()
     print(json.dumps(train_gender_artifact(args.train, args.out), indent=2))
+
+
+# ---- `avatar eval photo` section --------------------------------------------------------------------
+
+LONG_STYLES = ("long", "long_straight", "long_wavy", "long_curly", "shoulder", "ponytail", "bun", "afro")
+
+
+def set_by_fit(params) -> dict[str, str]:
+    """What a fit's parameters show, in the labels' vocabulary (what a user sees on the avatar)."""
+    style = params.discrete.get("hair_style", "")
+    return {"gender": "female" if params.continuous.get("gender", 0.5) >= 0.5 else "male",
+            "hair_length": "bald" if style == "bald" else "long" if style in LONG_STYLES else "short",
+            "beard": "no" if params.discrete.get("beard", "none") == "none" else "yes",
+            "glasses": "no" if params.discrete.get("glasses", "none") == "none" else "yes"}
+
+
+def attribute_section(photos_dir: str | Path, per_photo: dict, methods: tuple[str, ...],
+                      engine=None) -> dict | None:
+    """For a folder with labels.json: the detector's accuracy (gender leave-one-person-out) and, per method,
+    the accuracy of what the fitted avatar shows (`attributes_set` rows of methods_eval; its gender model
+    is the shipped one, trained on faces-identity itself: not held out there). None without labels."""
+    if not (Path(photos_dir) / LABELS).is_file():
+        return None
+    photos, failed = analyse_labelled(photos_dir)
+    reference = None
+    if engine is not None:
+        from face2param.methods.attribute_slots import rendered_skin_ita
+
+        reference = rendered_skin_ita(engine)
+    detector = evaluate_attributes(photos, skin_reference=reference)
+    labels = read_labels(photos_dir)
+    in_fit = {}
+    for method in methods:
+        confusion: dict[str, dict] = defaultdict(lambda: defaultdict(Counter))
+        for name, row in per_photo.items():
+            shown = row.get("methods", {}).get(method, {}).get("attributes_set")
+            if not shown or name not in labels:
+                continue
+            for key, value in _truth(labels[name]).items():
+                confusion[key][value][shown[key]] += 1
+        in_fit[method] = {
+            "accuracy": {k: round(sum(c[t][t] for t in c) / max(1, sum(sum(r.values()) for r in c.values())), 4)
+                         for k, c in confusion.items()},
+            "confusion": {k: {t: dict(r) for t, r in c.items()} for k, c in confusion.items()}}
+    return {"detector": {k: v for k, v in detector.items() if k != "per_photo"}, "failed": failed,
+            "shown_by_fit": in_fit,
+            "note": "detector: gender retrained without each person (LOPO); shown_by_fit: the shipped gender "
+                    "model (trained on this folder when it is faces-identity)"}

@@ -178,7 +178,7 @@ def estimate_attributes(view, embedding: np.ndarray | None, config: AttributeCon
 def _gender(embedding, beard: Attribute, config: AttributeConfig, model: dict | None) -> Attribute:
     model = model if model is not None else load_gender_model(config.gender_artifact)
     logit, evidence = 0.0, {}
-    if embedding is not None and model is not None:
+    if embedding is not None and model is not None and "unavailable" not in model:
         score = gender_score(embedding, model)
         logit += config.gender_temperature * score
         evidence["descriptor_score"] = score

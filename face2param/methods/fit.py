@@ -36,6 +36,7 @@ class FitResult:
     losses: dict
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    attributes: dict = field(default_factory=dict)  # detected attributes, confidences, what they set and why
 
 
 _ENGINES: dict = {}
@@ -158,9 +159,11 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
 
 
 def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2ParamConfig | None = None,
-        progress=None) -> FitResult:
+        progress=None, fixed: dict | None = None) -> FitResult:
     """Photo (path, bytes, array), FaceAnalysis or FitTarget -> FitResult. Bad input raises the specific
-    UserInputError of face2param.faces (no face, face too small, not an image, ...)."""
+    UserInputError of face2param.faces (no face, face too small, not an image, ...). `fixed`: attributes or
+    slots the user set (e.g. {"gender": "female", "hair_style": "long", "beard": "none"}); they win over
+    detection (an unknown key or value raises faces.attributes.UnknownAttributeError)."""
     config = config or Face2ParamConfig()
     if method not in METHODS:
         raise UnknownMethodError(f"unknown fitting method {method!r}; choose one of {', '.join(METHODS)}")
@@ -169,6 +172,11 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
     engine = engine or load_engine(config)
     device = engine_device(engine)
     warnings = list(target.warnings)
+    attributes_started = time.perf_counter()
+    constraints = _attribute_constraints(target, engine, method, config, fixed)
+    timings["attributes"] = round(time.perf_counter() - attributes_started, 4)
+    if constraints is not None:  # the iterative search holds these phenotypes
+        target = replace(target, fixed_continuous=dict(constraints.continuous))
     torch.manual_seed(config.seed)
     started = time.perf_counter()
     if method == "auto":
@@ -194,11 +202,32 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
         params, losses, more = fit_mean(engine), {}, []
     warnings += more
     timings[method] = round(time.perf_counter() - started, 4)
+    attributes = {}
+    if constraints is not None:
+        from face2param.methods.attribute_slots import hold_continuous
+
+        params = hold_continuous(params, constraints)
     params, slot_losses = _choose_assets(target, engine, params, method, config)
+    if constraints is not None:
+        from face2param.methods.attribute_slots import apply_slots
+
+        glasses = tuple(engine.spec.slot("glasses").options) if "glasses" in engine.spec.slot_names else ()
+        params, sources = apply_slots(params, constraints, slot_losses.get("slots"), glasses)
+        attributes = {**constraints.to_json(), "sources": sources}
     losses = {**losses, **slot_losses}
     timings["slot_choice"] = slot_losses.get("slot_choice_seconds", 0.0)
     losses = {"landmark_nme": landmark_nme(engine, params, target), **{k: v for k, v in losses.items() if k != "landmark_nme"}}
-    return FitResult(params.validated(engine.spec), method, losses, warnings, timings)
+    return FitResult(params.validated(engine.spec), method, losses, warnings, timings, attributes)
+
+
+def _attribute_constraints(target, engine, method, config, fixed):
+    """Attributes from the photo (+ the user's fixed values) as constraints of the fit; None for the mean
+    face (the baseline stays the engine's average) unless the user fixed something."""
+    from face2param.methods.attribute_slots import attribute_constraints
+
+    if method == "mean" and not fixed:
+        return None
+    return attribute_constraints(target, engine, fixed)
 
 
 def _choose_assets(target, engine, params, method, config):
@@ -231,7 +260,10 @@ def _fit_iterative(target, engine, config, device, progress):
     warnings: list[str] = []
     identity = _identity(target, model, config, device, warnings)
     step = (lambda it, loss: progress("fit", it / max(search.iterations, 1), f"loss {loss:.4g}")) if progress else None
-    params, losses, more = fit_iterative(target, model, search, device, identity, step)
+    from face2param.methods.face_prior import face_prior_for
+
+    prior = face_prior_for(engine, config.face_prior)  # None for engines without a head model
+    params, losses, more = fit_iterative(target, model, search, device, identity, step, prior)
     return params, losses, warnings + more
 
 

@@ -33,6 +33,7 @@ class FitTarget:
     face_px: float = 0.0  # face box side in the photo
     appearance: object | None = None  # faces.appearance.AppearanceView: the discrete-asset chooser's input
     warnings: list[str] = field(default_factory=list)
+    fixed_continuous: dict[str, float] = field(default_factory=dict)  # sliders the search holds (attributes)
 
     @property
     def eye_distance(self) -> float:
