@@ -68,7 +68,7 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
     return _write_engine_job(
         output_dir, force, engine, result.params, config, timer, "photo",
         params_meta={"warnings": list(result.warnings), "method": result.method, "losses": losses,
-                     "timings": result.timings},
+                     "timings": result.timings, **({"attributes": result.attributes} if result.attributes else {})},
         provenance_inputs={"image": str(source), "image_pixels_sha256": digest,
                            "image_size": list(analysis.image_size), "method": result.method})
 

@@ -106,6 +106,7 @@ class ParamSpec:
                 "method": {"type": "string"},
                 "losses": {"type": "object"},
                 "timings": {"type": "object"},
+                "attributes": {"type": "object"},  # photo attributes: detected, set, sources (methods/attribute_slots.py)
                 "source_job": {"type": "string"},  # an edited result: the job whose parameters were edited
             },
             "required": ["continuous", "discrete"],
