@@ -118,7 +118,8 @@ def _only_keys(value: dict, allowed: tuple[str, ...], what: str) -> None:
 def _number(value: Any, what: str) -> float:
     """A JSON number; text such as "0.5" is refused, not coerced (the REST endpoints do the same)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidJobInputError(f"{what} needs a number, got {str(value)[:40]!r}")
+        shown = repr(value[:40]) if isinstance(value, str) else repr(value)[:40]
+        raise InvalidJobInputError(f"{what} needs a number, got {shown}")
     try:
         number = float(value)
     except OverflowError:  # an integer of hundreds of digits

@@ -380,6 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_utf8_arguments(args: argparse.Namespace) -> None:
+    """Bytes that are not UTF-8 on the command line reach Python as lone surrogates (surrogateescape)
+    and would fail deep inside a tokenizer or a JSON write: one error line (exit 2) instead."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and any("\ud800" <= c <= "\udfff" for c in item):
+                raise UserInputError(f"the {name.replace('_', ' ')} argument is not valid UTF-8 text")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -388,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "command", None) == "jobs" and args.action in ("status", "cancel") and not args.job_id:
         parser.error(f"jobs {args.action} needs a JOB_ID")
     try:
+        _check_utf8_arguments(args)
         return args.func(args)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -63,7 +63,8 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
     target = target_from_analysis(analysis, pixels)
     result = timer.run("fit", lambda: fit(target, config.method, engine, config))
     losses = {k: v for k, v in result.losses.items() if k != "history"}
-    source = image_path if isinstance(image_path, (str, Path)) else "<bytes>"
+    # the file name only (an upload's hash name in the worker): provenance.json is downloadable
+    source = Path(image_path).name if isinstance(image_path, (str, Path)) else "<bytes>"
     digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
     return _write_engine_job(
         output_dir, force, engine, result.params, config, timer, "photo",
