@@ -17,10 +17,13 @@ motion and preset known); slider NAMES and RANGES are checked by the worker, whi
 model, so a bad slider is a FAILURE with the body model's own message ("unknown slider 'hieght'; did
 you mean height?"), never retried. Checking names in the web process would mean importing torch
 and loading the body model there (~10 s and ~1 GB on first use) for a check the worker makes ~1 s
-later anyway. Unknown config keys are likewise reported by the worker (ConfigError).
+later anyway. The rest of the config is resolved here in full (preset section, then overrides:
+unknown keys, types, Literal choices, devices; avatar_studio.config_schema, torch-free), and the
+queue is chosen from that resolved config.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -29,12 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from avatarclip_core.errors import UserInputError
-from avatarclip_core.user_text import check_text
+from avatar_studio.config_schema import resolve_job_config
 from avatar_studio.errors import InvalidJobInputError, UnknownJobKindError
-from avatarclip_core.config.core import resolved_values
 from avatarclip_core.config.limits import MAX_PROMPT_CHARS, PHOTO_METHODS
 from avatarclip_core.device import check_device
+from avatarclip_core.errors import UserInputError
+from avatarclip_core.user_text import check_text
 
 MAX_INPUT_BYTES = 64 * 1024
 # what a job id looks like (workers.store.JOB_ID_RE makes and checks ids with the same pattern)
@@ -161,7 +164,7 @@ def _preset_config(config: Any, what: str) -> dict:
     config = _mapping(config, "config")
     _only_keys(config, ("preset", "overrides"), f"{what} config")
     config_out = {"preset": _preset(config.get("preset") or "preview"), "overrides": _overrides(config.get("overrides"))}
-    resolved_devices(what, config_out)  # a bad device fails at submit, not in the worker
+    resolved_devices(what, config_out)  # the whole config resolves (a bad key or device fails here, not in the worker)
     return config_out
 
 
@@ -172,17 +175,25 @@ _DEVICE_KEYS = {"sliders": ("body.device", "motion_gen.device"),
 _SECTIONS = {"sliders": "sliders", "text": "text", "photo": "photo", "face": "photo"}
 
 
+def resolve_config(kind: str, config: dict) -> Any:
+    """The whole config the worker will run (preset section, then overrides), checked here at submit
+    without torch: unknown keys, types, Literal choices (config_schema); InvalidJobInputError names the key."""
+    try:
+        return resolve_job_config(_SECTIONS[kind], config.get("preset") or "preview", config.get("overrides") or {})
+    except UserInputError as exc:
+        raise InvalidJobInputError(f"config: {exc}") from None
+
+
 def resolved_devices(kind: str, config: dict) -> dict[str, str]:
-    """The device fields the preset and the overrides set (checked: auto | cpu | cuda | cuda:N); a
-    field neither sets keeps its dataclass default, which is never CUDA."""
-    values = resolved_values(config.get("preset") or "preview", _SECTIONS[kind], config.get("overrides"))
+    """Every device field of the resolved config (checked: auto | cpu | cuda | cuda:N)."""
+    resolved = resolve_config(kind, config)
     devices = {}
     for key in _DEVICE_KEYS[kind]:
-        if key in values:
-            try:
-                devices[key] = check_device(values[key], key)
-            except UserInputError as exc:
-                raise InvalidJobInputError(str(exc)) from None
+        value = functools.reduce(getattr, key.split("."), resolved)
+        try:
+            devices[key] = check_device(value, key)
+        except UserInputError as exc:
+            raise InvalidJobInputError(f"config: {exc}") from None
     return devices
 
 

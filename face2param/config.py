@@ -5,7 +5,9 @@ the export and preview steps (avatar_studio.pipelines.photo.PhotoJobConfig)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from avatarclip_core.config.limits import PHOTO_METHODS
 from face2param.engines.anny_engine import AnnyEngineConfig
 from face2param.faces.analysis import FaceAnalysisConfig
 from face2param.faces.appearance import AppearanceConfig
@@ -48,7 +50,7 @@ class OneShotConfig:
     pca_components: int = 48  # facial prior (Eq. 11-12); 0 = predict x directly
     # facial prior: landmark (Gauss-Newton directions of the landmarks; held-out NME 0.027 vs 0.033 for fits with 96 components)
     # | fits (the paper's Eq. 11-12 whitening of iterative fits of faces; --prior-photos DIR)
-    prior: str = "landmark"
+    prior: Literal["landmark", "fits"] = "landmark"
     # the photo's 128-d dlib descriptor as an input besides landmarks + colours (photos: identity cosine 0.839 -> 0.858)
     identity_features: bool = True
     beta: float = 1.0  # paper: 1 in one-shot mode
@@ -90,7 +92,7 @@ class ImitatorConfig:
     batch_size: int = 16  # paper: 16
     # paper: SGD 0.01, momentum 0.9, -10% every 50 epochs. Adam in the preview: with ~1/1000 of the
     # paper's steps SGD barely beats the mean image (held-out L1 0.158 vs 0.168; Adam 0.084)
-    optimizer: str = "adam"  # sgd | adam (momentum = its beta1)
+    optimizer: Literal["sgd", "adam"] = "adam"  # (momentum = its beta1)
     learning_rate: float = 0.002
     momentum: float = 0.9
     lr_decay: float = 0.7  # paper: 0.9
@@ -166,10 +168,10 @@ class MethodChoiceConfig:
 @dataclass
 class Face2ParamConfig:
     engine: AnnyEngineConfig = field(default_factory=AnnyEngineConfig)
-    engine_kind: str = "anny"  # anny (bundled, differentiable) | external (engine_external: render only)
+    engine_kind: Literal["anny", "external"] = "anny"  # anny: bundled, differentiable; external: engine_external, render only
     engine_external: ExternalEngineConfig = field(default_factory=ExternalEngineConfig)
     faces: FaceAnalysisConfig = field(default_factory=FaceAnalysisConfig)
-    method: str = "auto"  # auto | iterative | oneshot | mean
+    method: Literal[PHOTO_METHODS] = "auto"
     iterative: IterativeConfig = field(default_factory=IterativeConfig)
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     choice: MethodChoiceConfig = field(default_factory=MethodChoiceConfig)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,21 @@ def test_one_data_dir_reading_expands_home_and_treats_empty_as_unset(monkeypatch
     assert data_dir_path({"AVATAR_DATA_DIR": "~/avatars"}) == tmp_path / "avatars"
     assert data_dir_path({"AVATAR_DATA_DIR": ""}) == data_dir_path({}) == (Path.cwd() / "data").resolve()
     assert Settings.from_env({"AVATAR_DATA_DIR": "~/avatars"}).data_dir == tmp_path / "avatars"
+
+
+@pytest.mark.parametrize("section", ["sliders", "text", "photo"])
+def test_the_torch_free_job_config_stand_ins_match_the_real_classes(section):
+    """avatar_studio.config_schema rebuilds each job config from its schema for the checks at submit:
+    same keys, types and defaults, and the same values after every preset."""
+    import importlib
+
+    from avatar_studio.config_schema import JOB_CONFIGS, dataclass_from_schema, schema_of
+    from avatarclip_core.config import config_to_dict
+
+    module, _, name = JOB_CONFIGS[section].partition(":")
+    real = getattr(importlib.import_module(module), name)
+    stand_in = dataclass_from_schema(json.loads(json.dumps(schema_of(real))))  # through JSON, as cached
+    assert describe_fields(stand_in) == describe_fields(real)
+    for preset in preset_names():
+        assert config_to_dict(load_config(stand_in, preset, section=section)) == \
+            config_to_dict(load_config(real, preset, section=section)), preset

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -54,9 +55,9 @@ _SEMANTIC_CANDIDATES = {
 
 @dataclass
 class AnnyConfig:
-    rig: str = "game_engine"  # game_engine | anny | mixamo | cmu_mb
+    rig: Literal["game_engine", "anny", "mixamo", "cmu_mb"] = "game_engine"
     topology: str = "anny"
-    local_changes: str = "all"  # none | default | all
+    local_changes: Literal["none", "default", "all"] = "all"
 
 
 _MODELS: dict[tuple, "AnnyBody"] = {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from avatarclip_core.body.anny_body import AnnyConfig, load_anny_body
 from avatarclip_core.body.model import BodyModel
@@ -12,7 +13,7 @@ from avatarclip_core.errors import UserInputError
 
 @dataclass
 class BodyConfig:
-    model: str = "anny"  # anny | smpl
+    model: Literal["anny", "smpl"] = "anny"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     anny: AnnyConfig = field(default_factory=AnnyConfig)
     smpl: SmplConfig = field(default_factory=SmplConfig)

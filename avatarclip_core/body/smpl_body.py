@@ -7,6 +7,7 @@ correctives, as in game engines). SMPL is already Y-up and faces +Z; we lift fee
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import torch
@@ -36,7 +37,7 @@ class SmplModelMissingError(UserInputError, FileNotFoundError):
 @dataclass
 class SmplConfig:
     model_path: str = ""
-    gender: str = "neutral"  # neutral | male | female (used when model_path is a folder)
+    gender: Literal["neutral", "male", "female"] = "neutral"  # (used when model_path is a folder)
     num_betas: int = 10
 
 

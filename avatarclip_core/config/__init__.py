@@ -14,7 +14,6 @@ from avatarclip_core.config.core import (
     preset_names,
     preset_section,
     presets_dir,
-    resolved_values,
 )
 
 __all__ = [
@@ -27,5 +26,4 @@ __all__ = [
     "preset_names",
     "preset_section",
     "presets_dir",
-    "resolved_values",
 ]

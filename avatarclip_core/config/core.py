@@ -165,12 +165,6 @@ def preset_section(preset: str, section: str | None = None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def resolved_values(preset: str, section: str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Dotted key -> value of what a preset section and the overrides set (the dataclass defaults of
-    everything else are not included)."""
-    return {**_flatten(preset_section(preset, section)), **_flatten(overrides or {})}
-
-
 def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 

@@ -5,6 +5,7 @@ lists what the paper uses. YAML: ``text.motion_gen`` (generation) and ``text.mot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -69,13 +70,13 @@ class MotionGenConfig:
 
     artifacts: str = "preview"  # artifact set name (packaged or trained into the data folder)
     artifacts_dir: str = ""  # explicit folder; "" = data folder's motion/<artifacts>, else the packaged set
-    query_method: str = "auto"  # auto | clip | offline: auto = clip with a real CLIP scorer, else offline
+    query_method: Literal["auto", "clip", "offline"] = "auto"  # auto = clip with a real CLIP scorer, else offline
     top_k: int = 5  # candidate poses (paper: 5)
     offline_score_margin: float = 0.15  # offline: candidates scoring this much below the best are dropped
     dedupe_degrees: float = 12.0  # candidates closer than this (mean angle per joint) count as duplicates
     clip_azimuths: list[float] = field(default_factory=lambda: [0.0, 45.0, -45.0])  # code-book render views
     clip_max_entries: int = 0  # CLIP query over the n largest code-book clusters only (0 = all; renders are cached)
-    init: str = "auto"  # auto | label | zero: auto = label (offline) / zero (clip), the latent's start
+    init: Literal["auto", "label", "zero"] = "auto"  # auto = label (offline) / zero (clip), the latent's start
     iterations: int = 150  # paper: 5,000
     lr: float = 0.03  # paper: 1e-2
     # L_pose (Eq. 13). Below 1 here: the references are static code-book poses, and at full weight 150

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -25,7 +26,7 @@ class CodebookConfig:
 
 @dataclass
 class ShapeQueryConfig:
-    method: str = "auto"  # auto | clip | text: auto uses CLIP when a real scorer is given
+    method: Literal["auto", "clip", "text"] = "auto"  # auto uses CLIP when a real scorer is given
     neutral_text: str = "a person"  # t_n of Eq. 4
 
 
