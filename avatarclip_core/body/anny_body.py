@@ -21,8 +21,7 @@ from typing import Literal
 import torch
 
 from avatarclip_core.body import lbs
-from avatarclip_core.body.model import SliderShapeMixin, SliderSpec, skeleton_of
-from avatarclip_core.body.types import RiggedMesh
+from avatarclip_core.body.model import SliderBody, SliderSpec
 from avatarclip_core.paths import cache_dir
 from avatarclip_core.warp_runtime import ensure_warp
 
@@ -79,8 +78,9 @@ def _slider_group(label: str) -> str:
     return stripped.split("-")[0]
 
 
-class AnnyBody(SliderShapeMixin):
+class AnnyBody(SliderBody):
     name = "anny"
+    mesh_name = "anny_avatar"
 
     def __init__(self, config: AnnyConfig, device: str = "cpu") -> None:
         ensure_warp()  # anny imports Warp: set its cache folder and silence its banner first
@@ -143,19 +143,3 @@ class AnnyBody(SliderShapeMixin):
         world = world - origin_h.unsqueeze(1)
         return verts - origin.unsqueeze(1), world
 
-    def forward(self, shape, rotations, root_translation=None):
-        rest_verts, rest_world = self.rest(shape)
-        return lbs.pose_body(rest_verts, rest_world, self.parents, self.dense_weights, rotations, root_translation)
-
-    def rigged_mesh(self, values: dict[str, float]) -> RiggedMesh:
-        with torch.no_grad():
-            verts, world = self.rest(self.shape_vector(values))
-        return RiggedMesh(
-            vertices=verts[0].cpu(),
-            faces=self.faces.cpu(),
-            skeleton=skeleton_of(self, world[0].cpu()),
-            skin_indices=self.skin_indices.cpu(),
-            skin_weights=self.skin_weights.cpu(),
-            vertex_colors=None,
-            name="anny_avatar",
-        )

@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from avatarclip_core.body import lbs
 from avatarclip_core.body.types import RiggedMesh, Skeleton
 from avatarclip_core.errors import UserInputError
 
@@ -88,12 +89,29 @@ def validate_slider_values(specs: list[SliderSpec], values: dict[str, float]) ->
     return checked
 
 
-class SliderShapeMixin:
-    """`sliders()` and `shape_vector()` for body adapters that keep their specs in `_specs`
-    (ordered like the shape vector) and their tensors on `device`."""
+class SliderBody:
+    """What every body adapter shares once it has `rest(shape)`: `sliders()`, `shape_vector()`,
+    `forward()` (the one LBS, lbs.pose_body) and `rigged_mesh()`. An adapter keeps its specs in
+    `_specs` (ordered like the shape vector), its tensors on `device`, and names its meshes `mesh_name`."""
 
     _specs: list[SliderSpec]
     device: torch.device
+    mesh_name: str = "avatar"
+
+    def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, shape, rotations, root_translation=None):
+        rest_verts, rest_world = self.rest(shape)
+        return lbs.pose_body(rest_verts, rest_world, self.parents, self.dense_weights, rotations, root_translation)
+
+    def rigged_mesh(self, values: dict[str, float]) -> RiggedMesh:
+        with torch.no_grad():
+            verts, world = self.rest(self.shape_vector(values))
+        return RiggedMesh(
+            vertices=verts[0].cpu(), faces=self.faces.cpu(), skeleton=skeleton_of(self, world[0].cpu()),
+            skin_indices=self.skin_indices.cpu(), skin_weights=self.skin_weights.cpu(), name=self.mesh_name,
+        )
 
     def sliders(self) -> list[SliderSpec]:
         return list(self._specs)

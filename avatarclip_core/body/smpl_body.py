@@ -7,14 +7,13 @@ correctives, as in game engines). SMPL is already Y-up and faces +Z; we lift fee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from avatarclip_core.body import lbs
-from avatarclip_core.body.model import SliderShapeMixin, SliderSpec, skeleton_of
-from avatarclip_core.body.types import RiggedMesh
+from avatarclip_core.body.model import SliderBody, SliderSpec
 from avatarclip_core.errors import UserInputError
 
 SMPL_JOINT_NAMES = [
@@ -41,8 +40,9 @@ class SmplConfig:
     num_betas: int = 10
 
 
-class SmplBody(SliderShapeMixin):
+class SmplBody(SliderBody):
     name = "smpl"
+    mesh_name = "smpl_avatar"
 
     def __init__(self, config: SmplConfig, device: str = "cpu") -> None:
         path = Path(config.model_path).expanduser() if config.model_path else None
@@ -99,15 +99,3 @@ class SmplBody(SliderShapeMixin):
         world = torch.eye(4, device=self.device).repeat(betas.shape[0], len(self.parents), 1, 1)
         world[..., :3, 3] = joints
         return verts, world
-
-    def forward(self, shape, rotations, root_translation=None):
-        rest_verts, rest_world = self.rest(shape)
-        return lbs.pose_body(rest_verts, rest_world, self.parents, self.dense_weights, rotations, root_translation)
-
-    def rigged_mesh(self, values: dict[str, float]) -> RiggedMesh:
-        with torch.no_grad():
-            verts, world = self.rest(self.shape_vector(values))
-        return RiggedMesh(
-            vertices=verts[0].cpu(), faces=self.faces.cpu(), skeleton=skeleton_of(self, world[0].cpu()),
-            skin_indices=self.skin_indices.cpu(), skin_weights=self.skin_weights.cpu(), name="smpl_avatar",
-        )
