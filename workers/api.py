@@ -25,12 +25,13 @@ from pathlib import Path
 from avatar_studio.kinds import get_kind
 from workers.errors import QueueUnavailableError, UnknownJobError
 from workers.settings import Settings, get_settings, redact_url
-from workers.store import (FINAL_STATES, JobRecord, JobStore, check_job_id, list_job_files, new_job_id,
+from workers.store import (FINAL_STATES, LOST, JobRecord, JobStore, check_job_id, list_job_files, new_job_id,
                            resolve_job_file, utc_now_iso)
 
 log = logging.getLogger(__name__)
 
 STATES = ("PENDING", "STARTED", "PROGRESS", "SUCCESS", "FAILURE", "REVOKED")
+RETRYING_AFTER_LOSS = "retrying after a worker loss"
 
 
 @dataclass
@@ -124,6 +125,9 @@ class JobAPI:
                              error=rec.error or "failed", **common)
         if rec.cancelled or rec.state == "REVOKED":
             return JobStatus(state="REVOKED", stage="cancelled", progress=0.0, message="cancelled", **common)
+        if rec.state == "STARTED" and (self.store.last_run(rec.job_id) or {}).get("outcome") == LOST:
+            # its worker died; the result backend still shows that run's last progress
+            return JobStatus(state="PENDING", stage="retrying", progress=0.0, message=RETRYING_AFTER_LOSS, **common)
         try:
             meta = self.app.backend.get_task_meta(rec.job_id)
         except Exception as exc:  # noqa: BLE001  (status must answer while the backend is down)
@@ -235,6 +239,26 @@ class JobAPI:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def recover_lost_runs(self) -> list[str]:
+        """Close as lost the runs of workers that died (no heartbeat for AVATAR_WORKER_LOST_AFTER
+        seconds, or seen dying by their supervisor) and deliver their jobs again now: the broker's
+        taken-but-unacknowledged message goes back to its queue (no second copy), or, when the
+        broker holds none, the job is sent again. Workers call it every AVATAR_HEARTBEAT_INTERVAL
+        seconds; the visibility timeout stays the fallback. Returns the ids queued again."""
+        job_ids = self.store.close_lost_runs(self.settings.worker_lost_after)
+        if not job_ids:
+            return []
+        restored = restore_taken_messages(self.settings, job_ids)
+        present = broker_job_ids(self.settings) if set(job_ids) - restored else set()
+        for job_id in job_ids:
+            if job_id in restored:
+                log.warning("job %s: its worker died; delivered again (%s)", job_id, RETRYING_AFTER_LOSS)
+            elif job_id not in present:
+                rec = self.store.get(job_id)
+                log.warning("job %s: its worker died and the broker holds no message; queueing it again", job_id)
+                self._send(rec.job_id, rec.kind, rec.inputs, rec.config, rec.queue)
+        return list(job_ids)
+
     def _send(self, job_id: str, kind: str, inputs: dict, config: dict, queue: str) -> None:
         from workers.app import TASK_NAME
 
@@ -309,6 +333,35 @@ def broker_job_ids(settings: Settings) -> set[str]:
             con.close()
         return ids
     raise NotImplementedError(f"cannot list the messages of a {settings.broker_kind} broker")
+
+
+def restore_taken_messages(settings: Settings, job_ids) -> set[str]:
+    """Put the messages of these jobs that a (dead) worker took and never acknowledged back in
+    their queues; returns the ids found. Embedded SQLite and Redis; other brokers restore none
+    (their visibility timeout does it)."""
+    wanted = set(job_ids)
+    if not wanted:
+        return set()
+    if settings.broker_kind == "sqlite":
+        from workers.transport import restore_unacked_jobs
+
+        return restore_unacked_jobs(settings.broker_url.split(":///", 1)[1], wanted)
+    if settings.broker_kind != "redis":
+        return set()
+    from workers.app import get_app
+
+    found: set[str] = set()
+    with get_app(settings, client=True).connection_for_write() as conn:
+        channel = conn.default_channel
+        for tag, value in channel.client.hgetall(channel.unacked_key).items():
+            try:
+                job_id = json.loads(value)[0]["headers"]["id"]
+            except (ValueError, IndexError, KeyError, TypeError):
+                continue
+            if job_id in wanted:
+                channel.qos.restore_by_tag(tag, leftmost=True)  # kombu's own restore: one transaction
+                found.add(job_id)
+    return found
 
 
 _API: JobAPI | None = None

@@ -4,9 +4,12 @@ uses the one from the environment).
 Delivery guarantees (both brokers):
   * task_acks_late + task_reject_on_worker_lost + prefetch 1: a job's message is acknowledged only
     after the job finished; a job process that dies is re-queued at once, a whole worker that dies
-    (SIGKILL, power loss) has its job delivered again after AVATAR_VISIBILITY_TIMEOUT (Redis: kombu's
-    visibility timeout; embedded SQLite: workers.transport does the same). Queued jobs stay in the
-    broker, never in a worker's memory.
+    (SIGKILL, power loss) has its runs closed as lost and its job delivered again once its heartbeat
+    in the job store is AVATAR_WORKER_LOST_AFTER seconds old (or at once when `avatar serve`'s
+    supervisor saw it die): the next live worker's heartbeat round does it (JobAPI.recover_lost_runs).
+    The broker's own AVATAR_VISIBILITY_TIMEOUT (hard time limit + 120 s; Redis: kombu's visibility
+    timeout, embedded SQLite: workers.transport) is the fallback. Queued jobs stay in the broker,
+    never in a worker's memory.
   * Every run is recorded in the job store first (`runs` table); a job whose store state is already
     SUCCESS is not run again when its message comes back (e.g. the worker died between finishing
     and acknowledging), and a job process that keeps dying is given up after max_retries + 3 runs.
@@ -279,7 +282,7 @@ def execute_job(task, settings: Settings, job_id: str, kind_name: str, inputs: d
     if record.state == "FAILURE":
         raise JobFailed(record.error or "failed")
 
-    attempt = store.begin_run(job_id, worker)
+    attempt = store.begin_run(job_id, worker, node=task.request.hostname)  # the node's heartbeat covers the run
     max_runs = settings.max_retries + 1 + CRASH_RUNS_ALLOWED
     if attempt > max_runs:
         msg = (f"gave up after {attempt - 1} runs: the job's process died each time "

@@ -5,6 +5,9 @@
     ...
     stop_worker_process(proc)                      # SIGTERM: finish running jobs, then exit (SIGKILL after timeout)
 
+    sup = WorkerSupervisor(settings).start()       # what `avatar serve` runs: the worker, restarted
+    ...                                            # within seconds whenever it dies; sup.stop() at exit
+
 The worker runs in its own session (Ctrl-C in a terminal reaches `avatar serve`, which stops it)
 and exits by itself when the process that started it is gone. Its environment is the caller's
 plus settings.to_env(), without AVATAR_API_TOKEN: workers never see the token.
@@ -15,17 +18,19 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from workers.settings import Settings, get_settings
 from workers.worker import parse_queues, ready_dir, run_worker
 
 __all__ = ["start_worker_process", "stop_worker_process", "stop_worker_processes", "wait_worker_ready",
-           "kill_worker_process",
+           "kill_worker_process", "WorkerSupervisor",
            "embedded_worker", "run_worker"]
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +139,81 @@ def embedded_worker(settings: Settings | None = None, queues: Sequence[str] | st
         yield proc
     finally:
         stop_worker_process(proc)
+
+
+class WorkerSupervisor:
+    """The embedded worker, kept running: when its process exits without being asked to (SIGKILL,
+    the OOM killer, a crash), its process group is cleared, the job store learns that it is dead
+    (its running jobs are closed as lost and queued again by the next worker's heartbeat round,
+    workers.api.JobAPI.recover_lost_runs) and a new worker is started within `restart_delay` s.
+    A worker that keeps dying right after its start is restarted less and less often (up to
+    `max_delay` s apart), so a broken installation does not spin."""
+
+    def __init__(self, settings: Settings | None = None, concurrency: int = 1, *,
+                 say: Callable[[str], None] | None = None, restart_delay: float = 0.5, max_delay: float = 30.0,
+                 stable_after: float = 60.0) -> None:
+        self.settings = settings or get_settings()
+        self.concurrency = concurrency
+        self.say = say or (lambda line: print(line, flush=True))
+        self.restart_delay, self.max_delay, self.stable_after = restart_delay, max_delay, stable_after
+        self.restarts = 0
+        self.proc: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "WorkerSupervisor":
+        self.proc = start_worker_process(self.settings, concurrency=self.concurrency)
+        self.say(f"started the embedded worker (pid {self.proc.pid}); its log: {self.settings.log_file}")
+        self._thread = threading.Thread(target=self._watch, name="avatar-worker-supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        delay = self.restart_delay
+        while not self._stopping.is_set():
+            proc = self.proc
+            started = time.monotonic()
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            _reap_group(proc)  # its job processes must not go on running a job that will run again
+            self._mark_dead(proc.pid)
+            delay = self.restart_delay if time.monotonic() - started >= self.stable_after else \
+                min(self.max_delay, delay * 2 if self.restarts else delay)
+            self.say(f"error: the embedded worker (pid {proc.pid}) exited (status {code}); restarting it in "
+                     f"{delay:g} s. See {self.settings.log_file}")
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self.proc = start_worker_process(self.settings, concurrency=self.concurrency)
+                except OSError as exc:
+                    self.say(f"error: could not restart the embedded worker: {exc}")
+                    continue
+                self.restarts += 1
+            self.say(f"restarted the embedded worker (pid {self.proc.pid}, restart {self.restarts})")
+
+    def _mark_dead(self, pid: int) -> None:
+        # its running jobs go back to the queue now (status: retrying after a worker loss), not when
+        # the next worker's heartbeat round notices the silence
+        try:
+            from workers.api import JobAPI
+
+            api = JobAPI(self.settings)
+            api.store.worker_gone("dead", host=socket.gethostname(), pid=pid)
+            requeued = api.recover_lost_runs()
+            if requeued:
+                self.say(f"queued again the job(s) it was running: {', '.join(requeued)}")
+        except Exception as exc:  # noqa: BLE001  (the heartbeat's age finds it anyway)
+            self.say(f"warning: could not record the worker's death in the job store: {type(exc).__name__}: {exc}")
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """Warm shutdown of the current worker (running jobs finish); no restart afterwards."""
+        with self._lock:
+            self._stopping.set()
+        if self.proc is None:
+            return None
+        return stop_worker_process(self.proc, timeout)

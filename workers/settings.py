@@ -11,10 +11,15 @@
 |                               | Redis between deployments or test sessions)          |
 | AVATAR_SOFT_TIME_LIMIT        | 900 s (the job gets a clean FAILURE)                 |
 | AVATAR_TIME_LIMIT             | 960 s (the job's process is killed)                  |
-| AVATAR_VISIBILITY_TIMEOUT     | 3600 s: a job taken by a worker that died (SIGKILL,  |
-|                               | power loss) is delivered again after this long. It   |
-|                               | must exceed AVATAR_TIME_LIMIT, or a long job would   |
-|                               | be delivered twice; tests use ~30 s.                 |
+| AVATAR_VISIBILITY_TIMEOUT     | AVATAR_TIME_LIMIT + 120 s: a job taken by a worker   |
+|                               | that died and was not noticed by its heartbeat is    |
+|                               | delivered again after this long. It must exceed      |
+|                               | AVATAR_TIME_LIMIT, or a long job would be delivered  |
+|                               | twice; tests use ~30 s.                              |
+| AVATAR_HEARTBEAT_INTERVAL     | 5 s: workers record that they are alive in the job   |
+|                               | store this often, and look for dead ones             |
+| AVATAR_WORKER_LOST_AFTER      | 30 s: a worker silent this long is dead; its running |
+|                               | jobs are closed as lost and queued again at once     |
 | AVATAR_MAX_RETRIES            | 3 retries of transient errors (never user errors)    |
 | AVATAR_RETRY_BACKOFF          | 2 s first retry delay, doubled each retry ...        |
 | AVATAR_RETRY_BACKOFF_MAX      | ... up to 60 s (at most half the visibility timeout) |
@@ -42,6 +47,10 @@ from avatarclip_core.config.limits import UPLOAD_MAX_BYTES
 from avatarclip_core.paths import data_dir_path
 
 ALL_QUEUES = ("cpu", "gpu")
+# visibility timeout beyond the hard time limit: a job's message is held unacknowledged for its
+# run plus the worker's bookkeeping (result, acknowledgement) and up to AVATAR_RETRY_BACKOFF_MAX
+# waiting for a retry; a live job must never be delivered a second time
+VISIBILITY_MARGIN = 120.0
 
 
 class SettingsError(ValueError):
@@ -83,7 +92,7 @@ class Settings:
     queue_prefix: str = ""
     soft_time_limit: float = 900.0
     time_limit: float = 960.0
-    visibility_timeout: float = 3600.0
+    visibility_timeout: float | None = None  # None: time_limit + VISIBILITY_MARGIN
     max_retries: int = 3
     retry_backoff: float = 2.0
     retry_backoff_max: float | None = None  # None: min(60 s, visibility_timeout / 2)
@@ -91,6 +100,8 @@ class Settings:
     sqla_polling_interval: float = 0.05
     result_expires: float = 7 * 24 * 3600.0
     requeue_interval: float = 60.0
+    heartbeat_interval: float = 5.0
+    worker_lost_after: float = 30.0
     upload_max_bytes: int = UPLOAD_MAX_BYTES
     api_token: str | None = field(default=None, repr=False, compare=False)
 
@@ -106,6 +117,8 @@ class Settings:
             raise SettingsError(
                 f"AVATAR_SOFT_TIME_LIMIT ({self.soft_time_limit:g} s) must be below AVATAR_TIME_LIMIT "
                 f"({self.time_limit:g} s)")
+        if self.visibility_timeout is None:
+            object.__setattr__(self, "visibility_timeout", self.time_limit + VISIBILITY_MARGIN)
         if self.visibility_timeout <= self.time_limit:
             raise SettingsError(
                 f"AVATAR_VISIBILITY_TIMEOUT ({self.visibility_timeout:g} s) must exceed AVATAR_TIME_LIMIT "
@@ -118,6 +131,11 @@ class Settings:
                 f"({self.visibility_timeout:g} s): a waiting retry is held unacknowledged by the worker")
         if self.worker_concurrency < 1:
             raise SettingsError("AVATAR_WORKER_CONCURRENCY must be >= 1")
+        if self.heartbeat_interval <= 0 or self.worker_lost_after < 2 * self.heartbeat_interval:
+            raise SettingsError(
+                f"AVATAR_WORKER_LOST_AFTER ({self.worker_lost_after:g} s) must be at least twice "
+                f"AVATAR_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g} s, > 0): one late heartbeat must not "
+                "make a live worker's jobs run a second time")
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -138,7 +156,7 @@ class Settings:
             queue_prefix=env.get("AVATAR_QUEUE_PREFIX", ""),
             soft_time_limit=_num(env, "AVATAR_SOFT_TIME_LIMIT", 900.0, minimum=1),
             time_limit=_num(env, "AVATAR_TIME_LIMIT", 960.0, minimum=1),
-            visibility_timeout=_num(env, "AVATAR_VISIBILITY_TIMEOUT", 3600.0, minimum=1),
+            visibility_timeout=_num(env, "AVATAR_VISIBILITY_TIMEOUT", None, minimum=1),
             max_retries=int(_num(env, "AVATAR_MAX_RETRIES", 3, int)),
             retry_backoff=_num(env, "AVATAR_RETRY_BACKOFF", 2.0),
             retry_backoff_max=_num(env, "AVATAR_RETRY_BACKOFF_MAX", None),
@@ -146,6 +164,8 @@ class Settings:
             sqla_polling_interval=_num(env, "AVATAR_SQLA_POLL_INTERVAL", 0.05, minimum=0.001),
             result_expires=_num(env, "AVATAR_RESULT_EXPIRES", 7 * 24 * 3600.0, minimum=60),
             requeue_interval=_num(env, "AVATAR_REQUEUE_INTERVAL", 60.0),
+            heartbeat_interval=_num(env, "AVATAR_HEARTBEAT_INTERVAL", 5.0, minimum=0.1),
+            worker_lost_after=_num(env, "AVATAR_WORKER_LOST_AFTER", 30.0, minimum=0.2),
             upload_max_bytes=int(_num(env, "AVATAR_UPLOAD_MAX_BYTES", UPLOAD_MAX_BYTES, int, minimum=1)),
             api_token=env.get("AVATAR_API_TOKEN") or None,
         )
@@ -173,6 +193,8 @@ class Settings:
             "AVATAR_SQLA_POLL_INTERVAL": repr(self.sqla_polling_interval),
             "AVATAR_RESULT_EXPIRES": repr(self.result_expires),
             "AVATAR_REQUEUE_INTERVAL": repr(self.requeue_interval),
+            "AVATAR_HEARTBEAT_INTERVAL": repr(self.heartbeat_interval),
+            "AVATAR_WORKER_LOST_AFTER": repr(self.worker_lost_after),
             "AVATAR_UPLOAD_MAX_BYTES": str(self.upload_max_bytes),
         }
 
@@ -236,6 +258,7 @@ class Settings:
             "soft_time_limit": self.soft_time_limit,
             "time_limit": self.time_limit,
             "visibility_timeout": self.visibility_timeout,
+            "worker_lost_after": self.worker_lost_after,
             "max_retries": self.max_retries,
             "worker_concurrency": self.worker_concurrency,
             "upload_max_bytes": self.upload_max_bytes,

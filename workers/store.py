@@ -15,6 +15,7 @@ import os
 import re
 import sqlite3
 import stat
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from workers.errors import JobFileError
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 FINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runs.node, the workers table (heartbeats)
+LOST = "lost"  # outcome of a run whose worker died under it (heartbeat stopped, or its process vanished)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -49,9 +51,66 @@ CREATE TABLE IF NOT EXISTS runs (
     started  REAL NOT NULL,
     finished REAL,
     outcome  TEXT,
+    node     TEXT,
     PRIMARY KEY (job_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS workers (
+    node    TEXT PRIMARY KEY,
+    host    TEXT NOT NULL,
+    pid     INTEGER NOT NULL,
+    started REAL NOT NULL,
+    beat    REAL NOT NULL,
+    state   TEXT NOT NULL
+);
 """
+WORKER_STATES = ("alive", "stopped", "dead")  # dead: its supervisor saw the process die
+
+
+class _ForkGuard:
+    """fork() waits until no other thread of this process has a store connection open.
+
+    A child forked while another thread is inside SQLite inherits SQLite's mutexes and per-file
+    lock bookkeeping half-taken and hangs or fails with "disk I/O error" on its first query. A
+    worker forks job processes (the pool replaces a dead or terminated one at any time) while its
+    heartbeat thread uses the store, so the fork waits for that (a few ms) here."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._forking = False
+        self._mine = threading.local()
+
+    def __enter__(self) -> None:
+        with self._cond:
+            if not getattr(self._mine, "n", 0):  # (a nested entry must not wait for a fork waiting for it)
+                self._cond.wait_for(lambda: not self._forking)
+            self._active += 1
+        self._mine.n = getattr(self._mine, "n", 0) + 1
+
+    def __exit__(self, *exc) -> None:
+        self._mine.n -= 1
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held across the fork: no thread opens a connection meanwhile
+        self._forking = True
+        own = getattr(self._mine, "n", 0)  # a fork from inside a store call must not wait for itself
+        self._cond.wait_for(lambda: self._active <= own, timeout=60)
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # the other threads (and their connections) do not exist in the child
+
+
+_FORK_GUARD = _ForkGuard()
+os.register_at_fork(before=_FORK_GUARD.before_fork, after_in_parent=_FORK_GUARD.after_fork_in_parent,
+                    after_in_child=_FORK_GUARD.after_fork_in_child)
 
 
 def utc_now_iso() -> str:
@@ -107,17 +166,21 @@ class JobStore:
             con.execute("PRAGMA journal_mode=WAL")
             if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 con.executescript(_SCHEMA)
+                columns = {row["name"] for row in con.execute("PRAGMA table_info(runs)")}
+                if "node" not in columns:  # a version 1 store
+                    con.execute("ALTER TABLE runs ADD COLUMN node TEXT")
                 con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        try:
-            con.execute("PRAGMA synchronous=NORMAL")
-            yield con
-        finally:
-            con.close()
+        with _FORK_GUARD:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            try:
+                con.execute("PRAGMA synchronous=NORMAL")
+                yield con
+            finally:
+                con.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -169,13 +232,19 @@ class JobStore:
         return bool(row and row["cancelled"])
 
     # -- worker side ----------------------------------------------------------------------------
-    def begin_run(self, job_id: str, worker: str) -> int:
-        """Record that a worker starts running the job; returns the attempt number (1, 2, ...)."""
+    def begin_run(self, job_id: str, worker: str, node: str | None = None) -> int:
+        """Record that a worker (Celery node `node`, process `worker`) starts running the job; returns
+        the attempt number (1, 2, ...). Earlier runs still open never reported back: their process
+        died (a job process killed by the OOM killer is re-queued by Celery at once), so they are
+        closed as lost here."""
         with self._transaction() as con:
+            now = time.time()
+            con.execute("UPDATE runs SET finished = ?, outcome = ? WHERE job_id = ? AND outcome IS NULL",
+                        (now, LOST, job_id))
             attempt = con.execute(
                 "SELECT COALESCE(MAX(attempt), 0) + 1 FROM runs WHERE job_id = ?", (job_id,)).fetchone()[0]
-            con.execute("INSERT INTO runs (job_id, attempt, worker, started) VALUES (?, ?, ?, ?)",
-                        (job_id, attempt, worker, time.time()))
+            con.execute("INSERT INTO runs (job_id, attempt, worker, started, node) VALUES (?, ?, ?, ?, ?)",
+                        (job_id, attempt, worker, now, node))
             con.execute("UPDATE jobs SET attempts = ?, state = 'STARTED', started = COALESCE(started, ?) "
                         "WHERE job_id = ?", (attempt, utc_now_iso(), job_id))
         return attempt
@@ -208,6 +277,62 @@ class JobStore:
         with self._connect() as con:
             rows = con.execute("SELECT * FROM runs WHERE job_id = ? ORDER BY attempt", (job_id,)).fetchall()
         return [dict(r) for r in rows]
+
+    def last_run(self, job_id: str) -> dict | None:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE job_id = ? ORDER BY attempt DESC LIMIT 1",
+                              (job_id,)).fetchone()
+        return dict(row) if row else None
+
+    # -- worker heartbeats ----------------------------------------------------------------------
+    def heartbeat(self, node: str, host: str, pid: int) -> None:
+        """A worker (Celery node name) is alive now."""
+        now = time.time()
+        with self._connect() as con:
+            con.execute("INSERT INTO workers (node, host, pid, started, beat, state) VALUES (?, ?, ?, ?, ?, 'alive') "
+                        "ON CONFLICT(node) DO UPDATE SET beat = excluded.beat, state = 'alive'",
+                        (node, host, pid, now, now))
+
+    def worker_gone(self, state: str, *, node: str | None = None, host: str | None = None,
+                    pid: int | None = None) -> int:
+        """Mark a worker 'stopped' (a clean shutdown) or 'dead' (seen dying), by node name or by
+        host and pid; its open runs are then lost at the next close_lost_runs. Returns rows changed."""
+        if state not in WORKER_STATES[1:]:
+            raise ValueError(f"worker state must be stopped or dead, got {state!r}")
+        where, args = ("node = ?", (node,)) if node is not None else ("host = ? AND pid = ?", (host, pid))
+        with self._connect() as con:
+            return con.execute(f"UPDATE workers SET state = ? WHERE {where}", (state, *args)).rowcount
+
+    def workers(self) -> list[dict]:
+        """Known workers, newest heartbeat first, with `age` (seconds since their last heartbeat)."""
+        now = time.time()
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM workers ORDER BY beat DESC").fetchall()
+        return [dict(r, age=round(now - r["beat"], 3)) for r in rows]
+
+    def close_lost_runs(self, lost_after: float, forget_after: float = 7 * 24 * 3600.0) -> list[str]:
+        """Close as lost the open runs of workers that stopped, were seen dead, or sent no heartbeat
+        for `lost_after` seconds. Returns the ids of the unfinished jobs among them, each once and to
+        one caller only (the update and the select share a transaction): that caller queues them
+        again. Runs of workers that never sent a heartbeat are left to the visibility timeout.
+        Workers silent for `forget_after` seconds with no open run are forgotten."""
+        now = time.time()
+        with self._transaction() as con:
+            rows = con.execute(
+                "SELECT r.job_id, r.attempt FROM runs r JOIN workers w ON w.node = r.node "
+                "WHERE r.outcome IS NULL AND (w.state != 'alive' OR w.beat < ?)", (now - lost_after,)).fetchall()
+            for row in rows:
+                con.execute("UPDATE runs SET finished = ?, outcome = ? WHERE job_id = ? AND attempt = ?",
+                            (now, LOST, row["job_id"], row["attempt"]))
+            con.execute("DELETE FROM workers WHERE beat < ? AND node NOT IN "
+                        "(SELECT node FROM runs WHERE outcome IS NULL AND node IS NOT NULL)", (now - forget_after,))
+            ids = sorted({row["job_id"] for row in rows})
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            unfinished = con.execute(f"SELECT job_id FROM jobs WHERE job_id IN ({marks}) AND "
+                                     "(state IS NULL OR state = 'STARTED')", ids).fetchall()
+        return [row["job_id"] for row in unfinished]
 
 
 # -- job folders ---------------------------------------------------------------------------------

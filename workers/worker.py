@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -99,7 +100,33 @@ def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | Non
             except Exception as exc:  # noqa: BLE001  (the broker may be down right now; next round)
                 log.warning("looking for lost jobs failed: %s: %s", type(exc).__name__, exc)
 
+    stopping = threading.Event()
+    node_name: list[str] = []
+
+    def heartbeat(node: str) -> None:
+        # The job store learns every heartbeat_interval that this worker is alive; the same round
+        # closes the runs of workers that are not and queues their jobs again (any live worker
+        # does it: a worker cannot report its own death).
+        from workers.api import JobAPI
+
+        api = JobAPI(settings)
+        host, pid = socket.gethostname(), os.getpid()
+        while not stopping.is_set():
+            try:
+                api.store.heartbeat(node, host, pid)
+                if stopping.is_set():  # shutting down meanwhile: on_shutdown's 'stopped' must win
+                    api.store.worker_gone("stopped", node=node)
+                    return
+                api.recover_lost_runs()
+            except Exception as exc:  # noqa: BLE001  (a busy store or broker: next round)
+                log.warning("heartbeat round failed: %s: %s", type(exc).__name__, exc)
+            stopping.wait(settings.heartbeat_interval)
+
     def on_ready(sender=None, **_):
+        node = getattr(sender, "hostname", None)
+        if node:
+            node_name.append(node)
+            threading.Thread(target=heartbeat, args=(node,), name="heartbeat", daemon=True).start()
         if settings.requeue_interval > 0:
             threading.Thread(target=sweep_lost_jobs, name="requeue-lost", daemon=True).start()
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +150,18 @@ def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | Non
     if logfile:
         argv += ["--logfile", str(logfile)]
     log.info("worker settings: %s", settings.describe())
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        # the pool is joined: whatever run is still open now was cut short (cold shutdown) and is lost
+        stopping.set()
+        if node_name:
+            try:
+                from workers.store import JobStore
+
+                JobStore(settings.store_path).worker_gone("stopped", node=node_name[0])
+            except Exception as exc:  # noqa: BLE001  (its heartbeat ages anyway)
+                log.warning("could not record the shutdown in the job store: %s", exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
