@@ -69,14 +69,13 @@ def default_output_dir(name: str) -> Path:
 
 def resolve_artifacts_dir(artifacts_dir: str, name: str) -> Path:
     """artifacts_dir if set; else the data folder's motion/<name> if trained; else the packaged set."""
+    from avatarclip_core.artifacts import packaged_names, resolve_artifact_dir
     from avatarclip_core.motion.train import META_FILE
 
-    if artifacts_dir:
-        return Path(artifacts_dir).expanduser()
-    for candidate in (default_output_dir(name), PACKAGED_DIR / name):
-        if (candidate / META_FILE).is_file():
-            return candidate
-    known = sorted(p.name for p in PACKAGED_DIR.glob("*") if (p / META_FILE).is_file())
+    found = resolve_artifact_dir(artifacts_dir, default_output_dir(name), PACKAGED_DIR / name, META_FILE)
+    if found is not None:
+        return found
+    known = packaged_names(PACKAGED_DIR, META_FILE)
     raise MotionArtifactsMissingError(
         f"no motion artifacts named '{name}' (packaged: {', '.join(known) or 'none'}): run `avatar train motion`, "
         f"or set text.motion_gen.artifacts_dir")

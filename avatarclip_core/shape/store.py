@@ -140,15 +140,13 @@ def default_output_dir(name: str) -> Path:
 
 def resolve_artifacts_dir(artifacts_dir: str, name: str) -> Path:
     """artifacts_dir if set; else the data folder's shape/<name> if trained; else the packaged set."""
-    if artifacts_dir:
-        return Path(artifacts_dir).expanduser()
+    from avatarclip_core.artifacts import packaged_names, resolve_artifact_dir
+
     trained = default_output_dir(name)
-    if (trained / META_FILE).is_file():
-        return trained
-    packaged = PACKAGED_DIR / name
-    if (packaged / META_FILE).is_file():
-        return packaged
-    known = sorted(p.name for p in PACKAGED_DIR.glob("*") if (p / META_FILE).is_file())
+    found = resolve_artifact_dir(artifacts_dir, trained, PACKAGED_DIR / name, META_FILE)
+    if found is not None:
+        return found
+    known = packaged_names(PACKAGED_DIR, META_FILE)
     raise ShapeArtifactsMissingError(
         f"no shape artifacts named '{name}' (packaged: {', '.join(known) or 'none'}; trained ones live in "
         f"{trained.parent}): run `avatar train shape` with that preset, or set shape.artifacts_dir")

@@ -30,12 +30,11 @@ def trained_artifact_dir() -> Path:
 
 def default_artifact_dir(config: Face2ParamConfig) -> Path:
     """oneshot.artifact_dir when set; else a translator trained into the data folder; else the packaged one."""
+    from avatarclip_core.artifacts import resolve_artifact_dir
     from face2param.translator.model import WEIGHTS
 
-    if config.oneshot.artifact_dir:
-        return Path(config.oneshot.artifact_dir).expanduser()
-    trained = trained_artifact_dir()
-    return trained if (trained / WEIGHTS).is_file() else PACKAGED
+    # no set at all: the packaged folder, whose missing weights load_for_engine reports
+    return resolve_artifact_dir(config.oneshot.artifact_dir, trained_artifact_dir(), PACKAGED, WEIGHTS) or PACKAGED
 
 
 _LOADED: dict = {}
