@@ -40,6 +40,7 @@ from avatarclip_core.errors import UserInputError
 from avatarclip_core.paths import data_dir_path
 from web import jobs as J
 from web.auth import TokenGate
+from web.sessions import ReapRawSessions
 from web.uploads import UploadGate
 
 log = logging.getLogger("avatar.web")
@@ -529,6 +530,8 @@ def create_server_app(api: Any = None, settings: Any = None, file_resolver: Call
     max_bytes = int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES))
     app = gr.mount_gradio_app(app, blocks, path="/", max_file_size=max_bytes, footer_links=["api"],
                               run_history=False, show_error=False, css=CSS, ssr_mode=False)
+    # raw REST calls would leave ~1 MB of Gradio session state each behind (web/sessions.py)
+    app.add_middleware(ReapRawSessions, blocks=blocks)
     # one photo per upload request, size-capped before Gradio writes it; unused uploads swept (web/uploads.py)
     app.add_middleware(UploadGate, max_bytes=max_bytes, blocks=blocks)
     token = getattr(settings, "api_token", None)
