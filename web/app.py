@@ -40,6 +40,7 @@ from avatarclip_core.errors import UserInputError
 from avatarclip_core.paths import data_dir_path
 from web import jobs as J
 from web.auth import TokenGate
+from web.health import HEALTH_PATH, health_route
 from web.sessions import ReapRawSessions
 from web.uploads import UploadGate
 
@@ -526,6 +527,7 @@ def create_server_app(api: Any = None, settings: Any = None, file_resolver: Call
     settings = settings or load_settings()
     blocks = blocks or build_app(api, settings=settings, public_url=public_url)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.get(HEALTH_PATH)(health_route(settings))
     app.get("/download/{job_id}/{name:path}")(download_route(file_resolver or default_file_resolver(settings)))
     max_bytes = int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES))
     app = gr.mount_gradio_app(app, blocks, path="/", max_file_size=max_bytes, footer_links=["api"],

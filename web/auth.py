@@ -17,6 +17,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from web.health import HEALTH_PATH
+
 COOKIE_NAME = "avatar_session"
 OPEN_PATHS = ("/login", "/logout")
 MAX_LOGIN_BODY = 4096
@@ -83,6 +85,8 @@ class TokenGate:
         if self.token is None or scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
+        if scope["type"] == "http" and path == HEALTH_PATH:  # probes: counts only (web/health.py)
+            return await self.app(scope, receive, send)
         if scope["type"] == "http" and path in OPEN_PATHS:
             return await self._login(scope, receive, send, path)
         headers = _headers(scope)

@@ -226,6 +226,13 @@ class JobStore:
                                "AND created < ? ORDER BY rowid", (created_before,)).fetchall()
         return [_record(r) for r in rows]
 
+    def unfinished_counts(self) -> dict[str, int]:
+        """Jobs waiting for a worker (queued) and being run (running), cancelled ones excluded."""
+        with self._connect() as con:
+            row = con.execute("SELECT SUM(state IS NULL), SUM(state = 'STARTED') FROM jobs WHERE cancelled = 0 "
+                              "AND (state IS NULL OR state = 'STARTED')").fetchone()
+        return {"queued": int(row[0] or 0), "running": int(row[1] or 0)}
+
     def is_cancelled(self, job_id: str) -> bool:
         with self._connect() as con:
             row = con.execute("SELECT cancelled FROM jobs WHERE job_id = ?", (job_id,)).fetchone()

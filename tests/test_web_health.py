@@ -1,0 +1,36 @@
+"""GET /healthz (web/health.py): answers without the API token, with counts only."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from web.testing import studio
+
+TOKEN = "tok-health-not-a-real-secret"
+
+
+def _get(url: str) -> tuple[int, dict | bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_healthz_reports_workers_and_jobs_without_the_token(tmp_path):
+    with studio(tmp_path / "data", worker=False, token=TOKEN) as s:
+        code, body = _get(f"{s.url}/healthz")
+        assert code == 200 and body == {"status": "no_worker", "workers_alive": 0, "newest_heartbeat_age_s": None,
+                                        "jobs_queued": 0, "jobs_running": 0}
+        job = s.api.submit("selftest", {})
+        s.api.store.heartbeat("avatar-1@host", "host", 1)
+        code, body = _get(f"{s.url}/healthz")
+        assert code == 200 and body["status"] == "ok" and body["workers_alive"] == 1
+        assert 0 <= body["newest_heartbeat_age_s"] < 5 and body["jobs_queued"] == 1
+        s.api.store.begin_run(job, "avatar-1@host/2", node="avatar-1@host")
+        assert _get(f"{s.url}/healthz")[1]["jobs_running"] == 1
+        s.api.store.worker_gone("dead", node="avatar-1@host")
+        assert _get(f"{s.url}/healthz")[1]["status"] == "no_worker"
+        assert b"host" not in json.dumps(body).encode()  # no host names, ids or paths
+        assert _get(f"{s.url}/gradio_api/info")[0] == 401  # everything else still needs the token
