@@ -20,7 +20,8 @@ def bench_photo(repeats: int = 3) -> dict:
     from skimage import data
 
     from face2param.faces import analyse_face
-    from face2param.methods.fit import fit, load_engine
+    from face2param.engines.registry import load_engine
+    from face2param.methods.fit import fit
     from face2param.methods.target import target_from_analysis
     from avatar_studio.pipelines.photo import load_photo_config
 

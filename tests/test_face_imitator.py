@@ -112,7 +112,7 @@ def test_generator_follows_table_2():
 
 
 def test_engine_selection_errors(spec_path):
-    from face2param.methods.fit import load_engine
+    from face2param.engines.registry import load_engine
 
     with pytest.raises(UserInputError, match="engine_kind"):
         load_engine(apply_overrides(Face2ParamConfig(), {"engine_kind": "unreal"}))

@@ -46,7 +46,7 @@ def cmd_photo(args: argparse.Namespace) -> int:
 def cmd_face_engine(args: argparse.Namespace) -> int:
     """The bundled engine's parameter spec (for game integration), a render, or a rigged avatar."""
     from face2param.engines import EngineParams
-    from face2param.methods.fit import load_engine
+    from face2param.engines.registry import load_engine
 
     engine = load_engine(_config(args))
     if args.action == "spec":

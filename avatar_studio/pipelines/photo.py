@@ -46,7 +46,8 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
     """Photo file (or bytes) -> job folder; returns the folder."""
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
-    from face2param.methods.fit import fit, load_engine
+    from face2param.engines.registry import load_engine
+    from face2param.methods.fit import fit
 
     config = config or PhotoJobConfig()
     output_dir = check_output_folder(Path(output_dir), force)
@@ -80,7 +81,7 @@ def run_params_job(params, config: PhotoJobConfig | None = None, output_dir: Pat
     """Engine parameters (EngineParams, or a params.json dict: unnamed entries take the engine's
     defaults) -> the job folder a photo job writes, params.json with method "edited" and source_job."""
     from face2param.engines.base import EngineParams
-    from face2param.methods.fit import load_engine
+    from face2param.engines.registry import load_engine
 
     config = config or PhotoJobConfig()
     output_dir = check_output_folder(Path(output_dir), force)

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from avatarclip_core.body import lbs
-from avatarclip_core.body.model import SliderBody, SliderSpec
+from avatarclip_core.body.model import BODY_MODELS, SliderBody, SliderSpec
 from avatarclip_core.paths import cache_dir
 from avatarclip_core.warp_runtime import ensure_warp
 
@@ -78,9 +78,14 @@ def _slider_group(label: str) -> str:
     return stripped.split("-")[0]
 
 
+@BODY_MODELS.register("anny", AnnyConfig)
 class AnnyBody(SliderBody):
     name = "anny"
     mesh_name = "anny_avatar"
+
+    @classmethod
+    def load(cls, config: AnnyConfig, device: str) -> "AnnyBody":
+        return load_anny_body(config, device)
 
     def __init__(self, config: AnnyConfig, device: str = "cpu") -> None:
         ensure_warp()  # anny imports Warp: set its cache folder and silence its banner first

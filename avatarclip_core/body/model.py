@@ -9,6 +9,10 @@ import torch
 from avatarclip_core.body import lbs
 from avatarclip_core.body.types import RiggedMesh, Skeleton
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.registry import Registry
+
+# body adapters by name: each registers itself with its config class (`body.<name>` in BodyConfig)
+BODY_MODELS = Registry("body model", "body.model")
 
 # Joints every body model must name, so motion code and tests can address them on any rig.
 SEMANTIC_JOINTS = ("pelvis", "head", "left_wrist", "right_wrist", "left_ankle", "right_ankle")

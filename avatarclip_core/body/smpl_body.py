@@ -6,6 +6,7 @@ correctives, as in game engines). SMPL is already Y-up and faces +Z; we lift fee
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -13,7 +14,7 @@ from typing import Literal
 import torch
 
 from avatarclip_core.body import lbs
-from avatarclip_core.body.model import SliderBody, SliderSpec
+from avatarclip_core.body.model import BODY_MODELS, SliderBody, SliderSpec
 from avatarclip_core.errors import UserInputError
 
 SMPL_JOINT_NAMES = [
@@ -40,9 +41,21 @@ class SmplConfig:
     num_betas: int = 10
 
 
+_LOADED: dict[tuple, "SmplBody"] = {}
+
+
+@BODY_MODELS.register("smpl", SmplConfig)
 class SmplBody(SliderBody):
     name = "smpl"
     mesh_name = "smpl_avatar"
+
+    @classmethod
+    def load(cls, config: SmplConfig, device: str) -> "SmplBody":
+        """One instance per model file, gender, betas and device."""
+        key = (config.model_path, config.gender, config.num_betas, device)
+        if key not in _LOADED:
+            _LOADED[key] = cls(dataclasses.replace(config), device)
+        return _LOADED[key]
 
     def __init__(self, config: SmplConfig, device: str = "cpu") -> None:
         path = Path(config.model_path).expanduser() if config.model_path else None

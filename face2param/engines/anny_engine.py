@@ -73,6 +73,21 @@ def load_anny_face_engine(config: AnnyEngineConfig | None = None) -> "AnnyFaceEn
 class AnnyFaceEngine:
     """See the module docstring. Build once per process (a few seconds after Anny is cached)."""
 
+    @classmethod
+    def from_config(cls, config) -> "AnnyFaceEngine":
+        """engine_kind=anny: the engine section of a Face2ParamConfig (its device follows config.device
+        unless it names its own), one engine per process and configuration."""
+        from dataclasses import replace
+
+        from avatarclip_core.errors import UserInputError
+
+        if config.engine_external.spec or config.engine_external.command or config.engine_external.url:
+            raise UserInputError("engine_external is set but engine_kind is 'anny': add --set engine_kind=external")
+        engine_config = config.engine
+        if engine_config.device == "auto" and config.device != "auto":
+            engine_config = replace(engine_config, device=config.device)
+        return load_anny_face_engine(engine_config)
+
     def __init__(self, config: AnnyEngineConfig | None = None, body=None):
         started = time.perf_counter()
         self.config = config or AnnyEngineConfig()

@@ -27,6 +27,16 @@ class ExternalEngineError(RuntimeError):
 
 
 class ExternalEngine:
+    @classmethod
+    def from_config(cls, config) -> "ExternalEngine":
+        """engine_kind=external: the engine_external section of a Face2ParamConfig."""
+        cfg = config.engine_external
+        if not cfg.spec:
+            raise UserInputError("engine_kind=external needs engine_external.spec (the engine's parameter spec JSON)")
+        engine = cls(cfg.spec, command=cfg.command or None, url=cfg.url or None, timeout_s=cfg.timeout_s)
+        engine.name = cfg.name or Path(cfg.spec).stem
+        return engine
+
     def __init__(self, spec_path: str | Path, command: str | None = None, url: str | None = None, timeout_s: float = 60.0):
         path = Path(spec_path)
         if not path.is_file():

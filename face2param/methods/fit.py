@@ -19,6 +19,7 @@ from avatarclip_core.device import resolve_device
 from avatarclip_core.errors import UserInputError
 from face2param.config import Face2ParamConfig
 from face2param.engines.base import DifferentiableEngine, EngineParams
+from face2param.engines.registry import load_engine
 from face2param.methods.losses import aligned_landmark_error
 from face2param.methods.target import FitTarget, target_from_analysis
 
@@ -39,45 +40,8 @@ class FitResult:
     attributes: dict = field(default_factory=dict)  # detected attributes, confidences, what they set and why
 
 
-_ENGINES: dict = {}
-
-
 def config_device(config: Face2ParamConfig) -> str:
     return resolve_device(config.device)
-
-
-ENGINE_KINDS = ("anny", "external")
-
-
-def load_engine(config: Face2ParamConfig | None = None):
-    """The configured engine: the bundled AnnyFaceEngine (built once per process and configuration), or
-    with engine_kind=external a game's renderer as a black box (engine_external: spec + command or url)."""
-    from face2param.engines.anny_engine import AnnyEngineConfig, AnnyFaceEngine
-
-    config = config or Face2ParamConfig()
-    if config.engine_kind not in ENGINE_KINDS:
-        raise UserInputError(f"unknown engine_kind {config.engine_kind!r}; choose one of {', '.join(ENGINE_KINDS)}")
-    if config.engine_kind == "external":
-        return _external_engine(config.engine_external)
-    if config.engine_external.spec or config.engine_external.command or config.engine_external.url:
-        raise UserInputError("engine_external is set but engine_kind is 'anny': add --set engine_kind=external")
-    engine_config = config.engine
-    if engine_config.device == "auto" and config.device != "auto":
-        engine_config = AnnyEngineConfig(**{**vars(engine_config), "device": config.device})
-    key = repr(engine_config)
-    if key not in _ENGINES:
-        _ENGINES[key] = AnnyFaceEngine(engine_config)
-    return _ENGINES[key]
-
-
-def _external_engine(cfg):
-    from face2param.engines.external import ExternalEngine
-
-    if not cfg.spec:
-        raise UserInputError("engine_kind=external needs engine_external.spec (the engine's parameter spec JSON)")
-    engine = ExternalEngine(cfg.spec, command=cfg.command or None, url=cfg.url or None, timeout_s=cfg.timeout_s)
-    engine.name = cfg.name or Path(cfg.spec).stem
-    return engine
 
 
 def engine_device(engine) -> torch.device:
