@@ -69,7 +69,8 @@ def attribute_constraints(target, engine, fixed: dict | None = None, config: Att
     def source(name):
         return "user" if attributes[name].source == "user" else "attribute"
 
-    if "gender" in names and confident("gender"):
+    if "gender" in names and attributes["gender"].value is not None and (
+            attributes["gender"].source == "user" or attributes["gender"].confidence >= config.gender_min_confidence):
         a = attributes["gender"]
         # a confident photo sets gender firmly but not at the model's extreme, unless the user said so
         strength = 1.0 if a.source == "user" else float(np.clip(2 * a.confidence - 1, 0, 0.9))
