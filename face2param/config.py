@@ -11,6 +11,7 @@ from avatarclip_core.config.limits import PHOTO_METHODS
 from face2param.engines.anny_engine import AnnyEngineConfig
 from face2param.faces.analysis import FaceAnalysisConfig
 from face2param.faces.appearance import AppearanceConfig
+from face2param.faces.attributes import AttributeConfig
 
 
 @dataclass
@@ -179,5 +180,6 @@ class Face2ParamConfig:
     imitator: ImitatorConfig = field(default_factory=ImitatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     identity_surrogate: IdentitySurrogateConfig = field(default_factory=IdentitySurrogateConfig)
+    attributes: AttributeConfig = field(default_factory=AttributeConfig)  # photo attributes that constrain fits
     device: str = "auto"  # auto | cpu | cuda[:N]; the engine's device follows unless it names its own
     seed: int = 0

@@ -191,7 +191,7 @@ def _attribute_constraints(target, engine, method, config, fixed):
 
     if method == "mean" and not fixed:
         return None
-    return attribute_constraints(target, engine, fixed)
+    return attribute_constraints(target, engine, fixed, config.attributes)
 
 
 def _choose_assets(target, engine, params, method, config):
