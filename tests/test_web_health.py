@@ -1,4 +1,4 @@
-"""GET /healthz (web/health.py): answers without the API token, with counts only."""
+"""GET /healthz (web/health.py): answers without the API token, with counts only; the page's Cancel button."""
 from __future__ import annotations
 
 import json
@@ -34,3 +34,14 @@ def test_healthz_reports_workers_and_jobs_without_the_token(tmp_path):
         assert _get(f"{s.url}/healthz")[1]["status"] == "no_worker"
         assert b"host" not in json.dumps(body).encode()  # no host names, ids or paths
         assert _get(f"{s.url}/gradio_api/info")[0] == 401  # everything else still needs the token
+
+
+def test_the_pages_cancel_button_cancels_the_shown_job(tmp_path):
+    with studio(tmp_path / "data", worker=False) as s:
+        blocks = next(r.app.get_blocks() for r in s.server.server.config.app.routes
+                      if hasattr(getattr(r, "app", None), "get_blocks"))
+        (cancel,) = [f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "ui_cancel"]
+        job = s.api.submit("selftest", {})
+        assert cancel(job).active is True  # the page polls once more and shows the result
+        assert s.api.status(job).state == "REVOKED"
+        assert cancel("").__class__.__name__ != "Timer"  # no job shown: nothing happens

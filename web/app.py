@@ -325,6 +325,18 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         return (J.status_html(pub), glb, J.links_html(pub), gr.Timer(active=False),
                 J.history_rows(holder.get()))
 
+    def ui_cancel(job_id: str):
+        """The page's Cancel button: a queued job never runs, a running one stops at its next
+        progress report; the poll that follows shows it cancelled."""
+        if not job_id:
+            return gr.skip()
+        try:
+            if not holder.get().cancel(J.check_job_id(job_id)):
+                gr.Info("the job had already finished")
+        except Exception as e:
+            raise _gr_error(e) from None
+        return gr.Timer(active=True)
+
     def ui_history():
         try:
             return J.history_rows(holder.get())
@@ -371,6 +383,7 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                                 api_visibility="private")
             with gr.Column(scale=6):
                 status = gr.HTML(J.status_html(None), elem_id="job-status")
+                cancel_btn = gr.Button("Cancel job", size="sm", variant="stop", elem_id="cancel-btn")
                 model = UrlModel3D(label="Preview", clear_color=(0.93, 0.93, 0.93, 1.0), height=420,
                                    elem_id="preview-3d", interactive=False)
                 links = gr.HTML(J.links_html(None), elem_id="job-links")
@@ -384,6 +397,8 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         timer.tick(ui_poll, inputs=[job_state], outputs=[status, model, links, timer, history],
                    api_visibility="private", concurrency_limit=None, show_progress="hidden")
         refresh_btn.click(ui_history, outputs=[history], api_visibility="private", concurrency_limit=None)
+        cancel_btn.click(ui_cancel, inputs=[job_state], outputs=[timer], api_visibility="private",
+                         concurrency_limit=None)
         history.select(ui_open, outputs=[job_state, status, model, links, timer], api_visibility="private")
         demo.load(ui_history, outputs=[history], api_visibility="private", concurrency_limit=None)
 
