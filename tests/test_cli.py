@@ -81,7 +81,7 @@ def test_preview_png_shows_a_body(walk_job):
     (["--set", "heigth=0.5"], "unknown slider 'heigth'"),
     (["--set", "height=2"], "out of range"),
     (["--set", "height=tall"], "needs a number"),
-    (["--motion", "moonwalk " * 40], "the motion description is 359 characters long"),
+    (["--motion", "moonwalk " * 40], "the motion description has 359 characters; keep it under 300"),
     (["--set", "motion.fps=fast"], "motion.fps needs a number"),
     (["--set", "nonsense.key=1"], "unknown config key 'nonsense'"),
 ])

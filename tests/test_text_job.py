@@ -59,7 +59,7 @@ def test_appearance_without_clip_weights_warns_and_keeps_the_shape(tmp_path, cap
 @pytest.mark.parametrize("args,fragment", [
     ([], "give a shape prompt (--shape), an appearance prompt (--appearance), a motion"),
     (["--shape", "x" * 400], "keep it under 300"),
-    (["--shape", "a man", "--motion", "moonwalk " * 40], "the motion description is 359 characters long"),
+    (["--shape", "a man", "--motion", "moonwalk " * 40], "the motion description has 359 characters; keep it under 300"),
     (["--shape", "a man", "--set", "neus.nope=1"], "unknown config key 'neus.nope'"),
     (["--shape", "a man", "--set", "height=0.5"], "config keys only"),
 ])

@@ -39,6 +39,7 @@ from avatar_studio.pipelines.common import (
 from avatarclip_core.progress import ProgressFn, StageTimer
 from avatarclip_core.provenance import write_json
 from avatarclip_core.rig import RigConfig, rig_like_template
+from avatarclip_core.user_text import check_text
 from avatarclip_core.shape.config import ShapeConfig
 from avatarclip_core.shape.query import get_shape_query
 
@@ -74,11 +75,10 @@ def _check_prompt(name: str, text: str | None, required: bool) -> str:
     text = (text or "").strip()
     if required and not text:
         raise InvalidPromptError(f"the {name} prompt is empty; describe the body, e.g. 'a tall and fat man'")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise InvalidPromptError(f"the {name} prompt has {len(text)} characters; keep it under {MAX_PROMPT_CHARS}")
-    if any(ord(c) < 32 for c in text):
-        raise InvalidPromptError(f"the {name} prompt contains control characters")
-    return text
+    try:  # the checks every entry point makes (length, control characters, lone surrogates)
+        return check_text(text, f"the {name} prompt", MAX_PROMPT_CHARS)
+    except UserInputError as exc:
+        raise InvalidPromptError(str(exc)) from None
 
 
 def _split_for_texture(mesh: RiggedMesh, result) -> RiggedMesh:

@@ -38,6 +38,7 @@ from avatarclip_core.motion.pose_codebook import (
     top_k_distinct,
 )
 from avatarclip_core.motion.pose_vae import PoseVAE, load_vposer
+from avatarclip_core.user_text import check_text
 
 PACKAGED_DIR = Path(__file__).resolve().parent / "artifacts"
 METHODS = ("auto", "clip", "offline")
@@ -150,9 +151,7 @@ def check_motion_text(text: str) -> str:
     text = " ".join((text or "").split())
     if not text:
         raise UserInputError("the motion description is empty: describe a movement, e.g. 'raise both arms'")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise UserInputError(f"the motion description is {len(text)} characters long; at most {MAX_PROMPT_CHARS}")
-    return text
+    return check_text(text, "the motion description", MAX_PROMPT_CHARS)
 
 
 def _text_similarities(art: MotionArtifacts, text: str) -> tuple[torch.Tensor, torch.Tensor]:
