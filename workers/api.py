@@ -202,6 +202,31 @@ class JobAPI:
                             rec.job_id, type(exc).__name__)
         return True
 
+    # -- retention --------------------------------------------------------------------------------
+    def prune(self, older_than: float, dry_run: bool = False) -> dict:
+        """Remove jobs finished (or cancelled) more than `older_than` seconds ago: their folders and
+        job-store rows, and stored uploads as old that no remaining job names. Returns what was (or,
+        with dry_run, would be) removed: {"jobs": n, "uploads": n, "bytes": n}."""
+        import shutil
+
+        cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=older_than)
+        job_ids = self.store.finished_before(cutoff.isoformat(timespec="milliseconds"))
+        freed = sum(_tree_bytes(self.settings.job_dir(j)) for j in job_ids)
+        uploads: list[Path] = []
+        if self.settings.uploads_dir.is_dir():
+            old = {p.name: p for p in self.settings.uploads_dir.iterdir()
+                   if p.is_file() and not p.is_symlink() and p.stat().st_mtime < cutoff.timestamp()}
+            kept = self.store.inputs_mention(set(old), exclude=set(job_ids)) if old else set()
+            uploads = [p for name, p in old.items() if name not in kept]  # no job left needs them
+            freed += sum(p.stat().st_size for p in uploads)
+        if not dry_run:
+            self.store.delete(job_ids)
+            for job_id in job_ids:
+                shutil.rmtree(self.settings.job_dir(check_job_id(job_id)), ignore_errors=True)
+            for path in uploads:
+                path.unlink(missing_ok=True)
+        return {"jobs": len(job_ids), "uploads": len(uploads), "bytes": freed, "dry_run": dry_run}
+
     # -- recovery ---------------------------------------------------------------------------------
     def requeue_lost(self, min_age: float = 60.0, settle: float = 1.0) -> list[str]:
         """Queue again the unfinished, uncancelled jobs older than `min_age` seconds whose message
@@ -333,6 +358,10 @@ def broker_job_ids(settings: Settings) -> set[str]:
             con.close()
         return ids
     raise NotImplementedError(f"cannot list the messages of a {settings.broker_kind} broker")
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in list_job_files(path).values()) if path.is_dir() else 0
 
 
 def restore_taken_messages(settings: Settings, job_ids) -> set[str]:

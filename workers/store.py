@@ -226,6 +226,30 @@ class JobStore:
                                "AND created < ? ORDER BY rowid", (created_before,)).fetchall()
         return [_record(r) for r in rows]
 
+    def finished_before(self, cutoff_iso: str) -> list[str]:
+        """Ids of jobs finished (or cancelled) before an ISO time, oldest first: what prune removes."""
+        with self._connect() as con:
+            rows = con.execute("SELECT job_id FROM jobs WHERE (state IN ('SUCCESS', 'FAILURE', 'REVOKED') "
+                               "OR cancelled = 1) AND COALESCE(finished, created) < ? ORDER BY rowid",
+                               (cutoff_iso,)).fetchall()
+        return [r["job_id"] for r in rows]
+
+    def delete(self, job_ids: list[str]) -> None:
+        """Forget jobs and their runs (their folders are the caller's)."""
+        with self._transaction() as con:
+            for job_id in job_ids:
+                con.execute("DELETE FROM runs WHERE job_id = ?", (job_id,))
+                con.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def inputs_mention(self, names: set[str], exclude: set[str] = frozenset()) -> set[str]:
+        """Which of these names (e.g. stored upload names) appear in the inputs of jobs not in `exclude`."""
+        found: set[str] = set()
+        with self._connect() as con:
+            for job_id, inputs in con.execute("SELECT job_id, inputs FROM jobs"):
+                if job_id not in exclude:
+                    found.update(n for n in names if n in inputs)
+        return found
+
     def unfinished_counts(self) -> dict[str, int]:
         """Jobs waiting for a worker (queued) and being run (running), cancelled ones excluded."""
         with self._connect() as con:

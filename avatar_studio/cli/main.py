@@ -252,7 +252,25 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print(json.dumps(api.status(args.job_id).to_dict(), indent=2))
     elif args.action == "cancel":
         print("cancelled" if api.cancel(args.job_id) else "not cancelled (already finished?)")
+    elif args.action == "prune":
+        done = api.prune(parse_age(args.older_than), dry_run=args.dry_run)
+        print(f"{'would remove' if args.dry_run else 'removed'} {done['jobs']} finished job(s) and "
+              f"{done['uploads']} upload(s) older than {args.older_than}: {done['bytes'] / 1e6:.1f} MB")
     return 0
+
+
+def parse_age(text: str) -> float:
+    """'30d', '12h', '90m', '45s' or plain seconds -> seconds (prune --older-than)."""
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    raw = str(text).strip().lower()
+    scale = units.get(raw[-1:], None)
+    try:
+        value = float(raw[:-1] if scale else raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UserInputError(f"--older-than must be an age like 30d, 12h, 90m or 3600 (seconds), got {text!r}")
+    return value * (scale or 1.0)
 
 
 class _LazyEpilogParser(argparse.ArgumentParser):
@@ -345,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure body forward, rendering and GLB export; write bench.json")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("-o", "--output", default="bench.json")
-    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo (default all)")
+    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo,web (default all)")
     bench.set_defaults(func=cmd_bench)
 
     serve = sub.add_parser("serve", help="web app + REST API on the embedded default (starts a worker too)")
@@ -363,9 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     jobs = sub.add_parser("jobs", help="list, inspect or cancel queued jobs")
-    jobs.add_argument("action", choices=["list", "status", "cancel"])
+    jobs.add_argument("action", choices=["list", "status", "cancel", "prune"])
     jobs.add_argument("job_id", nargs="?")
     jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--older-than", default=None,
+                      help="prune: jobs finished longer ago than this (30d, 12h, 90m, seconds), their folders and uploads")
+    jobs.add_argument("--dry-run", action="store_true", help="prune: only report what would be removed")
     jobs.set_defaults(func=cmd_jobs)
 
     try:
@@ -396,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WARP_QUIET", "1")
     if getattr(args, "command", None) == "jobs" and args.action in ("status", "cancel") and not args.job_id:
         parser.error(f"jobs {args.action} needs a JOB_ID")
+    if getattr(args, "command", None) == "jobs" and args.action == "prune" and not args.older_than:
+        parser.error("jobs prune needs --older-than (e.g. 30d)")
     try:
         _check_utf8_arguments(args)
         return args.func(args)
