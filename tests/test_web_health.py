@@ -1,7 +1,8 @@
-"""GET /healthz (web/health.py): answers without the API token, with counts only; the page's Cancel button."""
+"""GET /healthz (web/health.py): answers without the API token, with counts only; the page's Cancel button and worker line."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 
@@ -45,3 +46,13 @@ def test_the_pages_cancel_button_cancels_the_shown_job(tmp_path):
         assert cancel(job).active is True  # the page polls once more and shows the result
         assert s.api.status(job).state == "REVOKED"
         assert cancel("").__class__.__name__ != "Timer"  # no job shown: nothing happens
+
+
+def test_the_page_shows_the_workers_heartbeats(tmp_path):
+    with studio(tmp_path / "data", worker=False) as s:
+        blocks = next(r.app.get_blocks() for r in s.server.server.config.app.routes
+                      if hasattr(getattr(r, "app", None), "get_blocks"))
+        workers = next(f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "ui_workers")
+        assert workers() == "Workers: none alive; new jobs wait in the queue"
+        s.api.store.heartbeat("avatar-1@host", "host", 1)
+        assert re.fullmatch(r"Workers: 1 alive \(last heartbeat [0-4] s ago\)", workers()), workers()

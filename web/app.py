@@ -337,6 +337,19 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
             raise _gr_error(e) from None
         return gr.Timer(active=True)
 
+    def ui_workers() -> str:
+        """One line on the page: the workers' heartbeats (jobs wait when none is alive)."""
+        try:
+            store = getattr(holder.get(), "store", None)
+            rows = store.workers() if store is not None else []
+        except Exception:  # noqa: BLE001  (a busy store: the line says so, the page works on)
+            return "Workers: unknown (the job store did not answer)"
+        lost_after = float(getattr(settings, "worker_lost_after", 30.0))
+        alive = [w for w in rows if w["state"] == "alive" and w["age"] < lost_after]
+        if not alive:
+            return "Workers: none alive; new jobs wait in the queue"
+        return f"Workers: {len(alive)} alive (last heartbeat {min(w['age'] for w in alive):.0f} s ago)"
+
     def ui_history():
         try:
             return J.history_rows(holder.get())
@@ -391,6 +404,7 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
             history = gr.Dataframe(headers=J.HISTORY_HEADERS, value=None, interactive=False, wrap=True,
                                    elem_id="job-history", max_height=320)
             refresh_btn = gr.Button("Refresh", size="sm")
+            workers_line = gr.Markdown("", elem_id="worker-status")
 
         create_btn.click(ui_create, inputs=ui_inputs, outputs=[job_state, status, model, links, timer],
                          api_visibility="private", concurrency_limit=None)
@@ -401,6 +415,8 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                          concurrency_limit=None)
         history.select(ui_open, outputs=[job_state, status, model, links, timer], api_visibility="private")
         demo.load(ui_history, outputs=[history], api_visibility="private", concurrency_limit=None)
+        for trigger in (demo.load, refresh_btn.click):
+            trigger(ui_workers, outputs=[workers_line], api_visibility="private", concurrency_limit=None)
 
         gr.api(create_from_sliders, api_name="create_from_sliders", concurrency_limit=None)
         if "text" in kinds:
