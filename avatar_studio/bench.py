@@ -123,13 +123,21 @@ def bench_photo_methods(repeats: int) -> dict:
     return bench_photo(repeats=min(repeats, 3))
 
 
-ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo")
+def bench_web(repeats: int) -> dict:
+    """The web server's resident-set growth over 1,000 raw REST calls (POST + GET of
+    /gradio_api/call/job_status, half of them errors), measured on its own process (web.soak)."""
+    from web.soak import raw_call_growth
+
+    return raw_call_growth(calls=1000)
+
+
+ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo", "web")
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
     benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues,
                "text": bench_text_presets, "motion": bench_motion_generation,
-               "photo": bench_photo_methods}
+               "photo": bench_photo_methods, "web": bench_web}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)
