@@ -40,6 +40,15 @@ class Constraints:
                 "sources": dict(self.sources)}
 
 
+def fixable_attributes(spec) -> dict[str, list[str]]:
+    """Every key a user may fix (fit(fixed=...), the web form, REST) with its allowed values: the
+    attributes' vocabulary and the engine's slots (both where names overlap: beard 'short' or 'stubble')."""
+    out = {k: list(v) for k, v in ATTRIBUTE_VALUES.items()}
+    for name, options in fixed_slot_options(spec).items():
+        out[name] = list(dict.fromkeys(out.get(name, []) + options))  # as validate_fixed accepts them
+    return out
+
+
 def fixed_slot_options(spec) -> dict[str, list[str]]:
     """The slots a user may fix directly (by their engine option names)."""
     return {s.name: list(s.options) for s in spec.discrete}
