@@ -12,11 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest.importorskip("workers.api", reason="the job API (workers/) is not installed")
-pytest.importorskip("gradio_client")
-
-from test_hostile_uploads import HOSTILE, encoded  # noqa: E402
-from web.testing import studio  # noqa: E402
+from test_hostile_uploads import HOSTILE, encoded
+from web.testing import studio
 
 REPO = Path(__file__).resolve().parents[1]
 DEEP = "[" * 20000 + "]" * 20000
@@ -307,3 +304,36 @@ def test_photo_endpoint_refuses_bad_methods_and_extra_arguments(web):
     path = r.json()[0]
     refused(web, "create_from_photo", _file_data(path), "auto", "preview", "x", match=r"takes 3 arguments, got 4")
     refused(web, "create_from_photo", None, "auto", "preview", match=r"upload a photo first")
+
+
+# ---- downloadable files of real jobs ----------------------------------------------------------------
+@pytest.mark.slow
+def test_no_server_path_in_downloadable_files(tmp_path):
+    """A photo job and a described-motion job through the embedded worker: every JSON file a client can
+    download names files by name or hash (provenance.json 'image' and 'command', params.json
+    'motion_source.artifacts'), never by a server path."""
+    import sys
+
+    import gradio_client
+    from skimage import data as skdata
+    from PIL import Image
+
+    from web.testing import wait_for_job
+
+    photo = tmp_path / "me.png"
+    Image.fromarray(skdata.astronaut()).save(photo)
+    with studio(tmp_path / "data", worker=True) as s:
+        c = gradio_client.Client(s.url, verbose=False, download_files=False)
+        jobs = [c.predict(gradio_client.handle_file(str(photo)), "mean", "preview", api_name="/create_from_photo"),
+                c.predict(json.dumps({"motion": "raise both arms"}), api_name="/create_from_text")]
+        secrets = {str(s.settings.data_dir), str(REPO), sys.prefix, str(Path.home()), str(tmp_path)}
+        for job_id in jobs:
+            status = wait_for_job(c, job_id)
+            assert status["state"] == "SUCCESS", (status["kind"], status["error"])
+            for name, url in status["files"].items():
+                if name.endswith(".json"):
+                    text = httpx.get(url, timeout=60).text
+                    leaked = [p for p in secrets if p in text]
+                    assert not leaked, (name, leaked)
+        provenance = httpx.get(wait_for_job(c, jobs[0])["files"]["provenance.json"], timeout=60).json()
+        assert provenance["inputs"]["image"].endswith(".png") and "/" not in provenance["inputs"]["image"]
