@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from avatarclip_core.config.limits import PHOTO_METHODS
-from face2param.engines.anny_engine import AnnyEngineConfig
-from face2param.faces.analysis import FaceAnalysisConfig
-from face2param.faces.appearance import AppearanceConfig
-from face2param.faces.attributes import AttributeConfig
+from face2param.engines.config import AnnyEngineConfig
+from face2param.faces.config import AppearanceConfig, AttributeConfig, FaceAnalysisConfig
 
 
 @dataclass

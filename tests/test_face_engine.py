@@ -5,6 +5,7 @@ import json
 import sys
 import textwrap
 
+import jsonschema
 import pytest
 import torch
 
@@ -52,7 +53,6 @@ def test_head_is_linear_in_local_changes(anny_body, engine):
 
 
 def test_json_schema_accepts_good_and_rejects_bad_params(engine):
-    jsonschema = pytest.importorskip("jsonschema")
     schema = engine.spec.to_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     good = engine.spec.defaults().to_json()
@@ -294,9 +294,6 @@ def test_external_engine_runs_a_command(tmp_path):
 def test_landmark_tables_rebuild_reproducibly(engine, tmp_path):
     """Running dlib / mediapipe on the default render again finds the shipped detections."""
     import numpy as np
-
-    pytest.importorskip("dlib")
-    pytest.importorskip("mediapipe")
 
     from face2param.engines.landmarks import DATA, build_tables
 

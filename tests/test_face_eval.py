@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 
 from avatarclip_core.errors import OutputExistsError, UserInputError
@@ -19,7 +20,7 @@ from face2param.faces.landmarks import dlib_predictor_box, mesh_to_68
 
 @pytest.fixture(scope="module")
 def astronaut():
-    return pytest.importorskip("skimage.data").astronaut()
+    return skimage.data.astronaut()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_landmark_scores_on_a_dlib_style_xml(tmp_path, astronaut, annotated_astr
 
 
 def test_identity_separation_tells_two_people_apart(tmp_path, astronaut):
-    lfw = pytest.importorskip("skimage.data").lfw_subset()
+    lfw = skimage.data.lfw_subset()
     face = cv2.resize((lfw[0] * 255).astype(np.uint8), (200, 200), interpolation=cv2.INTER_CUBIC)
     other = np.full((300, 300), 128, np.uint8)
     other[50:250, 50:250] = face

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+import skimage.data
 import torch
 
 from avatarclip_core.config import apply_overrides
@@ -214,7 +215,7 @@ def test_photo_of_an_external_engine_writes_params_without_an_avatar(spec_path, 
 
     from avatar_studio.cli import main
 
-    astronaut = pytest.importorskip("skimage.data").astronaut()
+    astronaut = skimage.data.astronaut()
     photo = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
     out = tmp_path / "job"

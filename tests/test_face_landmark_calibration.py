@@ -29,8 +29,6 @@ def engine(anny_body):
 
 @pytest.fixture(scope="module")
 def fresh(engine):
-    pytest.importorskip("dlib")
-    pytest.importorskip("mediapipe")
     data = cl.analyse_renders(engine, *cl.sample_faces(engine, FRESH_FACES, FRESH_SEED))
     assert len(data["x"]) >= FRESH_FACES - 2  # the analysis finds (almost) every engine face
     return data

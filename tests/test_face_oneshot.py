@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+import skimage.data
 import torch
 
 from face2param.config import Face2ParamConfig, OneShotConfig
@@ -90,12 +91,11 @@ def test_translator_beats_mean_face_on_heldout_engine_samples(engine):
 
 
 def test_fit_astronaut_oneshot_returns_valid_params_fast(engine):
-    skimage_data = pytest.importorskip("skimage.data")
     from face2param.faces.analysis import analyse_face
     from face2param.methods.fit import fit
     from face2param.methods.target import target_from_analysis
 
-    photo = skimage_data.astronaut()
+    photo = skimage.data.astronaut()
     target = target_from_analysis(analyse_face(photo), photo)
     fit(target, "oneshot", engine=engine)  # a warm process: the asset chooser caches its option renders once
     result = fit(target, "oneshot", engine=engine)

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import skimage.data
 
 SLOTS = ("hair_style", "beard", "glasses")  # the default slots (eyebrows: not above the majority)
 # argmax accuracy measured on 24 analysed renders per seed (mean-face path), tuning seed 1 / test seed:
@@ -25,8 +26,7 @@ def engine():
 
 @pytest.fixture(scope="module")
 def astronaut():
-    data = pytest.importorskip("skimage.data")
-    return data.astronaut()
+    return skimage.data.astronaut()
 
 
 def _config(**changes):

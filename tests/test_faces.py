@@ -10,6 +10,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 import torch
 from PIL import Image, ImageOps
 
@@ -28,8 +29,7 @@ from face2param.faces.images import ALPHA_BACKGROUND, load_image
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
-    skimage_data = pytest.importorskip("skimage.data")
-    return skimage_data.astronaut()
+    return skimage.data.astronaut()
 
 
 @pytest.fixture(scope="session")

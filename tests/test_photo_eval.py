@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 
 from avatarclip_core.errors import OutputExistsError, UserInputError
@@ -35,7 +36,7 @@ def engine(fast_config):
 
 @pytest.fixture(scope="module")
 def astronaut():
-    return pytest.importorskip("skimage.data").astronaut()
+    return skimage.data.astronaut()
 
 
 @pytest.fixture()
@@ -135,7 +136,7 @@ def test_refuses_to_overwrite_and_rejects_bad_input_before_writing(tmp_path, pho
 def _people(tmp_path, astronaut):
     import cv2
 
-    lfw = pytest.importorskip("skimage.data").lfw_subset()
+    lfw = skimage.data.lfw_subset()
     other = np.full((300, 300, 3), 128, np.uint8)
     other[50:250, 50:250] = cv2.resize((lfw[0] * 255).astype(np.uint8), (200, 200),
                                        interpolation=cv2.INTER_CUBIC)[..., None]

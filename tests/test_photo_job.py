@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import jsonschema
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 
 from gltf_validation import validate_glb
@@ -14,9 +16,8 @@ from gltf_validation import validate_glb
 
 @pytest.fixture(scope="module")
 def astronaut_png(tmp_path_factory):
-    data = pytest.importorskip("skimage.data")
     path = tmp_path_factory.mktemp("photo") / "astronaut.png"
-    Image.fromarray(data.astronaut()).save(path)
+    Image.fromarray(skimage.data.astronaut()).save(path)
     return path
 
 
@@ -66,7 +67,6 @@ def test_params_json_reopens_as_engine_params(iterative_job):
     from face2param.engines import EngineParams
     from face2param.methods.fit import load_engine
 
-    jsonschema = pytest.importorskip("jsonschema")
     engine = load_engine()
     text = (iterative_job / "params.json").read_text()
     jsonschema.validate(json.loads(text), engine.spec.to_json_schema())  # what a game would check

@@ -12,13 +12,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import gradio_client
 import pytest
 
-pytest.importorskip("workers.api", reason="the job API (workers/) is not installed")
-gradio_client = pytest.importorskip("gradio_client")
-
-from web import jobs as J  # noqa: E402
-from web.testing import studio  # noqa: E402
+from web import jobs as J
+from web.testing import studio
 
 TOKEN = "tok-3f9c2a-not-a-real-secret"
 JOB = "20240101-000000-0123456789ab"

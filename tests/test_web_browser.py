@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("workers.api", reason="the job API (workers/) is not installed")
-
-from web.testing import studio  # noqa: E402
+from web.testing import studio
 
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 
+import gradio_client
+import jsonschema
 import pytest
 
-gradio_client = pytest.importorskip("gradio_client")
-
-from web import face_edit as F  # noqa: E402
-from web.testing import studio, wait_for_job  # noqa: E402
+from web import face_edit as F
+from web.testing import studio, wait_for_job
 
 SLIDER = "nose-scale-horiz-incr"
 
@@ -228,7 +228,6 @@ def test_edit_one_slider_and_one_asset_of_a_photo_result(tmp_path):
     from face2param.engines.base import EngineParams
     from face2param.spec_cache import default_engine_spec
 
-    jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(params, default_engine_spec().to_json_schema())
     assert EngineParams.from_json(params).validated(default_engine_spec()).discrete["beard"] == beard
     for glb in glbs.values():

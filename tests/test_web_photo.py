@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+import gradio_client
 import pytest
 
-gradio_client = pytest.importorskip("gradio_client")
-
-from web.testing import studio, wait_for_job  # noqa: E402
+from web.testing import studio, wait_for_job
 
 
 def _client(url: str):

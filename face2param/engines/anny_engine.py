@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -29,6 +28,7 @@ from .assets.brows import build_brows
 from .assets.glasses import build_glasses
 from .assets.hair import build_hair
 from .base import ContinuousParam, DiscreteSlot, EngineParams, InvalidEngineParamsError, Landmarks, ParamSpec
+from .config import AnnyEngineConfig
 from .head import CAVITY, IRIS, SCLERA, SKIN, TONGUE, HeadModel, build_head_model
 
 PHENOTYPE_TEXT = {"gender": "0 = male, 1 = female", "age": "0 = baby, 0.67 = adult, 1 = elderly",
@@ -37,23 +37,6 @@ IRIS_RADIUS, PUPIL_RADIUS = 0.0058, 0.0022
 STUBBLE_SKIN_SHOW = 0.55
 DEFAULT_OPTIONS = {"hair_style": "short", "eyebrows": "straight", "beard": "none", "glasses": "none",
                    "skin_tone": "beige", "hair_colour": "dark_brown", "eye_colour": "brown"}
-
-
-@dataclass
-class AnnyEngineConfig:
-    device: str = "auto"  # auto | cpu | cuda[:N]
-    camera_distance: float = 0.9  # metres in front of the skull centre
-    fov_deg: float = 22.0  # frames the head with room for an afro
-    ambient: float = 0.35
-    light_dir: tuple[float, float, float] = (0.25, 0.35, 1.0)  # towards the light, world space
-    background: tuple[float, float, float] = (0.85, 0.85, 0.87)
-    sigma: float = 0.5  # soft-edge width in pixels (gradients at outlines)
-    # true: landmarks as the photo detectors place them on faces away from the mean (landmark_calibration.py:
-    # held-out NME to the analysis 0.076 -> 0.052 on 68 points). Off by default: its population-averaged
-    # slopes are flatter than the table's, and iterative parameter recovery got worse with it (R^2 on
-    # analysed renders -0.71 -> -1.56, on exact targets 0.55 -> -1.11; 30 samples), and on 9 real photos the
-    # iterative fit's render, analysed, matched the photo's 68 points worse (NME 0.090 -> 0.102)
-    calibrated_landmarks: bool = False
 
 
 _ENGINES: dict[tuple, "AnnyFaceEngine"] = {}
