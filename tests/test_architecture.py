@@ -135,7 +135,9 @@ def _loaded_after_import(module: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["avatar_studio.kinds", "web.app"])
-def test_job_kinds_and_the_web_app_load_no_torch(module):
-    """The job API validates at submit and the page serves from processes that never pay for torch."""
+@pytest.mark.parametrize("module", ["avatar_studio.kinds", "web.app", "face2param.config", "avatarclip_core.device",
+                                    "avatarclip_core.config.limits"])
+def test_job_kinds_the_web_app_and_plain_configs_load_no_torch(module):
+    """The job API validates at submit and the page serves from processes that never pay for torch; the
+    photo configs are plain data."""
     assert _loaded_after_import(module) == {"torch": False, "cv2": False, "warp": False, "mediapipe": False}

@@ -18,7 +18,10 @@ __all__ = ["AvatarEngine", "ContinuousParam", "DifferentiableEngine", "DiscreteS
 
 
 def __getattr__(name):  # the engines import torch-heavy modules: load them on first use
-    if name in ("AnnyFaceEngine", "AnnyEngineConfig", "load_anny_face_engine"):
+    if name == "AnnyEngineConfig":  # plain data: no torch
+        from .config import AnnyEngineConfig
+        return AnnyEngineConfig
+    if name in ("AnnyFaceEngine", "load_anny_face_engine"):
         from . import anny_engine
         return getattr(anny_engine, name)
     if name == "ExternalEngine":

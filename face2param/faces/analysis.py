@@ -2,29 +2,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from face2param.faces.appearance import AppearanceView
-from face2param.faces.detect import Detection, DetectionConfig, FaceBox, detect_face
+from face2param.faces.config import FaceAnalysisConfig
+from face2param.faces.detect import Detection, FaceBox, detect_face
 from face2param.faces.errors import NoFaceError
 from face2param.faces.identity import dlib_embedding
 from face2param.faces.images import ImageSource, load_image
-from face2param.faces.landmarks import (LandmarkConfig, dlib_landmarks_68, dlib_predictor_box,
+from face2param.faces.landmarks import (dlib_landmarks_68, dlib_predictor_box,
                                         face_mesh_478, mesh_to_68)
-from face2param.faces.regions import FaceColours, FaceCues, RegionConfig, analyse_regions
-
-
-@dataclass
-class FaceAnalysisConfig:
-    detection: DetectionConfig = field(default_factory=DetectionConfig)
-    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
-    regions: RegionConfig = field(default_factory=RegionConfig)
-    compute_embedding: bool = True
-    embedding_jitters: int = 0  # dlib's face_recognition examples use 0 for speed, 100 for best
-    compute_regions: bool = True
-    max_mesh_attempts: int = 3  # detections (largest first) tried until Face Mesh finds a face
+from face2param.faces.regions import FaceColours, FaceCues, analyse_regions
 
 
 @dataclass

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from face2param.faces.config import AppearanceConfig
 from face2param.faces.landmarks import FACE_OVAL, LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -40,24 +41,6 @@ class AppearanceView:
     hair: tuple[int, int, int] | None  # None: no hair found (or skin-coloured: a bald scalp)
     greyscale: bool = False
     inside: np.ndarray | None = None  # (S, S) bool: crop pixels from inside the image (None: all)
-
-
-@dataclass
-class AppearanceConfig:
-    work_px: int = 256  # the crop is resized to this before measuring
-    hair_extent: float = 2.5  # hair grid: +- this many eye distances around the eye midpoint
-    hair_cells: int = 5  # hair grid: cells per side
-    oval_margin: float = 0.12  # face oval dilation (eye distances) excluded from the hair grid
-    min_contrast: float = 0.15  # floor of the hair's darkness relative to the skin (beard normalisation)
-    default_contrast: float = 0.6  # ... when no hair colour was measured
-    dark_skin_distance: float = 60.0  # without a hair colour: RGB distance from skin that counts as hair
-    fine_window: float = 1.4  # brows / glasses: full-resolution window of +- this many eye distances
-    brow_rows: int = 12  # brow grid rows from brow_top to brow_bottom (eye distances, above the eye line)
-    brow_top: float = -0.75
-    brow_bottom: float = -0.15
-    brow_columns: int = 4  # inner to outer
-    glasses_cells: int = 9  # glasses grid cells per side over the eyes and the bridge
-    frame_luma: float = 0.35  # glasses: pixels darker than this fraction of the skin's luma
 
 
 def face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

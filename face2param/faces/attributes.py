@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from avatarclip_core.errors import UserInputError
-from face2param.faces.attribute_cues import AttributeCues, CueConfig, ita_degrees, measure_cues
+from face2param.faces.attribute_cues import AttributeCues, ita_degrees, measure_cues
+from face2param.faces.config import AttributeConfig
 
 ARTIFACT_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "attributes"
 GENDERS = ("male", "female")
@@ -61,38 +62,6 @@ class Attribute:
             out["evidence"] = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v)
                                for k, v in self.evidence.items()}
         return out
-
-
-@dataclass
-class AttributeConfig:
-    cues: CueConfig = field(default_factory=CueConfig)
-    min_confidence: float = 0.7  # below this an attribute is reported but does not set the engine
-    gender_artifact: str = ""  # folder with gender.npz + meta.json ('' = the packaged one)
-    gender_temperature: float = 4.0  # logit = temperature * score in units of the class-mean separation
-    # gender sets the phenotype (with strength 2p - 1) and the hair priors from this confidence on: leave-one-
-    # person-out, every photo was right down to 0.58, and 7 of 61 fell between 0.58 and 0.7
-    gender_min_confidence: float = 0.6
-    # beard: mean darkness of moustache/chin/jaw vs cheeks; measured 0.47-0.72 on full beards,
-    # <= 0.40 on shaved/stubbled faces (faces-identity)
-    beard_threshold: float = 0.42
-    full_beard_threshold: float = 0.55
-    beard_width: float = 0.05  # logistic width of the beard decision
-    moustache_threshold: float = 0.4  # moustache zone alone (0.42 on a short beard on dark skin; <= 0.36 shaved)
-    # glasses: min(bridge, under-eye) edge ratio; 3.9-6.3 with frames, <= 2.8 without
-    glasses_threshold: float = 3.4
-    glasses_width: float = 0.3
-    # hair length
-    long_hair_fraction: float = 0.15  # hair-like fraction both beside the face and below the jaw
-    min_hair_view: float = 0.6  # below-jaw zone inside the photo needed to call hair short
-    bald_scalp_texture: float = 0.85  # smooth scalp (bald 0.52-0.55, a shiny one 0.79; hair on men mostly > 0.9)
-    bald_skin_delta_e: float = 18.0  # "hair" this close to the skin colour is a scalp ...
-    bald_lightness_ratio: float = 0.75  # ... when about as light as the skin (bald 0.82; black hair in a dim photo 0.62)
-    tied_back_confidence: float = 0.7  # woman without visible long hair: long (tied back), this sure (applied)
-    # hair colour (L*a*b*)
-    black_lightness: float = 18.0
-    grey_chroma: float = 8.0
-    white_lightness: float = 75.0
-    senior_confidence: float = 0.6
 
 
 @dataclass

@@ -8,22 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from face2param.faces import models
+from face2param.faces.config import DetectionConfig
 from face2param.faces.errors import FaceTooSmallError, NoFaceError
-
-
-@dataclass
-class DetectionConfig:
-    min_confidence: float = 0.5
-    # all run (~7 ms each) and merged: the short-range model misses small faces in wide photos
-    mediapipe_models: tuple[str, ...] = ("short_range", "full_range")
-    # boxes whose overlap covers more than this fraction of the smaller one are one face (the
-    # higher score is kept): the short-range model draws loose boxes around small faces
-    duplicate_overlap: float = 0.5
-    use_hog_fallback: bool = True
-    hog_upsample: int = 1  # one pyramid upsampling finds ~40 px faces (dlib's default use)
-    hog_max_side: int = 1024  # larger photos are downscaled for HOG (its cost grows with area)
-    hog_min_score: float = 0.0  # dlib's own default threshold
-    min_face_px: int = 48  # smaller faces hold too little detail for landmarks and identity
 
 
 @dataclass(frozen=True)

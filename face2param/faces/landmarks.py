@@ -15,21 +15,13 @@ lies inside the 3-D mesh's outline) and checked on its testing XML: mean NME 0.0
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from face2param.faces import models
+from face2param.faces.config import LandmarkConfig
 from face2param.faces.detect import FaceBox
 from face2param.faces.errors import NoFaceError
-
-
-@dataclass
-class LandmarkConfig:
-    mesh_crop_scale: float = 2.0  # crop side / face box side: Face Mesh re-detects in the crop
-    mesh_crop_px: int = 256
-    mesh_min_confidence: float = 0.5
 
 
 # fmt: off

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from face2param.faces import models
+from face2param.faces.config import RegionConfig
 from face2param.faces.appearance import AppearanceView, polygon_mask
 from face2param.faces.landmarks import (FACE_OVAL, LEFT_EYE_CONTOUR, LEFT_IRIS,
                                         RIGHT_EYE_CONTOUR, RIGHT_IRIS)
@@ -31,17 +32,6 @@ from face2param.faces.landmarks import (FACE_OVAL, LEFT_EYE_CONTOUR, LEFT_IRIS,
 CHEEK_AND_FOREHEAD = (50, 101, 118, 205, 280, 330, 347, 425, 151, 108, 337, 9)
 UPPER_LIP_AND_CHIN = (164, 167, 393, 199, 175, 171, 396, 32, 262)
 CHEEKS = CHEEK_AND_FOREHEAD[:8]
-
-
-@dataclass
-class RegionConfig:
-    crop_scale: float = 3.0  # crop side / face width
-    crop_px: int = 512
-    segmentation_threshold: float = 0.5
-    disc_radius: float = 0.05  # skin/beard sampling discs, fraction of face width
-    hair_min_fraction: float = 0.03  # hair pixels / face-oval pixels below which hair is "none"
-    hair_skin_distance: float = 45.0  # RGB distance below which hair counts as skin-coloured
-    beard_threshold: float = 0.25  # beard darkness above which `beard_likely`
 
 
 @dataclass
