@@ -210,7 +210,7 @@ class EngineParams:
 
 
 # keys of params.json (as `avatar photo` writes it) besides the parameters: accepted and ignored on reading
-PARAMS_FILE_METADATA = ("engine", "version", "warnings", "method", "losses", "timings", "source_job")
+PARAMS_FILE_METADATA = ("engine", "version", "warnings", "method", "losses", "timings", "source_job", "attributes")
 
 
 @dataclass
