@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 
 def resolve_artifact_dir(explicit: str, trained: Path, packaged: Path, marker: str) -> Path | None:
@@ -16,6 +17,11 @@ def resolve_artifact_dir(explicit: str, trained: Path, packaged: Path, marker: s
     return None
 
 
-def packaged_names(root: Path, marker: str) -> list[str]:
-    """The packaged sets under `root` (for an error that lists them)."""
-    return sorted(p.name for p in root.glob("*") if (p / marker).is_file())
+def find_artifact_set(explicit: str, trained: Path, packaged_root: Path, name: str, marker: str,
+                      missing: Callable[[list[str]], Exception]) -> Path:
+    """resolve_artifact_dir for the set `name` (packaged under `packaged_root/name`), or raise
+    `missing(names of the packaged sets)`: the component's own error, saying how to get one."""
+    found = resolve_artifact_dir(explicit, trained, packaged_root / name, marker)
+    if found is None:
+        raise missing(sorted(p.name for p in packaged_root.glob("*") if (p / marker).is_file()))
+    return found

@@ -70,16 +70,12 @@ def default_output_dir(name: str) -> Path:
 
 def resolve_artifacts_dir(artifacts_dir: str, name: str) -> Path:
     """artifacts_dir if set; else the data folder's motion/<name> if trained; else the packaged set."""
-    from avatarclip_core.artifacts import packaged_names, resolve_artifact_dir
+    from avatarclip_core.artifacts import find_artifact_set
     from avatarclip_core.motion.train import META_FILE
 
-    found = resolve_artifact_dir(artifacts_dir, default_output_dir(name), PACKAGED_DIR / name, META_FILE)
-    if found is not None:
-        return found
-    known = packaged_names(PACKAGED_DIR, META_FILE)
-    raise MotionArtifactsMissingError(
-        f"no motion artifacts named '{name}' (packaged: {', '.join(known) or 'none'}): run `avatar train motion`, "
-        f"or set text.motion_gen.artifacts_dir")
+    return find_artifact_set(artifacts_dir, default_output_dir(name), PACKAGED_DIR, name, META_FILE, lambda known: (
+        MotionArtifactsMissingError(f"no motion artifacts named '{name}' (packaged: {', '.join(known) or 'none'}): "
+                                    "run `avatar train motion`, or set text.motion_gen.artifacts_dir")))
 
 
 def _module_state(arrays: dict, prefix: str) -> dict[str, torch.Tensor]:

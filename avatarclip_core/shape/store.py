@@ -140,13 +140,10 @@ def default_output_dir(name: str) -> Path:
 
 def resolve_artifacts_dir(artifacts_dir: str, name: str) -> Path:
     """artifacts_dir if set; else the data folder's shape/<name> if trained; else the packaged set."""
-    from avatarclip_core.artifacts import packaged_names, resolve_artifact_dir
+    from avatarclip_core.artifacts import find_artifact_set
 
     trained = default_output_dir(name)
-    found = resolve_artifact_dir(artifacts_dir, trained, PACKAGED_DIR / name, META_FILE)
-    if found is not None:
-        return found
-    known = packaged_names(PACKAGED_DIR, META_FILE)
-    raise ShapeArtifactsMissingError(
-        f"no shape artifacts named '{name}' (packaged: {', '.join(known) or 'none'}; trained ones live in "
-        f"{trained.parent}): run `avatar train shape` with that preset, or set shape.artifacts_dir")
+    return find_artifact_set(artifacts_dir, trained, PACKAGED_DIR, name, META_FILE, lambda known: (
+        ShapeArtifactsMissingError(f"no shape artifacts named '{name}' (packaged: {', '.join(known) or 'none'}; "
+                                   f"trained ones live in {trained.parent}): run `avatar train shape` with that "
+                                   "preset, or set shape.artifacts_dir")))

@@ -65,6 +65,7 @@ def load_for_engine(config: Face2ParamConfig, engine, device):
 
 def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> tuple[EngineParams, dict, list[str]]:
     """One photo -> (params, losses, warnings) in one forward pass of T."""
+    from face2param.methods.face_prior import face_prior_for, landmark_hessian
     from face2param.translator.model import TranslatorArtifactError, features_from_targets
 
     net, meta, buffers = load_for_engine(config, engine, device)
@@ -75,6 +76,10 @@ def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> 
     with torch.no_grad():
         x, logits = net(features)
         probs = net.probabilities(logits)
+    losses = {"slot_confidence": {k: round(float(v.max()), 4) for k, v in probs.items()}}
+    prior = face_prior_for(engine, config.face_prior)
+    if prior is not None:  # T's output through the iterative fit's face prior (pairs, bounds, mesh check)
+        x, report = prior.constrain_and_check(x, landmark_hessian(engine))
+        losses["face_prior"] = report[0]
     params = EngineParams.from_tensors(engine.spec, x[0], {k: v[0] for k, v in probs.items()})
-    confidence = {k: round(float(v.max()), 4) for k, v in probs.items()}
-    return params, {"slot_confidence": confidence}, warnings
+    return params, losses, warnings
