@@ -39,6 +39,24 @@ class IterativeConfig:
 
 
 @dataclass
+class FacePriorConfig:
+    """The face prior of iterative and one-shot fits (methods/face_prior.py). Weights are relative to the
+    landmark term (squared NME in eye distances)."""
+
+    enabled: bool = True
+    weight: float = 1e-5  # Gaussian term: weight * squared Mahalanobis distance to the mean face
+    spread_mm: float = 4.0  # one-sigma change of a slider moves the head mesh by at most this
+    max_sigma: float = 0.25  # ... and by at most this in slider units (phenotypes: this)
+    pair_correlation: float = 0.95  # left/right pairs: shared mean, their difference sigma sqrt(2 (1 - rho))
+    samples: int = 8192  # plausible-face samples the Gaussian is fitted to
+    margin: float = 0.02  # soft barrier: values kept inside [margin, 1 - margin] ...
+    barrier_weight: float = 0.01  # ... by weight * (distance past it / margin)^2
+    max_edge_ratio: float = 2.5  # mesh check: no head edge longer than this times its mean-head length
+    backoff_steps: int = 8  # bisection steps towards the mean face when the mesh check fails
+    constrain_iterations: int = 10  # one-shot: Newton steps of the constrained projection
+
+
+@dataclass
 class OneShotConfig:
     """Fast F2P translator T (TPAMI Table 4), scaled down for CPU."""
 
@@ -179,5 +197,6 @@ class Face2ParamConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     identity_surrogate: IdentitySurrogateConfig = field(default_factory=IdentitySurrogateConfig)
     attributes: AttributeConfig = field(default_factory=AttributeConfig)  # photo attributes that constrain fits
+    face_prior: FacePriorConfig = field(default_factory=FacePriorConfig)  # keeps iterative and one-shot fits plausible
     device: str = "auto"  # auto | cpu | cuda[:N]; the engine's device follows unless it names its own
     seed: int = 0

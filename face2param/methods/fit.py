@@ -224,7 +224,10 @@ def _fit_iterative(target, engine, config, device, progress):
     warnings: list[str] = []
     identity = _identity(target, model, config, device, warnings)
     step = (lambda it, loss: progress("fit", it / max(search.iterations, 1), f"loss {loss:.4g}")) if progress else None
-    params, losses, more = fit_iterative(target, model, search, device, identity, step)
+    from face2param.methods.face_prior import face_prior_for
+
+    prior = face_prior_for(engine, config.face_prior)  # None for engines without a head model
+    params, losses, more = fit_iterative(target, model, search, device, identity, step, prior)
     return params, losses, warnings + more
 
 

@@ -22,6 +22,7 @@ import torch
 
 from face2param.config import IterativeConfig
 from face2param.engines.base import EngineParams, ParamSpec
+from face2param.methods.face_prior import FacePrior
 from face2param.methods.surrogate import AdditiveLandmarks
 from face2param.methods.losses import aligned_landmark_error, eye_distance, sample_face_colours
 from face2param.methods.target import FitTarget
@@ -140,8 +141,9 @@ def _fd_jacobian(model: FaceModel, x: torch.Tensor, step: float = 0.02) -> dict[
     return {s: (hi[s] - lo[s]).view(B, N, *hi[s].shape[1:]) / width[..., None, None] for s in hi}
 
 
-def _preconditioner(model: FaceModel, x: torch.Tensor, target: BatchTarget, config: IterativeConfig) -> torch.Tensor:
-    """(B, N, N) damped Gauss-Newton matrix of the landmark loss at x."""
+def _preconditioner(model: FaceModel, x: torch.Tensor, target: BatchTarget, config: IterativeConfig,
+                    prior: FacePrior | None = None) -> torch.Tensor:
+    """(B, N, N) damped Gauss-Newton matrix of the landmark loss at x (plus the face prior's Hessian)."""
     B, N = x.shape
     jac = model.jacobian(x) if hasattr(model, "jacobian") else _fd_jacobian(model, x)
     with torch.no_grad():
@@ -155,7 +157,8 @@ def _preconditioner(model: FaceModel, x: torch.Tensor, target: BatchTarget, conf
         H += 2 * weights[scheme] / (J.shape[-1] // 2) * J @ J.transpose(1, 2)
     damping = config.damping * H.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-8)
     eye = torch.eye(N, device=x.device)
-    return H + (damping[:, None, None] + 2 * config.prior_weight) * eye
+    H = H + (damping[:, None, None] + 2 * config.prior_weight) * eye
+    return H if prior is None else H + prior.hessian(x)
 
 
 def _projected_newton_step(H: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -170,8 +173,9 @@ def _projected_newton_step(H: torch.Tensor, x: torch.Tensor, grad: torch.Tensor)
 
 
 def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: torch.Tensor,
-           progress: Callable[[int, float], None] | None = None) -> SearchResult:
-    """Projected (preconditioned) gradient descent from x0 (B, N) (the average face)."""
+           progress: Callable[[int, float], None] | None = None, prior: FacePrior | None = None) -> SearchResult:
+    """Projected (preconditioned) gradient descent from x0 (B, N) (the average face); `prior` (face_prior.py)
+    adds its penalty to the loss and its Hessian to the preconditioner."""
     spec, device, B = model.spec, x0.device, x0.shape[0]
     mean = x0.detach().clone()
     x = x0.detach().clone().requires_grad_(True)
@@ -188,11 +192,13 @@ def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: t
         every = max(config.lr_decay_every, 1)
         lr = config.learning_rate * config.lr_decay ** (it // every)
         if it % every == 0:  # piecewise-linear sliders: refresh the slopes on the side x has moved to
-            H = _preconditioner(model, x.detach(), target, config)
+            H = _preconditioner(model, x.detach(), target, config, prior)
         probs = {**probs_fixed, **{k: torch.softmax(config.beta * z, -1) for k, z in logits.items()}}
         pts = model.landmarks(x)
         lmk = _landmark_loss(pts, target.landmarks, config)
         total = lmk + config.prior_weight * ((x - mean) ** 2).sum(-1)
+        if prior is not None:
+            total = total + prior.penalty(x)
         colour = identity = torch.zeros(B, device=device)
         if logits:  # colours steer the relaxed slots only: through x they would fight the landmarks
             images = model.render(x.detach(), probs)
@@ -242,8 +248,10 @@ def batch_target(targets: list[FitTarget], device, schemes=("ibug68", "mediapipe
 
 def fit_iterative(target: FitTarget, model: FaceModel, config: IterativeConfig, device,
                   identity: Callable[[torch.Tensor, dict], torch.Tensor] | None = None,
-                  progress: Callable[[int, float], None] | None = None) -> tuple[EngineParams, dict, list[str]]:
-    """One photo -> parameters; returns (params, losses, warnings)."""
+                  progress: Callable[[int, float], None] | None = None,
+                  prior: FacePrior | None = None) -> tuple[EngineParams, dict, list[str]]:
+    """One photo -> parameters; returns (params, losses, warnings). With a face prior the fitted head is
+    checked for mesh artefacts and moved back towards the start until it passes (losses["face_prior"])."""
     spec = model.spec
     batch = batch_target([target], device)
     batch.identity = identity
@@ -255,12 +263,20 @@ def fit_iterative(target: FitTarget, model: FaceModel, config: IterativeConfig, 
     x0 = spec.defaults().continuous_vector(spec, device)[None].clone()
     for index, value in batch.fixed.items():
         x0[:, index] = value
-    result = search(model, batch, config, x0, progress)
-    params = EngineParams.from_tensors(spec, result.continuous[0], {k: v[0] for k, v in result.probs.items()})
+    result = search(model, batch, config, x0, progress, prior)
+    x, prior_report = result.continuous, None
+    if prior is not None:
+        x, prior_report = prior.check_and_back_off(x, x0[0])
+        if prior_report[0].get("mesh", {}).get("backoff", 1.0) < 1.0:
+            warnings.append(f"the fitted head had mesh artefacts ({prior_report[0]['mesh']['found']}); "
+                            f"kept {prior_report[0]['mesh']['backoff']:.0%} of the way from the average face")
+    params = EngineParams.from_tensors(spec, x[0], {k: v[0] for k, v in result.probs.items()})
     losses = {"landmark_nme": float(result.landmark_nme[0]),
               "initial_total": result.history["total"][0] if result.history["total"] else math.nan,
               "final_total": result.history["total"][-1] if result.history["total"] else math.nan,
               "history": result.history}
+    if prior_report is not None:
+        losses["face_prior"] = prior_report[0]
     return params, losses, warnings
 
 

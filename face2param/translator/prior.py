@@ -25,10 +25,9 @@ class PriorFacesError(UserInputError):
     """The prior's photo folder gave too few analysable faces."""
 
 
-def landmark_prior(model: EngineFaceModel, mean: torch.Tensor, count: int) -> torch.Tensor:
-    """(count, N) leading eigenvectors of the landmark Gauss-Newton matrix at the mean."""
-    if count <= 0:
-        return torch.zeros(0, mean.shape[0], device=mean.device)
+def landmark_gauss_newton(model: EngineFaceModel, mean: torch.Tensor) -> torch.Tensor:
+    """(N, N) float64 Gauss-Newton matrix of the landmark loss at the mean (similarity motions removed):
+    (x - mean)^T H (x - mean) is about the loss of moving the face by x - mean."""
     jac = model.jacobian(mean[None])
     pts = model.landmarks(mean[None])
     unit = eye_distance(pts["ibug68"])[0]
@@ -37,7 +36,14 @@ def landmark_prior(model: EngineFaceModel, mean: torch.Tensor, count: int) -> to
     for s, J in jac.items():
         Jf = (_without_similarity(J[0], pts[s][0]) / unit).double()
         H += weights[s] / (Jf.shape[1] // 2) * Jf @ Jf.T
-    _, vectors = torch.linalg.eigh(H)
+    return H
+
+
+def landmark_prior(model: EngineFaceModel, mean: torch.Tensor, count: int) -> torch.Tensor:
+    """(count, N) leading eigenvectors of the landmark Gauss-Newton matrix at the mean."""
+    if count <= 0:
+        return torch.zeros(0, mean.shape[0], device=mean.device)
+    _, vectors = torch.linalg.eigh(landmark_gauss_newton(model, mean))
     return vectors[:, -count:].flip(1).T.float().contiguous()
 
 

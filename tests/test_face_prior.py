@@ -1,0 +1,128 @@
+"""The face prior (methods/face_prior.py): left/right pairs tied, no slider pinned at a bound on an
+adversarial target, the mesh check catching inverted triangles and stretched edges, and the one-shot
+path through the same prior."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from face2param.config import Face2ParamConfig
+from face2param.methods.face_prior import HeadMeshCheck, face_prior_for, slider_pairs
+from face2param.methods.iterative import EngineFaceModel, BatchTarget, search
+
+
+@pytest.fixture(scope="module")
+def config():
+    config = Face2ParamConfig()
+    # landmarks only: the colour term renders every iteration (seconds), and plays no part in the prior
+    return dataclasses.replace(config, iterative=dataclasses.replace(
+        config.iterative, colour_weight=0.0, identity_weight=0.0, relaxed_slots=()))
+
+
+@pytest.fixture(scope="module")
+def engine(config):
+    from face2param.methods.fit import load_engine
+
+    return load_engine(config)
+
+
+@pytest.fixture(scope="module")
+def prior(engine, config):
+    return face_prior_for(engine, config.face_prior)
+
+
+def test_pairs_are_found_by_name():
+    names = ["gender", "l-ear-flap-incr", "nose-scale-incr", "r-ear-flap-incr", "l-eye-only"]
+    assert slider_pairs(names) == [(1, 3)]
+
+
+def test_engine_pairs_mirror_each_other(engine, prior):
+    """Every l-/r- pair moves the head by the same amount (mirrored targets): tying them is sound."""
+    assert len(prior.pairs) >= 20
+    S0 = len(engine.head.phenotype_labels)
+    size = engine.head.plus.norm(dim=-1).amax(-1)
+    for left, right in prior.pairs:
+        a, b = float(size[left - S0]), float(size[right - S0])
+        assert abs(a - b) <= 0.05 * max(a, b) + 1e-6, engine.spec.continuous_names[left]
+
+
+def _extreme_face(engine, seed=0):
+    """Every slider at 0 or 1 (pairs to opposite extremes), phenotypes at the mean: an implausible face."""
+    g = torch.Generator().manual_seed(seed)
+    spec = engine.spec
+    x = spec.defaults().continuous_vector(spec, engine.device)
+    P = len(engine.head.phenotype_labels)
+    x[P:] = (torch.rand(len(x) - P, generator=g) > 0.5).float().to(x.device)
+    return x
+
+
+def test_constrain_ties_pairs_the_data_cannot_tell_apart_and_keeps_what_it_sees(prior):
+    N = prior.mean.shape[0]
+    left, right = prior.pairs[0]
+    x = prior.mean.clone()[None]
+    x[0, left], x[0, right] = 0.9, 0.1
+    blind = prior.constrain(x, torch.zeros(N, N))
+    assert abs(float(blind[0, left] - blind[0, right])) < 0.05
+    seen = torch.zeros(N, N)  # the data term sees the pair's difference clearly
+    seen[left, left] = seen[right, right] = 10.0
+    kept = prior.constrain(x, seen)
+    assert float(kept[0, left] - kept[0, right]) > 0.6
+
+
+def test_search_on_an_adversarial_target_pins_no_slider_and_passes_the_mesh_check(engine, config, prior):
+    """The landmarks of a face with every slider at a bound: without the prior the fit follows them to
+    the bounds and breaks the mesh; with it, at most 10 % of the sliders end at a bound."""
+    model = EngineFaceModel(engine, 256)
+    truth = _extreme_face(engine)[None]
+    with torch.no_grad():
+        target = BatchTarget({s: p for s, p in model.landmarks(truth).items()}, {})
+    start = prior.mean[None].clone()
+    free = search(model, target, config.iterative, start)
+    held = search(model, target, config.iterative, start, prior=prior)
+    assert float(prior.at_bound(free.continuous)[0]) > 0.2  # the adversary works without the prior
+    assert float(prior.at_bound(held.continuous)[0]) <= 0.10
+    x, report = prior.check_and_back_off(held.continuous, prior.mean)
+    assert report[0]["mesh"]["ok"] and report[0]["at_bound_fraction"] <= 0.10
+    assert report[0]["max_pair_difference"] < float(prior.pair_difference(free.continuous)[0])
+
+
+def test_mesh_check_catches_an_inverted_triangle_and_a_stretched_edge(engine, prior):
+    head = engine.head
+    check = prior.mesh
+    assert check(prior.mean[None])[0].ok
+    # one vertex of a well-shaped triangle mirrored across its opposite edge: that triangle flips
+    v = head.neutral
+    f = head.faces[check.valid.nonzero()[len(check.valid.nonzero()) // 2, 0]]
+    a, b, c = v[f[0]], v[f[1]], v[f[2]]
+    foot = b + ((a - b) @ (c - b)) / ((c - b) @ (c - b)) * (c - b)
+    moved = v.clone()
+    moved[f[0]] = 2 * foot - a
+    flipped = HeadMeshCheck(dataclasses.replace(head, neutral=moved), prior.mean, 2.5)
+    flipped.normal, flipped.valid, flipped.reference = check.normal, check.valid, check.reference
+    inverted, _ = flipped.measure(prior.mean[None])
+    assert int(inverted[0]) >= 1
+    # every slider at a bound stretches and folds the head; backing off finds a face that passes
+    x = _extreme_face(engine)[None]
+    bad = check(x)[0]
+    assert not bad.ok and bad.max_edge_ratio > 2.5
+    fixed, checks = check.back_off(x, prior.mean, steps=8)
+    assert checks[0].ok and 0 < checks[0].backoff < 1 and checks[0].found
+
+
+def test_oneshot_output_goes_through_the_prior(engine, config):
+    """T's output is constrained and checked like an iterative fit (losses['face_prior'])."""
+    import numpy as np
+
+    from face2param.methods.oneshot import fit_oneshot
+    from face2param.methods.target import FitTarget
+
+    model = EngineFaceModel(engine, 256)
+    with torch.no_grad():
+        pts = model.landmarks(_extreme_face(engine, seed=1)[None])
+    target = FitTarget(landmarks_68=pts["ibug68"][0].cpu().numpy().astype(np.float64),
+                       landmarks_478=pts["mediapipe478"][0].cpu().numpy().astype(np.float64))
+    params, losses, _ = fit_oneshot(target, engine, config, engine.device)
+    report = losses["face_prior"]
+    assert report["mesh"]["ok"] and report["at_bound_fraction"] <= 0.10
