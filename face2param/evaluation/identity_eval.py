@@ -59,7 +59,13 @@ def identity_separation(folder: str | Path,
     genuine, impostor = [], []
     for (name_a, a), (name_b, b) in itertools.combinations(embeddings, 2):
         (genuine if name_a == name_b else impostor).append(identity_distance(a, b))
-    result = IdentitySeparation(len(people), count, failed, len(genuine), len(impostor))
+    return separation_from_distances(genuine, impostor, len(people), count, failed)
+
+
+def separation_from_distances(genuine: list[float], impostor: list[float], people: int, images: int,
+                              failed: dict[str, str] | None = None) -> IdentitySeparation:
+    """The statistics of same-person (genuine) and different-person (impostor) pair distances."""
+    result = IdentitySeparation(people, images, failed or {}, len(genuine), len(impostor))
     if genuine:
         result.genuine_distance = _stats(genuine)
     if impostor:

@@ -24,6 +24,7 @@ from avatarclip_core.errors import UserInputError
 from avatarclip_core.jobfolder import atomic_job_folder
 from face2param.evaluation.attribute_eval import attribute_section, set_by_fit
 from face2param.evaluation.identity_eval import IMAGE_SUFFIXES, identity_separation
+from face2param.evaluation.likeness import likeness_collector, plausibility_summary
 from face2param.evaluation.recovery import RecoveryConfig, evaluate_recovery
 from face2param.evaluation.report import ImagePair, crop_around, to_jsonable, write_report
 from face2param.faces.analysis import FaceAnalysisConfig, analyse_face
@@ -93,11 +94,15 @@ def evaluate_photo_methods(photos_dir: str | Path, out_dir: str | Path,
         raise UserInputError(f"recovery_samples must be 0 or more, got {recovery_samples}")
     config = config or Face2ParamConfig()
     eval_config = eval_config or PhotoEvalConfig()
+    # labels.json naming people: identity of the renders of what a user gets (the default method)
+    likeness = likeness_collector(photos_dir, config.method, eval_config.photo_crop_scale)
+    if likeness is not None and likeness.method not in methods:
+        methods = methods + (likeness.method,)
     started = time.perf_counter()
     with atomic_job_folder(Path(out_dir), force) as folder:
         engine = load_engine(config)
         run = MethodRunner(engine, config)
-        per_photo, pairs = _photo_section(photos, methods, engine, run, config, eval_config, progress)
+        per_photo, pairs = _photo_section(photos, methods, engine, run, config, eval_config, progress, likeness)
         summary: dict = {"photos_dir": str(photos_dir), "photos": len(photos),
                          "evaluated": sum("error" not in r for r in per_photo.values()),
                          "device": str(getattr(engine, "device", "cpu")), "methods": {}}
@@ -110,6 +115,8 @@ def evaluate_photo_methods(photos_dir: str | Path, out_dir: str | Path,
         attributes = attribute_section(photos_dir, per_photo, methods, engine)  # with labels.json only
         if attributes is not None:
             summary["attributes"] = attributes
+        if likeness is not None:  # contact sheet + render identity (likeness.py)
+            summary["likeness"] = likeness.section(engine, folder, eval_config.render_size)
         if people_dir is not None:
             summary["people"] = _people_section(Path(people_dir), folder, _best_method(summary),
                                                 engine, run, eval_config, progress)
@@ -137,7 +144,7 @@ def _method_list(methods) -> tuple[str, ...]:
     return (BASELINE,) + tuple(m for m in methods if m != BASELINE)
 
 
-def _photo_section(photos, methods, engine, run, config, eval_config, progress):
+def _photo_section(photos, methods, engine, run, config, eval_config, progress, likeness=None):
     from face2param.methods.target import target_from_analysis
 
     per_photo, pairs = {}, []
@@ -151,9 +158,12 @@ def _photo_section(photos, methods, engine, run, config, eval_config, progress):
             per_photo[path.name] = {"error": type(exc).__name__, "message": str(exc)}
             continue
         target = target_from_analysis(analysis, pixels)
-        results, renders = {}, {}
+        results, renders, embeddings = {}, {}, {}
         for method in methods:
-            results[method], renders[method] = _measure(method, target, analysis, engine, run, eval_config)
+            results[method], renders[method], embeddings[method] = _measure(method, target, analysis, engine, run,
+                                                                            eval_config)
+        if likeness is not None:
+            likeness.add(path.name, pixels, analysis, renders, embeddings)
         per_photo[path.name] = {"face_px": round(float(analysis.box.size), 1),
                                 "warnings": analysis.warnings, "methods": results}
         pairs.append(_pair(path.name, pixels, analysis, results, renders, eval_config))
@@ -162,16 +172,19 @@ def _photo_section(photos, methods, engine, run, config, eval_config, progress):
     return per_photo, pairs
 
 
-def _measure(method, target, analysis, engine, run, eval_config) -> tuple[dict, np.ndarray | None]:
+def _measure(method, target, analysis, engine, run, eval_config) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
+    """(row, render, the render's dlib descriptor or None)."""
+    from face2param.methods.face_prior import plausibility
     from face2param.methods.fit import as_numpy_image, landmark_nme
 
     result, seconds, reason = run(target, method)
     if result is None:
-        return {"error": reason}, None
+        return {"error": reason}, None, None
     render = as_numpy_image(engine.render(result.params, eval_config.render_size))
     row = {"method_ran": result.method, "landmark_nme": landmark_nme(engine, result.params, target),
            "fit_seconds": round(seconds, 3), "warnings": result.warnings,
-           "attributes_set": set_by_fit(result.params)}
+           "attributes_set": set_by_fit(result.params), "plausibility": plausibility(engine, result.params)}
+    embedding = None
     try:
         embedding = analyse_face(render, eval_config.render_analysis).embedding
         if analysis.embedding is None or embedding is None:
@@ -180,7 +193,7 @@ def _measure(method, target, analysis, engine, run, eval_config) -> tuple[dict, 
         row["identity_distance"] = identity_distance(analysis.embedding, embedding)
     except UserInputError as exc:
         row["identity_error"] = f"render: {type(exc).__name__}: {exc}"
-    return row, render
+    return row, render, embedding
 
 
 def _method_summary(method: str, per_photo: dict, unavailable: dict) -> dict:
@@ -197,6 +210,7 @@ def _method_summary(method: str, per_photo: dict, unavailable: dict) -> dict:
         "fit_seconds_mean": _stat(np.mean, [r["fit_seconds"] for r in ok.values()]),
         "failures": {name: r["error"] for name, r in rows.items() if "error" in r},
         "identity_failures": {name: r["identity_error"] for name, r in ok.items() if "identity_error" in r},
+        "plausibility": plausibility_summary([r.get("plausibility", {}) for r in ok.values()]),
     }
     if method in unavailable:
         summary["unavailable"] = unavailable[method]
