@@ -14,7 +14,6 @@ the positional encodings plus D_p(z), memory is D_p(z); transformer decoder laye
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -150,29 +149,15 @@ def train_motion_vae(vae: MotionVAE, train_clips, held_out_clips, *, epochs: int
                      kl_weight: float, root_weight: float, windows_per_clip: int, seed: int, device: str = "cpu",
                      progress=None) -> dict:
     """Seeded Adam training in place on resampled clips; returns held-out metrics and timings."""
-    started = time.perf_counter()
+    from avatarclip_core.motion.training import train_epochs
+
     vae.to(device).train()
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    per_epoch = math.ceil(len(train_clips) * windows_per_clip / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * per_epoch), pct_start=0.1)
-    loss_value = float("nan")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for epoch in range(epochs):
-            data = random_windows(train_clips, vae.frames, windows_per_clip, gen).to(device)
-            order = torch.randperm(len(data), generator=gen).to(device)
-            for i in range(0, len(data), batch_size):
-                loss = _loss(vae, data[order[i:i + batch_size]], kl_weight, root_weight)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                loss_value = float(loss.detach())
-            if progress is not None:
-                progress((epoch + 1) / max(1, epochs), f"motion VAE epoch {epoch + 1}/{epochs} loss {loss_value:.4f}")
-    seconds = time.perf_counter() - started
+    loss_value, seconds = train_epochs(
+        vae, epochs=epochs, batch_size=batch_size, lr=lr, pct_start=0.1, seed=seed,
+        samples_per_epoch=len(train_clips) * windows_per_clip,
+        epoch_data=lambda gen: random_windows(train_clips, vae.frames, windows_per_clip, gen).to(device),
+        batch_loss=lambda batch: _loss(vae, batch, kl_weight, root_weight), clip_grad=1.0,
+        progress=progress, label="motion VAE epoch")
     vae.eval()
     held = random_windows(held_out_clips, vae.frames, 2, torch.Generator().manual_seed(seed + 1))
     return {"seconds": round(seconds, 2), "epochs": epochs, "seconds_per_epoch": round(seconds / max(1, epochs), 3),

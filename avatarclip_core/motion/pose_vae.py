@@ -20,8 +20,6 @@ direction in our rest (``rest_offsets``), a pose matches when W_r = O_parent(r) 
 from __future__ import annotations
 
 import logging
-import math
-import time
 from pathlib import Path
 
 import torch
@@ -82,33 +80,21 @@ def train_pose_vae(vae: PoseVAE, train: torch.Tensor, held_out: torch.Tensor, *,
 
     Loss: mean squared error of the decoded 6-D rotations + kl_weight * KL / latent_dim.
     """
-    started = time.perf_counter()
+    from avatarclip_core.motion.training import train_epochs
+
     vae.to(device).train()
     x = matrix_to_rotation_6d(train.float()).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    steps = max(1, epochs * math.ceil(len(x) / batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    loss_value = float("nan")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for epoch in range(epochs):
-            order = torch.randperm(len(x), generator=gen).to(device)
-            for i in range(0, len(x), batch_size):
-                batch6 = x[order[i:i + batch_size]]
-                mu, logvar = vae.encode(rotation_6d_to_matrix(batch6))
-                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-                recon = matrix_to_rotation_6d(vae.decode(z))
-                kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean() / vae.latent_dim
-                loss = F.mse_loss(recon, batch6) + kl_weight * kl
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_value = float(loss.detach())
-            if progress is not None:
-                progress((epoch + 1) / max(1, epochs), f"pose VAE epoch {epoch + 1}/{epochs} loss {loss_value:.4f}")
-    seconds = time.perf_counter() - started
+
+    def batch_loss(batch6: torch.Tensor) -> torch.Tensor:
+        mu, logvar = vae.encode(rotation_6d_to_matrix(batch6))
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        recon = matrix_to_rotation_6d(vae.decode(z))
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean() / vae.latent_dim
+        return F.mse_loss(recon, batch6) + kl_weight * kl
+
+    loss_value, seconds = train_epochs(vae, epochs=epochs, batch_size=batch_size, lr=lr, pct_start=0.15, seed=seed,
+                                       samples_per_epoch=len(x), epoch_data=lambda gen: x, batch_loss=batch_loss,
+                                       progress=progress, label="pose VAE epoch")
     vae.eval()
     return {"seconds": round(seconds, 2), "epochs": epochs, "seconds_per_epoch": round(seconds / max(1, epochs), 3),
             "final_loss": loss_value, **pose_reconstruction_error(vae, held_out, device)}
