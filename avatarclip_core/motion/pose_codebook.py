@@ -28,7 +28,6 @@ from avatarclip_core.motion.pose_vae import rotation_angle_degrees
 from avatarclip_core.shape.codebook import kmeans
 
 log = logging.getLogger(__name__)
-CLAY = (0.75, 0.74, 0.72)
 # Fixed cameras framing a standing adult with raised arms (about -0.2 to 2.2 m), one scale for every pose.
 CAMERA = {"distance": 3.3, "elevation": 5.0, "at": (0.0, 1.0, 0.0), "fov": 40.0}
 
@@ -144,20 +143,15 @@ def render_poses(posed: PosedBody, rotations: torch.Tensor, root: torch.Tensor |
                  ) -> torch.Tensor:
     """(B * A, size, size, 3) clay renders in [0, 1] of B poses from A azimuths (degrees), pose-major
     (cameras: ``CAMERA``)."""
-    from avatarclip_core.render import MeshRenderer, RasterSettings, orbit_camera
+    from avatarclip_core.render import orbit_camera
+    from avatarclip_core.render.preview import clay_render
 
     verts = posed.pose(rotations, root)  # (B, V, 3)
     A = len(azimuths)
     verts = verts.repeat_interleave(A, dim=0)
     az = torch.tensor(list(azimuths), dtype=torch.float32).repeat(rotations.shape[0])
     cams = orbit_camera(azimuth=az, device=posed.device, **CAMERA)
-    back, right, up = cams.R[:, 2], cams.R[:, 0], cams.R[:, 1]
-    light = torch.nn.functional.normalize(back + 0.6 * up + 0.35 * right, dim=-1)
-    colors = torch.tensor(CLAY, device=posed.device).expand(verts.shape[1], 3)
-    out = MeshRenderer(RasterSettings(image_size=size, sigma=0.5)).render(
-        verts, posed.faces, cams, vertex_colors=colors, light_dir=light, ambient=0.35, background=(1.0, 1.0, 1.0),
-        outputs=("shaded",))
-    return out.shaded.clamp(0, 1)
+    return clay_render(verts, posed.faces, cams, size)
 
 
 @torch.no_grad()

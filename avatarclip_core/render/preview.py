@@ -56,6 +56,25 @@ def gradient_background(H: int, W: int, top=(0.93, 0.94, 0.96), bottom=(0.74, 0.
     return (torch.tensor(top) * (1 - t) + torch.tensor(bottom) * t).expand(H, W, 3)
 
 
+# the code-book renders' surface (shape and pose queries): CLIP features are cached for this look
+CLAY = (0.75, 0.74, 0.72)
+
+
+def clay_render(verts: torch.Tensor, faces: torch.Tensor, cams, size: int, vertex_colors: torch.Tensor | None = None,
+                uvs=None, texture=None, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
+    """(B, size, size, 3) shaded renders in [0, 1]: the one look of previews and code-book renders. Key
+    light from the camera, raised and turned a little to the side; ambient 0.35; soft edges; CLAY when
+    no colours or texture are given."""
+    back, right, up = cams.R[:, 2], cams.R[:, 0], cams.R[:, 1]
+    light = torch.nn.functional.normalize(back + 0.6 * up + 0.35 * right, dim=-1)
+    if vertex_colors is None and texture is None:
+        vertex_colors = torch.tensor(CLAY, device=verts.device).expand(verts.shape[-2], 3)
+    out = MeshRenderer(RasterSettings(image_size=size, sigma=0.5)).render(
+        verts, faces, cams, vertex_colors=vertex_colors, uvs=uvs, texture=texture, light_dir=light, ambient=0.35,
+        background=background, outputs=("shaded",))
+    return out.shaded.clamp(0, 1)
+
+
 @torch.no_grad()
 def render_preview(vertices: torch.Tensor, faces: torch.Tensor, vertex_colors: torch.Tensor | None = None,
                    size: int = 512, views: Sequence[str | float] = ("front", "three_quarter", "side", "back"),
@@ -78,18 +97,11 @@ def render_preview(vertices: torch.Tensor, faces: torch.Tensor, vertex_colors: t
 
     az = [VIEW_AZIMUTHS[v] if isinstance(v, str) else float(v) for v in views]
     cams = orbit_camera(distance=distance, azimuth=az, elevation=elevation, at=center.tolist(), fov=fov)
-    # key light: from the camera, raised and turned a little to the side
-    back, right, up = cams.R[:, 2], cams.R[:, 0], cams.R[:, 1]
-    light = torch.nn.functional.normalize(back + 0.6 * up + 0.35 * right, dim=-1)
-
     if vertex_colors is None and texture is None:
         vertex_colors = torch.tensor([0.78, 0.76, 0.73]).expand(verts.shape[0], 3)
-    renderer = MeshRenderer(RasterSettings(image_size=size, sigma=0.5))
-    bg = gradient_background(size, size)
-    out = renderer.render(verts, faces, cams, vertex_colors=None if vertex_colors is None else vertex_colors.cpu().float(),
-                          uvs=uvs, texture=texture, light_dir=light, ambient=0.35, background=bg,
-                          outputs=("shaded",))
-    strip = torch.cat(list(out.shaded.clamp(0, 1)), dim=1)  # (size, size * n, 3)
+    shaded = clay_render(verts, faces, cams, size, None if vertex_colors is None else vertex_colors.cpu().float(),
+                         uvs=uvs, texture=texture, background=gradient_background(size, size))
+    strip = torch.cat(list(shaded), dim=1)  # (size, size * n, 3)
     if path is not None:
         save_png(strip, path)
     return strip

@@ -31,7 +31,6 @@ from avatarclip_core.shape.config import ShapeConfig, ShapeQueryConfig
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "clip", "text")
-CLAY = (0.75, 0.74, 0.72)
 # Fixed camera for code-book renders: frames the tallest bodies (about 2.45 m) so that every body
 # is seen at the same scale, which is what lets CLIP tell tall from short (the paper's motivation
 # for a neutral reference).
@@ -50,21 +49,15 @@ class ShapeMatch:
 @torch.no_grad()
 def render_bodies(body, sliders: list[dict[str, float]], size: int = 224, batch: int = 16):
     """Yield (B, size, size, 3) front renders in [0, 1] of the bodies, batch by batch."""
-    from avatarclip_core.render import MeshRenderer, RasterSettings, orbit_camera
+    from avatarclip_core.render import orbit_camera
+    from avatarclip_core.render.preview import clay_render
 
     cams = orbit_camera(**CAMERA)
-    back, right, up = cams.R[:, 2], cams.R[:, 0], cams.R[:, 1]
-    light = torch.nn.functional.normalize(back + 0.6 * up + 0.35 * right, dim=-1)
-    renderer = MeshRenderer(RasterSettings(image_size=size, sigma=0.5))
     for start in range(0, len(sliders), batch):
         chunk = sliders[start:start + batch]
         shapes = torch.stack([body.shape_vector(s) for s in chunk])
         verts, _ = body.rest(shapes)
-        verts = verts.float().cpu()
-        colors = torch.tensor(CLAY).expand(verts.shape[1], 3)
-        out = renderer.render(verts, body.faces.cpu(), cams, vertex_colors=colors, light_dir=light, ambient=0.35,
-                              background=(1.0, 1.0, 1.0), outputs=("shaded",))
-        yield out.shaded.clamp(0, 1)
+        yield clay_render(verts.float().cpu(), body.faces.cpu(), cams, size)
 
 
 class ShapeQuery:
