@@ -35,3 +35,17 @@ def require_blender() -> None:
     if os.environ.get("AVATAR_REQUIRE_BPY") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(params=("sqlite", "postgresql"))
+def job_store_url(request, tmp_path):
+    """A fresh, empty job store on each backend: a SQLite file, or a new database on the test
+    PostgreSQL server (AVATAR_TEST_POSTGRES_URL, default postgres@127.0.0.1:5432), dropped after
+    the test. Without a server the PostgreSQL case skips, saying why; in CI (CI=true) it fails."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'queue' / 'jobs.sqlite'}"
+        return
+    from workers_helpers import fresh_postgres_database, require_postgres
+
+    with fresh_postgres_database(require_postgres()) as url:
+        yield url

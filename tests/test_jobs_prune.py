@@ -3,11 +3,12 @@ and uploads no remaining job names; unfinished jobs and recent ones stay."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from workers.api import JobAPI
 from workers.settings import Settings
@@ -22,15 +23,17 @@ def _finished(api: JobAPI, state: str, when: str | None = None) -> str:
     attempt = api.store.begin_run(job, "w/1", node="w")
     api.store.end_run(job, attempt, state, state)
     if when:
-        with sqlite3.connect(api.settings.store_path) as con:
-            con.execute("UPDATE jobs SET finished = ? WHERE job_id = ?", (when, job))
+        jobs = api.store.t.jobs
+        with api.store.engine.begin() as con:
+            con.execute(sa.update(jobs).where(jobs.c.job_id == job).values(finished=when))
     api.settings.job_dir(job).mkdir(parents=True)
     (api.settings.job_dir(job) / "result.json").write_text("x" * 1000)
     return job
 
 
-def test_prune_removes_old_finished_jobs_and_unused_uploads(tmp_path):
-    settings = Settings.from_env(deployment_env(make_data_dir(tmp_path / "data"), "sqlite"))
+def test_prune_removes_old_finished_jobs_and_unused_uploads(tmp_path, job_store_url):
+    settings = Settings.from_env(deployment_env(make_data_dir(tmp_path / "data"), "sqlite",
+                                                AVATAR_JOB_STORE_URL=job_store_url))
     api = JobAPI(settings)
     old_ok, old_failed = _finished(api, "SUCCESS", LONG_AGO), _finished(api, "FAILURE", LONG_AGO)
     recent, queued = _finished(api, "SUCCESS"), api.submit("selftest", {})

@@ -1,13 +1,16 @@
 """The job queue with real parts: real worker processes on both brokers (the embedded SQLite
-transport and a real Redis), real sliders jobs, the Khronos validator on the GLBs.
+transport and a real Redis) and both job stores (SQLite, a real PostgreSQL server), real sliders
+jobs, the Khronos validator on the GLBs.
 
 Redis: $AVATAR_TEST_REDIS_URL, else redis://127.0.0.1:6379/13 (queues get a per-session prefix, so
 test sessions sharing one Redis do not see each other's jobs); the Redis cases skip, saying why,
-only when no Redis answers. Fault tests (worker SIGKILL, Redis restart, 20 concurrent jobs) are in
+only when no Redis answers. PostgreSQL: a fresh database on $AVATAR_TEST_POSTGRES_URL's server (else
+postgres@127.0.0.1:5432), dropped afterwards; without a server those cases skip, or fail in CI. Fault tests (worker SIGKILL, Redis restart, 20 concurrent jobs) are in
 tests/test_workers_faults.py (slow tier).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -25,11 +28,13 @@ from workers.embedded import start_worker_process, stop_worker_processes, wait_w
 from workers.errors import JobFileError, QueueUnavailableError, UnknownJobError
 from workers.settings import Settings, SettingsError, redact_url
 from workers.store import safe_job_file
-from workers_helpers import (cleanup_redis, deployment_env, free_port, make_data_dir, redis_answers,
+from workers_helpers import (cleanup_redis, deployment_env, free_port, fresh_postgres_database, in_ci,
+                             make_data_dir, postgres_answers, postgres_url_for_tests, redis_answers,
                              redis_url_for_tests, wait_for, watch)
 
 TOKEN = f"tok-{uuid.uuid4().hex}"
-BROKERS = ("sqlite", "redis")
+# sqlite: everything embedded; redis: a Redis broker; postgresql: the embedded broker and a PostgreSQL job store
+DEPLOYMENTS = ("sqlite", "redis", "postgresql")
 
 
 @dataclass
@@ -43,18 +48,25 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployments(tmp_path_factory):
-    """One worker process per broker, started together (startup is mostly importing torch)."""
+    """One worker process per deployment, started together (startup is mostly importing torch)."""
     deps: dict[str, Deployment | str] = {}
-    for name in BROKERS:
-        url = None
+    databases = contextlib.ExitStack()
+    for name in DEPLOYMENTS:
+        url, extra = None, {"AVATAR_API_TOKEN": TOKEN}
         if name == "redis":
             url = redis_url_for_tests()
             why = redis_answers(url)
             if why:
                 deps[name] = why
                 continue
+        if name == "postgresql":
+            why = postgres_answers(postgres_url_for_tests())
+            if why:
+                deps[name] = why
+                continue
+            extra["AVATAR_JOB_STORE_URL"] = databases.enter_context(fresh_postgres_database(postgres_url_for_tests()))
         data = make_data_dir(tmp_path_factory.mktemp(f"data-{name}"))
-        settings = Settings.from_env(deployment_env(data, url or "sqlite", AVATAR_API_TOKEN=TOKEN))
+        settings = Settings.from_env(deployment_env(data, url or "sqlite", **extra))
         deps[name] = Deployment(name, settings, JobAPI(settings), start_worker_process(settings), url)
     try:
         for dep in deps.values():
@@ -68,12 +80,15 @@ def deployments(tmp_path_factory):
             if dep.redis_url:
                     cleanup_redis(dep.redis_url, dep.settings.queue_prefix,
                                   [s.job_id for s in dep.api.list(1000)])
+        databases.close()
 
 
-@pytest.fixture(params=BROKERS)
+@pytest.fixture(params=DEPLOYMENTS)
 def dep(request, deployments) -> Deployment:
     found = deployments[request.param]
     if isinstance(found, str):
+        if request.param == "postgresql" and in_ci():  # CI starts a server: its absence is a failure
+            pytest.fail(found)
         pytest.skip(found)
     return found
 

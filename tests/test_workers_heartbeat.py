@@ -54,8 +54,8 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     assert store.begin_run("old", "n1/124", node="n1") == 2
 
 
-def test_runs_of_silent_stopped_or_dead_workers_are_closed_as_lost_once(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite")
+def test_runs_of_silent_stopped_or_dead_workers_are_closed_as_lost_once(job_store_url):
+    store = JobStore(job_store_url)
     jobs = [_job(store, f"job-{i}") for i in range(5)]
     for pid, node in enumerate(("silent", "alive", "dead", "stopped")):
         store.heartbeat(node, "host", pid)
@@ -70,11 +70,12 @@ def test_runs_of_silent_stopped_or_dead_workers_are_closed_as_lost_once(tmp_path
     assert store.close_lost_runs(lost_after=0.2) == []  # closed once, queued again by one caller only
     store.end_run("job-4", 1, "SUCCESS", "SUCCESS")
     store.begin_run("job-0", "alive/3", node="alive")
+    store.heartbeat("alive", "host", 1)  # (the store calls above may take longer than lost_after)
     assert store.close_lost_runs(lost_after=0.2) == []
 
 
-def test_a_new_run_closes_the_runs_that_never_reported_back(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite")
+def test_a_new_run_closes_the_runs_that_never_reported_back(job_store_url):
+    store = JobStore(job_store_url)
     job = _job(store, "job")
     assert [store.begin_run(job, f"w/{i}", node="w") for i in range(3)] == [1, 2, 3]
     store.end_run(job, 3, "SUCCESS", "SUCCESS")
@@ -98,8 +99,9 @@ def _visible(settings: Settings) -> set[str]:
     return {json.loads(p)["headers"]["id"] for (p,) in rows}
 
 
-def test_a_dead_workers_job_goes_back_to_its_queue_and_says_so(tmp_path):
-    settings = Settings.from_env(deployment_env(make_data_dir(tmp_path / "data"), "sqlite"))
+def test_a_dead_workers_job_goes_back_to_its_queue_and_says_so(tmp_path, job_store_url):
+    settings = Settings.from_env(deployment_env(make_data_dir(tmp_path / "data"), "sqlite",
+                                                AVATAR_JOB_STORE_URL=job_store_url))
     api = JobAPI(settings)
     job, gone = api.submit("selftest", {}), api.submit("selftest", {})
     for j in (job, gone):

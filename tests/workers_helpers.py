@@ -1,6 +1,7 @@
 """Helpers for the job-queue tests (tests/test_workers*.py) and workers.bench: real brokers, real workers."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -8,9 +9,12 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
+# a server where we may CREATE DATABASE; each test (or test module) gets a fresh database on it
+DEFAULT_TEST_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
 
 
@@ -50,6 +54,68 @@ def redis_answers(url: str, timeout: float = 1.0) -> str | None:
         return None
     except Exception as exc:  # noqa: BLE001
         return f"no Redis answers at {url} ({type(exc).__name__}: {exc}); set AVATAR_TEST_REDIS_URL"
+
+
+def postgres_url_for_tests() -> str:
+    return os.environ.get("AVATAR_TEST_POSTGRES_URL") or DEFAULT_TEST_POSTGRES
+
+
+def _psycopg_conninfo(url: str) -> tuple[str, str]:
+    """(libpq connection string, database name) of a SQLAlchemy PostgreSQL URL."""
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False), parsed.database or "postgres"
+
+
+def postgres_answers(url: str, timeout: float = 3.0) -> str | None:
+    """None when a PostgreSQL server answers at `url`, else why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return "the psycopg package is not installed (pip install 'psycopg[binary]')"
+    try:
+        with psycopg.connect(_psycopg_conninfo(url)[0], connect_timeout=int(timeout)) as con:
+            con.execute("SELECT 1")
+        return None
+    except Exception as exc:  # noqa: BLE001
+        from workers.settings import redact_url
+
+        return (f"no PostgreSQL answers at {redact_url(url)} ({type(exc).__name__}: {str(exc).strip()[:200]}); "
+                "start one (.ci/run does) or set AVATAR_TEST_POSTGRES_URL")
+
+
+def require_postgres() -> str:
+    """The test PostgreSQL server's URL; without one the test skips, saying why, except in CI
+    (CI=true), where a missing server fails: the PostgreSQL job-store tests must run there."""
+    import pytest
+
+    url = postgres_url_for_tests()
+    why = postgres_answers(url)
+    if why:
+        pytest.fail(why) if in_ci() else pytest.skip(why)
+    return url
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server (its URL), dropped afterwards with every connection to it."""
+    import psycopg
+    import sqlalchemy as sa
+
+    conninfo, _ = _psycopg_conninfo(server_url)
+    name = f"avatar_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def unique_prefix() -> str:

@@ -23,7 +23,7 @@ def health_route(settings: Any):
         try:
             from workers.store import JobStore
 
-            store = JobStore(settings.store_path)
+            store = JobStore(settings.job_store_url)
             lost_after = float(getattr(settings, "worker_lost_after", 30.0))
             alive = [w for w in store.workers() if w["state"] == "alive" and w["age"] < lost_after]
             counts = store.unfinished_counts()

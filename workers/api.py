@@ -68,7 +68,7 @@ class JobAPI:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.settings.ensure_dirs()
-        self.store = JobStore(self.settings.store_path)
+        self.store = JobStore(self.settings.job_store_url)
         self._app = None
         self._lock = threading.Lock()
         self._remote_control: bool | None = None

@@ -36,6 +36,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import sqlalchemy.exc
 from celery import Celery
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
@@ -214,13 +215,13 @@ def __getattr__(name: str):
 
 
 # -- the task body -------------------------------------------------------------------------------
-_STORES: dict[Path, JobStore] = {}
+_STORES: dict[str, JobStore] = {}
 
 
 def job_store(settings: Settings) -> JobStore:
-    store = _STORES.get(settings.store_path)
+    store = _STORES.get(settings.job_store_url)
     if store is None:
-        store = _STORES[settings.store_path] = JobStore(settings.store_path)
+        store = _STORES[settings.job_store_url] = JobStore(settings.job_store_url)
     return store
 
 
@@ -231,6 +232,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return True
+    if isinstance(exc, sqlalchemy.exc.OperationalError):  # the job store: SQLite busy, PostgreSQL unreachable
+        return "locked" in str(exc) or not isinstance(exc.orig, sqlite3.OperationalError)
     return type(exc).__name__ == "OutOfMemoryError" and "cuda" in str(exc).lower()
 
 
@@ -269,8 +272,8 @@ def execute_job(task, settings: Settings, job_id: str, kind_name: str, inputs: d
     worker = f"{task.request.hostname or 'worker'}/{os.getpid()}"
     record = store.get(job_id)
     if record is None:
-        raise JobFailed(f"job {job_id} is not in the job store {settings.store_path}: the worker and the API "
-                        "must use the same AVATAR_DATA_DIR")
+        raise JobFailed(f"job {job_id} is not in the job store: the worker and the API must use the same "
+                        "AVATAR_JOB_STORE_URL (or, with the default SQLite store, the same AVATAR_DATA_DIR)")
     if record.cancelled:
         log.info("job %s was cancelled before it started; not running it", job_id)
         store.finish(job_id, "REVOKED", "cancelled")

@@ -6,6 +6,9 @@
 | AVATAR_BROKER_URL             | sqla+sqlite:///<data>/queue/broker.sqlite (embedded) |
 | AVATAR_RESULT_BACKEND         | db+sqlite:///<data>/queue/results.sqlite; with a     |
 |                               | redis:// broker and no backend set: the broker's URL |
+| AVATAR_JOB_STORE_URL          | sqlite:///<data>/queue/jobs.sqlite (one machine);    |
+|                               | postgresql+psycopg://user:pw@host/db when web and    |
+|                               | workers run on several machines                      |
 | AVATAR_QUEUES                 | cpu,gpu (what a worker consumes by default)          |
 | AVATAR_QUEUE_PREFIX           | "" (prepended to broker queue names, to share one    |
 |                               | Redis between deployments or test sessions)          |
@@ -51,6 +54,9 @@ ALL_QUEUES = ("cpu", "gpu")
 # run plus the worker's bookkeeping (result, acknowledgement) and up to AVATAR_RETRY_BACKOFF_MAX
 # waiting for a retry; a live job must never be delivered a second time
 VISIBILITY_MARGIN = 120.0
+
+
+JOB_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
 
 
 class SettingsError(ValueError):
@@ -104,9 +110,15 @@ class Settings:
     worker_lost_after: float = 30.0
     upload_max_bytes: int = UPLOAD_MAX_BYTES
     api_token: str | None = field(default=None, repr=False, compare=False)
+    job_store_url: str = ""  # "": the SQLite file <data>/queue/jobs.sqlite
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        if not self.job_store_url:
+            object.__setattr__(self, "job_store_url", f"sqlite:///{self.queue_dir / 'jobs.sqlite'}")
+        if not self.job_store_url.startswith(JOB_STORE_SCHEMES) or self.job_store_url in JOB_STORE_SCHEMES:
+            raise SettingsError(f"AVATAR_JOB_STORE_URL must be sqlite:///path/jobs.sqlite or "
+                                f"postgresql+psycopg://user@host/db, got {redact_url(self.job_store_url)!r}")
         object.__setattr__(self, "queues", tuple(self.queues))
         unknown = [q for q in self.queues if q not in ALL_QUEUES]
         if unknown or not self.queues:
@@ -168,6 +180,7 @@ class Settings:
             worker_lost_after=_num(env, "AVATAR_WORKER_LOST_AFTER", 30.0, minimum=0.2),
             upload_max_bytes=int(_num(env, "AVATAR_UPLOAD_MAX_BYTES", UPLOAD_MAX_BYTES, int, minimum=1)),
             api_token=env.get("AVATAR_API_TOKEN") or None,
+            job_store_url=(env.get("AVATAR_JOB_STORE_URL") or "").strip(),
         )
         values.update(overrides)
         return cls(**values)
@@ -196,6 +209,7 @@ class Settings:
             "AVATAR_HEARTBEAT_INTERVAL": repr(self.heartbeat_interval),
             "AVATAR_WORKER_LOST_AFTER": repr(self.worker_lost_after),
             "AVATAR_UPLOAD_MAX_BYTES": str(self.upload_max_bytes),
+            "AVATAR_JOB_STORE_URL": self.job_store_url,
         }
 
     # -- derived ------------------------------------------------------------------------------
@@ -233,8 +247,9 @@ class Settings:
         return self.data_dir / "logs"
 
     @property
-    def store_path(self) -> Path:
-        return self.queue_dir / "jobs.sqlite"
+    def job_store_kind(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return "sqlite" if self.job_store_url.startswith("sqlite") else "postgresql"
 
     @property
     def log_file(self) -> Path:
@@ -253,6 +268,7 @@ class Settings:
             "data_dir": str(self.data_dir),
             "broker": redact_url(self.broker_url),
             "result_backend": redact_url(self.result_backend),
+            "job_store": redact_url(self.job_store_url),
             "queues": list(self.queues),
             "queue_prefix": self.queue_prefix,
             "soft_time_limit": self.soft_time_limit,

@@ -159,7 +159,7 @@ def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | Non
             try:
                 from workers.store import JobStore
 
-                JobStore(settings.store_path).worker_gone("stopped", node=node_name[0])
+                JobStore(settings.job_store_url).worker_gone("stopped", node=node_name[0])
             except Exception as exc:  # noqa: BLE001  (its heartbeat ages anyway)
                 log.warning("could not record the shutdown in the job store: %s", exc)
 
