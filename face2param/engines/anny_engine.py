@@ -77,7 +77,9 @@ class AnnyFaceEngine:
         self.device = torch.device(resolve_device(self.config.device))
         self.body = body or create_body_model(BodyConfig(device=str(self.device)))
         head_cpu = build_head_model(self.body)
-        self.frame = head_frame(head_cpu.neutral, head_cpu.faces, head_cpu.regions)
+        with torch.no_grad():  # the rest body: long hair is draped clear of the neck, shoulders and back
+            rest_body = self.body.rest(self.body.shape_vector({}))[0][0].cpu()
+        self.frame = head_frame(head_cpu.neutral, head_cpu.faces, head_cpu.regions, rest_body)
         assets = [build_hair(self.frame), build_brows(self.frame), build_beard(self.frame), build_glasses(self.frame)]
         self.head: HeadModel = head_cpu.to(self.device)
         self.assets: list[BlendAsset] = [a.to(self.device) for a in assets]

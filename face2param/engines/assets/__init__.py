@@ -49,6 +49,7 @@ class HeadFrame:
     chin: float  # y of the chin
     skin: torch.Tensor  # (Nh,) bool: skin vertices (not eyes / mouth)
     mouth: torch.Tensor  # (3,) centre of the mouth (x, y; z inside the mouth)
+    body: torch.Tensor | None = None  # (Nb, 3) the whole rest body, when known: long hair drapes over it
 
     @property
     def brow_y(self) -> float:
@@ -64,7 +65,8 @@ class HeadFrame:
         return torch.atan2(q[:, 0], q[:, 2])
 
 
-def head_frame(vertices: torch.Tensor, faces: torch.Tensor, regions: torch.Tensor) -> HeadFrame:
+def head_frame(vertices: torch.Tensor, faces: torch.Tensor, regions: torch.Tensor,
+               body: torch.Tensor | None = None) -> HeadFrame:
     from face2param.engines.head import IRIS, SKIN, TONGUE
 
     normals = vertex_normals(vertices.unsqueeze(0), faces)[0]
@@ -78,7 +80,7 @@ def head_frame(vertices: torch.Tensor, faces: torch.Tensor, regions: torch.Tenso
     mouth = vertices[regions == TONGUE].mean(0)
     band = vertices[(vertices[:, 1] - eye_y).abs() < 0.02]
     centre = torch.tensor([0.0, eye_y + 0.02, float((band[:, 2].max() + band[:, 2].min()) / 2)])
-    return HeadFrame(vertices, faces, normals, centre, eye_left, eye_right, top, chin, regions == SKIN, mouth)
+    return HeadFrame(vertices, faces, normals, centre, eye_left, eye_right, top, chin, regions == SKIN, mouth, body)
 
 
 def shell_faces(faces: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,10 +25,12 @@ HAIR_STYLE_TEXT = {
 SKIRT_ROWS = 10
 BUN_RADIUS = 0.042
 TAIL_RINGS, TAIL_SEGMENTS = 12, 10
+SCALP_INSET = 0.004  # deepest offset under the scalp; deeper than HIDDEN_INSET so the offset stays linear across the hairline
+HAIRLINE_SLOPE = 1.0  # hair thickness gained per metre above the hairline (45 degrees out of the skin)
 
 # style -> (front hairline above the skull centre, thickness at the hairline, extra at the crown, curl bumps) (m)
 _SHELL = {
-    "buzz": (0.06, 0.003, 0.0, 0.0), "short": (0.06, 0.008, 0.012, 0.0), "short_curly": (0.055, 0.013, 0.012, 0.005),
+    "short": (0.06, 0.008, 0.012, 0.0), "short_curly": (0.055, 0.013, 0.012, 0.005),
     "side_part": (0.055, 0.010, 0.012, 0.0), "bob": (0.04, 0.010, 0.010, 0.0), "long": (0.05, 0.008, 0.010, 0.0),
     "long_wavy": (0.05, 0.011, 0.013, 0.002), "ponytail": (0.06, 0.005, 0.003, 0.0),
     "bun": (0.06, 0.006, 0.004, 0.0), "afro": (0.05, 0.038, 0.028, 0.006),
@@ -82,37 +84,62 @@ def _curls(q: torch.Tensor, period: float = 0.03) -> torch.Tensor:
 
 
 def _style_shell(style: str, frame: HeadFrame, q: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
-    """(N,) hair thickness (m) at shell vertices for one style; <= 0 means no hair there."""
+    """(N,) signed hair offset (m) along the normal at shell vertices for one style: the thickness above the
+    hairline, rising from the skin with the height above it, and down to -SCALP_INSET below it. Because the
+    offset is linear in that height near the line, every triangle across it meets the skin at the hairline
+    itself (a clean edge, not the mesh's staircase)."""
     if style not in _SHELL:
-        return torch.zeros_like(q[:, 1])
+        return torch.full_like(q[:, 1], -SCALP_INSET)
     y = q[:, 1]
     top = smoothstep(0.0, 0.09, y)
     front, base, crown, curl = _SHELL[style]
-    cover = smoothstep(0.0, 0.012, y - hairline(az, front))
     thick = base + crown * top + curl * _curls(q)
     if style == "side_part":  # volume swept to the avatar's right, a part line on its left
         thick = thick + 0.008 * smoothstep(0.0, 0.08, -q[:, 0]) * top
         thick = thick * (1 - 0.7 * torch.exp(-((q[:, 0] - 0.035) / 0.008) ** 2) * (q[:, 2] > 0))
     if style == "afro":  # rounder: more volume at the sides and back than on the forehead
         thick = thick + 0.02 * smoothstep(0.5, 1.6, az.abs())
-    return cover * thick
+    height = y - hairline(az, front)
+    return torch.minimum(thick, HAIRLINE_SLOPE * height).clamp(min=-SCALP_INSET)
 
 
-def _skirt(style: str, base: torch.Tensor, radial: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
+def _skirt(style: str, base: torch.Tensor, radial: torch.Tensor, az: torch.Tensor,
+           body: torch.Tensor | None) -> torch.Tensor:
     """(SKIRT_ROWS * L, 3) skirt rows hanging from the shell edge `base` (L, 3) for one style."""
     if style not in _SKIRT:
         return base.repeat(SKIRT_ROWS, 1)
     length, volume, wave, period = _SKIRT[style]
     back = smoothstep(0.9, 1.5, az.abs())[:, None]  # no skirt over the face
+    side = az.sin().abs()[:, None]
     rows = []
     for r in range(SKIRT_ROWS):
         f = r / (SKIRT_ROWS - 1)
         drop = length * f
         out = volume * min(1.0, 2.5 * f) + wave * math.sin(2 * math.pi * drop / period) * min(1.0, 3 * f)
-        # below the jaw the hair lies on the back and shoulders: it leans back and out as it falls
-        lean = 0.05 * smoothstep(0.12, 0.3, torch.tensor(drop))
-        rows.append(base + back * (torch.tensor([0.0, -drop, 0.0]) + radial * (out + lean)))
-    return torch.cat(rows)
+        # below the jaw the side locks go behind the shoulders (they would otherwise stick out over them)
+        behind = smoothstep(0.10, 0.24, torch.tensor(drop)) * side
+        shift = radial * out + torch.tensor([0.0, 0.0, -0.07]) * behind
+        row = base + back * (torch.tensor([0.0, -drop, 0.0]) + shift)
+        if body is not None and r > 0:
+            direction = torch.nn.functional.normalize(radial * (1 - behind) + torch.tensor([0.0, 0.0, -1.0]) * behind, dim=1)
+            row = row + back * min(1.0, 4 * f) * _clearance(row, direction, body)[:, None] * direction
+        rows.append(row)
+    rows = torch.stack(rows)  # (R, L, 3): a lock never swings back towards the body once pushed out
+    reach = ((rows - base) * radial).sum(-1)
+    rows = rows + (reach.cummax(0).values - reach)[..., None] * radial * back
+    return rows.reshape(-1, 3)
+
+
+def _clearance(points: torch.Tensor, direction: torch.Tensor, body: torch.Tensor, gap: float = 0.012) -> torch.Tensor:
+    """(P,) how far each point must move along its horizontal `direction` to sit `gap` outside the body
+    (body points at its height within 2 cm of the line; 0 when already clear)."""
+    near = (body[None, :, 1] - points[:, None, 1]).abs() < 0.012  # (P, Nb)
+    u = (body[None, :, [0, 2]] - points[:, None, [0, 2]])  # horizontal offsets to the body points
+    d = direction[:, None, [0, 2]]
+    t = (u * d).sum(-1)
+    perp = (u - t[..., None] * d).norm(dim=-1)
+    t = torch.where(near & (perp < 0.02), t, torch.full_like(t, -1.0))
+    return (t.max(1).values + gap).clamp(min=0)
 
 
 def _tail(frame: HeadFrame) -> torch.Tensor:
@@ -122,6 +149,9 @@ def _tail(frame: HeadFrame) -> torch.Tensor:
     # centre line: from the tie (behind the crown) backwards and down, hanging below the occiput
     path = torch.stack([torch.zeros_like(t), 0.05 - 0.26 * t ** 1.3, -0.105 - 0.05 * torch.sin(t * math.pi * 0.6)], 1) + c
     radius = 0.017 + 0.012 * torch.sin(t * math.pi).clamp(min=0) ** 0.7 - 0.013 * t
+    if frame.body is not None:  # hangs clear of the nape and the upper back
+        back = torch.tensor([0.0, 0.0, -1.0]).expand_as(path)
+        path = path + (_clearance(path, back, frame.body, 0.004) + radius * (t > 0.2))[:, None] * back * (t > 0.2)[:, None]
     ring = torch.linspace(0, 2 * math.pi, TAIL_SEGMENTS + 1)[:-1]
     tangent = torch.nn.functional.normalize(torch.gradient(path, dim=0)[0], dim=1)
     side = torch.tensor([1.0, 0.0, 0.0]).expand_as(tangent)
@@ -143,19 +173,28 @@ def _tube_faces(rings: int, segments: int) -> torch.Tensor:
     return torch.tensor(faces)
 
 
+def _buzz_as_detected(frame: HeadFrame, q: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
+    """(N,) "buzz" offsets as they were when the shipped landmark tables were detected on the default head
+    wearing it (engines/landmarks.py): with the signed hairline of _style_shell dlib's brow points moved by
+    3 px at 512 (and with a subdivided scalp its jaw points by 2 px), so this style keeps its old shell."""
+    t = smoothstep(0.0, 0.012, q[:, 1] - hairline(az, 0.06)) * 0.003
+    return -HIDDEN_INSET + (HIDDEN_INSET + t) * (t > 1e-4)
+
+
 def build_hair(frame: HeadFrame) -> BlendAsset:
     q, az = frame.local(), frame.azimuth()
     in_patch = frame.skin & (q[:, 1] > hairline(az, 0.035) - 0.01)
     anchors, faces = shell_faces(frame.faces, in_patch)
     nrm, qa, aza = frame.normals[anchors], q[anchors], az[anchors]
-    shell = torch.stack([nrm * (-HIDDEN_INSET + (HIDDEN_INSET + t) * (t > 1e-4))[:, None]
-                         for t in (_style_shell(s, frame, qa, aza) for s in HAIR_STYLES)])
+    shell = torch.stack([nrm * (_buzz_as_detected(frame, qa, aza) if s == "buzz" else _style_shell(s, frame, qa, aza))[:, None]
+                         for s in HAIR_STYLES])
 
     # skirt: columns hanging from the patch edge behind the temples
     loop = torch.tensor(_boundary_loop(faces))
     la = anchors[loop]
-    radial = torch.nn.functional.normalize(torch.stack([q[la, 0], torch.zeros(len(la)), q[la, 2]], 1), dim=1)
-    skirt = torch.stack([_skirt(s, shell[k, loop], radial, az[la]) for k, s in enumerate(HAIR_STYLES)])
+    radial = torch.nn.functional.normalize(torch.stack([qa[loop, 0], torch.zeros(len(la)), qa[loop, 2]], 1), dim=1)
+    skirt = torch.stack([_skirt(s, frame.vertices[la] + shell[k, loop], radial, aza[loop], frame.body)
+                         for k, s in enumerate(HAIR_STYLES)]) - frame.vertices[la].repeat(SKIRT_ROWS, 1)
     n_loop = len(loop)
     skirt_faces = []
     for r in range(SKIRT_ROWS - 1):
