@@ -67,6 +67,8 @@ def test_translator_beats_mean_face_on_heldout_engine_samples(engine):
     model = EngineFaceModel(engine, LANDMARK_SIZE, SCHEMES)
     mean = engine.spec.defaults().continuous_vector(engine.spec, device)
     x, slots = sample_parameters(engine.spec, mean, 24, config.train.sample_spread, torch.Generator().manual_seed(1234))
+    for slot, trained in meta["slot_options"].items():  # options appended after training are not predicted
+        slots[slot] = slots[slot] % len(trained)
     landmarks, colours = engine_observations(model, x, slots)
     identity = identity_embeddings(model, x, slots, meta["train"]["identity_render_size"]) if meta.get("identity_features") else None
     features = face_features(landmarks, colours, {s: buffers[f"ref_{s}"] for s in meta["references"]},

@@ -106,7 +106,28 @@ def load_for_engine(configured: str, spec, device) -> IdentitySurrogate:
     if surrogate.continuous_names != spec.continuous_names:
         raise IdentitySurrogateUnavailableError(
             f"the identity surrogate {path} was fitted for other engine parameters; refit it with `{TRAIN_COMMAND}`")
-    return surrogate
+    return _with_appended_options(surrogate, spec)
+
+
+def _with_appended_options(surrogate: IdentitySurrogate, spec) -> IdentitySurrogate:
+    """A surrogate fitted before colour options were appended to a slot (colours.py only appends): each new
+    option gets the mean of that slot's fitted rows, i.e. "no identity information about this colour"
+    (dlib's descriptor of a face crop barely depends on hair or skin colour; refitting sees the option)."""
+    sizes = {name: len(spec.slot(name).options) for name in surrogate.slot_sizes}
+    if sizes == surrogate.slot_sizes:
+        return surrogate
+    rows, at = [surrogate.weight[:len(surrogate.continuous_names)]], len(surrogate.continuous_names)
+    for name, fitted in surrogate.slot_sizes.items():
+        block = surrogate.weight[at:at + fitted]
+        if sizes[name] < fitted:
+            raise IdentitySurrogateUnavailableError(
+                f"the identity surrogate was fitted for {fitted} {name} options, the engine has {sizes[name]}; "
+                f"refit it with `{TRAIN_COMMAND}`")
+        rows += [block, block.mean(0, keepdim=True).expand(sizes[name] - fitted, -1)]
+        at += fitted
+    rows.append(surrogate.weight[at:])
+    return IdentitySurrogate(surrogate.continuous_names, surrogate.mean, sizes, torch.cat(rows),
+                             {**surrogate.metrics, "appended_options": {k: sizes[k] - surrogate.slot_sizes[k] for k in sizes}})
 
 
 def identity_loss(embed, photo_embedding: torch.Tensor):

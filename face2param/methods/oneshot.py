@@ -60,6 +60,12 @@ def load_for_engine(config: Face2ParamConfig, engine, device):
     if meta["continuous_names"] != engine.spec.continuous_names:
         raise TranslatorUnavailableError(
             f"the translator in {folder} was trained for other engine parameters; retrain it with `{TRAIN_COMMAND}`")
+    # colour options are only ever appended (assets/colours.py): a translator trained on the shorter list
+    # predicts over the options it knows, which keep their positions (the new ones stay unpredicted)
+    for slot, trained in meta.get("slot_options", {}).items():
+        if engine.spec.slot(slot).options[:len(trained)] != list(trained):
+            raise TranslatorUnavailableError(
+                f"the translator in {folder} was trained for other {slot} options; retrain it with `{TRAIN_COMMAND}`")
     return net, meta, buffers
 
 
