@@ -44,7 +44,8 @@ def run_photo(ctx: JobContext) -> Path:
     if ctx.inputs.get("method"):
         overrides["method"] = ctx.inputs["method"]
     config = load_photo_config(ctx.config.get("preset") or "preview", overrides)
-    return run_photo_job(photo, config, ctx.output_dir, force=True, progress=ctx.progress)
+    return run_photo_job(photo, config, ctx.output_dir, force=True, progress=ctx.progress,
+                         fixed=ctx.inputs.get("attributes") or None)
 
 
 def run_face(ctx: JobContext) -> Path:

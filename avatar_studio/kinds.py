@@ -291,9 +291,31 @@ register_kind(JobKind(
 _UPLOAD_NAME_RE = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
 
 
+def photo_attributes(value: Any, overrides: dict | None = None) -> dict[str, str]:
+    """inputs.attributes of a photo job: what the user fixed of the detected attributes or the engine's
+    slots, e.g. {"gender": "female", "hair_style": "long"} (fit(fixed=...) wins over detection). Checked
+    here against the attribute vocabulary and the bundled engine's slots (torch-free: spec_cache); with
+    engine_kind=external the slot names and options are that engine's, checked by the worker."""
+    from face2param.faces.attribute_values import ATTRIBUTE_VALUES, fixed_slot_options, validate_fixed
+
+    fixed = _mapping(value, "inputs.attributes")
+    if not fixed:
+        return {}
+    try:
+        if (overrides or {}).get("engine_kind", "anny") == "anny":
+            from face2param.spec_cache import default_engine_spec
+
+            slots = fixed_slot_options(default_engine_spec())
+        else:  # another engine's slots: any option name here, the worker checks it against that engine
+            slots = {k: [v] for k, v in fixed.items() if k not in ATTRIBUTE_VALUES and isinstance(v, str)}
+        return validate_fixed(fixed, slots)
+    except UserInputError as exc:
+        raise InvalidJobInputError(f"inputs.attributes: {exc}") from None
+
+
 def validate_photo(inputs: Any, config: Any) -> tuple[dict, dict]:
     inputs = _mapping(inputs, "inputs")
-    _only_keys(inputs, ("photo", "method"), "photo input")
+    _only_keys(inputs, ("photo", "method", "attributes"), "photo input")
     photo = inputs.get("photo")
     if not isinstance(photo, str) or not _UPLOAD_NAME_RE.match(photo):
         raise InvalidJobInputError("inputs.photo must name a stored upload (as returned by the web app's upload)")
@@ -302,6 +324,9 @@ def validate_photo(inputs: Any, config: Any) -> tuple[dict, dict]:
         raise InvalidJobInputError(f"unknown method {method!r} (choose from {', '.join(PHOTO_METHODS)})")
     config_out = _preset_config(config, "photo")
     inputs_out = {"photo": photo, "method": method}
+    attributes = photo_attributes(inputs.get("attributes"), config_out["overrides"])
+    if attributes:  # absent when none are fixed: earlier jobs' stored inputs look the same
+        inputs_out["attributes"] = attributes
     _size_check(inputs_out, config_out)
     return inputs_out, config_out
 

@@ -27,7 +27,7 @@ class IterativeConfig:
     relaxed_slots: tuple[str, ...] = ("skin_tone", "hair_colour")
     landmark_weight: float = 1.0  # 68 iBUG points, similarity-aligned, in units of the eye distance
     dense_landmark_weight: float = 0.5  # mediapipe 478 points (x, y) where the engine has them
-    colour_weight: float = 1.0  # skin / hair / eye colour of the photo vs the render
+    color_weight: float = 1.0  # skin / hair / eye colour of the photo vs the render (was colour_weight: config/aliases.py)
     # Eq. 5 identity term; paper: lambda_1 = 0.01 on LightCNN features. Without a checkpoint it runs on the
     # identity surrogate of dlib's network (methods/identity_surrogate.py); 0 = landmarks and colours only
     identity_weight: float = 0.01  # the paper's lambda_1; measured: dlib cosine 0.845 -> 0.889 on dlib's photos

@@ -123,3 +123,36 @@ def test_the_torch_free_job_config_stand_ins_match_the_real_classes(section):
     for preset in preset_names():
         assert config_to_dict(load_config(stand_in, preset, section=section)) == \
             config_to_dict(load_config(real, preset, section=section)), preset
+
+
+def test_a_renamed_key_loads_with_a_warning_naming_the_new_one_and_both_together_fail(monkeypatch, tmp_path):
+    """config/aliases.py is the one table of renamed keys: dotted overrides, YAML presets and the job
+    API's check at submit all read it (iterative.colour_weight -> iterative.color_weight)."""
+    import warnings
+
+    from avatar_studio.kinds import resolve_config
+    from avatar_studio.errors import InvalidJobInputError
+    from face2param.config import Face2ParamConfig
+
+    with pytest.warns(DeprecationWarning, match="'iterative.colour_weight' is deprecated; use 'iterative.color_weight'"):
+        cfg = apply_overrides(Face2ParamConfig(), {"iterative.colour_weight": "0.25"})
+    assert cfg.iterative.color_weight == 0.25
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new key: no warning
+        assert apply_overrides(Face2ParamConfig(), {"iterative.color_weight": "0.5"}).iterative.color_weight == 0.5
+    with pytest.raises(ConfigError, match="both 'iterative.colour_weight' and 'iterative.color_weight'.*give only"):
+        apply_overrides(Face2ParamConfig(), {"iterative": {"colour_weight": 0.1, "color_weight": 0.2}})
+
+    (tmp_path / "old.yaml").write_text("photo:\n  iterative: {colour_weight: 0.75}\n")
+    monkeypatch.setenv("AVATAR_CONFIGS_DIR", str(tmp_path))
+    with pytest.warns(DeprecationWarning, match="use 'iterative.color_weight'"):
+        assert load_config(Face2ParamConfig, "old", section="photo").iterative.color_weight == 0.75
+    monkeypatch.delenv("AVATAR_CONFIGS_DIR")
+
+    # at submit, on the torch-free stand-in of the photo job config
+    with pytest.warns(DeprecationWarning, match="use 'iterative.color_weight'"):
+        assert resolve_config("photo", {"overrides": {"iterative.colour_weight": "0"}}).iterative.color_weight == 0.0
+    with pytest.raises(InvalidJobInputError, match="give only 'iterative.color_weight'"):
+        resolve_config("photo", {"overrides": {"iterative.colour_weight": "0", "iterative.color_weight": "1"}})
+    with pytest.raises(ConfigError, match="unknown config key 'iterative.colour_wait'"):
+        apply_overrides(Face2ParamConfig(), {"iterative.colour_wait": "1"})

@@ -18,7 +18,7 @@ def config():
     config = Face2ParamConfig()
     # landmarks only: the colour term renders every iteration (seconds), and plays no part in the prior
     return dataclasses.replace(config, iterative=dataclasses.replace(
-        config.iterative, colour_weight=0.0, identity_weight=0.0, relaxed_slots=()))
+        config.iterative, color_weight=0.0, identity_weight=0.0, relaxed_slots=()))
 
 
 @pytest.fixture(scope="module")

@@ -302,8 +302,25 @@ def test_one_photo_per_upload_request(web):
 def test_photo_endpoint_refuses_bad_methods_and_extra_arguments(web):
     r = _upload(web, [("ok.png", encoded("PNG", (200, 200)))])
     path = r.json()[0]
-    refused(web, "create_from_photo", _file_data(path), "auto", "preview", "x", match=r"takes 3 arguments, got 4")
+    refused(web, "create_from_photo", _file_data(path), "auto", "preview", "{}", "x",
+            match=r"takes 3 to 4 arguments, got 5")
+    refused(web, "create_from_photo", _file_data(path), "auto", match=r"takes 3 to 4 arguments, got 2")
     refused(web, "create_from_photo", None, "auto", "preview", match=r"upload a photo first")
+
+
+@pytest.mark.parametrize("attributes, match", [
+    ("x", r"invalid JSON"), ("[1]", r"expected a JSON object"), (DEEP, r"nested too deeply"),
+    ('{"hat": "yes"}', r"inputs.attributes: unknown attribute 'hat'"),
+    ('{"gender": "nonbinary"}', r"unknown value 'nonbinary' for gender; choose one of male, female"),
+    ('{"hair_style": "purple"}', r"unknown value 'purple' for hair_style"),
+    ('{"gender": 1}', r"unknown value 1 for gender"),
+    ('{"skin_tone": "' + "x" * 5000 + '"}', r"unknown value 'x{40}' for skin_tone")])
+def test_photo_endpoint_refuses_bad_fixed_attributes_and_stores_nothing(web, attributes, match):
+    r = _upload(web, [(f"{uuid.uuid4().hex}.png", encoded("PNG", (210, 200)))])
+    before_temp, before_store = _temp_files(), set(web.settings.uploads_dir.glob("*"))
+    refused(web, "create_from_photo", _file_data(r.json()[0]), "auto", "preview", attributes, match=match)
+    assert set(web.settings.uploads_dir.glob("*")) == before_store
+    assert _temp_files() <= before_temp and not Path(r.json()[0]).exists()  # the refused upload is gone
 
 
 # ---- downloadable files of real jobs ----------------------------------------------------------------

@@ -26,7 +26,7 @@ FAST_EVAL = PhotoEvalConfig(render_size=256, tile_size=96,
 @pytest.fixture(scope="module")
 def fast_config():
     config = Face2ParamConfig()
-    return dataclasses.replace(config, iterative=dataclasses.replace(config.iterative, colour_weight=0.0))
+    return dataclasses.replace(config, iterative=dataclasses.replace(config.iterative, color_weight=0.0))
 
 
 @pytest.fixture(scope="module")

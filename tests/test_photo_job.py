@@ -27,7 +27,7 @@ def fast_config():
 
     config = load_photo_config("preview")
     return dataclasses.replace(config, face_image_size=256,
-                               iterative=dataclasses.replace(config.iterative, colour_weight=0.0))
+                               iterative=dataclasses.replace(config.iterative, color_weight=0.0))
 
 
 @pytest.fixture(scope="module")

@@ -156,7 +156,8 @@ def test_api_names_are_stable(web):
     assert set(named) == {"/create_from_sliders", "/create_from_text", "/create_from_photo",
                           "/create_from_face_params", "/job_status"}
     assert [p["parameter_name"] for p in named["/create_from_face_params"]["parameters"]] == ["request_json"]
-    assert [p["parameter_name"] for p in named["/create_from_photo"]["parameters"]] == ["path", "method", "preset"]
+    assert [p["parameter_name"] for p in named["/create_from_photo"]["parameters"]] == ["path", "method", "preset",
+                                                                                   "attributes"]
     assert [p["parameter_name"] for p in named["/create_from_text"]["parameters"]] == ["request_json"]
     params = named["/create_from_sliders"]["parameters"]
     assert [p["parameter_name"] for p in params] == ["sliders_json"]

@@ -14,6 +14,9 @@ REST endpoints (Gradio API names, stable):
          the sliders may also be nested: {"sliders": {"height": 0.9}, "motion": "walk"})
     /create_from_face_params  one JSON object string -> job id (web/face_edit.py: edit a photo result)
         {"source_job": "<photo job id>", "continuous": {"nose-scale-horiz-incr": 0.8}, "discrete": {"beard": "full"}}
+    /create_from_photo    photo file, method, preset[, fixed attributes: one JSON object string] -> job id
+        e.g. handle_file("me.jpg"), "auto", "preview", '{"gender": "female", "hair_style": "long"}'
+        (web/photo_attributes.py; the three-argument form of earlier versions still works)
     /job_status           job id -> {job_id, kind, state, stage, progress, message, files, error, created}
         files: file name -> download URL (only when state is SUCCESS)
 """
@@ -198,17 +201,28 @@ class PhotoFile(gr.File):
         return NamedString(f.path)
 
 
+# trailing arguments an endpoint gained later, with the value an older caller's shorter request means
+OPTIONAL_ARGUMENTS = {"create_from_photo": ("",)}  # the fixed attributes (JSON; "" = none fixed)
+
+
 def _strict_arguments(demo: gr.Blocks) -> None:
     """Refuse calls with more input values than the endpoint takes (Gradio ignores the extras, and
-    reports too few in a multi-line message): one line, '<api> takes N arguments, got M'."""
+    reports too few in a multi-line message): one line, '<api> takes N arguments, got M'. A call
+    without an endpoint's OPTIONAL_ARGUMENTS gets their defaults (callers of the older signature)."""
     stock = demo.validate_inputs
 
     def validate_inputs(block_fn, inputs):
-        wanted = len(block_fn.inputs)
-        if len(inputs) != wanted and getattr(block_fn, "api_visibility", "public") == "public":
-            plural = "" if wanted == 1 else "s"
-            raise gr.Error(f"{block_fn.api_name or block_fn.name} takes {wanted} argument{plural}, got {len(inputs)}",
-                           print_exception=False)
+        wanted, given = len(block_fn.inputs), len(inputs)
+        if given != wanted and getattr(block_fn, "api_visibility", "public") == "public":
+            optional = OPTIONAL_ARGUMENTS.get(block_fn.api_name or "", ())
+            least = wanted - len(optional)
+            if optional and least <= given < wanted:
+                inputs.extend(optional[given - least:])  # the same list Gradio goes on to preprocess
+            else:
+                takes = f"{least} to {wanted} arguments" if optional else \
+                    f"{wanted} argument{'' if wanted == 1 else 's'}"
+                raise gr.Error(f"{block_fn.api_name or block_fn.name} takes {takes}, got {given}",
+                               print_exception=False)
         return stock(block_fn, inputs)
 
     demo.validate_inputs = validate_inputs
@@ -378,9 +392,11 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                     if "text" in kinds:  # appears once the worker side registers the kind
                         with gr.Tab("From text", id="text"):
                             _text_tab(holder, job_state, timer)
+                    photo_panel = None
                     if "photo" in kinds:
                         with gr.Tab("From photo", id="photo"):
-                            _photo_tab(holder, job_state, timer, settings, photo_submitter(holder, settings, demo))
+                            photo_panel = _photo_tab(holder, job_state, timer, settings,
+                                                     photo_submitter(holder, settings, demo), face_spec)
                             edit_photo_btn = gr.Button("Edit this result", elem_id="photo-edit-btn",
                                                        visible=face_spec is not None)
                     if face_spec is not None:
@@ -414,6 +430,10 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         cancel_btn.click(ui_cancel, inputs=[job_state], outputs=[timer], api_visibility="private",
                          concurrency_limit=None)
         history.select(ui_open, outputs=[job_state, status, model, links, timer], api_visibility="private")
+        if photo_panel is not None:  # a finished photo job's attributes, editable (web/photo_attributes.py)
+            load_attributes, panel_inputs, panel_outputs = photo_panel
+            status.change(load_attributes, inputs=panel_inputs, outputs=panel_outputs, api_visibility="private",
+                          concurrency_limit=None, show_progress="hidden")
         demo.load(ui_history, outputs=[history], api_visibility="private", concurrency_limit=None)
         for trigger in (demo.load, refresh_btn.click):
             trigger(ui_workers, outputs=[workers_line], api_visibility="private", concurrency_limit=None)
@@ -479,9 +499,10 @@ def _text_tab(holder, job_state, timer) -> None:
              api_visibility="private")
 
 
-def _photo_tab(holder, job_state, timer, settings, submit_photo) -> None:
+def _photo_tab(holder, job_state, timer, settings, submit_photo, face_spec=None):
     """The `photo` job kind (Face-to-Parameter): a photo, a method and a preset. The same handler is
-    the REST endpoint /create_from_photo (file + method + preset -> job id)."""
+    the REST endpoint /create_from_photo (file + method + preset [+ fixed attributes JSON] -> job id).
+    With the engine's spec, the panel of detected attributes (returns its load hook, else None)."""
     # gr.File, not gr.Image: the web process never decodes the upload (no pixel-flood risk here), and
     # the sniffing sees the bytes as sent, not Gradio's re-encoding
     photo = PhotoFile(label="Photo (PNG, JPEG or WebP)", type="filepath", file_types=[".png", ".jpg", ".jpeg", ".webp"],
@@ -493,32 +514,45 @@ def _photo_tab(holder, job_state, timer, settings, submit_photo) -> None:
         preset = gr.Dropdown(J.preset_choices(), value=J.DEFAULT_PRESET, label="Preset")
     go = gr.Button("Create from photo", variant="primary", elem_id="create-photo-btn")
     job_id = gr.Textbox(visible=False)
-    go.click(submit_photo, inputs=[photo, method, preset], outputs=[job_id], api_name="create_from_photo",
+    # REST's fourth argument; a new photo from the page starts with nothing fixed (the panel re-fits)
+    attributes = gr.Textbox(value="", visible=False, label="Fixed attributes (JSON)")
+    go.click(submit_photo, inputs=[photo, method, preset, attributes], outputs=[job_id], api_name="create_from_photo",
              concurrency_limit=None).then(lambda j: (j, gr.Timer(active=True)), inputs=[job_id],
                                           outputs=[job_state, timer], api_visibility="private")
+    if face_spec is None:
+        return None
+    from web.photo_attributes import attributes_panel
+
+    return attributes_panel(holder, job_state, timer, face_spec, _uploads_dir(settings), _gr_error)
 
 
 def _uploads_dir(settings) -> Path:
     return Path(getattr(settings, "data_dir", None) or "data") / "uploads"
 
 
-def photo_submitter(holder, settings, blocks: gr.Blocks | None = None) -> Callable[[str | None, str, str], str]:
+def photo_submitter(holder, settings, blocks: gr.Blocks | None = None) -> Callable[..., str]:
     """Checks an upload (size cap, content sniffing, a cheap decode: web.uploads.store_upload), stores
     it content-addressed in the shared data folder's uploads/ and submits a `photo` job naming it. A
     refused upload is deleted from Gradio's temp folder at once (an accepted one stays there for a
     while, so that the page can submit it again with another method)."""
+    from avatar_studio.kinds import photo_attributes
+    from web.photo_attributes import parse_attributes
     from web.uploads import discard_received_upload, store_upload
 
-    def submit_photo(path: str | None, method: str = "auto", preset: str = J.DEFAULT_PRESET) -> str:
+    def submit_photo(path: str | None, method: str = "auto", preset: str = J.DEFAULT_PRESET,
+                     attributes: str | None = "") -> str:
         try:
             if not path:
                 raise UserInputError("upload a photo first")
             if method not in PHOTO_METHODS:
                 raise UserInputError(f"unknown method {method!r} (choose from {', '.join(PHOTO_METHODS)})")
             preset = J.validate_preset(preset or J.DEFAULT_PRESET, J.preset_choices())
+            # checked before the upload is stored (the job kind checks them again at submit)
+            fixed = photo_attributes(parse_attributes(attributes))
             # Gradio rejects uploads over max_file_size already; this also covers files it did not check
             name = store_upload(path, _uploads_dir(settings), int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES)))
-            return holder.get().submit("photo", {"photo": name, "method": method}, {"preset": preset})
+            inputs = {"photo": name, "method": method, **({"attributes": fixed} if fixed else {})}
+            return holder.get().submit("photo", inputs, {"preset": preset})
         except Exception as e:
             discard_received_upload(path, blocks)
             raise _gr_error(e) from None

@@ -26,14 +26,27 @@ def _config(args: argparse.Namespace):
     return load_photo_config(args.preset, overrides)
 
 
+def _fixed(pairs: list[str] | None) -> dict[str, str]:
+    """--fix KEY=VALUE pairs -> {key: value}; the names and values are checked by the fit (one line each)."""
+    fixed: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserInputError(f"--fix needs KEY=VALUE, e.g. --fix gender=female, got {pair!r}")
+        fixed[key.strip()] = value.strip()
+    return fixed
+
+
 def cmd_photo(args: argparse.Namespace) -> int:
     from avatar_studio.cli.main import _TqdmProgress
     from avatar_studio.pipelines.photo import run_photo_job
 
     config = _config(args)
     progress = _TqdmProgress(args.quiet)
+    fixed = _fixed(args.fix)
     try:
-        out = run_photo_job(Path(args.image), config, Path(args.output), force=args.force, progress=progress)
+        out = run_photo_job(Path(args.image), config, Path(args.output), force=args.force, progress=progress,
+                            fixed=fixed)
     finally:
         progress.close()
     params = json.loads((out / "params.json").read_text())
@@ -104,6 +117,10 @@ def register(sub, preset_names: list[str]) -> None:
     photo.add_argument("--method", choices=METHODS, default=None, help="default: the preset's (auto)")
     photo.add_argument("--preset", default="preview", choices=presets)
     photo.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. iterative.iterations=100")
+    photo.add_argument("--fix", action="append", metavar="KEY=VALUE",
+                       help="correct a detected attribute or choose a slot, e.g. --fix gender=female --fix "
+                            "hair_style=long (keys: gender, age_band, skin_tone, hair_colour, hair_length, beard, "
+                            "moustache, glasses and the engine's slots; `avatar face-engine spec` lists slot options)")
     photo.add_argument("--seed", type=int)
     photo.add_argument("--fbx", action="store_true")
     photo.add_argument("-o", "--output", default="photo_avatar")

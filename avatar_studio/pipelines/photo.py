@@ -42,8 +42,12 @@ def load_photo_config(preset: str | None = "preview", overrides: dict | None = N
 
 
 def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: Path | str = "photo_avatar",
-                  force: bool = False, progress: ProgressFn | None = None, engine=None) -> Path:
-    """Photo file (or bytes) -> job folder; returns the folder."""
+                  force: bool = False, progress: ProgressFn | None = None, engine=None,
+                  fixed: dict | None = None) -> Path:
+    """Photo file (or bytes) -> job folder; returns the folder. `fixed`: attributes or slots the user
+    corrected (e.g. {"gender": "female", "hair_style": "long"}); they win over detection, params.json's
+    `attributes` block records them with source 'user', and an unknown key or value fails before
+    anything is written (UnknownAttributeError)."""
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
     from face2param.engines.registry import load_engine
@@ -62,7 +66,7 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
     from face2param.methods.target import target_from_analysis
 
     target = target_from_analysis(analysis, pixels)
-    result = timer.run("fit", lambda: fit(target, config.method, engine, config))
+    result = timer.run("fit", lambda: fit(target, config.method, engine, config, fixed=fixed))
     losses = {k: v for k, v in result.losses.items() if k != "history"}
     # the file name only (an upload's hash name in the worker): provenance.json is downloadable
     source = Path(image_path).name if isinstance(image_path, (str, Path)) else "<bytes>"
@@ -72,7 +76,8 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
         params_meta={"warnings": list(result.warnings), "method": result.method, "losses": losses,
                      "timings": result.timings, **({"attributes": result.attributes} if result.attributes else {})},
         provenance_inputs={"image": str(source), "image_pixels_sha256": digest,
-                           "image_size": list(analysis.image_size), "method": result.method})
+                           "image_size": list(analysis.image_size), "method": result.method,
+                           **({"fixed_attributes": dict(fixed)} if fixed else {})})
 
 
 def run_params_job(params, config: PhotoJobConfig | None = None, output_dir: Path | str = "face_avatar",

@@ -4,11 +4,13 @@ import dataclasses
 import os
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from avatarclip_core.config.aliases import renamed_key
 from avatarclip_core.errors import UserInputError
 
 T = TypeVar("T")
@@ -107,9 +109,34 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
 def apply_overrides(config: T, overrides: dict[str, Any], prefix: str = "") -> T:
     """Return a copy of `config` with dotted keys set (nested dicts are flattened first)."""
     config = dataclasses.replace(config)
-    for dotted, value in _flatten(overrides).items():
-        _set(config, dotted.split("."), value, prefix)
+    items = [(dotted, _canonical_path(config, dotted.split(".")), value) for dotted, value in _flatten(overrides).items()]
+    given: dict[tuple[str, ...], str] = {}  # canonical path -> the key as given (old and new name both given?)
+    for dotted, path, _ in items:
+        if tuple(path) in given:
+            new = prefix + ".".join(path)
+            raise ConfigError(f"both '{prefix}{given[tuple(path)]}' and '{prefix}{dotted}' set {new} "
+                              f"(one is its old name); give only '{new}'")
+        given[tuple(path)] = dotted
+    for dotted, path, value in items:
+        if dotted.split(".") != path:
+            warnings.warn(f"config key '{prefix}{dotted}' is deprecated; use '{prefix}{'.'.join(path)}'",
+                          DeprecationWarning, stacklevel=2)
+        _set(config, path, value, prefix)
     return config
+
+
+def _canonical_path(node: Any, path: list[str]) -> list[str]:
+    """`path` with renamed keys (config/aliases.py) replaced by their new names; an unknown key is
+    left for `_set` to report."""
+    out = []
+    for i, name in enumerate(path):
+        if not dataclasses.is_dataclass(node):
+            return out + path[i:]
+        names = {f.name for f in dataclasses.fields(node)}
+        new = renamed_key(type(node).__name__, name) if name not in names else None
+        out.append(new if new in names else name)
+        node = getattr(node, out[-1], None)
+    return out
 
 
 def _set(node: Any, path: list[str], value: Any, prefix: str) -> None:

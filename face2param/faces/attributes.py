@@ -27,26 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarclip_core.errors import UserInputError
 from face2param.faces.attribute_cues import AttributeCues, ita_degrees, measure_cues
+# the vocabulary and the check of user-fixed values are plain data (the job API and the web use them)
+from face2param.faces.attribute_values import (AGE_BANDS, ATTRIBUTE_VALUES, BEARDS, GENDERS, GLASSES,  # noqa: F401
+                                               HAIR_COLOURS, HAIR_LENGTHS, MOUSTACHES, UnknownAttributeError,
+                                               validate_fixed)
 from face2param.faces.config import AttributeConfig
 
 ARTIFACT_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "attributes"
-GENDERS = ("male", "female")
-AGE_BANDS = ("child", "young_adult", "adult", "senior")
-HAIR_LENGTHS = ("bald", "short", "long")
-HAIR_COLOURS = ("black", "dark_brown", "brown", "auburn", "red", "blonde", "platinum", "grey", "white")
-BEARDS = ("none", "short", "full")
-MOUSTACHES = ("none", "short", "full")
-GLASSES = ("no", "yes")
-ATTRIBUTE_VALUES = {"gender": GENDERS, "age_band": AGE_BANDS, "hair_length": HAIR_LENGTHS,
-                    "hair_colour": HAIR_COLOURS, "beard": BEARDS, "moustache": MOUSTACHES, "glasses": GLASSES}
 NEUTRAL = {"gender": None, "age_band": "adult", "hair_length": "short", "hair_colour": None, "beard": "none",
            "moustache": "none", "glasses": "no", "skin_tone": None}
-
-
-class UnknownAttributeError(UserInputError):
-    """A fixed attribute with an unknown name or value."""
 
 
 @dataclass
@@ -282,31 +272,6 @@ def _age(hair_colour: Attribute, config: AttributeConfig) -> Attribute:
 
 
 # ---- user overrides -------------------------------------------------------------------------------
-
-def validate_fixed(fixed: dict | None, slot_options: dict[str, list[str]] | None = None) -> dict[str, str]:
-    """User-fixed attributes/slots -> a checked dict. Keys: the attribute names (gender, age_band,
-    hair_length, hair_colour, beard, moustache, glasses, skin_tone) and engine slot names
-    (hair_style, ... from `slot_options`). Raises UnknownAttributeError on an unknown key or value."""
-    if not fixed:
-        return {}
-    if not isinstance(fixed, dict):
-        raise UnknownAttributeError(f"fixed attributes must be a JSON object, got {type(fixed).__name__}")
-    slot_options = slot_options or {}
-    allowed = {k: list(v) for k, v in ATTRIBUTE_VALUES.items()}
-    for key, options in slot_options.items():  # beard/glasses/hair_colour/skin_tone: attribute or slot values
-        allowed[key] = list(dict.fromkeys(allowed.get(key, []) + list(options)))
-    if "skin_tone" not in allowed:
-        allowed["skin_tone"] = None  # any palette option; checked against the engine when applied
-    out = {}
-    for key, value in fixed.items():
-        if key not in allowed:
-            raise UnknownAttributeError(f"unknown attribute {key!r}; choose from {', '.join(sorted(allowed))}")
-        options = allowed[key]
-        if not isinstance(value, str) or (options is not None and value not in options):
-            raise UnknownAttributeError(f"unknown value {value!r} for {key}; choose one of {', '.join(options or [])}")
-        out[key] = value
-    return out
-
 
 def apply_fixed(attributes: FaceAttributes, fixed: dict[str, str]) -> FaceAttributes:
     """The user's values replace detected ones (confidence 1, source 'user')."""

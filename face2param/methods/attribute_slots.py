@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from face2param.engines.base import EngineParams
+from face2param.faces.attribute_values import fixable_attributes, fixed_slot_options  # noqa: F401  (one home)
 from face2param.faces.attributes import (ATTRIBUTE_VALUES, AttributeConfig, FaceAttributes, UnknownAttributeError, apply_fixed,
                                          estimate_attributes, validate_fixed)
 
@@ -38,20 +39,6 @@ class Constraints:
         out = {} if self.attributes is None else self.attributes.to_json()
         return {"detected": out, "set": {**{k: round(v, 4) for k, v in self.continuous.items()}, **self.discrete},
                 "sources": dict(self.sources)}
-
-
-def fixable_attributes(spec) -> dict[str, list[str]]:
-    """Every key a user may fix (fit(fixed=...), the web form, REST) with its allowed values: the
-    attributes' vocabulary and the engine's slots (both where names overlap: beard 'short' or 'stubble')."""
-    out = {k: list(v) for k, v in ATTRIBUTE_VALUES.items()}
-    for name, options in fixed_slot_options(spec).items():
-        out[name] = list(dict.fromkeys(out.get(name, []) + options))  # as validate_fixed accepts them
-    return out
-
-
-def fixed_slot_options(spec) -> dict[str, list[str]]:
-    """The slots a user may fix directly (by their engine option names)."""
-    return {s.name: list(s.options) for s in spec.discrete}
 
 
 def attribute_constraints(target, engine, fixed: dict | None = None, config: AttributeConfig | None = None
@@ -110,8 +97,9 @@ def attribute_constraints(target, engine, fixed: dict | None = None, config: Att
         else:  # the descriptor chooses the frame's shape; it may not choose none
             out.require_glasses = True
         out.sources["glasses"] = source("glasses")
-    for key, value in checked.items():  # slot names fixed by the user win over everything
-        if key in slot_names:
+    for key, value in checked.items():  # slot options fixed by the user win over everything
+        # (an attribute value on a slot's name, e.g. glasses "yes" or beard "short", went the attribute way above)
+        if key in slot_names and value in spec.slot(key).options:
             out.discrete[key], out.sources[key] = value, "user"
     return out
 

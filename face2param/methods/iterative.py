@@ -181,7 +181,7 @@ def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: t
     x = x0.detach().clone().requires_grad_(True)
     probs_fixed = _one_hot(spec, B, device)
     wanted_colours = {k: v for k, v in target.colours.items() if COLOUR_SLOTS[k] in config.relaxed_slots}
-    relaxed = [s for s in spec.discrete if s.name in config.relaxed_slots and config.colour_weight > 0
+    relaxed = [s for s in spec.discrete if s.name in config.relaxed_slots and config.color_weight > 0
                and any(COLOUR_SLOTS[k] == s.name for k in wanted_colours)]
     # uniform start: with beta = 100 a one-hot start would be saturated (no gradient)
     logits = {s.name: torch.full((B, len(s.options)), 0.5, device=device, requires_grad=True) for s in relaxed}
@@ -205,7 +205,7 @@ def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: t
             sampled = sample_face_colours(images, pts["ibug68"].detach())
             for key, value in wanted_colours.items():
                 colour = colour + ((sampled[key] - value) ** 2).sum(-1)
-            total = total + config.colour_weight * colour
+            total = total + config.color_weight * colour
         if target.identity is not None and config.identity_weight > 0:
             identity = target.identity(x, {k: v.detach() for k, v in probs.items()})  # Eq. 5
             total = total + config.identity_weight * identity

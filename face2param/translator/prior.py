@@ -98,7 +98,7 @@ def prior_search_config(config):
     part in the sliders' prior)."""
     from dataclasses import replace
 
-    return replace(config.iterative, relaxed_slots=(), colour_weight=0.0, identity_weight=0.0)
+    return replace(config.iterative, relaxed_slots=(), color_weight=0.0, identity_weight=0.0)
 
 
 def fitted_parameters(model: EngineFaceModel, targets: list, config, batch: int = 64) -> torch.Tensor:
