@@ -130,3 +130,33 @@ def test_page_edits_a_photo_result(tmp_path):
         {k: v for k, v in source["continuous"].items() if k != slider}
     assert {k: v for k, v in edited["discrete"].items() if k != "beard"} == \
         {k: v for k, v in source["discrete"].items() if k != "beard"}
+
+
+@pytest.mark.slow
+def test_page_refits_a_photo_with_a_corrected_attribute(tmp_path):
+    """The photo tab's attribute panel: a finished photo job's attributes with confidences; glasses set
+    to yes and "Re-fit with these" make a new photo job on the same upload with that value fixed."""
+    import gradio_client
+    from PIL import Image
+    from skimage import data
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    with studio(tmp_path / "data", worker=True) as s:
+        c = gradio_client.Client(s.url, verbose=False, download_files=False)
+        source_job = c.predict(gradio_client.handle_file(str(photo)), "oneshot", "preview", api_name="/create_from_photo")
+        assert s.api.wait(source_job, timeout=300).state == "SUCCESS"
+        source = json.loads(s.api.file(source_job, "params.json").read_text())
+        result = _run_smoke(s.url, tmp_path / "refit.png", env={"SMOKE_REFIT_JOB": source_job,
+                                                               "SMOKE_REFIT_GLASSES": "yes"})
+        refit_job = result["job_id"]
+        rec, source_rec = s.api.record(refit_job), s.api.record(source_job)
+        refit = json.loads(s.api.file(refit_job, "params.json").read_text())
+    gender = source["attributes"]["detected"]["gender"]
+    assert result["loaded_gender"] == (gender["value"] or "")
+    if gender["value"]:  # the confidence is on the page next to the value
+        assert f"confidence {gender['confidence']:.2f}" in result["gender_info"], result["gender_info"]
+    assert result["edited_glasses"] == "yes" and result["status"].startswith("SUCCESS")
+    assert rec.kind == "photo" and rec.inputs["photo"] == source_rec.inputs["photo"]  # the stored upload, reused
+    assert rec.inputs["attributes"] == {"glasses": "yes"}
+    assert refit["attributes"]["sources"]["glasses"] == "user" and refit["discrete"]["glasses"] != "none"

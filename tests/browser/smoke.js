@@ -2,6 +2,7 @@
 // usage: node smoke.js URL SCREENSHOT.png [TOKEN]
 // With SMOKE_EDIT_JOB=<a finished photo job id> it edits that result instead of creating from sliders:
 // "Edit photo result" tab, Open, move SMOKE_EDIT_SLIDER to 0.95, pick SMOKE_EDIT_BEARD, create.
+// With SMOKE_REFIT_JOB=<a finished photo job id> it re-fits that job with glasses fixed (photo tab panel).
 // Uses the system chromium (CHROMIUM env or /usr/bin/chromium) through playwright-core: it never
 // downloads a browser. Prints one JSON line with what it saw; exits non-zero on failure.
 const { chromium } = require("playwright-core");
@@ -57,6 +58,32 @@ async function editPhotoResult(page, out) {
   out.steps.push("success");
 }
 
+// The re-fit flow: open a photo job from the history, read its detected attributes on the photo tab,
+// set SMOKE_REFIT_GLASSES (e.g. "yes") and press "Re-fit with these".
+async function refitPhotoResult(page, out) {
+  const job = process.env.SMOKE_REFIT_JOB;
+  await page.locator("#job-history").getByText(job, { exact: true }).filter({ visible: true }).first().click();
+  await page.locator(`#job-status-box[data-job="${job}"][data-state=SUCCESS]`).waitFor({ timeout: 60000 });
+  await page.getByRole("tab", { name: "From photo" }).click();
+  await page.locator("#photo-attributes-info", { hasText: job }).waitFor({ timeout: 60000 });
+  out.steps.push("attributes shown");
+  out.loaded_gender = await page.locator("#photo-attr-gender input").first().inputValue();
+  out.gender_info = (await page.locator("#photo-attr-gender").innerText()).trim();
+  const glasses = page.locator("#photo-attr-glasses input").first();
+  await glasses.click();
+  await page.locator("[data-testid=dropdown-option]", { hasText: process.env.SMOKE_REFIT_GLASSES || "yes" })
+    .first().click();
+  await glasses.blur();
+  out.edited_glasses = await glasses.inputValue();
+  await page.locator("#photo-refit-btn").click();
+  out.steps.push("refit clicked");
+  await page.waitForFunction((prev) => {
+    const box = document.querySelector("#job-status-box[data-state=SUCCESS]");
+    return box && box.getAttribute("data-job") !== prev;
+  }, job, { timeout: timeoutMs });
+  out.steps.push("success");
+}
+
 (async () => {
   const browser = await chromium.launch({
     executablePath,
@@ -85,7 +112,9 @@ async function editPhotoResult(page, out) {
     out.title = await page.title();
     out.steps.push("tab visible");
 
-    if (editJob) {
+    if (process.env.SMOKE_REFIT_JOB) {
+      await refitPhotoResult(page, out);
+    } else if (editJob) {
       await editPhotoResult(page, out);
     } else {
       const height = page.locator("#slider-height input[type=number]");
