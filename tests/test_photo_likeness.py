@@ -76,7 +76,8 @@ def test_labelled_folder_gets_likeness_section_and_contact_sheet(tmp_path):
 
 @pytest.mark.slow
 def test_default_method_on_faces_identity_keeps_fits_plausible_and_people_apart(tmp_path):
-    """Measured with the face prior (preview preset, CPU): see the margins below."""
+    """The issue's plausibility targets on the default method; the identity floors are above what the mean face
+    gets (AUC 0.5, nearest photo by chance ~0.1) until a full run on a free machine sets margins."""
     if not (FACES_IDENTITY / "labels.json").is_file():
         pytest.skip(f"{FACES_IDENTITY} not found")
     config = Face2ParamConfig()
@@ -90,5 +91,5 @@ def test_default_method_on_faces_identity_keeps_fits_plausible_and_people_apart(
     assert likeness["nearest_photo_rate"] >= NEAREST_FLOOR
 
 
-RENDER_AUC_FLOOR = 0.0  # set from the measurement
-NEAREST_FLOOR = 0.0
+RENDER_AUC_FLOOR = 0.55  # the mean face: 0.5 (every render the same face)
+NEAREST_FLOOR = 0.15  # chance over 13 people: about 0.1
