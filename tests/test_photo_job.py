@@ -83,6 +83,16 @@ def test_auto_picks_a_method_and_says_why(astronaut_png, fast_config):
     assert any(w.startswith("auto chose") for w in result.warnings)
 
 
+def test_oneshot_without_a_translator_falls_back_to_iterative_and_says_so(astronaut_png, fast_config, tmp_path):
+    from face2param.methods.fit import fit
+
+    config = dataclasses.replace(fast_config, oneshot=dataclasses.replace(fast_config.oneshot, artifact_dir=str(tmp_path)),
+                                 iterative=dataclasses.replace(fast_config.iterative, iterations=2))
+    result = fit(astronaut_png, "oneshot", config=config)
+    assert result.method == "iterative" and "iterative" in result.timings
+    assert any(w.endswith("used the iterative method instead") for w in result.warnings), result.warnings
+
+
 def test_bad_photos_fail_with_specific_errors_and_write_nothing(tmp_path, fast_config):
     from face2param.faces import NoFaceError, NotAnImageError
     from avatar_studio.pipelines.photo import run_photo_job

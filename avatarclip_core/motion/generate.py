@@ -16,6 +16,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,10 +39,14 @@ from avatarclip_core.motion.pose_codebook import (
     top_k_distinct,
 )
 from avatarclip_core.motion.pose_vae import PoseVAE, load_vposer
+from avatarclip_core.registry import Registry
 from avatarclip_core.user_text import check_text
 
 PACKAGED_DIR = Path(__file__).resolve().parent / "artifacts"
-METHODS = ("auto", "clip", "offline")
+# text -> reference poses by name (motion_gen.query_method): `fn(art, text, config, scorer, report) ->
+# MotionQuery`. A new one is a module with that function plus one `MOTION_QUERIES.register_lazy(name,
+# "module:function")` line at the end of this file (and its name in MotionGenConfig.query_method's Literal).
+MOTION_QUERIES = Registry("motion query method", "motion_gen.query_method")
 
 
 class MotionArtifactsMissingError(UserInputError):
@@ -177,9 +182,9 @@ def ground_feet(canonical: CanonicalMotion, skeleton: Skeleton, hover: float = 0
 
 
 def resolve_method(method: str, scorer) -> str:
+    """auto -> clip with a real CLIP scorer, else offline; an unknown name lists the registered ones."""
     method = (method or "auto").lower()
-    if method not in METHODS:
-        raise UserInputError(f"unknown motion query method '{method}' ({', '.join(METHODS)})")
+    MOTION_QUERIES.find(method)
     if method == "auto":
         return "clip" if scorer is not None and getattr(scorer, "real", False) else "offline"
     return method
@@ -197,39 +202,22 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
     if config.frames and config.frames != art.motion_vae.frames:
         raise UserInputError(f"text.motion_gen.frames={config.frames}, but the '{config.artifacts}' motion VAE makes "
                              f"{art.motion_vae.frames}-frame clips: set 0, or train artifacts with that length")
-    device = next(art.motion_vae.parameters()).device
     report = progress or (lambda stage, fraction, message="": None)
-    posed = None
-    if method == "clip":
-        if scorer is None:
-            from avatarclip_core.clip import ClipConfig, load_scorer
-
-            scorer = load_scorer(ClipConfig(device=config.device))
-        posed = _posed_body(str(device))
-        report("motion query", 0.0, "scoring code-book poses with CLIP")
-        book = art.codebook.head(config.clip_max_entries)
-        scores = clip_scores(book, scorer, posed, text, config.clip_azimuths)
-    else:
-        book = art.codebook
-        report("motion query", 0.0, "scoring code-book poses by their labels")
-        clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
-        scores = label_scores(art.codebook, clip_sim)
-    if method == "offline" and config.offline_score_margin > 0:  # drop weak matches rather than fill top_k
-        weak = scores < scores.max() - config.offline_score_margin
-        scores = torch.where(weak, torch.full_like(scores, -9.0), scores)
+    query = MOTION_QUERIES.find(method).cls(art, text, config, scorer, report)
+    book, scores, scorer, posed, clip_sim = query.book, query.scores, query.scorer, query.posed, query.label_similarity
     chosen = [i for i in top_k_distinct(scores, book.poses, config.top_k, config.dedupe_degrees) if scores[i] > -9.0]
     references = book.poses[chosen]
-    init = config.init if config.init != "auto" else ("label" if method == "offline" else "zero")
+    init = config.init if config.init != "auto" else query.default_init
     z0, init_info = None, "zero"
     if init == "label":
-        if method != "offline":
+        if clip_sim is None:
             clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
         clip_id = int(clip_sim.argmax())
         z0 = art.library_latents[clip_id]
         init_info = f"label:{art.meta['library'][clip_id]['generator']}"
     elif init != "zero":
         raise UserInputError(f"unknown motion init '{init}' (auto, label or zero)")
-    result = optimize_latent(art.motion_vae, references, config, z0, scorer=scorer if method == "clip" else None,
+    result = optimize_latent(art.motion_vae, references, config, z0, scorer=scorer,
                              text=text, posed=posed,
                              progress=lambda f, m: report("motion optimisation", f, m))
     rot, root = result.rotations, result.root_translation
@@ -252,3 +240,45 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
         "losses": result.losses, "optimisation_seconds": result.seconds, "iterations": config.iterations,
     }
     return motion, info
+
+
+@dataclass
+class MotionQuery:
+    """What a motion query gives text_to_motion: scored code-book poses and what the optimisation reuses."""
+    book: PoseCodebook  # the poses scored (clip: the first clip_max_entries)
+    scores: torch.Tensor  # (P,) higher is better; -9 = dropped
+    scorer: Any = None  # the CLIP scorer the optimisation also uses (None: no CLIP term)
+    posed: PosedBody | None = None
+    label_similarity: torch.Tensor | None = None  # (C,) text vs each library clip's labels, for init=label
+    default_init: str = "zero"  # what init=auto means after this query
+
+
+@MOTION_QUERIES.register("clip")
+def clip_motion_query(art: MotionArtifacts, text: str, config: MotionGenConfig, scorer, report) -> MotionQuery:
+    """Code-book poses rendered and scored by CLIP (the paper's query); the given scorer, else the configured one."""
+    if scorer is None:
+        from avatarclip_core.clip import ClipConfig, load_scorer
+
+        scorer = load_scorer(ClipConfig(device=config.device))
+    posed = _posed_body(str(next(art.motion_vae.parameters()).device))
+    report("motion query", 0.0, "scoring code-book poses with CLIP")
+    book = art.codebook.head(config.clip_max_entries)
+    return MotionQuery(book, clip_scores(book, scorer, posed, text, config.clip_azimuths), scorer, posed)
+
+
+@MOTION_QUERIES.register("offline")
+def offline_motion_query(art: MotionArtifacts, text: str, config: MotionGenConfig, scorer, report) -> MotionQuery:
+    """Code-book poses scored by their corpus labels against the text (a sentence encoder, no CLIP)."""
+    report("motion query", 0.0, "scoring code-book poses by their labels")
+    clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
+    scores = label_scores(art.codebook, clip_sim)
+    if config.offline_score_margin > 0:  # drop weak matches rather than fill top_k
+        weak = scores < scores.max() - config.offline_score_margin
+        scores = torch.where(weak, torch.full_like(scores, -9.0), scores)
+    return MotionQuery(art.codebook, scores, label_similarity=clip_sim, default_init="label")
+
+
+@MOTION_QUERIES.register("auto")
+def auto_motion_query(art: MotionArtifacts, text: str, config: MotionGenConfig, scorer, report) -> MotionQuery:
+    """clip with a real CLIP scorer, else offline (resolve_method)."""
+    return MOTION_QUERIES.find(resolve_method("auto", scorer)).cls(art, text, config, scorer, report)

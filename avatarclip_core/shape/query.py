@@ -25,12 +25,17 @@ import numpy as np
 import torch
 
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.registry import Registry
 from avatarclip_core.shape.store import ShapeArtifacts, load_artifacts, resolve_artifacts_dir
 from avatarclip_core.shape.config import ShapeConfig, ShapeQueryConfig
 
 log = logging.getLogger(__name__)
 
-METHODS = ("auto", "clip", "text")
+# query methods by name (shape.query.method): each scores every code-book entry for a text,
+# `fn(query: ShapeQuery, text, scorer) -> ((K,) scores, method used)`. A new one is a module with
+# that function plus one `SHAPE_QUERIES.register_lazy(name, "module:function")` line at the end of
+# this file (and its name in ShapeQueryConfig.method's Literal).
+SHAPE_QUERIES = Registry("shape query method", "shape.query.method")
 # Fixed camera for code-book renders: frames the tallest bodies (about 2.45 m) so that every body
 # is seen at the same scale, which is what lets CLIP tell tall from short (the paper's motivation
 # for a neutral reference).
@@ -106,8 +111,7 @@ class ShapeQuery:
 
     def resolve_method(self, method: str = "auto", scorer=None) -> str:
         method = (method or self.config.method or "auto").lower()
-        if method not in METHODS:
-            raise UserInputError(f"unknown shape query method '{method}' (auto, clip or text)")
+        SHAPE_QUERIES.find(method)  # an unknown name: UserInputError listing the registered ones
         if method == "auto":
             scorer = scorer or self.scorer
             return "clip" if scorer is not None and getattr(scorer, "real", False) else "text"
@@ -129,11 +133,7 @@ class ShapeQuery:
         if not text:
             raise UserInputError("the shape description is empty: describe the body, e.g. 'a tall, thin woman'")
         method = self.resolve_method(method, scorer)
-        if method == "clip":
-            s = self._clip_scores(text, self._scorer_for_clip(scorer))
-        else:
-            s = self._text_scores(text)
-        return s, method
+        return SHAPE_QUERIES.find(method).cls(self, text, scorer)
 
     def matches(self, text: str, k: int = 1, method: str = "auto", scorer=None) -> list[ShapeMatch]:
         if k < 1:
@@ -245,3 +245,21 @@ def query_shape(text: str, k: int = 1, method: str = "auto", *, config: ShapeCon
     (``scorer`` or the default ClipConfig's model; raises ClipUnavailableError offline), "text".
     """
     return get_shape_query(config).query_shape(text, k=k, method=method, scorer=scorer)
+
+
+@SHAPE_QUERIES.register("clip")
+def clip_query(query: ShapeQuery, text: str, scorer=None) -> tuple[np.ndarray, str]:
+    """Eq. 4 on clay renders of the code-book (a real CLIP scorer: the given one, else the configured one)."""
+    return query._clip_scores(text, query._scorer_for_clip(scorer)), "clip"
+
+
+@SHAPE_QUERIES.register("text")
+def text_query(query: ShapeQuery, text: str, scorer=None) -> tuple[np.ndarray, str]:
+    """The same relative cosine on sentence embeddings of the entries' descriptions (offline)."""
+    return query._text_scores(text), "text"
+
+
+@SHAPE_QUERIES.register("auto")
+def auto_query(query: ShapeQuery, text: str, scorer=None) -> tuple[np.ndarray, str]:
+    """clip with a real scorer, else text (ShapeQuery.resolve_method)."""
+    return SHAPE_QUERIES.find(query.resolve_method("auto", scorer)).cls(query, text, scorer)

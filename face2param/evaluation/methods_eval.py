@@ -30,8 +30,8 @@ from face2param.evaluation.report import ImagePair, crop_around, to_jsonable, wr
 from face2param.faces.analysis import FaceAnalysisConfig, analyse_face
 from face2param.faces.identity import DLIB_SAME_PERSON_DISTANCE, identity_cosine, identity_distance
 from face2param.faces.images import load_image
+from face2param.methods.registry import FIT_METHODS
 
-EVAL_METHODS = ("mean", "iterative", "oneshot", "auto")
 BASELINE = "mean"
 
 
@@ -139,8 +139,7 @@ def _photo_list(photos_dir) -> list[Path]:
 def _method_list(methods) -> tuple[str, ...]:
     methods = tuple(dict.fromkeys(methods))
     for method in methods:
-        if method not in EVAL_METHODS:
-            raise UserInputError(f"unknown fitting method {method!r}; choose from {', '.join(EVAL_METHODS)}")
+        FIT_METHODS.find(method)  # an unknown name: the registry's error, listing every method
     return (BASELINE,) + tuple(m for m in methods if m != BASELINE)
 
 

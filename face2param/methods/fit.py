@@ -14,21 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarclip_core.config.limits import PHOTO_METHODS
 from avatarclip_core.device import resolve_device
-from avatarclip_core.errors import UserInputError
 from face2param.config import Face2ParamConfig
 from face2param.engines.base import DifferentiableEngine, EngineParams
 from face2param.engines.registry import load_engine
 from face2param.methods.losses import aligned_landmark_error
+from face2param.methods.registry import FIT_METHODS, MethodJob, run_method
 from face2param.methods.target import FitTarget, target_from_analysis
-
-METHODS = PHOTO_METHODS
-
-
-class UnknownMethodError(UserInputError):
-    pass
-
 
 @dataclass
 class FitResult:
@@ -129,8 +121,7 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
     slots the user set (e.g. {"gender": "female", "hair_style": "long", "beard": "none"}); they win over
     detection (an unknown key or value raises faces.attributes.UnknownAttributeError)."""
     config = config or Face2ParamConfig()
-    if method not in METHODS:
-        raise UnknownMethodError(f"unknown fitting method {method!r}; choose one of {', '.join(METHODS)}")
+    FIT_METHODS.find(method)  # an unknown name fails before the photo is analysed
     timings: dict[str, float] = {}
     target = _target(image_or_analysis, config, timings)
     engine = engine or load_engine(config)
@@ -143,28 +134,9 @@ def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2Param
         target = replace(target, fixed_continuous=dict(constraints.continuous))
     torch.manual_seed(config.seed)
     started = time.perf_counter()
-    if method == "auto":
-        method, reason = choose_method(target, config)
-        warnings.append(f"auto chose {method}: {reason}")
-    if method == "oneshot":
-        try:
-            from face2param.methods.oneshot import TranslatorUnavailableError, fit_oneshot
-        except ImportError:  # an install without the translator package: say so, fit iteratively
-            warnings.append("the one-shot translator is not installed; used the iterative method instead")
-            method = "iterative"
-        else:
-            try:
-                params, losses, more = fit_oneshot(target, engine, config, device)
-            except TranslatorUnavailableError as exc:
-                warnings.append(f"{exc}; used the iterative method instead")
-                method = "iterative"
-    if method == "iterative":
-        params, losses, more = _fit_iterative(target, engine, config, device, progress)
-    elif method == "mean":
-        from face2param.methods.mean import fit_mean
-
-        params, losses, more = fit_mean(engine), {}, []
-    warnings += more
+    outcome = run_method(method, MethodJob(target, engine, config, device, progress))  # methods/registry.py
+    params, losses, method = outcome.params, outcome.losses, outcome.method
+    warnings += outcome.warnings
     timings[method] = round(time.perf_counter() - started, 4)
     attributes = {}
     if constraints is not None:
