@@ -34,14 +34,12 @@ from typing import Any, Callable
 
 from avatar_studio.config_schema import resolve_job_config
 from avatar_studio.errors import InvalidJobInputError, UnknownJobKindError
-from avatarclip_core.config.limits import MAX_PROMPT_CHARS, PHOTO_METHODS
+from avatarclip_core.config.limits import JOB_ID_RE, MAX_PROMPT_CHARS, PHOTO_METHODS
 from avatarclip_core.device import check_device
 from avatarclip_core.errors import UserInputError
-from avatarclip_core.user_text import check_text
+from avatarclip_core.user_text import check_number, check_text
 
 MAX_INPUT_BYTES = 64 * 1024
-# what a job id looks like (workers.store.JOB_ID_RE makes and checks ids with the same pattern)
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 _CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -119,17 +117,11 @@ def _only_keys(value: dict, allowed: tuple[str, ...], what: str) -> None:
 
 
 def _number(value: Any, what: str) -> float:
-    """A JSON number; text such as "0.5" is refused, not coerced (the REST endpoints do the same)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        shown = repr(value[:40]) if isinstance(value, str) else repr(value)[:40]
-        raise InvalidJobInputError(f"{what} needs a number, got {shown}")
+    """A JSON number (user_text.check_number, as the REST endpoints check it): "0.5" is refused, not coerced."""
     try:
-        number = float(value)
-    except OverflowError:  # an integer of hundreds of digits
-        number = math.inf
-    if not math.isfinite(number):
-        raise InvalidJobInputError(f"{what} needs a finite number, got {str(value)[:40]}")
-    return number
+        return check_number(value, what)
+    except UserInputError as exc:
+        raise InvalidJobInputError(str(exc)) from None
 
 
 def _size_check(inputs: dict, config: dict) -> None:
@@ -206,6 +198,14 @@ def device_route(kind: str) -> Callable[[dict, dict], str]:
     return route
 
 
+def app_kind(name: str, description: str, validate: Callable[[Any, Any], tuple[dict, dict]],
+             preload: tuple[str, ...]) -> JobKind:
+    """Register a public kind of this package: its runner is avatar_studio.jobs:run_<name> and its queue
+    follows its resolved config's devices (device_route)."""
+    return register_kind(JobKind(name, description, validate, f"avatar_studio.jobs:run_{name}",
+                                 device_route(name), preload))
+
+
 def _prompt(value: Any, what: str) -> str:
     if value is None:
         return ""
@@ -250,15 +250,9 @@ def validate_sliders(inputs: Any, config: Any) -> tuple[dict, dict]:
     return inputs_out, config_out
 
 
-register_kind(JobKind(
-    name="sliders",
-    description="rigged avatar from named body sliders, optionally with a built-in motion",
-    validate=validate_sliders,
-    runner="avatar_studio.jobs:run_sliders",
-    route=device_route("sliders"),
-    preload=("avatar_studio.pipelines.sliders", "avatarclip_core.export", "avatarclip_core.motion.procedural",
-             "avatarclip_core.render.preview"),
-))
+app_kind("sliders", "rigged avatar from named body sliders, optionally with a built-in motion", validate_sliders,
+         ("avatar_studio.pipelines.sliders", "avatarclip_core.export", "avatarclip_core.motion.procedural",
+          "avatarclip_core.render.preview"))
 
 
 # -- text (AvatarCLIP) ---------------------------------------------------------------------------
@@ -276,14 +270,8 @@ def validate_text(inputs: Any, config: Any) -> tuple[dict, dict]:
     return inputs_out, config_out
 
 
-register_kind(JobKind(
-    name="text",
-    description="avatar from text (AvatarCLIP): shape and appearance prompts, optionally a built-in motion",
-    validate=validate_text,
-    runner="avatar_studio.jobs:run_text",
-    route=device_route("text"),
-    preload=("avatar_studio.pipelines.text",),
-))
+app_kind("text", "avatar from text (AvatarCLIP): shape and appearance prompts, optionally a built-in motion",
+         validate_text, ("avatar_studio.pipelines.text",))
 
 
 # -- photo (Face-to-Parameter) ----------------------------------------------------------------------
@@ -331,14 +319,8 @@ def validate_photo(inputs: Any, config: Any) -> tuple[dict, dict]:
     return inputs_out, config_out
 
 
-register_kind(JobKind(
-    name="photo",
-    description="game-engine parameters and a rigged avatar from a face photo (Face-to-Parameter)",
-    validate=validate_photo,
-    runner="avatar_studio.jobs:run_photo",
-    route=device_route("photo"),
-    preload=("avatar_studio.pipelines.photo",),
-))
+app_kind("photo", "game-engine parameters and a rigged avatar from a face photo (Face-to-Parameter)",
+         validate_photo, ("avatar_studio.pipelines.photo",))
 
 
 # -- face (engine parameters, e.g. an edited photo result) -----------------------------------------
@@ -374,14 +356,8 @@ def validate_face(inputs: Any, config: Any) -> tuple[dict, dict]:
     return inputs_out, config_out
 
 
-register_kind(JobKind(
-    name="face",
-    description="a rigged avatar from face-engine parameters (an edited photo result, or a game's stored ones)",
-    validate=validate_face,
-    runner="avatar_studio.jobs:run_face",
-    route=device_route("face"),
-    preload=("avatar_studio.pipelines.photo",),
-))
+app_kind("face", "a rigged avatar from face-engine parameters (an edited photo result, or a game's stored ones)",
+         validate_face, ("avatar_studio.pipelines.photo",))
 
 
 # -- selftest (internal) -----------------------------------------------------------------------

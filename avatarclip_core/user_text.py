@@ -1,5 +1,5 @@
-"""User-supplied text (prompts, motion descriptions) checked the same way at every entry point:
-REST (web.jobs), the job API (job kinds) and the command line.
+"""User-supplied text (prompts, motion descriptions) and JSON numbers checked the same way at every
+entry point: REST (web.jobs), the job API (job kinds) and the command line.
 
 Python strings can hold what is not text: a lone UTF-16 surrogate comes from a JSON escape such as
 "\\ud800" or from invalid UTF-8 on a command line (decoded with surrogateescape), and it fails only
@@ -8,6 +8,8 @@ place in a prompt either.
 """
 from __future__ import annotations
 
+import json
+import math
 import unicodedata
 
 from avatarclip_core.errors import UserInputError
@@ -25,3 +27,19 @@ def check_text(value: str, what: str, max_chars: int | None = None) -> str:
         if category == "Cc":
             raise UserInputError(f"{what} contains control characters (U+{ord(char):04X} at character {i + 1})")
     return value
+
+
+def check_number(value: object, what: str) -> float:
+    """A JSON number as a finite float; text ("0.5"), true/false and null are refused, not coerced
+    (sliders, face parameters, selftest knobs: REST and job API alike)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = json.dumps(value) if isinstance(value, (str, bool, type(None))) else type(value).__name__
+        raise UserInputError(f"{what} must be a number, got {shown[:40]}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        shown = f"a {len(str(value))}-digit number" if isinstance(value, int) else json.dumps(value)
+        raise UserInputError(f"{what} must be a number, got {shown} (not a finite number)")
+    return number

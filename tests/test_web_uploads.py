@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.config.limits import UPLOAD_MAX_BYTES
 from web.uploads import (
-    DEFAULT_UPLOAD_MAX_BYTES,
     UploadRejectedError,
     check_image_bytes,
     check_image_file,
@@ -57,10 +57,10 @@ def test_size_cap(tmp_path):
     with pytest.raises(UploadRejectedError, match="limit is"):
         check_image_bytes(data, max_bytes=len(data) - 1)
     big = tmp_path / "big.jpg"
-    big.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * (DEFAULT_UPLOAD_MAX_BYTES + 1))
+    big.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * (UPLOAD_MAX_BYTES + 1))
     with pytest.raises(UploadRejectedError, match="limit is 10 MB"):
         check_image_file(big)
-    assert check_image_file(big, max_bytes=DEFAULT_UPLOAD_MAX_BYTES + 10) == "jpeg"
+    assert check_image_file(big, max_bytes=UPLOAD_MAX_BYTES + 10) == "jpeg"
 
 
 def test_empty_and_missing(tmp_path):

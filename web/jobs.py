@@ -11,23 +11,21 @@ import difflib
 import functools
 import html
 import json
-import math
 import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import quote
 
-from avatarclip_core.config.limits import BUILTIN_MOTIONS, MAX_PROMPT_CHARS
+from avatarclip_core.config.limits import BUILTIN_MOTIONS, JOB_ID_RE, MAX_PROMPT_CHARS
 from avatarclip_core.errors import UserInputError
-from avatarclip_core.user_text import check_text
+from avatarclip_core.user_text import check_number, check_text
 
 MOTIONS = BUILTIN_MOTIONS  # built-in procedural motions ("" = none)
 DEFAULT_PRESET = "preview"
 RESERVED_KEYS = ("sliders", "motion", "preset")
 MAX_REQUEST_CHARS = 64 * 1024
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 FILE_ORDER = ("avatar.glb", "avatar.fbx", "motion.bvh", "params.json", "motion.npz", "preview.png",
               "provenance.json")
@@ -236,19 +234,7 @@ def validate_sliders(values: Any, specs: Iterable[SliderInfo]) -> dict[str, floa
     return out
 
 
-def as_number(value: Any, what: str) -> float:
-    """A JSON number as a finite float; text ("0.5"), true/false and null are refused, not coerced."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        shown = json.dumps(value) if isinstance(value, (str, bool, type(None))) else type(value).__name__
-        raise UserInputError(f"{what} must be a number, got {shown[:40]}")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer of hundreds of digits
-        number = math.inf
-    if not math.isfinite(number):
-        shown = f"a {len(str(value))}-digit number" if isinstance(value, int) else json.dumps(value)
-        raise UserInputError(f"{what} must be a number, got {shown} (not a finite number)")
-    return number
+as_number = check_number  # the one JSON-number check (avatarclip_core.user_text), as the job kinds use it
 
 
 MAX_JSON_DEPTH = 16  # REST objects are at most 3 levels deep; the job store and broker re-encode them

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avatarclip_core.config.limits import UPLOAD_MAX_BYTES
 from avatarclip_core.errors import UserInputError
 
-DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 IMAGE_KINDS = ("png", "jpeg", "webp")
 _SNIFF_BYTES = 16
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around one file
@@ -52,7 +52,7 @@ def human_size(n: int) -> str:
     return f"{n} bytes"
 
 
-def check_image_bytes(data: bytes, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) -> str:
+def check_image_bytes(data: bytes, max_bytes: int = UPLOAD_MAX_BYTES) -> str:
     """The sniffed image type of `data`; UploadRejectedError when empty, too large or not an image."""
     if not data:
         raise UploadRejectedError("the uploaded file is empty")
@@ -65,7 +65,7 @@ def check_image_bytes(data: bytes, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) ->
     return kind
 
 
-def check_image_file(path: str | os.PathLike, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) -> str:
+def check_image_file(path: str | os.PathLike, max_bytes: int = UPLOAD_MAX_BYTES) -> str:
     """Like check_image_bytes for a file on disk, reading only its first bytes."""
     path = Path(path)
     if not path.is_file():
@@ -91,7 +91,7 @@ UPLOAD_NAME_RE = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
 # probe_image: the header's size, then the pixel data at 1/8 scale or CRC by CRC), so a bomb, a
 # truncated file or a polyglot is refused in the request that sent it and never stored.
 
-def check_photo(data: bytes, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) -> str:
+def check_photo(data: bytes, max_bytes: int = UPLOAD_MAX_BYTES) -> str:
     """The sniffed type of an uploaded photo; UserInputError (one line, no server path) when it is
     empty, too large, not a PNG/JPEG/WebP, over the pixel cap, truncated or otherwise undecodable."""
     kind = check_image_bytes(data, max_bytes)
@@ -103,7 +103,7 @@ def check_photo(data: bytes, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) -> str:
     return kind
 
 
-def store_upload(source: str | os.PathLike, uploads_dir: Path, max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES) -> str:
+def store_upload(source: str | os.PathLike, uploads_dir: Path, max_bytes: int = UPLOAD_MAX_BYTES) -> str:
     """Check an uploaded photo (check_photo) and copy it into `uploads_dir` under a content-addressed
     name ('<sha256 prefix>.<type>', what a job's inputs carry). Atomic: a reader never sees half a file."""
     check_image_file(source, max_bytes)  # size and magic before reading the whole file

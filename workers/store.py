@@ -21,7 +21,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import re
 import stat
 import threading
 import time
@@ -32,9 +31,9 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
+from avatarclip_core.config.limits import JOB_ID_RE
 from workers.errors import JobFileError
 
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 FINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 SCHEMA_VERSION = 2  # 2: runs.node, the workers table (heartbeats)
 LOST = "lost"  # outcome of a run whose worker died under it (heartbeat stopped, or its process vanished)

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from avatarclip_core.device import resolve_device
 from avatarclip_core.render import (
     MeshRenderer,
     RasterSettings,
@@ -93,13 +94,6 @@ class Template:
         c[1] = top[:, 1].min() + 0.6 * (top[:, 1].max() - top[:, 1].min())
         c[2] = c[2] + 0.25 * (top[:, 2].max() - top[:, 2].min())
         return c
-
-
-def resolve_device(name: str) -> torch.device:
-    """``config.device`` -> torch.device ("auto": CUDA when available, else the CPU)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def template_key(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig,
@@ -320,7 +314,7 @@ def stage1(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig, vert
     ``cached`` (bool), ``key``, ``seconds`` and the fit statistics.
     """
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    device = torch.device(resolve_device(config.device))  # the one resolver (avatarclip_core.device)
     key = template_key(vertices, faces, config, vertex_colors)
     path = cache_path(key) if config.cache else None
     if path is not None and path.is_file():
