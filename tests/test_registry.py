@@ -19,6 +19,9 @@ def test_registered_names_are_exactly_the_choices_the_configs_accept():
     assert ENGINES.names() == sorted(typing.get_args(typing.get_type_hints(Face2ParamConfig)["engine_kind"]))
     anny = BODY_MODELS.find("anny")
     assert anny.cls.__name__ == "AnnyBody" and anny.config.__name__ == "AnnyConfig"
+    from avatarclip_core.body.anny_body import load_anny_body  # SliderBody.load: one instance per config + device
+
+    assert anny.cls.load(anny.config(), "cpu") is load_anny_body(None, "cpu")
     external = ENGINES.find("external")  # lazy: imported on first find
     assert external.cls.__name__ == "ExternalEngine" and external.config.__name__ == "ExternalEngineConfig"
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -59,18 +58,9 @@ class AnnyConfig:
     local_changes: Literal["none", "default", "all"] = "all"
 
 
-_MODELS: dict[tuple, "AnnyBody"] = {}
-_LOCK = threading.Lock()
-
-
 def load_anny_body(config: AnnyConfig | None = None, device: str = "cpu") -> "AnnyBody":
     """The process-wide AnnyBody for a configuration (the first build takes minutes, later ones ~1 s)."""
-    config = config or AnnyConfig()
-    key = (config.rig, config.topology, config.local_changes, device)
-    with _LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = AnnyBody(config, device)
-        return _MODELS[key]
+    return AnnyBody.load(config or AnnyConfig(), device)
 
 
 def _slider_group(label: str) -> str:
@@ -82,10 +72,6 @@ def _slider_group(label: str) -> str:
 class AnnyBody(SliderBody):
     name = "anny"
     mesh_name = "anny_avatar"
-
-    @classmethod
-    def load(cls, config: AnnyConfig, device: str) -> "AnnyBody":
-        return load_anny_body(config, device)
 
     def __init__(self, config: AnnyConfig, device: str = "cpu") -> None:
         ensure_warp()  # anny imports Warp: set its cache folder and silence its banner first

@@ -1,6 +1,8 @@
 """The `BodyModel` protocol every body adapter implements, and the slider description users see."""
 from __future__ import annotations
 
+import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -93,6 +95,10 @@ def validate_slider_values(specs: list[SliderSpec], values: dict[str, float]) ->
     return checked
 
 
+_LOADED: dict[tuple, "SliderBody"] = {}
+_LOAD_LOCK = threading.Lock()
+
+
 class SliderBody:
     """What every body adapter shares once it has `rest(shape)`: `sliders()`, `shape_vector()`,
     `forward()` (the one LBS, lbs.pose_body) and `rigged_mesh()`. An adapter keeps its specs in
@@ -101,6 +107,16 @@ class SliderBody:
     _specs: list[SliderSpec]
     device: torch.device
     mesh_name: str = "avatar"
+
+    @classmethod
+    def load(cls, config, device: str) -> "SliderBody":
+        """The process-wide instance for this adapter, configuration and device (a first build can take
+        minutes: Anny's; later ones come from here)."""
+        key = (cls, repr(config), device)
+        with _LOAD_LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = cls(dataclasses.replace(config), device)
+            return _LOADED[key]
 
     def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

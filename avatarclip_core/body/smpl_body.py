@@ -6,7 +6,6 @@ correctives, as in game engines). SMPL is already Y-up and faces +Z; we lift fee
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,21 +40,10 @@ class SmplConfig:
     num_betas: int = 10
 
 
-_LOADED: dict[tuple, "SmplBody"] = {}
-
-
 @BODY_MODELS.register("smpl", SmplConfig)
 class SmplBody(SliderBody):
     name = "smpl"
     mesh_name = "smpl_avatar"
-
-    @classmethod
-    def load(cls, config: SmplConfig, device: str) -> "SmplBody":
-        """One instance per model file, gender, betas and device."""
-        key = (config.model_path, config.gender, config.num_betas, device)
-        if key not in _LOADED:
-            _LOADED[key] = cls(dataclasses.replace(config), device)
-        return _LOADED[key]
 
     def __init__(self, config: SmplConfig, device: str = "cpu") -> None:
         path = Path(config.model_path).expanduser() if config.model_path else None
