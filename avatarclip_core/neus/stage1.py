@@ -3,8 +3,12 @@
 The paper fits a randomly initialised NeuS to multi-view renders of M_t (colour + eikonal + mask).
 On the CPU most of that is replaced by direct SDF supervision, which needs no rendering:
 
-1. a *point bank*: surface samples (SDF 0, template normals), near-surface and shell points and
-   uniform points in the box, each with the template's signed distance (mesh_sdf.py);
+1. a *point bank*: surface samples (SDF 0, template normals), near-surface and shell points,
+   uniform points in the box and *core* points, each with the template's signed distance
+   (mesh_sdf.py). A core point is the deepest point under a surface sample along its inward
+   normal (up to ``CORE_DEPTHS``) where the part is thinner than that: an approximate medial-axis
+   sample, as dense as the surface, so fingers and forearms get interior points although their
+   volume is tiny;
 2. supervised steps: ``|f(p) - sdf_t(p)|`` (both clamped), the eikonal term, normal alignment on
    the surface and the colour c(p) of the template on the surface;
 3. a few render steps as in the paper (NeuS render of random views vs. the template's rasterised
@@ -44,7 +48,10 @@ from .mesh_sdf import MeshSDF
 from .networks import NeusModel, Normalizer
 from .volume import SDFGrid, render_images
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: core points in the bank
+
+# metres: depths probed under each surface sample for its core point (the deepest one wins)
+CORE_DEPTHS = (0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04)
 
 # config fields that do not change what stage 1 produces (excluded from its cache key)
 _NOT_STAGE1 = {
@@ -67,6 +74,7 @@ class Template:
     normalizer: Normalizer
     bank_points: torch.Tensor  # (N, 3) off-surface points
     bank_sdf: torch.Tensor  # (N,) template signed distance (negative inside)
+    bank_core: torch.Tensor  # (N,) bool: core points (see core_points), held in stage 2 at any depth
     surface_points: torch.Tensor  # (M, 3)
     surface_normals: torch.Tensor  # (M, 3)
     surface_colors: torch.Tensor  # (M, 3) template colour there
@@ -136,8 +144,32 @@ def build_template(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConf
     unif = norm.box_min + torch.rand(n_unif, 3, generator=g) * (norm.box_max - norm.box_min)
     pts = torch.cat([near, unif])
     sdf, _, _ = msdf.query(pts)
+    core, core_sdf = core_points(msdf, sp, sn)
+    is_core = torch.cat([torch.zeros(pts.shape[0], dtype=torch.bool), torch.ones(core.shape[0], dtype=torch.bool)])
     return Template(verts, faces, None if vertex_colors is None else vertex_colors.detach().float().cpu()[:, :3],
-                    norm, pts, sdf, sp, sn, scol)
+                    norm, torch.cat([pts, core]), torch.cat([sdf, core_sdf]), is_core, sp, sn, scol)
+
+
+def core_points(msdf: MeshSDF, points: torch.Tensor, normals: torch.Tensor):
+    """The deepest point under each surface point along its inward normal, among ``CORE_DEPTHS``,
+    and its signed distance, for parts thinner than the deepest probe (the others, and points whose
+    probes all land outside: sheets, bad normals, are dropped).
+
+    Why: stage 2 holds f to the template only deeper than ``sculpt_band_inside``; a finger or a
+    forearm has few (or no) bank points that deep, so CLIP could carve it away (a lost forearm
+    was the symptom). Core points sample every part's interior in proportion to its surface.
+    """
+    depths = torch.tensor(CORE_DEPTHS, dtype=torch.float32)
+    probes = points.unsqueeze(1) - depths.view(1, -1, 1) * normals.unsqueeze(1)  # (M, D, 3)
+    sdf, _, _ = msdf.query(probes.reshape(-1, 3))
+    sdf = sdf.view(points.shape[0], -1)
+    best = sdf.argmin(1)
+    rows = torch.arange(points.shape[0])
+    core, core_sdf = probes[rows, best], sdf[rows, best]
+    # keep the parts thinner than the deepest probe (the depth profile peaked before it); thicker
+    # parts have bank points deeper than the inner band, which stage 2 holds already
+    keep = (core_sdf < 0) & (best < len(CORE_DEPTHS) - 1)
+    return core[keep], core_sdf[keep]
 
 
 def new_model(config: NeusConfig, normalizer: Normalizer) -> NeusModel:
@@ -274,7 +306,7 @@ def _save(path: Path, model: NeusModel, template: Template, stats: dict) -> None
         "version": CACHE_VERSION,
         "model": {k: v.cpu() for k, v in model.state_dict().items() if not k.startswith("color_c.")},
         "normalizer": model.normalizer.state(),
-        "bank_points": template.bank_points, "bank_sdf": template.bank_sdf,
+        "bank_points": template.bank_points, "bank_sdf": template.bank_sdf, "bank_core": template.bank_core,
         "surface_points": template.surface_points, "surface_normals": template.surface_normals,
         "surface_colors": template.surface_colors,
         "stats": {k: v for k, v in stats.items() if k != "history"},
@@ -328,7 +360,8 @@ def stage1(vertices: torch.Tensor, faces: torch.Tensor, config: NeusConfig, vert
                     verts = vertices.detach().float().cpu()
                     template = Template(verts, faces.detach().long().cpu(),
                                         None if vertex_colors is None else vertex_colors.detach().float().cpu()[:, :3],
-                                        norm, data["bank_points"], data["bank_sdf"], data["surface_points"],
+                                        norm, data["bank_points"], data["bank_sdf"], data["bank_core"],
+                                        data["surface_points"],
                                         data["surface_normals"], data["surface_colors"])
                     info = dict(data.get("stats", {}), cached=True, key=key,
                                 seconds=round(time.perf_counter() - started, 3))

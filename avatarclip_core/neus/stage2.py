@@ -12,8 +12,9 @@
 - L1, the shape-keeping term: the paper re-renders the template (Eq. 5) every step; here f is
   held to the template's signed distance at bank points outside a band around the surface
   (``sculpt_band`` outside, the smaller ``sculpt_band_inside`` inside, so clothes and hair can
-  grow but thin limbs cannot be carved away), plus the eikonal term. It is CPU-cheap and keeps
-  the sculpted mesh aligned with the template for rigging.
+  grow) and at the bank's core points at any depth (so parts thinner than the inner band, hands
+  and forearms, cannot be carved away), plus the eikonal term. It is CPU-cheap and keeps the
+  sculpted mesh aligned with the template for rigging.
 
 ``scorer`` is duck-typed: anything with ``clip_loss(images (B, H, W, 3) in [0, 1], texts) -> scalar``.
 """
@@ -96,10 +97,12 @@ def clip_losses(scorer, i_c: torch.Tensor, i_g: torch.Tensor, prompts: list[str]
 
 
 def band_complement(template: Template, config: NeusConfig) -> torch.Tensor:
-    """Indices of the bank points outside the sculpting band, where f must keep the template's
-    signed distance: farther than ``sculpt_band`` outside or ``sculpt_band_inside`` inside."""
+    """Indices of the bank points where f must keep the template's signed distance: farther than
+    ``sculpt_band`` outside or ``sculpt_band_inside`` inside, and every core point (a part's
+    interior, however thin the part)."""
     sdf = template.bank_sdf
-    return ((sdf > config.sculpt_band) | (sdf < -config.sculpt_band_inside)).nonzero().squeeze(1)
+    held = (sdf > config.sculpt_band) | (sdf < -config.sculpt_band_inside) | template.bank_core
+    return held.nonzero().squeeze(1)
 
 
 def sculpt(model: NeusModel, template: Template, appearance: str, scorer, config: NeusConfig,
