@@ -137,7 +137,8 @@ def _loaded_after_import(module: str) -> dict:
 
 @pytest.mark.parametrize("module", ["avatar_studio.kinds", "web.app", "face2param.config", "avatarclip_core.device",
                                     "avatarclip_core.config.limits", "face2param.faces.attribute_values",
-                                    "web.photo_attributes"])
+                                    "web.photo_attributes", "avatarclip_core.neus.config",
+                                    "avatarclip_core.render.config", "face2param.methods.registry"])
 def test_job_kinds_the_web_app_and_plain_configs_load_no_torch(module):
     """The job API validates at submit and the page serves from processes that never pay for torch; the
     photo configs are plain data."""

@@ -26,18 +26,40 @@ Modules:
 
 Cameras, light sampling, shading (Eqs. 8-9) and backgrounds come from avatarclip_core.render;
 CLIP is any object with ``clip_loss(images, texts)`` (avatarclip_core.clip.ImageTextScorer).
-"""
-from .api import SculptResult, sculpt_avatar, template_from_body
-from .config import NeusConfig, neus_preset
-from .extract import UVBake, bake_texture, extract_mesh, query_colors
-from .guide import TemplateGuide, template_guide
-from .networks import NeusModel, Normalizer
-from .stage1 import Template, stage1, template_key
-from .stage2 import sculpt
-from .volume import NeusImages, camera_rays, render_images, render_rays
 
-__all__ = [
-    "NeusConfig", "NeusImages", "NeusModel", "Normalizer", "SculptResult", "Template", "TemplateGuide",
-    "UVBake", "bake_texture", "camera_rays", "extract_mesh", "neus_preset", "query_colors", "render_images",
-    "render_rays", "sculpt", "sculpt_avatar", "stage1", "template_from_body", "template_guide", "template_key",
-]
+Names load their module on first use (PEP 562), so a torch-free module below (config.py) imports
+without the rest of the package.
+"""
+import importlib
+
+_EXPORTS = {  # name -> the module that defines it
+    "SculptResult": "api",
+    "sculpt_avatar": "api",
+    "template_from_body": "api",
+    "NeusConfig": "config",
+    "neus_preset": "config",
+    "UVBake": "extract",
+    "bake_texture": "extract",
+    "extract_mesh": "extract",
+    "query_colors": "extract",
+    "TemplateGuide": "guide",
+    "template_guide": "guide",
+    "NeusModel": "networks",
+    "Normalizer": "networks",
+    "Template": "stage1",
+    "template_key": "stage1",
+    "sculpt": "stage2",
+    "NeusImages": "volume",
+    "camera_rays": "volume",
+    "render_images": "volume",
+    "render_rays": "volume",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from avatarclip_core.render import BackgroundConfig, CameraSamplingConfig, ShadingConfig
+from avatarclip_core.render.config import BackgroundConfig, CameraSamplingConfig, ShadingConfig
 
 
 @dataclass

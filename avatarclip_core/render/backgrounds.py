@@ -7,20 +7,9 @@ randomness comes only from the given torch.Generator (CPU), so a seed reproduces
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-KINDS = ("black", "white", "noise", "chessboard")
-
-
-@dataclass
-class BackgroundConfig:
-    kinds: tuple[str, ...] = KINDS  # drawn uniformly per image
-    noise_mean: float = 0.5
-    noise_std: float = 0.25
-    block_fraction_range: tuple[float, float] = (1 / 32, 1 / 4)  # chessboard block size / min(H, W)
-    blur_sigma_fraction_range: tuple[float, float] = (0.0, 0.5)  # blur sigma / block size
+from .config import KINDS, BackgroundConfig
 
 
 def solid(n: int, H: int, W: int, value: float, device=None) -> torch.Tensor:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .config import CameraSamplingConfig
+
 ImageSize = int | tuple[int, int]
 
 
@@ -219,40 +221,6 @@ def orbit_camera(distance=2.5, azimuth=0.0, elevation=0.0, at=(0.0, 0.9, 0.0), f
 
 
 # --- the paper's random camera sampling ---------------------------------------------------------
-
-@dataclass
-class CameraSamplingConfig:
-    """Random look-at cameras (AvatarCLIP Sec. 3.3.2). Lengths are metres for a 1.7 m adult and
-    are multiplied by the ``scale`` argument of the samplers for other body sizes.
-
-    Paper values: look-at offsets ~ N(0, 0.1) clipped to +-0.3, radius ~ U(1, 2), view angle
-    ~ N(0, pi/3) away from the front so most views see the front, fov 60 degrees (the released
-    code's neural_renderer default). Two ways to turn that angle into a direction:
-
-    - ``mode="orbit"`` (default): the angle is the azimuth about the up axis and the elevation is
-      uniform in ``elevation_range_deg``: every view is roughly level, like a person looking.
-    - ``mode="cone"``: as the released AvatarCLIP code does it (the paper's "polar angle
-      U(0, 2 pi)"): the camera leaves the +Z axis by the angle, towards a uniformly random
-      direction, so views from above and below are as likely as from the sides.
-    """
-
-    mode: str = "orbit"  # "orbit" | "cone"
-    center: tuple[float, float, float] = (0.0, 0.9, 0.0)  # body centre if the caller gives none
-    target_std: float = 0.1
-    target_clip: float = 0.3
-    radius_range: tuple[float, float] = (1.0, 2.0)
-    azimuth_std_deg: float = 60.0  # pi / 3
-    elevation_range_deg: tuple[float, float] = (-15.0, 30.0)  # orbit mode only
-    fov_deg: float = 60.0
-    znear: float = 0.01
-    zfar: float = 100.0
-    back_threshold_deg: float = 90.0  # |azimuth| beyond this counts as a back view ("the back of ...")
-    # Face close-ups (the paper's face augmentation, every 4th iteration there): look-at = face
-    # centre; the released code uses distance 0.4 and a pi/12 spread, always from the front.
-    face_radius_range: tuple[float, float] = (0.35, 0.5)
-    face_azimuth_std_deg: float = 15.0
-    face_elevation_range_deg: tuple[float, float] = (-10.0, 15.0)  # orbit mode only
-
 
 @dataclass
 class CameraSample:

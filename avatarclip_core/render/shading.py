@@ -7,19 +7,11 @@ camera sees and geometric detail shows), the ambient ``A ~ U(0, 0.2)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from .cameras import PerspectiveCameras
-
-
-@dataclass
-class ShadingConfig:
-    """Paper defaults: light = camera direction +- U(-pi/4, pi/4) in both spherical angles."""
-
-    light_offset_deg: float = 45.0
-    ambient_range: tuple[float, float] = (0.0, 0.2)
+from .config import ShadingConfig
 
 
 def lambert(normals: torch.Tensor, light_dir: torch.Tensor, ambient: torch.Tensor) -> torch.Tensor:
