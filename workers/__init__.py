@@ -46,22 +46,13 @@ transport.py embedded SQLite transport          worker.py   `python -m workers.w
 embedded.py  worker subprocess control          bench.py    bench_queue
 The job kinds (validation at submit, routing) and their runners: avatar_studio.kinds, avatar_studio.jobs.
 """
+from avatarclip_core.lazy import lazy_exports
 
-_EXPORTS = {
-    "JobAPI": "workers.api", "JobStatus": "workers.api", "get_job_api": "workers.api",
-    "Settings": "workers.settings", "get_settings": "workers.settings",
-    "safe_job_file": "workers.store",
-    "start_worker_process": "workers.embedded", "stop_worker_process": "workers.embedded",
-    "wait_worker_ready": "workers.embedded", "run_worker": "workers.embedded",
-    "bench_queue": "workers.bench",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    # lazy, so `import workers` stays cheap (the web process imports only what it uses)
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(name)
+# lazy, so `import workers` stays cheap (the web process imports only what it uses)
+__getattr__, __all__ = lazy_exports({
+    "workers.api": "JobAPI JobStatus get_job_api",
+    "workers.bench": "bench_queue",
+    "workers.embedded": "run_worker start_worker_process stop_worker_process wait_worker_ready",
+    "workers.settings": "Settings get_settings",
+    "workers.store": "safe_job_file",
+})

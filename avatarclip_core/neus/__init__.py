@@ -30,36 +30,15 @@ CLIP is any object with ``clip_loss(images, texts)`` (avatarclip_core.clip.Image
 Names load their module on first use (PEP 562), so a torch-free module below (config.py) imports
 without the rest of the package.
 """
-import importlib
+from avatarclip_core.lazy import lazy_exports
 
-_EXPORTS = {  # name -> the module that defines it
-    "SculptResult": "api",
-    "sculpt_avatar": "api",
-    "template_from_body": "api",
-    "NeusConfig": "config",
-    "neus_preset": "config",
-    "UVBake": "extract",
-    "bake_texture": "extract",
-    "extract_mesh": "extract",
-    "query_colors": "extract",
-    "TemplateGuide": "guide",
-    "template_guide": "guide",
-    "NeusModel": "networks",
-    "Normalizer": "networks",
-    "Template": "stage1",
-    "template_key": "stage1",
-    "sculpt": "stage2",
-    "NeusImages": "volume",
-    "camera_rays": "volume",
-    "render_images": "volume",
-    "render_rays": "volume",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __all__ = lazy_exports({
+    "avatarclip_core.neus.api": "SculptResult sculpt_avatar template_from_body",
+    "avatarclip_core.neus.config": "NeusConfig neus_preset",
+    "avatarclip_core.neus.extract": "UVBake bake_texture extract_mesh query_colors",
+    "avatarclip_core.neus.guide": "TemplateGuide template_guide",
+    "avatarclip_core.neus.networks": "NeusModel Normalizer",
+    "avatarclip_core.neus.stage1": "Template template_key",
+    "avatarclip_core.neus.stage2": "sculpt",
+    "avatarclip_core.neus.volume": "NeusImages camera_rays render_images render_rays",
+})

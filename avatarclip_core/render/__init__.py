@@ -9,48 +9,17 @@ cameras.py for the view conventions (OpenGL style, Y up, avatar facing +Z).
 Names load their module on first use (PEP 562), so a torch-free module below (config.py) imports
 without the rest of the package.
 """
-import importlib
+from avatarclip_core.lazy import lazy_exports
 
-_EXPORTS = {  # name -> the module that defines it
-    "blurred_chessboard": "backgrounds",
-    "gaussian_blur": "backgrounds",
-    "gaussian_noise": "backgrounds",
-    "random_backgrounds": "backgrounds",
-    "solid": "backgrounds",
-    "CameraSample": "cameras",
-    "PerspectiveCameras": "cameras",
-    "cameras_look_at": "cameras",
-    "face_camera": "cameras",
-    "look_at_view_transform": "cameras",
-    "orbit_camera": "cameras",
-    "sample_random_cameras": "cameras",
-    "BackgroundConfig": "config",
-    "CameraSamplingConfig": "config",
-    "ShadingConfig": "config",
-    "VIEW_AZIMUTHS": "preview",
-    "render_preview": "preview",
-    "save_png": "preview",
-    "Fragments": "rasterizer",
-    "RasterSettings": "rasterizer",
-    "rasterize": "rasterizer",
-    "ALL_OUTPUTS": "renderer",
-    "MeshRenderer": "renderer",
-    "RenderOutput": "renderer",
-    "sample_texture": "renderer",
-    "headlight": "shading",
-    "lambert": "shading",
-    "sample_ambient": "shading",
-    "sample_light_directions": "shading",
-    "MeshTopology": "topology",
-    "get_topology": "topology",
-    "vertex_normals": "topology",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __all__ = lazy_exports({
+    "avatarclip_core.render.backgrounds": ("blurred_chessboard gaussian_blur gaussian_noise random_backgrounds "
+                                           "solid"),
+    "avatarclip_core.render.cameras": ("CameraSample PerspectiveCameras cameras_look_at face_camera "
+                                       "look_at_view_transform orbit_camera sample_random_cameras"),
+    "avatarclip_core.render.config": "BackgroundConfig CameraSamplingConfig ShadingConfig",
+    "avatarclip_core.render.preview": "VIEW_AZIMUTHS render_preview save_png",
+    "avatarclip_core.render.rasterizer": "Fragments RasterSettings rasterize",
+    "avatarclip_core.render.renderer": "ALL_OUTPUTS MeshRenderer RenderOutput sample_texture",
+    "avatarclip_core.render.shading": "headlight lambert sample_ambient sample_light_directions",
+    "avatarclip_core.render.topology": "MeshTopology get_topology vertex_normals",
+})

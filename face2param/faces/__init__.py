@@ -2,56 +2,21 @@
 colour regions, and the one-call `analyse_face`. mediapipe and dlib are imported (and their
 models built, once per process) only when first used, and this package's
 names load their modules on first use (`face2param.faces.config` imports neither cv2 nor mediapipe)."""
-import importlib
+from avatarclip_core.lazy import lazy_exports
 
-_EXPORTS = {
-    "AlignedCrop": "face2param.faces.align",
-    "DLIB_SAME_PERSON_DISTANCE": "face2param.faces.identity",
-    "Detection": "face2param.faces.detect",
-    "DetectionConfig": "face2param.faces.config",
-    "EmbedderCheckpointError": "face2param.faces.errors",
-    "FaceAnalysis": "face2param.faces.analysis",
-    "FaceAnalysisConfig": "face2param.faces.config",
-    "FaceBox": "face2param.faces.detect",
-    "FaceColours": "face2param.faces.regions",
-    "FaceCues": "face2param.faces.regions",
-    "FaceTooSmallError": "face2param.faces.errors",
-    "ImageInputError": "face2param.faces.errors",
-    "ImageNotFoundError": "face2param.faces.errors",
-    "ImageTooLargeError": "face2param.faces.errors",
-    "ImageTooSmallError": "face2param.faces.errors",
-    "LandmarkConfig": "face2param.faces.config",
-    "MESH_TO_68": "face2param.faces.landmarks",
-    "NoFaceError": "face2param.faces.errors",
-    "NotAnImageError": "face2param.faces.errors",
-    "RegionConfig": "face2param.faces.config",
-    "SimilarityTransform": "face2param.faces.align",
-    "TruncatedImageError": "face2param.faces.errors",
-    "UnreadableImageError": "face2param.faces.errors",
-    "align_landmarks": "face2param.faces.align",
-    "aligned_crop": "face2param.faces.align",
-    "analyse_face": "face2param.faces.analysis",
-    "analyse_regions": "face2param.faces.regions",
-    "detect_face": "face2param.faces.detect",
-    "detect_faces": "face2param.faces.detect",
-    "dlib_embedding": "face2param.faces.identity",
-    "dlib_landmarks_68": "face2param.faces.landmarks",
-    "dlib_predictor_box": "face2param.faces.landmarks",
-    "face_mesh_478": "face2param.faces.landmarks",
-    "identity_cosine": "face2param.faces.identity",
-    "identity_distance": "face2param.faces.identity",
-    "load_image": "face2param.faces.images",
-    "mesh_to_68": "face2param.faces.landmarks",
-    "same_person": "face2param.faces.identity",
-    "template_in_crop": "face2param.faces.align",
-    "to_rgb_uint8": "face2param.faces.images",
-    "umeyama": "face2param.faces.align",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    # lazy, so importing one submodule (the configs at submit) does not load cv2, mediapipe and dlib
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(name)
+# lazy, so importing one submodule (the configs at submit) does not load cv2, mediapipe and dlib
+__getattr__, __all__ = lazy_exports({
+    "face2param.faces.align": ("AlignedCrop SimilarityTransform align_landmarks aligned_crop template_in_crop "
+                               "umeyama"),
+    "face2param.faces.analysis": "FaceAnalysis analyse_face",
+    "face2param.faces.config": "DetectionConfig FaceAnalysisConfig LandmarkConfig RegionConfig",
+    "face2param.faces.detect": "Detection FaceBox detect_face detect_faces",
+    "face2param.faces.errors": ("EmbedderCheckpointError FaceTooSmallError ImageInputError ImageNotFoundError "
+                                "ImageTooLargeError ImageTooSmallError NoFaceError NotAnImageError "
+                                "TruncatedImageError UnreadableImageError"),
+    "face2param.faces.identity": ("DLIB_SAME_PERSON_DISTANCE dlib_embedding identity_cosine identity_distance "
+                                  "same_person"),
+    "face2param.faces.images": "load_image to_rgb_uint8",
+    "face2param.faces.landmarks": "MESH_TO_68 dlib_landmarks_68 dlib_predictor_box face_mesh_478 mesh_to_68",
+    "face2param.faces.regions": "FaceColours FaceCues analyse_regions",
+})
