@@ -63,6 +63,17 @@ def _state_arrays(prefix: str, module: torch.nn.Module) -> dict[str, np.ndarray]
 def train_motion_models(config: MotionTrainConfig | None = None, output_dir: str | os.PathLike | None = None,
                         progress: ProgressFn | None = None, *, body=None, text_encoder=None) -> Path:
     """Train and write an artifact set; returns its folder (default ``$AVATAR_DATA_DIR/motion/<name>``)."""
+    config = config or MotionTrainConfig()
+    previous_threads = torch.get_num_threads()
+    try:
+        return _train_motion_models(config, output_dir, progress, body=body, text_encoder=text_encoder)
+    finally:
+        # config.threads is for this training only: a thread count left behind changes every later
+        # float reduction in the process (it made the NeuS slow test depend on test order).
+        torch.set_num_threads(previous_threads)
+
+
+def _train_motion_models(config: MotionTrainConfig, output_dir, progress, *, body, text_encoder) -> Path:
     from avatarclip_core.motion.generate import default_output_dir
 
     config = config or MotionTrainConfig()
