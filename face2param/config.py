@@ -52,6 +52,9 @@ class FacePriorConfig:
     margin: float = 0.02  # soft barrier: values kept inside [margin, 1 - margin] ...
     barrier_weight: float = 0.01  # ... by weight * (distance past it / margin)^2
     max_edge_ratio: float = 2.5  # mesh check: no head edge longer than this times its mean-head length
+    mesh_weight: float = 1e-4  # mesh term of the objective (HeadMeshCheck.penalty; 1e-3 diverged: it has no curvature in the preconditioner)
+    mesh_soft_edge_ratio: float = 2.0  # ... penalises edges past this times their mean-head length
+    mesh_min_cos: float = 0.3  # ... and triangles turned further than arccos(this) (~73 deg) from the mean head
     backoff_steps: int = 8  # bisection steps towards the mean face when the mesh check fails
     constrain_iterations: int = 10  # one-shot: Newton steps of the constrained projection
 

@@ -192,7 +192,11 @@ def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: t
         every = max(config.lr_decay_every, 1)
         lr = config.learning_rate * config.lr_decay ** (it // every)
         if it % every == 0:  # piecewise-linear sliders: refresh the slopes on the side x has moved to
-            H = _preconditioner(model, x.detach(), target, config, prior)
+            H_data = _preconditioner(model, x.detach(), target, config)
+        # the prior's curvature every step: its barrier switches on as a slider crosses the margin, and a
+        # step scaled by the landmark curvature alone then overshoots (measured: the search diverged,
+        # landmark NME 0.033 -> 0.148 on 15 real photos)
+        H = H_data if prior is None else H_data + prior.hessian(x.detach())
         probs = {**probs_fixed, **{k: torch.softmax(config.beta * z, -1) for k, z in logits.items()}}
         pts = model.landmarks(x)
         lmk = _landmark_loss(pts, target.landmarks, config)
@@ -251,7 +255,8 @@ def fit_iterative(target: FitTarget, model: FaceModel, config: IterativeConfig, 
                   progress: Callable[[int, float], None] | None = None,
                   prior: FacePrior | None = None) -> tuple[EngineParams, dict, list[str]]:
     """One photo -> parameters; returns (params, losses, warnings). With a face prior the fitted head is
-    checked for mesh artefacts and moved back towards the start until it passes (losses["face_prior"])."""
+    checked for mesh artefacts and the sliders that cause them moved back towards the start until it passes
+    (losses["face_prior"])."""
     spec = model.spec
     batch = batch_target([target], device)
     batch.identity = identity
@@ -268,8 +273,9 @@ def fit_iterative(target: FitTarget, model: FaceModel, config: IterativeConfig, 
     if prior is not None:
         x, prior_report = prior.check_and_back_off(x, x0[0])
         if prior_report[0].get("mesh", {}).get("backoff", 1.0) < 1.0:
-            warnings.append(f"the fitted head had mesh artefacts ({prior_report[0]['mesh']['found']}); "
-                            f"kept {prior_report[0]['mesh']['backoff']:.0%} of the way from the average face")
+            mesh = prior_report[0]["mesh"]
+            warnings.append(f"the fitted head had mesh artefacts ({mesh['found']}); kept {mesh['backoff']:.0%} of "
+                            f"the way from the average face on the {mesh['sliders_backed_off']} sliders that caused them")
     params = EngineParams.from_tensors(spec, x[0], {k: v[0] for k, v in result.probs.items()})
     losses = {"landmark_nme": float(result.landmark_nme[0]),
               "initial_total": result.history["total"][0] if result.history["total"] else math.nan,
