@@ -6,6 +6,7 @@ error", never a server path) and stores nothing: no job, no upload, no temp file
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -239,8 +240,12 @@ def server_pngs(web, tmp_path_factory):
     preview = web.settings.jobs_dir / "20240101-000000-0123456789ab" / "preview.png"
     preview.parent.mkdir(parents=True, exist_ok=True)
     preview.write_bytes(encoded("PNG", (256, 256)))
-    repo_png = next(p for p in REPO.rglob("*.png") if ".venv" not in p.parts and "data" not in p.parts)
-    return {"home photo": str(home), "job preview": str(preview), "repository png": str(repo_png)}
+    # a clean clone holds no PNG: put one in the repository's (git-ignored) out/ folder
+    repo_png = REPO / "out" / f"hostile-{os.getpid()}.png"
+    repo_png.parent.mkdir(parents=True, exist_ok=True)
+    repo_png.write_bytes(encoded("PNG", (200, 200)))
+    yield {"home photo": str(home), "job preview": str(preview), "repository png": str(repo_png)}
+    repo_png.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("which", ["home photo", "job preview", "repository png", "relative", "passwd",
