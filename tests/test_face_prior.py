@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from face2param.config import Face2ParamConfig
-from face2param.methods.face_prior import HeadMeshCheck, face_prior_for, slider_pairs
+from face2param.methods.face_prior import HeadMeshCheck, face_prior_for, plausibility, slider_pairs
 from face2param.methods.iterative import EngineFaceModel, BatchTarget, search
 
 
@@ -158,3 +158,9 @@ def test_oneshot_output_goes_through_the_prior(engine, config):
     params, losses, _ = fit_oneshot(target, engine, config, engine.device)
     report = losses["face_prior"]
     assert report["mesh"]["ok"] and report["at_bound_fraction"] <= 0.10
+    # attributes the photo fixed (held sliders) are in place before the mesh check, and stay where held
+    gender = engine.spec.continuous_names[0]
+    held = dataclasses.replace(target, fixed_continuous={gender: 1.0})
+    params, losses, _ = fit_oneshot(held, engine, config, engine.device)
+    assert params.continuous[gender] == pytest.approx(1.0, abs=1e-3)
+    assert losses["face_prior"]["mesh"]["ok"] and plausibility(engine, params)["mesh"]["ok"]

@@ -85,7 +85,16 @@ def fit_oneshot(target: FitTarget, engine, config: Face2ParamConfig, device) -> 
     losses = {"slot_confidence": {k: round(float(v.max()), 4) for k, v in probs.items()}}
     prior = face_prior_for(engine, config.face_prior)
     if prior is not None:  # T's output through the iterative fit's face prior (pairs, bounds, mesh check)
-        x, report = prior.constrain_and_check(x, landmark_hessian(engine))
+        # the photo's attributes (gender, age, ...) are set on the params after the fit (fit.hold_continuous):
+        # set them before the prior so its mesh check sees the head the user gets (measured: 6 of 26
+        # one-shot fits on faces-identity failed the check once they were set afterwards)
+        names = engine.spec.continuous_names
+        held = [(names.index(k), float(v)) for k, v in target.fixed_continuous.items() if k in names]
+        H, start = landmark_hessian(engine).clone(), prior.mean.clone()
+        for index, value in held:
+            x[:, index] = start[index] = value
+            H[index, index] += 1e6  # held: the constrained projection does not move it
+        x, report = prior.constrain_and_check(x, H, start)
         losses["face_prior"] = report[0]
     params = EngineParams.from_tensors(engine.spec, x[0], {k: v[0] for k, v in probs.items()})
     return params, losses, warnings
