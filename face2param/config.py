@@ -50,7 +50,7 @@ class FacePriorConfig:
     pair_correlation: float = 0.95  # left/right pairs: shared mean, their difference sigma sqrt(2 (1 - rho))
     samples: int = 8192  # plausible-face samples the Gaussian is fitted to
     margin: float = 0.02  # soft barrier: values kept inside [margin, 1 - margin] ...
-    barrier_weight: float = 0.01  # ... by weight * (distance past it / margin)^2
+    barrier_weight: float = 0.1  # ... by weight * (distance past it / margin)^2 (0.01 left a one-shot fit 13% at a bound)
     max_edge_ratio: float = 2.5  # mesh check: no head edge longer than this times its mean-head length
     mesh_weight: float = 1e-4  # mesh term of the objective (HeadMeshCheck.penalty; 1e-3 diverged: it has no curvature in the preconditioner)
     mesh_soft_edge_ratio: float = 2.0  # ... penalises edges past this times their mean-head length
