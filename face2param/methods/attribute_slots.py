@@ -140,12 +140,14 @@ def hold_continuous(params: EngineParams, constraints: Constraints) -> EnginePar
     return EngineParams({**params.continuous, **constraints.continuous}, dict(params.discrete))
 
 
-def apply_slots(params: EngineParams, constraints: Constraints, slot_report: dict | None,
+def apply_slots(params: EngineParams, constraints: Constraints, slot_report: dict | str | None,
                 glasses_options: tuple[str, ...] = ()) -> tuple[EngineParams, dict]:
     """Constrained slots replace the descriptor choice; -> (params, parameter -> source)."""
     discrete = dict(params.discrete)
     sources = {}
-    for slot, chosen in (slot_report or {}).items():
+    # the slot step reports a dict per slot, or one sentence when it could not run (e.g. an engine
+    # without coverage/landmarks, such as a black box behind an imitator)
+    for slot, chosen in (slot_report if isinstance(slot_report, dict) else {}).items():
         if isinstance(chosen, dict):
             sources[slot] = "descriptor" if chosen.get("chosen") else "default"
     for slot, value in constraints.discrete.items():
