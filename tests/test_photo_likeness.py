@@ -76,8 +76,9 @@ def test_labelled_folder_gets_likeness_section_and_contact_sheet(tmp_path):
 
 @pytest.mark.slow
 def test_default_method_on_faces_identity_keeps_fits_plausible_and_people_apart(tmp_path):
-    """The issue's plausibility targets on the default method; the identity floors are above what the mean face
-    gets (AUC 0.5, nearest photo by chance ~0.1) until a full run on a free machine sets margins."""
+    """The issue's plausibility targets on the default method, and identity floors a margin below a measured
+    full run (`avatar eval photo --dir faces-identity --methods auto`, 61 photos, two runs: render AUC 0.871
+    and 0.872, nearest photo 0.377 and 0.426; the mean face gets AUC 0.5 and chance is ~0.1)."""
     if not (FACES_IDENTITY / "labels.json").is_file():
         pytest.skip(f"{FACES_IDENTITY} not found")
     config = Face2ParamConfig()
@@ -89,7 +90,12 @@ def test_default_method_on_faces_identity_keeps_fits_plausible_and_people_apart(
     assert likeness["photos"] >= 55
     assert likeness["render_auc"] >= RENDER_AUC_FLOOR
     assert likeness["nearest_photo_rate"] >= NEAREST_FLOOR
+    # what the default method's avatars show (measured: gender 1.0, hair length 0.984, beard 0.984, glasses 1.0)
+    shown = summary["attributes"]["shown_by_fit"][config.method]["accuracy"]
+    assert shown["gender"] >= 0.95 and shown["hair_length"] >= 0.9
+    assert shown["beard"] >= 0.93 and shown["glasses"] >= 0.95
+    assert summary["attributes"]["detector"]["skin"]["all_darker"]
 
 
-RENDER_AUC_FLOOR = 0.55  # the mean face: 0.5 (every render the same face)
-NEAREST_FLOOR = 0.15  # chance over 13 people: about 0.1
+RENDER_AUC_FLOOR = 0.80  # measured 0.871 (the mean face: 0.5; the issue's target: 0.85)
+NEAREST_FLOOR = 0.30  # measured 0.377 (23 of 61; chance over 13 people: about 0.1; the issue's target: 0.6)
