@@ -17,6 +17,8 @@ import types
 import typing
 from typing import Any, Literal
 
+from avatarclip_core.config.ranges import Range
+
 JOB_CONFIGS = {  # preset section -> the job config class a worker loads for it
     "sliders": "avatar_studio.pipelines.sliders:SlidersJobConfig",
     "text": "avatar_studio.pipelines.text:TextJobConfig",
@@ -27,6 +29,9 @@ JOB_CONFIGS = {  # preset section -> the job config class a worker loads for it
 def type_spec(annotation: Any) -> Any:
     """A JSON description of a config field's type (what `_annotation` turns back into a type)."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:  # a number with a declared Range (avatarclip_core.config.ranges)
+        ranges = [m.as_dict() for m in annotation.__metadata__ if isinstance(m, Range)]
+        return {"annotated": type_spec(args[0]), "ranges": ranges}
     if origin in (typing.Union, types.UnionType):
         return {"union": [type_spec(a) for a in args]}
     if origin is Literal:
@@ -44,7 +49,7 @@ def type_spec(annotation: Any) -> Any:
 
 
 def schema_of(cls: type) -> dict:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     instance = cls()
     fields = []
     for f in dataclasses.fields(cls):
@@ -60,6 +65,8 @@ _SIMPLE = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict, "
 def _annotation(spec: Any) -> Any:
     if isinstance(spec, str):
         return _SIMPLE[spec]
+    if "annotated" in spec:
+        return typing.Annotated[(_annotation(spec["annotated"]), *[Range(**r) for r in spec["ranges"]])]
     if "union" in spec:
         return functools.reduce(lambda a, b: a | b, [_annotation(s) for s in spec["union"]])
     if "literal" in spec:

@@ -10,32 +10,33 @@ from typing import Literal
 from avatarclip_core.config.limits import PHOTO_METHODS
 from face2param.engines.config import AnnyEngineConfig
 from face2param.faces.config import AppearanceConfig, AttributeConfig, FaceAnalysisConfig
+from avatarclip_core.config.ranges import Count, Fraction, NonNegative, NonNegativeInt, Pixels, Positive
 
 
 @dataclass
 class IterativeConfig:
     """F2P iterative search: projected gradient descent on x in [0, 1] (Eq. 9)."""
 
-    iterations: int = 50  # paper: 50
-    learning_rate: float = 1.0  # Gauss-Newton-preconditioned step; paper: mu = 10 on its feature loss
-    lr_decay: float = 0.8  # paper: -20% ...
-    lr_decay_every: int = 5  # ... every 5 iterations
-    damping: float = 0.02  # Levenberg-Marquardt damping of the landmark preconditioner (relative)
-    beta: float = 100.0  # softmax sharpness of relaxed discrete slots (paper: 100 iterative, 1 one-shot)
-    discrete_learning_rate: float = 0.02  # Adam step on the relaxed one-hot vectors
+    iterations: NonNegativeInt = 50  # paper: 50
+    learning_rate: Positive = 1.0  # Gauss-Newton-preconditioned step; paper: mu = 10 on its feature loss
+    lr_decay: Fraction = 0.8  # paper: -20% ...
+    lr_decay_every: Count = 5  # ... every 5 iterations
+    damping: NonNegative = 0.02  # Levenberg-Marquardt damping of the landmark preconditioner (relative)
+    beta: Positive = 100.0  # softmax sharpness of relaxed discrete slots (paper: 100 iterative, 1 one-shot)
+    discrete_learning_rate: NonNegative = 0.02  # Adam step on the relaxed one-hot vectors
     # others keep their defaults; eye colour is a few pixels at fitting sizes: not measurable on renders
     relaxed_slots: tuple[str, ...] = ("skin_tone", "hair_colour")
-    landmark_weight: float = 1.0  # 68 iBUG points, similarity-aligned, in units of the eye distance
-    dense_landmark_weight: float = 0.5  # mediapipe 478 points (x, y) where the engine has them
-    color_weight: float = 1.0  # skin / hair / eye colour of the photo vs the render (was colour_weight: config/aliases.py)
+    landmark_weight: NonNegative = 1.0  # 68 iBUG points, similarity-aligned, in units of the eye distance
+    dense_landmark_weight: NonNegative = 0.5  # mediapipe 478 points (x, y) where the engine has them
+    color_weight: NonNegative = 1.0  # skin / hair / eye colour of the photo vs the render (was colour_weight: config/aliases.py)
     # Eq. 5 identity term; paper: lambda_1 = 0.01 on LightCNN features. Without a checkpoint it runs on the
     # identity surrogate of dlib's network (methods/identity_surrogate.py); 0 = landmarks and colours only
-    identity_weight: float = 0.01  # the paper's lambda_1; measured: dlib cosine 0.845 -> 0.889 on dlib's photos
+    identity_weight: NonNegative = 0.01  # the paper's lambda_1; measured: dlib cosine 0.845 -> 0.889 on dlib's photos
     identity_architecture: str = "lightcnn29v2"
     identity_checkpoint: str = ""  # a local LightCNN/ArcFace checkpoint path (the identity network on renders)
     identity_surrogate: str = ""  # a fitted surrogate (.npz); empty: $AVATAR_DATA_DIR's, else the packaged one
-    prior_weight: float = 1e-5  # pull towards the average face (keeps unobservable sliders there)
-    render_size: int = 64  # render for the colour / identity terms (paper: 512 through the imitator)
+    prior_weight: NonNegative = 1e-5  # pull towards the average face (keeps unobservable sliders there)
+    render_size: Pixels = 64  # render for the colour / identity terms (paper: 512 through the imitator)
 
 
 @dataclass
@@ -44,36 +45,36 @@ class FacePriorConfig:
     landmark term (squared NME in eye distances)."""
 
     enabled: bool = True
-    weight: float = 1e-5  # Gaussian term: weight * squared Mahalanobis distance to the mean face
-    spread_mm: float = 4.0  # one-sigma change of a slider moves the head mesh by at most this
-    max_sigma: float = 0.25  # ... and by at most this in slider units (phenotypes: this)
-    pair_correlation: float = 0.95  # left/right pairs: shared mean, their difference sigma sqrt(2 (1 - rho))
-    samples: int = 8192  # plausible-face samples the Gaussian is fitted to
-    margin: float = 0.02  # soft barrier: values kept inside [margin, 1 - margin] ...
-    barrier_weight: float = 0.1  # ... by weight * (distance past it / margin)^2 (0.01 left a one-shot fit 13% at a bound)
-    max_edge_ratio: float = 2.5  # mesh check: no head edge longer than this times its mean-head length
-    mesh_weight: float = 1e-4  # mesh term of the objective (HeadMeshCheck.penalty; 1e-3 diverged: it has no curvature in the preconditioner)
+    weight: NonNegative = 1e-5  # Gaussian term: weight * squared Mahalanobis distance to the mean face
+    spread_mm: Positive = 4.0  # one-sigma change of a slider moves the head mesh by at most this
+    max_sigma: Positive = 0.25  # ... and by at most this in slider units (phenotypes: this)
+    pair_correlation: Fraction = 0.95  # left/right pairs: shared mean, their difference sigma sqrt(2 (1 - rho))
+    samples: Count = 8192  # plausible-face samples the Gaussian is fitted to
+    margin: Fraction = 0.02  # soft barrier: values kept inside [margin, 1 - margin] ...
+    barrier_weight: NonNegative = 0.1  # ... by weight * (distance past it / margin)^2 (0.01 left a one-shot fit 13% at a bound)
+    max_edge_ratio: Positive = 2.5  # mesh check: no head edge longer than this times its mean-head length
+    mesh_weight: NonNegative = 1e-4  # mesh term of the objective (HeadMeshCheck.penalty; 1e-3 diverged: it has no curvature in the preconditioner)
     mesh_soft_edge_ratio: float = 2.0  # ... penalises edges past this times their mean-head length
     mesh_min_cos: float = 0.3  # ... and triangles turned further than arccos(this) (~73 deg) from the mean head
-    backoff_steps: int = 8  # bisection steps towards the mean face when the mesh check fails
-    constrain_iterations: int = 10  # one-shot: Newton steps of the constrained projection
+    backoff_steps: NonNegativeInt = 8  # bisection steps towards the mean face when the mesh check fails
+    constrain_iterations: NonNegativeInt = 10  # one-shot: Newton steps of the constrained projection
 
 
 @dataclass
 class OneShotConfig:
     """Fast F2P translator T (TPAMI Table 4), scaled down for CPU."""
 
-    hidden: int = 256  # paper: 512
-    blocks: int = 3  # paper: 3 residual attention blocks
-    expansion: int = 2  # paper: FC(512, 1024) - FC(1024, 512): 2
-    se_reduction: int = 16  # paper: SE(512, 16, 512)
-    pca_components: int = 48  # facial prior (Eq. 11-12); 0 = predict x directly
+    hidden: Count = 256  # paper: 512
+    blocks: Count = 3  # paper: 3 residual attention blocks
+    expansion: Count = 2  # paper: FC(512, 1024) - FC(1024, 512): 2
+    se_reduction: Count = 16  # paper: SE(512, 16, 512)
+    pca_components: Count = 48  # facial prior (Eq. 11-12); 0 = predict x directly
     # facial prior: landmark (Gauss-Newton directions of the landmarks; held-out NME 0.027 vs 0.033 for fits with 96 components)
     # | fits (the paper's Eq. 11-12 whitening of iterative fits of faces; --prior-photos DIR)
     prior: Literal["landmark", "fits"] = "landmark"
     # the photo's 128-d dlib descriptor as an input besides landmarks + colours (photos: identity cosine 0.839 -> 0.858)
     identity_features: bool = True
-    beta: float = 1.0  # paper: 1 in one-shot mode
+    beta: Positive = 1.0  # paper: 1 in one-shot mode
     artifact_dir: str = ""  # empty: face2param/artifacts/preview
 
 
@@ -81,23 +82,23 @@ class OneShotConfig:
 class TrainConfig:
     """Training of T (+ G and the landmark regressor) on engine samples (self-supervised)."""
 
-    samples: int = 2000  # parameter samples of the translator (paper: CelebA photos); ~0.2 s each for dlib (cached)
-    epochs: int = 30  # paper: 20 epochs of CelebA
-    batch_size: int = 64
-    learning_rate: float = 1e-3  # paper: Adam 1e-4
-    landmark_weight: float = 1.0  # image-space term (the facial content loss's role), paper lambda_2 = 1
-    loopback_weight: float = 1.0  # Eq. 7, paper lambda_3 = 1
-    parameter_weight: float = 1.0  # synthetic pairs (SwiftAvatar): |T(f(x)) - x|
-    identity_weight: float = 1.0  # Eq. 5 through the identity surrogate: 1 - cos(S(T(f)), e_input); 0 = off
-    prior_fits: int = 400  # landmark-only iterative fits whose parameters give the PCA prior
+    samples: Count = 2000  # parameter samples of the translator (paper: CelebA photos); ~0.2 s each for dlib (cached)
+    epochs: Count = 30  # paper: 20 epochs of CelebA
+    batch_size: Count = 64
+    learning_rate: Positive = 1e-3  # paper: Adam 1e-4
+    landmark_weight: NonNegative = 1.0  # image-space term (the facial content loss's role), paper lambda_2 = 1
+    loopback_weight: NonNegative = 1.0  # Eq. 7, paper lambda_3 = 1
+    parameter_weight: NonNegative = 1.0  # synthetic pairs (SwiftAvatar): |T(f(x)) - x|
+    identity_weight: NonNegative = 1.0  # Eq. 5 through the identity surrogate: 1 - cos(S(T(f)), e_input); 0 = off
+    prior_fits: NonNegativeInt = 400  # landmark-only iterative fits whose parameters give the PCA prior
     prior_photos: str = ""  # a folder of face photos for the fits prior; empty: engine renders, analysed
-    prior_render_size: int = 256  # renders the prior's face analysis sees (face ~115 px)
-    identity_render_size: int = 256  # renders the samples' dlib descriptors are computed on
-    time_budget_s: float = 240.0  # the training loop (not the sample features) stops after this, in whole epochs; 0 = none
+    prior_render_size: Pixels = 256  # renders the prior's face analysis sees (face ~115 px)
+    identity_render_size: Pixels = 256  # renders the samples' dlib descriptors are computed on
+    time_budget_s: NonNegative = 240.0  # the training loop (not the sample features) stops after this, in whole epochs; 0 = none
     sample_spread: float = 0.35  # x ~ mean +- spread (uniform, clipped); paper: uniform on [0, 1]
     train_imitator: bool = True
     train_landmark_regressor: bool = True
-    validation_fraction: float = 0.1
+    validation_fraction: Fraction = 0.1
 
 
 @dataclass
@@ -105,25 +106,25 @@ class ImitatorConfig:
     """Imitator G (TPAMI Table 2: 8 deconvolutions to 512 px) and the avatar-domain landmark regressor,
     trained on a (black-box) engine's renders; scaled down for CPU: fewer layers, filters, samples."""
 
-    image_size: int = 64  # paper: 512 (8 layers); a power of two, log2(size) - 1 deconvolutions
-    base_channels: int = 64  # paper: 512 (filters of the first layers; Table 2's ratios below)
-    samples: int = 1200  # paper: 20,000 engine renders (validation_fraction of them held out)
-    epochs: int = 20  # paper: 500
-    batch_size: int = 16  # paper: 16
+    image_size: Pixels = 64  # paper: 512 (8 layers); a power of two, log2(size) - 1 deconvolutions
+    base_channels: Count = 64  # paper: 512 (filters of the first layers; Table 2's ratios below)
+    samples: Count = 1200  # paper: 20,000 engine renders (validation_fraction of them held out)
+    epochs: Count = 20  # paper: 500
+    batch_size: Count = 16  # paper: 16
     # paper: SGD 0.01, momentum 0.9, -10% every 50 epochs. Adam in the preview: with ~1/1000 of the
     # paper's steps SGD barely beats the mean image (held-out L1 0.158 vs 0.168; Adam 0.084)
     optimizer: Literal["sgd", "adam"] = "adam"  # (momentum = its beta1)
-    learning_rate: float = 0.002
-    momentum: float = 0.9
-    lr_decay: float = 0.7  # paper: 0.9
-    lr_decay_every: int = 5  # epochs; paper: 50
-    regressor_channels: int = 32  # first conv layer's filters (doubling, up to 8x)
-    regressor_epochs: int = 20
-    regressor_learning_rate: float = 1e-3  # Adam, cosine schedule
+    learning_rate: Positive = 0.002
+    momentum: Fraction = 0.9
+    lr_decay: Fraction = 0.7  # paper: 0.9
+    lr_decay_every: Count = 5  # epochs; paper: 50
+    regressor_channels: Count = 32  # first conv layer's filters (doubling, up to 8x)
+    regressor_epochs: NonNegativeInt = 20
+    regressor_learning_rate: Positive = 1e-3  # Adam, cosine schedule
     regressor_on_imitator: bool = True  # also train on G's renders: the search feeds it G's images
-    sample_spread: float = 0.35  # sliders uniform in default +- spread (clipped); paper: uniform [0, 1]
-    label_render_size: int = 256  # renders for the landmark labels (the photo detectors need ~100 px faces)
-    validation_fraction: float = 0.1
+    sample_spread: NonNegative = 0.35  # sliders uniform in default +- spread (clipped); paper: uniform [0, 1]
+    label_render_size: Pixels = 256  # renders for the landmark labels (the photo detectors need ~100 px faces)
+    validation_fraction: Fraction = 0.1
     artifact_dir: str = ""  # empty: $AVATAR_DATA_DIR/face2param/imitator/<engine name>
     # the iterative search through G (replacing iterative.damping / prior_weight there): with the engine's
     # values (0.02 / 1e-5) a 900-render imitator was exploited (real-render NME 0.108 vs the mean face's
@@ -141,7 +142,7 @@ class ExternalEngineConfig:
     spec: str = ""  # path of the ParamSpec JSON (`avatar face-engine spec` layout)
     command: str = ""  # e.g. "python render.py {params} {out}"
     url: str = ""  # e.g. http://127.0.0.1:9000/render
-    timeout_s: float = 60.0
+    timeout_s: Positive = 60.0
     name: str = ""  # names the imitator's artifact folder and params.json's engine; empty: the spec file's stem
 
 
@@ -152,11 +153,11 @@ class SlotChoiceConfig:
     of each option; probabilities softmax(-beta * distance) (F2P's relaxation), argmax when confident."""
 
     slots: tuple[str, ...] = ("hair_style", "beard", "glasses")  # "eyebrows" measured no better than the majority
-    beta: float = 4.0  # sharpness on distances in units of the options' typical separation
-    min_confidence: float = 0.5  # below: keep the engine default and say so in the losses
-    min_hair_grid_seen: float = 0.8  # hair grid area inside the photo below which hair keeps its default
-    min_person_fraction: float = 0.3  # person pixels / face oval below which segmentation failed
-    render_size: int = 256  # engine renders of the options
+    beta: Positive = 4.0  # sharpness on distances in units of the options' typical separation
+    min_confidence: Fraction = 0.5  # below: keep the engine default and say so in the losses
+    min_hair_grid_seen: Fraction = 0.8  # hair grid area inside the photo below which hair keeps its default
+    min_person_fraction: Fraction = 0.3  # person pixels / face oval below which segmentation failed
+    render_size: Pixels = 256  # engine renders of the options
     # methods whose options are rendered on their fitted face (else on the mean face, cached per colours).
     # Measured on 12 analysed renders after a real iterative fit: fitted face no better for hair / beard /
     # brows and worse for glasses (0.67 vs 0.92), at ~1.7 s instead of ~0.03 s; on the true face it would
@@ -170,19 +171,19 @@ class IdentitySurrogateConfig:
     """Fitting the identity surrogate S(x, p) ~ dlib descriptor of the render (`avatar train face2param
     --identity`; methods/identity_surrogate.py). The paper trains no such model: it has LightCNN gradients."""
 
-    samples: int = 1600  # engine samples whose renders dlib describes (~0.1-0.25 s each on one core)
+    samples: Count = 1600  # engine samples whose renders dlib describes (~0.1-0.25 s each on one core)
     spread: float = 0.35  # sliders uniform in mean +- spread, as the translator's samples
-    ridge: float = 1.0  # L2 penalty of the least-squares fit
-    render_size: int = 160  # render side in pixels (dlib's descriptor works on a 150 px chip)
-    validation_fraction: float = 0.1
+    ridge: NonNegative = 1.0  # L2 penalty of the least-squares fit
+    render_size: Pixels = 160  # render side in pixels (dlib's descriptor works on a 150 px chip)
+    validation_fraction: Fraction = 0.1
 
 
 @dataclass
 class MethodChoiceConfig:
     """`auto`: the TPAMI recommendation: iterative on high-resolution frontal faces, else one-shot."""
 
-    min_face_px: int = 200  # face box side for "high resolution"
-    max_yaw_degrees: float = 15.0  # frontal
+    min_face_px: Count = 200  # face box side for "high resolution"
+    max_yaw_degrees: NonNegative = 15.0  # frontal
 
 
 @dataclass

@@ -156,3 +156,41 @@ def test_a_renamed_key_loads_with_a_warning_naming_the_new_one_and_both_together
         resolve_config("photo", {"overrides": {"iterative.colour_weight": "0", "iterative.color_weight": "1"}})
     with pytest.raises(ConfigError, match="unknown config key 'iterative.colour_wait'"):
         apply_overrides(Face2ParamConfig(), {"iterative.colour_wait": "1"})
+
+
+@pytest.mark.parametrize("section,key,value,message", [
+    ("text", "neus.mc_resolution", "100000", "neus.mc_resolution must be >= 8 and <= 512; got '100000'"),
+    ("text", "neus.iterations", "-1", "neus.iterations must be >= 0"),
+    ("text", "neus.lr", "0", "neus.lr must be > 0"),
+    ("text", "neus.lr", "nan", "neus.lr needs a finite number"),
+    ("text", "motion_gen.fps", "inf", "motion_gen.fps needs a finite number"),
+    ("photo", "iterative.render_size", "65536", "iterative.render_size must be >= 8 and <= 4096"),
+    ("photo", "faces.detection.min_confidence", "1.5", "must be >= 0 and <= 1"),
+    ("sliders", "preview.size", "3", "preview.size must be >= 8"),
+    ("sliders", "seed", "-3", "seed must be >= 0"),
+])
+def test_out_of_range_numbers_are_refused_alike_at_submit_and_in_the_worker(section, key, value, message):
+    """Ranges live in the field types (avatarclip_core/config/ranges.py): the worker's load_config and the
+    torch-free check at submit (the stand-in rebuilt from the cached schema) refuse with one message."""
+    import importlib
+
+    from avatar_studio.config_schema import JOB_CONFIGS, dataclass_from_schema, schema_of
+
+    module, _, name = JOB_CONFIGS[section].partition(":")
+    real = getattr(importlib.import_module(module), name)
+    stand_in = dataclass_from_schema(json.loads(json.dumps(schema_of(real))))
+    for cls in (real, stand_in):
+        with pytest.raises(ConfigError) as caught:
+            load_config(cls, "preview", {key: value}, section=section)
+        assert message in str(caught.value), (cls, str(caught.value))
+
+
+def test_ranges_show_in_the_field_listing_and_in_range_values_pass():
+    from avatar_studio.pipelines.text import TextJobConfig
+
+    listed = {key: type_name for key, type_name, _ in describe_fields(TextJobConfig)}
+    assert listed["neus.mc_resolution"] == "int >= 8 and <= 512"
+    assert listed["neus.lr"] == "float > 0"
+    config = load_config(TextJobConfig, "preview", {"neus.mc_resolution": "512", "neus.iterations": "0",
+                                                    "neus.texture_size": "0"}, section="text")
+    assert (config.neus.mc_resolution, config.neus.iterations, config.neus.texture_size) == (512, 0, 0)

@@ -162,6 +162,10 @@ def test_package_exports_and_worker_cli_errors(tmp_path):
     ("sliders", {}, {"overrides": {"body.device": "gpu"}}, InvalidJobInputError, "body.device must be auto, cpu, cuda"),
     ("text", {"shape": "a man"}, {"overrides": {"neus.iterations": "many"}}, InvalidJobInputError,
      "neus.iterations needs an integer"),
+    # ranges declared in the config types: a request cannot ask for a 100000^3 grid or a NaN rate
+    ("text", {"shape": "a man"}, {"overrides": {"neus.mc_resolution": 100000}}, InvalidJobInputError,
+     "neus.mc_resolution must be >= 8 and <= 512"),
+    ("text", {"shape": "a man"}, {"overrides": {"neus.lr": "nan"}}, InvalidJobInputError, "neus.lr needs a finite number"),
     ("photo", {"photo": "0" * 32 + ".png"}, {"overrides": {"engine_kind": "unreal"}}, InvalidJobInputError,
      "engine_kind must be one of anny, external"),
     ("sliders", {"motion": "walk"}, {"overrides": {"motion.name": "wave"}}, InvalidJobInputError, "disagree"),

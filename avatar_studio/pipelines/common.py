@@ -12,6 +12,7 @@ from avatarclip_core.body.types import Motion, RiggedMesh
 from avatarclip_core.motion.npz import save_motion_npz
 from avatarclip_core.progress import StageTimer
 from avatarclip_core.provenance import provenance, write_json
+from avatarclip_core.config.ranges import Pixels
 
 PARAMS_SCHEMA = "avatar-studio/params@1"
 SKIN_COLOR = (0.80, 0.62, 0.52)
@@ -20,7 +21,7 @@ SKIN_COLOR = (0.80, 0.62, 0.52)
 @dataclass
 class PreviewConfig:
     enabled: bool = True
-    size: int = 384  # pixels per view
+    size: Pixels = 384  # pixels per view
 
 
 @dataclass

@@ -23,6 +23,7 @@ from avatar_studio.pipelines.common import (ExportConfig, PreviewConfig, preflig
                                             write_avatar_files, write_provenance)
 from face2param.config import Face2ParamConfig
 from face2param.engines.base import engine_name
+from avatarclip_core.config.ranges import Pixels
 
 PARAMS_VERSION = 1
 
@@ -33,7 +34,7 @@ class PhotoJobConfig(Face2ParamConfig):
 
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    face_image_size: int = 512  # face.png
+    face_image_size: Pixels = 512  # face.png
 
 
 def load_photo_config(preset: str | None = "preview", overrides: dict | None = None) -> PhotoJobConfig:

@@ -27,6 +27,7 @@ from avatar_studio.pipelines.common import (
 )
 from avatarclip_core.progress import ProgressFn, StageTimer
 from avatarclip_core.provenance import write_json
+from avatarclip_core.config.ranges import NonNegativeInt
 
 
 @dataclass
@@ -36,7 +37,7 @@ class SlidersJobConfig:
     motion_gen: MotionGenConfig = field(default_factory=MotionGenConfig)  # text -> motion (offline query here)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
 
 def load_sliders_config(preset: str | None = "preview", overrides: dict | None = None) -> SlidersJobConfig:

@@ -42,6 +42,7 @@ from avatarclip_core.rig import RigConfig, rig_like_template
 from avatarclip_core.user_text import check_text
 from avatarclip_core.shape.config import ShapeConfig
 from avatarclip_core.shape.query import get_shape_query
+from avatarclip_core.config.ranges import NonNegativeInt
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class TextJobConfig:
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     sculpt: bool = True  # run NeuS sculpting when an appearance is given and CLIP is available
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
 
 def load_text_config(preset: str | None = "preview", overrides: dict | None = None) -> TextJobConfig:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from avatarclip_core.config.ranges import Pixels
 
 
 @dataclass
@@ -23,4 +24,4 @@ class ClipConfig:
     pretrained: str = "openai"
     checkpoint: str = ""
     device: str = "auto"
-    image_size: int = 224
+    image_size: Pixels = 224

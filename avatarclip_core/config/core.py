@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 
 from avatarclip_core.config.aliases import renamed_key
+from avatarclip_core.config.ranges import Range
 from avatarclip_core.errors import UserInputError
 
 T = TypeVar("T")
@@ -33,13 +35,20 @@ def preset_names() -> list[str]:
 
 
 def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)  # keep Annotated ranges
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        converted = _convert(value, args[0], key)
+        for meta in annotation.__metadata__:
+            problem = meta.violation(converted) if isinstance(meta, Range) and converted is not None else None
+            if problem:
+                raise ConfigError(f"{key} {problem}; got {value!r}")
+        return converted
     if origin in (typing.Union, types.UnionType):
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             if type(None) in args:
@@ -80,6 +89,8 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key} needs a{'n integer' if annotation is int else ' number'}; got {value!r}") from None
         if annotation is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{key} needs an integer; got {value!r}")
+        if annotation is float and not math.isfinite(converted):  # 'nan' and 'inf' parse as floats
+            raise ConfigError(f"{key} needs a finite number; got {value!r}")
         return converted
     if annotation is str:
         if isinstance(value, (dict, list)):
@@ -205,6 +216,14 @@ def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
         if dataclasses.is_dataclass(value):
             rows += describe_fields(type(value), prefix + name + ".")
         else:
-            type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+            type_name = _type_name(annotation)
             rows.append((prefix + name, type_name, value))
     return rows
+
+
+def _type_name(annotation: Any) -> str:
+    """'int', 'float > 0', 'int | None', ... for `--help`."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        ranges = [m.describe() for m in annotation.__metadata__ if isinstance(m, Range)]
+        return " ".join([_type_name(typing.get_args(annotation)[0]), *ranges])
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

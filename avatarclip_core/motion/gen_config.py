@@ -6,44 +6,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from avatarclip_core.config.ranges import Count, Fraction, NonNegative, NonNegativeInt, Positive
 
 
 @dataclass
 class PoseVAEConfig:
-    latent_dim: int = 32  # paper (VPoser)
-    hidden: int = 256  # VPoser: 512
-    poses: int = 20000  # corpus frames sampled for training (+ held_out_fraction more for the held-out metrics)
-    held_out_fraction: float = 0.1
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 2e-3
-    kl_weight: float = 5e-3  # VPoser v2's loss_kl_wt, against the mean squared 6-D error
+    latent_dim: Count = 32  # paper (VPoser)
+    hidden: Count = 256  # VPoser: 512
+    poses: Count = 20000  # corpus frames sampled for training (+ held_out_fraction more for the held-out metrics)
+    held_out_fraction: Fraction = 0.1
+    epochs: Count = 20
+    batch_size: Count = 256
+    lr: Positive = 2e-3
+    kl_weight: NonNegative = 5e-3  # VPoser v2's loss_kl_wt, against the mean squared 6-D error
 
 
 @dataclass
 class PoseCodebookConfig:
-    size: int = 256  # K-Means centroids over pose latents (paper: 4,096)
-    kmeans_iters: int = 40
-    label_neighbours: int = 24  # corpus poses nearest each centroid whose clip labels it keeps
+    size: Count = 256  # K-Means centroids over pose latents (paper: 4,096)
+    kmeans_iters: Count = 40
+    label_neighbours: Count = 24  # corpus poses nearest each centroid whose clip labels it keeps
 
 
 @dataclass
 class MotionVAEConfig:
-    frames: int = 32  # paper: 60 (corpus clips are 1.2-4 s long; shorter ones hold their last frame)
-    fps: float = 16.0  # clips are resampled to this rate (32 frames = 2 s)
-    latent_dim: int = 64  # paper: 256
-    width: int = 128
-    layers: int = 2  # encoder and decoder layers each
-    heads: int = 4
-    ff: int = 256
-    dropout: float = 0.0  # small data, few epochs: under-fitting, not over-fitting, is the risk
+    frames: Count = 32  # paper: 60 (corpus clips are 1.2-4 s long; shorter ones hold their last frame)
+    fps: Positive = 16.0  # clips are resampled to this rate (32 frames = 2 s)
+    latent_dim: Count = 64  # paper: 256
+    width: Count = 128
+    layers: Count = 2  # encoder and decoder layers each
+    heads: Count = 4
+    ff: Count = 256
+    dropout: Fraction = 0.0  # small data, few epochs: under-fitting, not over-fitting, is the risk
     norm_first: bool = True  # pre-LN layers: trains faster and more stably than ACTOR's post-LN at this budget
-    epochs: int = 40  # paper: 100
-    batch_size: int = 32
-    lr: float = 2e-3  # paper: 5e-4 (one-cycle schedule here)
-    kl_weight: float = 1e-4  # lambda_5 of Eq. 11 (per latent dimension, against per-feature MSE)
-    root_weight: float = 2.0  # root translation (metres) against the 6-D rotation error
-    windows_per_clip: int = 3  # random crops of each corpus clip per epoch
+    epochs: Count = 40  # paper: 100
+    batch_size: Count = 32
+    lr: Positive = 2e-3  # paper: 5e-4 (one-cycle schedule here)
+    kl_weight: NonNegative = 1e-4  # lambda_5 of Eq. 11 (per latent dimension, against per-feature MSE)
+    root_weight: NonNegative = 2.0  # root translation (metres) against the 6-D rotation error
+    windows_per_clip: Count = 3  # random crops of each corpus clip per epoch
 
 
 @dataclass
@@ -51,13 +52,13 @@ class MotionTrainConfig:
     """`avatar train motion`: pose VAE (or a VPoser v2 checkpoint), code-book, motion VAE."""
 
     name: str = "preview"
-    seed: int = 0
+    seed: NonNegativeInt = 0
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
-    threads: int = 0  # CPU threads for torch; 0 = torch's default (1 is much faster on an oversubscribed machine)
+    threads: NonNegativeInt = 0  # CPU threads for torch; 0 = torch's default (1 is much faster on an oversubscribed machine)
     corpus: str = ""  # a saved corpus (motion.corpus.load_corpus); "" = the procedural generators
-    clips_per_generator: int = 12
-    corpus_fps: float = 30.0
-    held_out_fraction: float = 0.1  # clips kept out of motion-VAE training for the metrics
+    clips_per_generator: Count = 12
+    corpus_fps: Positive = 30.0
+    held_out_fraction: Fraction = 0.1  # clips kept out of motion-VAE training for the metrics
     vposer: str = ""  # path of a human-body-prior VPoser v2 checkpoint (folder or .ckpt): replaces our pose VAE
     pose_vae: PoseVAEConfig = field(default_factory=PoseVAEConfig)
     codebook: PoseCodebookConfig = field(default_factory=PoseCodebookConfig)
@@ -71,28 +72,28 @@ class MotionGenConfig:
     artifacts: str = "preview"  # artifact set name (packaged or trained into the data folder)
     artifacts_dir: str = ""  # explicit folder; "" = data folder's motion/<artifacts>, else the packaged set
     query_method: Literal["auto", "clip", "offline"] = "auto"  # auto = clip with a real CLIP scorer, else offline
-    top_k: int = 5  # candidate poses (paper: 5)
-    offline_score_margin: float = 0.15  # offline: candidates scoring this much below the best are dropped
-    dedupe_degrees: float = 12.0  # candidates closer than this (mean angle per joint) count as duplicates
+    top_k: Count = 5  # candidate poses (paper: 5)
+    offline_score_margin: NonNegative = 0.15  # offline: candidates scoring this much below the best are dropped
+    dedupe_degrees: NonNegative = 12.0  # candidates closer than this (mean angle per joint) count as duplicates
     clip_azimuths: list[float] = field(default_factory=lambda: [0.0, 45.0, -45.0])  # code-book render views
-    clip_max_entries: int = 0  # CLIP query over the n largest code-book clusters only (0 = all; renders are cached)
+    clip_max_entries: NonNegativeInt = 0  # CLIP query over the n largest code-book clusters only (0 = all; renders are cached)
     init: Literal["auto", "label", "zero"] = "auto"  # auto = label (offline) / zero (clip), the latent's start
-    iterations: int = 150  # paper: 5,000
-    lr: float = 0.03  # paper: 1e-2
+    iterations: NonNegativeInt = 150  # paper: 5,000
+    lr: Positive = 0.03  # paper: 1e-2
     # L_pose (Eq. 13). Below 1 here: the references are static code-book poses, and at full weight 150
     # steps pull a walk's legs still, so contact-driven root travel vanishes (measured: 1.6 m -> -0.1 m)
-    pose_weight: float = 0.3
-    delta_weight: float = 0.1  # lambda_6, L_delta (Eq. 14): larger turns a walk into hops
-    clip_weight: float = 1.0  # lambda_7, L_clip (Eq. 15)
-    latent_weight: float = 1e-3  # ours: |z|^2 keeps the latent where the decoder was trained
-    anchor_weight: float = 0.3  # ours: |z - z_init|^2 keeps the label-matched clip's timing, gait and root path
-    clip_frames: int = 3  # frames rendered per iteration for L_clip (the paper samples a few)
-    clip_every: int = 1  # L_clip every n-th iteration (CPU: rendering dominates)
+    pose_weight: NonNegative = 0.3
+    delta_weight: NonNegative = 0.1  # lambda_6, L_delta (Eq. 14): larger turns a walk into hops
+    clip_weight: NonNegative = 1.0  # lambda_7, L_clip (Eq. 15)
+    latent_weight: NonNegative = 1e-3  # ours: |z|^2 keeps the latent where the decoder was trained
+    anchor_weight: NonNegative = 0.3  # ours: |z - z_init|^2 keeps the label-matched clip's timing, gait and root path
+    clip_frames: Count = 3  # frames rendered per iteration for L_clip (the paper samples a few)
+    clip_every: Count = 1  # L_clip every n-th iteration (CPU: rendering dominates)
     ground_feet: bool = True  # planted feet do not slide, none below the floor, flight kept (corpus.feet.settle_feet)
-    frames: int = 0  # clip length: fixed by the motion VAE (preview 32 at 16 fps = 2 s); 0 = take it, else must match
-    fps: float = 30.0  # output frame rate; 0 = the motion VAE's (slerp-resampled when different)
+    frames: NonNegativeInt = 0  # clip length: fixed by the motion VAE (preview 32 at 16 fps = 2 s); 0 = take it, else must match
+    fps: Positive = 30.0  # output frame rate; 0 = the motion VAE's (slerp-resampled when different)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
 
 def paper_values() -> dict[str, object]:

@@ -18,6 +18,7 @@ from avatarclip_core.body.types import Motion, Skeleton
 from avatarclip_core.config import limits
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.motion.canonical import ROLE_MAPS, ROLES, CanonicalMotion, to_motion
+from avatarclip_core.config.ranges import Count, NonNegative, Positive
 
 __all__ = ["BUILTIN_MOTIONS", "ROLE_MAPS", "MotionConfig", "UnknownMotionError", "make_motion"]
 
@@ -31,10 +32,10 @@ class UnknownMotionError(UserInputError):
 @dataclass
 class MotionConfig:
     name: str = ""  # "" (none) | idle | wave | walk
-    fps: float = 30.0
-    cycles: int = 2  # repetitions of the motion's cycle (walk: strides, wave: waves)
-    speed: float = 1.0  # playback speed multiplier (a walk also covers more ground)
-    amplitude: float = 1.0  # scales every joint angle
+    fps: Positive = 30.0
+    cycles: Count = 2  # repetitions of the motion's cycle (walk: strides, wave: waves)
+    speed: Positive = 1.0  # playback speed multiplier (a walk also covers more ground)
+    amplitude: NonNegative = 1.0  # scales every joint angle
 
 
 def _roles_for(skeleton: Skeleton) -> dict[str, int]:

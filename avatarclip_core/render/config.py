@@ -4,6 +4,7 @@ shading.py, backgrounds.py) import them from here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from avatarclip_core.config.ranges import FieldOfView, Fraction, NonNegative, Positive
 
 KINDS = ("black", "white", "noise", "chessboard")
 
@@ -11,8 +12,8 @@ KINDS = ("black", "white", "noise", "chessboard")
 @dataclass
 class BackgroundConfig:
     kinds: tuple[str, ...] = KINDS  # drawn uniformly per image
-    noise_mean: float = 0.5
-    noise_std: float = 0.25
+    noise_mean: Fraction = 0.5
+    noise_std: NonNegative = 0.25
     block_fraction_range: tuple[float, float] = (1 / 32, 1 / 4)  # chessboard block size / min(H, W)
     blur_sigma_fraction_range: tuple[float, float] = (0.0, 0.5)  # blur sigma / block size
 
@@ -43,17 +44,17 @@ class CameraSamplingConfig:
 
     mode: str = "orbit"  # "orbit" | "cone"
     center: tuple[float, float, float] = (0.0, 0.9, 0.0)  # body centre if the caller gives none
-    target_std: float = 0.1
-    target_clip: float = 0.3
+    target_std: NonNegative = 0.1
+    target_clip: NonNegative = 0.3
     radius_range: tuple[float, float] = (1.0, 2.0)
-    azimuth_std_deg: float = 60.0  # pi / 3
+    azimuth_std_deg: NonNegative = 60.0  # pi / 3
     elevation_range_deg: tuple[float, float] = (-15.0, 30.0)  # orbit mode only
-    fov_deg: float = 60.0
-    znear: float = 0.01
-    zfar: float = 100.0
+    fov_deg: FieldOfView = 60.0
+    znear: Positive = 0.01
+    zfar: Positive = 100.0
     back_threshold_deg: float = 90.0  # |azimuth| beyond this counts as a back view ("the back of ...")
     # Face close-ups (the paper's face augmentation, every 4th iteration there): look-at = face
     # centre; the released code uses distance 0.4 and a pi/12 spread, always from the front.
     face_radius_range: tuple[float, float] = (0.35, 0.5)
-    face_azimuth_std_deg: float = 15.0
+    face_azimuth_std_deg: NonNegative = 15.0
     face_elevation_range_deg: tuple[float, float] = (-10.0, 15.0)  # orbit mode only

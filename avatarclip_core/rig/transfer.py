@@ -16,13 +16,14 @@ from scipy.spatial import cKDTree
 
 from avatarclip_core.body import lbs
 from avatarclip_core.body.types import RiggedMesh
+from avatarclip_core.config.ranges import Fraction, Influences, NonNegativeInt
 
 
 @dataclass
 class RigConfig:
-    smoothing_iterations: int = 3  # Laplacian passes over the transferred weights
-    smoothing_strength: float = 0.5  # 0 = none, 1 = replace by the neighbour average
-    max_influences: int = 8  # what the GLB writer stores (JOINTS_0/1)
+    smoothing_iterations: NonNegativeInt = 3  # Laplacian passes over the transferred weights
+    smoothing_strength: Fraction = 0.5  # 0 = none, 1 = replace by the neighbour average
+    max_influences: Influences = 8  # what the GLB writer stores (JOINTS_0/1)
 
 
 def transfer_skin_weights(vertices: torch.Tensor, template: RiggedMesh) -> torch.Tensor:

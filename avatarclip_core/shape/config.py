@@ -3,25 +3,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from avatarclip_core.config.ranges import Count, NonNegative, NonNegativeInt, Positive
 
 
 @dataclass
 class ShapeVAEConfig:
-    latent_dim: int = 16  # paper
-    hidden: int = 128  # width of the two hidden layers of encoder and decoder
-    train_samples: int = 20000  # bodies drawn from the training distribution (space.py)
-    held_out: int = 2000
-    epochs: int = 20
-    batch_size: int = 512
-    lr: float = 3e-3
-    kl_weight: float = 0.1  # per coordinate, against the standardised reconstruction error
+    latent_dim: Count = 16  # paper
+    hidden: Count = 128  # width of the two hidden layers of encoder and decoder
+    train_samples: Count = 20000  # bodies drawn from the training distribution (space.py)
+    held_out: NonNegativeInt = 2000
+    epochs: Count = 20
+    batch_size: Count = 512
+    lr: Positive = 3e-3
+    kl_weight: NonNegative = 0.1  # per coordinate, against the standardised reconstruction error
 
 
 @dataclass
 class CodebookConfig:
-    samples: int = 4096  # latent codes drawn from N(0, I) (paper: 40,960)
-    size: int = 256  # K-Means centroids (paper: 2,048)
-    kmeans_iters: int = 40
+    samples: Count = 4096  # latent codes drawn from N(0, I) (paper: 40,960)
+    size: Count = 256  # K-Means centroids (paper: 2,048)
+    kmeans_iters: Count = 40
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ShapeConfig:
 
     name: str = "preview"
     artifacts_dir: str = ""
-    seed: int = 0
+    seed: NonNegativeInt = 0
     vae: ShapeVAEConfig = field(default_factory=ShapeVAEConfig)
     codebook: CodebookConfig = field(default_factory=CodebookConfig)
     query: ShapeQueryConfig = field(default_factory=ShapeQueryConfig)

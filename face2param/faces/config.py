@@ -3,44 +3,45 @@ dataclasses, importable without cv2, mediapipe or dlib (the job API checks photo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from avatarclip_core.config.ranges import Count, Fraction, NonNegative, NonNegativeInt, Pixels, Positive
 
 
 @dataclass
 class DetectionConfig:
-    min_confidence: float = 0.5
+    min_confidence: Fraction = 0.5
     # all run (~7 ms each) and merged: the short-range model misses small faces in wide photos
     mediapipe_models: tuple[str, ...] = ("short_range", "full_range")
     # boxes whose overlap covers more than this fraction of the smaller one are one face (the
     # higher score is kept): the short-range model draws loose boxes around small faces
-    duplicate_overlap: float = 0.5
+    duplicate_overlap: Fraction = 0.5
     use_hog_fallback: bool = True
-    hog_upsample: int = 1  # one pyramid upsampling finds ~40 px faces (dlib's default use)
-    hog_max_side: int = 1024  # larger photos are downscaled for HOG (its cost grows with area)
+    hog_upsample: NonNegativeInt = 1  # one pyramid upsampling finds ~40 px faces (dlib's default use)
+    hog_max_side: Pixels = 1024  # larger photos are downscaled for HOG (its cost grows with area)
     hog_min_score: float = 0.0  # dlib's own default threshold
-    min_face_px: int = 48  # smaller faces hold too little detail for landmarks and identity
+    min_face_px: Count = 48  # smaller faces hold too little detail for landmarks and identity
 
 
 @dataclass
 class LandmarkConfig:
-    mesh_crop_scale: float = 2.0  # crop side / face box side: Face Mesh re-detects in the crop
-    mesh_crop_px: int = 256
-    mesh_min_confidence: float = 0.5
+    mesh_crop_scale: Positive = 2.0  # crop side / face box side: Face Mesh re-detects in the crop
+    mesh_crop_px: Pixels = 256
+    mesh_min_confidence: Fraction = 0.5
 
 
 @dataclass
 class RegionConfig:
-    crop_scale: float = 3.0  # crop side / face width
-    crop_px: int = 512
-    segmentation_threshold: float = 0.5
-    disc_radius: float = 0.05  # skin/beard sampling discs, fraction of face width
-    hair_min_fraction: float = 0.03  # hair pixels / face-oval pixels below which hair is "none"
-    hair_skin_distance: float = 45.0  # RGB distance below which hair counts as skin-coloured
+    crop_scale: Positive = 3.0  # crop side / face width
+    crop_px: Pixels = 512
+    segmentation_threshold: Fraction = 0.5
+    disc_radius: Positive = 0.05  # skin/beard sampling discs, fraction of face width
+    hair_min_fraction: Fraction = 0.03  # hair pixels / face-oval pixels below which hair is "none"
+    hair_skin_distance: NonNegative = 45.0  # RGB distance below which hair counts as skin-coloured
     beard_threshold: float = 0.25  # beard darkness above which `beard_likely`
 
 
 @dataclass
 class AppearanceConfig:
-    work_px: int = 256  # the crop is resized to this before measuring
+    work_px: Pixels = 256  # the crop is resized to this before measuring
     hair_extent: float = 2.5  # hair grid: +- this many eye distances around the eye midpoint
     hair_cells: int = 5  # hair grid: cells per side
     oval_margin: float = 0.12  # face oval dilation (eye distances) excluded from the hair grid
@@ -62,9 +63,9 @@ class FaceAnalysisConfig:
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
     regions: RegionConfig = field(default_factory=RegionConfig)
     compute_embedding: bool = True
-    embedding_jitters: int = 0  # dlib's face_recognition examples use 0 for speed, 100 for best
+    embedding_jitters: NonNegativeInt = 0  # dlib's face_recognition examples use 0 for speed, 100 for best
     compute_regions: bool = True
-    max_mesh_attempts: int = 3  # detections (largest first) tried until Face Mesh finds a face
+    max_mesh_attempts: Count = 3  # detections (largest first) tried until Face Mesh finds a face
 
 
 @dataclass
