@@ -39,3 +39,49 @@ def test_unused_slots_point_at_joint_zero_and_errors_are_loud():
         pack_skin_weights(np.array([[9]]), np.ones((1, 1)), num_joints=3)
     with pytest.raises(ValueError, match="non-negative"):
         pack_skin_weights(np.array([[0, 1]]), np.array([[1.5, -0.5]]), num_joints=3)
+
+
+def test_cap_keeps_the_n_largest_renormalised_for_any_n():
+    from avatarclip_core.export.weights import cap_influences
+
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0.01, 1.0, size=(40, 7))
+    idx = np.tile(np.arange(7), (40, 1))
+    for n in (1, 3, 4, 8):
+        j, wt = cap_influences(idx, w, num_joints=7, max_influences=n)
+        assert j.shape == (40, n)
+        kept = min(n, 7)
+        for v in range(40):
+            top = np.argsort(-w[v])[:kept]
+            assert j[v, :kept].tolist() == top.tolist()  # largest first
+            assert np.allclose(wt[v, :kept], w[v, top] / w[v, top].sum())
+            assert (wt[v, kept:] == 0).all()
+    with pytest.raises(ValueError, match="between 1 and 8"):
+        cap_influences(idx, w, num_joints=7, max_influences=9)
+
+
+def test_pack_with_a_cap_of_four_writes_one_set():
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0.01, 1.0, size=(30, 6))
+    j, wt = pack_skin_weights(np.tile(np.arange(6), (30, 1)), w, num_joints=6, max_influences=4)
+    assert j.shape == (30, 4) and (wt > 0).all()
+    assert np.abs(wt.astype(np.float64).sum(1) - 1).max() < 1e-7
+    # a cap of 3 still fills glTF's set of 4, the last slot empty
+    j3, wt3 = pack_skin_weights(np.tile(np.arange(6), (30, 1)), w, num_joints=6, max_influences=3)
+    assert j3.shape == (30, 4) and (wt3[:, 3] == 0).all() and (j3[:, 3] == 0).all()
+
+
+def test_cap_error_is_zero_without_a_change_and_grows_as_the_cap_tightens():
+    """On a bending chain with 9 influences per vertex: a cap of 8 costs little, 4 more, 1 most."""
+    from avatarclip_core.export.weights import influence_cap_error
+    from test_export_fixtures import bending_motion, chain_skeleton, cylinder_mesh
+
+    skel = chain_skeleton(10)
+    mesh = cylinder_mesh(skel, influences=9)
+    motion = bending_motion(skel, frames=8)
+    errors = {n: influence_cap_error(mesh, motion, n) for n in (8, 4, 1)}
+    assert errors[8]["max_mm"] < errors[4]["max_mm"] < errors[1]["max_mm"]
+    assert errors[1]["vertices_changed"] == 1.0
+    few = cylinder_mesh(chain_skeleton(3), influences=9)  # 3 joints: a cap of 4 changes nothing
+    assert influence_cap_error(few, bending_motion(few.skeleton, frames=4), 4) == \
+        {"max_mm": 0.0, "p99_mm": 0.0, "mean_mm": 0.0, "vertices_changed": 0.0}

@@ -45,6 +45,24 @@ class Skeleton:
 
 
 @dataclass
+class MorphTargets:
+    """Named vertex displacements added to the rest pose before skinning (glTF morph targets, e.g.
+    ARKit's face blend shapes): deltas (M, V, 3) in metres, one row of V per name."""
+
+    names: list[str]
+    deltas: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.deltas.dim() != 3 or self.deltas.shape[0] != len(self.names) or self.deltas.shape[2] != 3:
+            raise ValueError(f"MorphTargets: deltas {tuple(self.deltas.shape)} must be (len(names)={len(self.names)}, V, 3)")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("MorphTargets: names must be unique")
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+@dataclass
 class RiggedMesh:
     """A skinned triangle mesh in its rest pose, ready for export or animation."""
 
@@ -58,6 +76,7 @@ class RiggedMesh:
     texture: torch.Tensor | None = None  # (H, W, 3) in [0, 1], row 0 = top of the image
     name: str = "avatar"
     extras: dict = field(default_factory=dict)
+    morph_targets: MorphTargets | None = None  # deltas (M, V, 3) on these vertices, in the rest pose
 
 
 @dataclass

@@ -75,6 +75,29 @@ class GlbBuilder:
         self.gltf.accessors.append(accessor)
         return len(self.gltf.accessors) - 1
 
+    def add_sparse_accessor(self, array: np.ndarray) -> int:
+        """Store float32 `array` (N, C) as a sparse accessor: zeros plus the rows that differ from zero
+        (glTF's sparse storage; meant for morph targets that move a small part of a mesh). min/max are
+        written (the spec requires them for POSITION, morph targets included). A row-less accessor
+        (nothing moves) has neither bufferView nor sparse: readers initialise it with zeros."""
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        count, width = array.shape
+        accessor = gl.Accessor(
+            componentType=gl.FLOAT, count=count, type=ACCESSOR_TYPES[width], byteOffset=None,
+            min=[float(v) for v in array.min(axis=0)], max=[float(v) for v in array.max(axis=0)],
+        )
+        rows = np.flatnonzero((array != 0).any(axis=1))
+        if rows.size:
+            index_dtype = np.uint16 if count <= 65536 else np.uint32  # largest index is count - 1
+            accessor.sparse = gl.Sparse(
+                count=int(rows.size),
+                indices=gl.AccessorSparseIndices(bufferView=self.add_buffer_view(rows.astype(index_dtype).tobytes()),
+                                          componentType=COMPONENT_TYPES[np.dtype(index_dtype)]),
+                values=gl.AccessorSparseValues(bufferView=self.add_buffer_view(array[rows].tobytes())),
+            )
+        self.gltf.accessors.append(accessor)
+        return len(self.gltf.accessors) - 1
+
     def finish(self) -> None:
         """Attach the packed binary chunk (padded to 4 bytes, as GLB requires) as buffer 0."""
         blob = b"".join(self._chunks)

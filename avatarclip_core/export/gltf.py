@@ -11,6 +11,9 @@ Mapping from our types (see body/types.py) to glTF:
 - a motion's local rotation R_m (relative to the joint's rest frame) becomes the node rotation
   R_rest_local @ R_m and the root's translation t_rest + root_translation, which is precisely what
   `lbs.forward_kinematics` computes, so a glTF player reproduces our FK;
+- morph targets (e.g. the ARKit face shapes, `face_shapes.py`) are POSITION-only sparse accessors in
+  the rest pose, named in mesh.extras.targetNames (what three.js, Blender and Babylon read); players
+  add them before skinning, as our LBS does;
 - uvs are stored with v flipped (glTF's texture origin is the top-left corner, ours is OpenGL's);
 - vertex colours are display (sRGB) values like textures and previews, but glTF's COLOR_0 is
   linear, so they are linearised (see color.py); textures are stored as they are (sRGB PNG).
@@ -33,7 +36,7 @@ from ._common import check_single_root, motion_in_skeleton_order
 from .color import colors_srgb_to_linear
 from ._glb_builder import GlbBuilder
 from .gltf_read import read_glb
-from .weights import pack_skin_weights
+from .weights import MAX_SLOTS, pack_skin_weights
 
 __all__ = ["write_glb", "read_glb", "smooth_vertex_normals", "glb_bytes"]
 
@@ -150,9 +153,29 @@ def _add_animation(
     )
 
 
-def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note: str = "avatar-studio") -> bytes:
+def _add_morph_targets(b: GlbBuilder, mesh: RiggedMesh) -> tuple[list[dict], list[str]]:
+    """Sparse POSITION morph targets of `mesh` and their names (none without morph targets)."""
+    targets = mesh.morph_targets
+    if targets is None:
+        return [], []
+    deltas = targets.deltas.detach().cpu().double().numpy()
+    if deltas.shape[1] != mesh.vertices.shape[0]:
+        raise ValueError(f"morph targets have {deltas.shape[1]} vertices, the mesh {mesh.vertices.shape[0]}")
+    if not np.isfinite(deltas).all():
+        raise ValueError("morph target deltas contain NaN or inf")
+    return [{"POSITION": b.add_sparse_accessor(d.astype(np.float32))} for d in deltas], list(targets.names)
+
+
+def glb_bytes(
+    mesh: RiggedMesh,
+    motion: Motion | None = None,
+    *,
+    generator_note: str = "avatar-studio",
+    max_influences: int = MAX_SLOTS,
+) -> bytes:
     """The GLB file's bytes (what `write_glb` writes, e.g. for an HTTP response); see the module
-    docstring for the mapping."""
+    docstring for the mapping. max_influences caps the skin influences per vertex (`cap_influences`:
+    4 for three.js, Unity's default quality and VRM, which read only JOINTS_0/WEIGHTS_0)."""
     skel = mesh.skeleton
     check_single_root(skel)
     J = skel.num_joints
@@ -168,7 +191,7 @@ def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note:
         raise ValueError("face index out of range")
     V = len(verts)
     joints, weights = pack_skin_weights(
-        mesh.skin_indices.detach().cpu().numpy(), mesh.skin_weights.detach().cpu().numpy(), J
+        mesh.skin_indices.detach().cpu().numpy(), mesh.skin_weights.detach().cpu().numpy(), J, max_influences
     )
 
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=f"{generator_note} (pygltflib {gl.__version__})"))
@@ -195,11 +218,17 @@ def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note:
     indices = b.add_accessor(faces.reshape(-1).astype(index_dtype), target=gl.ELEMENT_ARRAY_BUFFER)
 
     material = _add_material(gltf, b, mesh)
+    morph_targets, target_names = _add_morph_targets(b, mesh)
+    extras = _json_extras(mesh.extras) or {}
+    if target_names:
+        extras["targetNames"] = target_names
     gltf.meshes.append(
         gl.Mesh(
             name=mesh.name,
-            primitives=[gl.Primitive(attributes=attrs, indices=indices, material=material, mode=gl.TRIANGLES)],
-            extras=_json_extras(mesh.extras),
+            primitives=[gl.Primitive(attributes=attrs, indices=indices, material=material, mode=gl.TRIANGLES,
+                                     targets=morph_targets or None)],
+            weights=[0.0] * len(target_names) if target_names else None,
+            extras=extras or None,
         )
     )
 
@@ -229,12 +258,17 @@ def glb_bytes(mesh: RiggedMesh, motion: Motion | None = None, *, generator_note:
 
 
 def write_glb(
-    mesh: RiggedMesh, path: str | os.PathLike, motion: Motion | None = None, *, generator_note: str = "avatar-studio"
+    mesh: RiggedMesh,
+    path: str | os.PathLike,
+    motion: Motion | None = None,
+    *,
+    generator_note: str = "avatar-studio",
+    max_influences: int = MAX_SLOTS,
 ) -> Path:
     """Write `mesh` (and `motion`, if given, as one animation) to a GLB at `path`, atomically.
 
-    Returns the resolved path. Up to 8 influences per vertex are kept (the 8 largest, renormalised,
-    when a vertex has more). Joints whose motion rotation is the identity in every frame get no
+    Returns the resolved path. Up to `max_influences` (8) influences per vertex are kept (the largest,
+    renormalised, when a vertex has more); mesh.morph_targets become sparse morph targets. Joints whose motion rotation is the identity in every frame get no
     rotation channel (their node keeps the rest rotation, so the pose is unchanged).
     """
-    return atomic_write_bytes(path, glb_bytes(mesh, motion, generator_note=generator_note))
+    return atomic_write_bytes(path, glb_bytes(mesh, motion, generator_note=generator_note, max_influences=max_influences))

@@ -17,7 +17,7 @@ import pygltflib as gl
 import torch
 
 from ..body.lbs import quaternion_xyzw_to_matrix, rest_local_transforms
-from ..body.types import Motion, RiggedMesh, Skeleton
+from ..body.types import MorphTargets, Motion, RiggedMesh, Skeleton
 from .color import colors_linear_to_srgb
 
 _DTYPES = {
@@ -49,8 +49,6 @@ class _Glb:
     def accessor(self, index: int) -> np.ndarray:
         """(count, width) array (normalised integers become floats in [0, 1] / [-1, 1])."""
         acc = self.gltf.accessors[index]
-        if acc.sparse is not None:
-            raise NotImplementedError("sparse accessors are not supported")
         dtype = np.dtype(_DTYPES[acc.componentType])
         width = _WIDTHS[acc.type]
         if acc.bufferView is None:
@@ -62,6 +60,12 @@ class _Glb:
             arr = np.ndarray(
                 (acc.count, width), dtype, buffer=data, offset=acc.byteOffset or 0, strides=(stride, dtype.itemsize)
             ).copy()
+        if acc.sparse is not None:  # replace the listed rows (indices are strictly increasing)
+            sp = acc.sparse
+            rows = np.frombuffer(self.view_bytes(sp.indices.bufferView), _DTYPES[sp.indices.componentType],
+                                 sp.count, sp.indices.byteOffset or 0)
+            arr[rows] = np.frombuffer(self.view_bytes(sp.values.bufferView), dtype, sp.count * width,
+                                      sp.values.byteOffset or 0).reshape(sp.count, width)
         if acc.normalized:
             info = np.iinfo(dtype)
             arr = np.maximum(arr.astype(np.float64) / info.max, -1.0).astype(np.float32)
@@ -262,6 +266,13 @@ def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
         img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
         texture = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
 
+    extras = dict(gmesh.extras or {})
+    morph_targets = None
+    if prim.targets:
+        names = extras.pop("targetNames", None) or [f"target_{k}" for k in range(len(prim.targets))]
+        deltas = np.stack([glb.accessor(t["POSITION"] if isinstance(t, dict) else t.POSITION) for t in prim.targets])
+        morph_targets = MorphTargets(list(names), torch.from_numpy(deltas.astype(np.float32)))
+
     name = gmesh.name or node.name or "avatar"
     mesh = RiggedMesh(
         vertices=torch.from_numpy(vertices.astype(np.float32)),
@@ -273,6 +284,7 @@ def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
         uvs=uvs,
         texture=texture,
         name=name,
-        extras=dict(gmesh.extras or {}),
+        extras=extras,
+        morph_targets=morph_targets,
     )
     return mesh, _read_motion(glb, skeleton, joint_nodes, "motion")
