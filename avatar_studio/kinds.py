@@ -251,7 +251,7 @@ def validate_sliders(inputs: Any, config: Any) -> tuple[dict, dict]:
 
 
 app_kind("sliders", "rigged avatar from named body sliders, optionally with a built-in motion", validate_sliders,
-         ("avatar_studio.pipelines.sliders", "avatarclip_core.export", "avatarclip_core.motion.procedural",
+         ("avatar_studio.pipelines.sliders", "avatarclip_core.export.gltf", "avatarclip_core.motion.procedural",
           "avatarclip_core.render.preview"))
 
 

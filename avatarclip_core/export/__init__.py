@@ -1,25 +1,18 @@
-"""Export of rigged, animated avatars: GLB (primary), BVH (motion only) and FBX (via Blender, optional).
+"""Export of rigged, animated avatars: GLB (primary), VRM 1.0, BVH (motion only) and FBX (via Blender,
+optional), shaped for an engine by an export profile (profiles.py).
 
 Everything here consumes the shared types of `avatarclip_core.body.types` and poses through
 `avatarclip_core.body.lbs`, so an exported file plays back exactly the pose our own FK computes.
+Names load their module on first use (PEP 562), so the torch-free profiles.py imports without torch.
 """
-from .bvh import read_bvh, write_bvh
-from .fbx import BlenderError, FbxUnavailableError, fbx_available, glb_to_fbx, inspect_in_blender, require_bpy
-from .gltf import glb_bytes, read_glb, smooth_vertex_normals, write_glb
-from .weights import pack_skin_weights
+from avatarclip_core.lazy import lazy_exports
 
-__all__ = [
-    "write_glb",
-    "read_glb",
-    "glb_bytes",
-    "smooth_vertex_normals",
-    "pack_skin_weights",
-    "write_bvh",
-    "read_bvh",
-    "glb_to_fbx",
-    "inspect_in_blender",
-    "fbx_available",
-    "require_bpy",
-    "FbxUnavailableError",
-    "BlenderError",
-]
+__getattr__, __all__ = lazy_exports({
+    "avatarclip_core.export.bvh": "read_bvh write_bvh",
+    "avatarclip_core.export.fbx": "BlenderError FbxUnavailableError fbx_available glb_to_fbx inspect_in_blender require_bpy",
+    "avatarclip_core.export.gltf": "glb_bytes read_glb smooth_vertex_normals write_glb",
+    "avatarclip_core.export.weights": "pack_skin_weights",
+    "avatarclip_core.export.vrm": "write_vrm",
+    "avatarclip_core.export.apply_profile": "apply_profile",
+    "avatarclip_core.export.profiles": "ExportProfile resolve_profile",
+})
