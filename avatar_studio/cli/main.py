@@ -24,13 +24,17 @@ def _describe_config(cls) -> str:
 
 
 def _add_job_flags(args: argparse.Namespace, overrides: dict[str, str]) -> None:
-    """--motion, --seed and --fbx are shorthands for config keys shared by every avatar job."""
+    """--motion, --seed, --fbx, --formats and --profile are shorthands for config keys shared by every avatar job."""
     if args.motion is not None:
         overrides["motion.name"] = args.motion
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     if args.fbx:
         overrides["export.fbx"] = "true"
+    if getattr(args, "formats", None):
+        overrides["export.formats"] = args.formats
+    if getattr(args, "profile", None):
+        overrides["export.profile"] = args.profile
 
 
 def _describe_sliders_config() -> str:
@@ -284,6 +288,15 @@ class _LazyEpilogParser(argparse.ArgumentParser):
         return super().format_help()
 
 
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    from avatarclip_core.export.profiles import PROFILES
+
+    parser.add_argument("--formats", metavar="LIST", help="files to write, e.g. glb,vrm,fbx,bvh (default auto: glb,bvh "
+                        "plus fbx where Blender's bpy is installed; avatar.glb is always written)")
+    parser.add_argument("--profile", choices=list(PROFILES), help="export profile: bone names, rest pose, "
+                        "influences, root motion (default generic; unity: Mixamo names, T-pose, 4 influences)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avatarclip_core.config import preset_names
 
@@ -305,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     body.add_argument("--preset", default="preview", choices=preset_names() or None, help="config preset (configs/)")
     body.add_argument("--seed", type=int, help="random seed (recorded in provenance.json)")
     body.add_argument("--fbx", action="store_true", help="also write avatar.fbx (needs pip install '.[fbx]')")
+    _add_export_arguments(body)
     body.add_argument("-o", "--output", required=True, help="job folder to create")
     body.add_argument("--force", action="store_true", help="replace an existing output folder")
     body.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -326,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. neus.iterations=200")
     text.add_argument("--seed", type=int)
     text.add_argument("--fbx", action="store_true")
+    _add_export_arguments(text)
     text.add_argument("-o", "--output", required=True)
     text.add_argument("--force", action="store_true")
     text.add_argument("-q", "--quiet", action="store_true")

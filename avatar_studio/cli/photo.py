@@ -23,6 +23,10 @@ def _config(args: argparse.Namespace):
         overrides["seed"] = str(args.seed)
     if getattr(args, "fbx", False):
         overrides["export.fbx"] = "true"
+    if getattr(args, "formats", None):
+        overrides["export.formats"] = args.formats
+    if getattr(args, "profile", None):
+        overrides["export.profile"] = args.profile
     return load_photo_config(args.preset, overrides)
 
 
@@ -123,6 +127,9 @@ def register(sub, preset_names: list[str]) -> None:
                             "moustache, glasses and the engine's slots; `avatar face-engine spec` lists slot options)")
     photo.add_argument("--seed", type=int)
     photo.add_argument("--fbx", action="store_true")
+    from avatar_studio.cli.main import _add_export_arguments
+
+    _add_export_arguments(photo)
     photo.add_argument("-o", "--output", default="photo_avatar")
     photo.add_argument("--force", action="store_true")
     photo.add_argument("-q", "--quiet", action="store_true")

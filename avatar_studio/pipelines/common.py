@@ -1,9 +1,11 @@
-"""What every avatar job does at the end: export GLB (+ BVH/NPZ/FBX), preview, params, provenance."""
+"""What every avatar job does at the end: export GLB (+ VRM/BVH/NPZ/FBX) shaped by an export profile,
+preview, params, provenance."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -13,6 +15,8 @@ from avatarclip_core.motion.npz import save_motion_npz
 from avatarclip_core.progress import StageTimer
 from avatarclip_core.provenance import provenance, write_json
 from avatarclip_core.config.ranges import Pixels
+from avatarclip_core.export.profiles import (ExportProfile, FormatName, ProfileName, resolve_formats,
+                                             resolve_profile)
 
 PARAMS_SCHEMA = "avatar-studio/params@1"
 SKIN_COLOR = (0.80, 0.62, 0.52)
@@ -26,8 +30,33 @@ class PreviewConfig:
 
 @dataclass
 class ExportConfig:
-    fbx: bool = False  # needs Blender's bpy (make install-fbx)
+    # files besides avatar.glb (always written: the primary file, the web preview and the FBX source):
+    # vrm, fbx (needs Blender's bpy: make install-fbx), bvh (with a motion); auto = glb, bvh, plus fbx
+    # where bpy is installed
+    formats: tuple[FormatName, ...] = ("auto",)
+    profile: ProfileName = "generic"  # bone names, rest pose, influences, root motion (export/profiles.py)
+    bone_names: Literal["profile", "unreal", "mixamo", "vrm"] = "profile"  # "profile": the profile's
+    rest_pose: Literal["profile", "A", "T"] = "profile"
+    max_influences: int = 0  # 4 or 8; 0: the profile's
+    root_motion: Literal["profile", "root_motion", "in_place"] = "profile"
+    fbx: bool = False  # also write avatar.fbx (same as fbx in formats)
     skin_color: tuple[float, ...] = SKIN_COLOR  # vertex colour when the avatar has none
+
+
+def export_profile(export: ExportConfig) -> ExportProfile:
+    return resolve_profile(export.profile, export.bone_names, export.rest_pose, export.max_influences,
+                           export.root_motion)
+
+
+def export_formats(export: ExportConfig) -> tuple[str, ...]:
+    """The files the job writes besides its json/png (see ExportConfig.formats)."""
+    from avatarclip_core.export.fbx import fbx_available
+
+    installed = fbx_available() if "auto" in export.formats else False
+    return tuple(sorted({"glb", *resolve_formats(export.formats, installed, export.fbx)}, key=_FORMAT_ORDER.index))
+
+
+_FORMAT_ORDER = ["glb", "vrm", "fbx", "bvh"]
 
 
 def seed_everything(seed: int) -> None:
@@ -37,8 +66,16 @@ def seed_everything(seed: int) -> None:
 
 
 def preflight_export(export: ExportConfig) -> None:
-    """Fail before any work when an output cannot be produced (FBX without Blender)."""
-    if export.fbx:
+    """Fail before any work when an output cannot be produced (a bad format or profile override, FBX
+    asked for without Blender)."""
+    from avatarclip_core.config.core import ConfigError
+
+    try:
+        export_profile(export)
+        formats = export_formats(export)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if "fbx" in formats:
         from avatarclip_core.export.fbx import require_bpy
 
         require_bpy()
@@ -52,15 +89,32 @@ def write_avatar_files(
     preview: PreviewConfig,
     export: ExportConfig,
     timer: StageTimer,
-) -> None:
+) -> dict:
+    """Write the job's files; returns what params.json records under "export" (profile, formats,
+    files). The preview and motion.npz show the avatar as built (the body's rig and rest pose);
+    avatar.glb, avatar.vrm, motion.bvh and avatar.fbx are shaped by the export profile."""
     from avatarclip_core.export import write_bvh, write_glb
+    from avatarclip_core.export.apply_profile import apply_profile
 
     if mesh.vertex_colors is None and mesh.texture is None:
         color = torch.tensor(export.skin_color[:3], dtype=torch.float32)
         mesh.vertex_colors = color.expand(mesh.vertices.shape[0], 3).clone()
-    timer.run("export glb", lambda: write_glb(mesh, folder / "avatar.glb", motion=motion))
+    profile = export_profile(export)
+    formats = export_formats(export)
+    out_mesh, out_motion = timer.run("export profile", lambda: apply_profile(mesh, motion, profile))
+    timer.run("export glb", lambda: write_glb(out_mesh, folder / "avatar.glb", motion=out_motion,
+                                              max_influences=profile.max_influences))
+    record: dict = {"profile": profile.as_dict(), "formats": list(formats)}
+    if "vrm" in formats:
+        from avatarclip_core.export.vrm import write_vrm
+
+        vrm_profile = replace(profile, rest_pose="T", max_influences=4)  # what VRM requires
+        vrm_mesh = out_mesh if vrm_profile == profile else apply_profile(mesh, None, vrm_profile)[0]
+        timer.run("export vrm", lambda: write_vrm(vrm_mesh, folder / "avatar.vrm"))
+        record["vrm_profile"] = vrm_profile.as_dict()
     if motion is not None:
-        write_bvh(mesh.skeleton, motion, folder / "motion.bvh")
+        if "bvh" in formats:
+            timer.run("export bvh", lambda: write_bvh(out_mesh.skeleton, out_motion, folder / "motion.bvh"))
         save_motion_npz(folder / "motion.npz", mesh.skeleton, motion, semantic_joints)
     if preview.enabled:
         from avatarclip_core.render.preview import render_preview
@@ -68,10 +122,12 @@ def write_avatar_files(
         timer.run("preview", lambda: render_preview(
             mesh.vertices, mesh.faces, vertex_colors=mesh.vertex_colors, uvs=mesh.uvs, texture=mesh.texture,
             size=preview.size, path=folder / "preview.png"))
-    if export.fbx:
+    if "fbx" in formats:
         from avatarclip_core.export.fbx import glb_to_fbx
 
         timer.run("export fbx", lambda: glb_to_fbx(folder / "avatar.glb", folder / "avatar.fbx"))
+    record["files"] = sorted(p.name for p in folder.iterdir() if p.suffix in (".glb", ".vrm", ".fbx", ".bvh"))
+    return record
 
 
 def write_provenance(folder: Path, kind: str, config, timer: StageTimer, device: str, inputs: dict) -> None:

@@ -121,13 +121,14 @@ def _write_engine_job(output_dir: Path, force: bool, engine, params, config: Pho
         from PIL import Image
 
         Image.fromarray(face).save(tmp / "face.png")
+        export_record = None
         if mesh is not None:
             joints = getattr(engine, "semantic_joints", None) or engine.body.semantic_joints
-            write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer)
+            export_record = write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer)
         write_json(tmp / "params.json", {
             "engine": engine_name(engine), "version": PARAMS_VERSION,
             "continuous": {k: round(float(v), 6) for k, v in params.continuous.items()},
-            "discrete": dict(params.discrete), **params_meta,
+            "discrete": dict(params.discrete), **params_meta, **({"export": export_record} if export_record else {}),
         })
         write_provenance(tmp, kind, config, timer, str(getattr(engine, "device", "cpu")), inputs=provenance_inputs)
     return output_dir

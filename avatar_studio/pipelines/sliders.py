@@ -69,13 +69,14 @@ def run_sliders_job(
         mesh.skeleton, config.motion, config.motion_gen, progress=timer.within("motion")))
 
     with atomic_job_folder(output_dir, force) as tmp:
-        write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
+        export_record = write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
         resolved = {s.name: float(v) for s, v in zip(body.sliders(), shape.tolist())}
         write_json(tmp / "params.json", {
             "schema": PARAMS_SCHEMA,
             "kind": "sliders",
             "body_model": body.name,
             "rig": config.body.anny.rig if body.name == "anny" else body.name,
+            "export": export_record,
             "sliders_set": {k: float(v) for k, v in sliders.items()},
             "sliders": resolved,
             "motion": config_to_dict(config.motion) if motion is not None else None,

@@ -176,12 +176,13 @@ def run_text_job(
         mesh.skeleton, config.motion, config.motion_gen, scorer=scorer, progress=timer.within("motion")))
 
     with atomic_job_folder(output_dir, force) as tmp:
-        write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
+        export_record = write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
         resolved = {s.name: float(v) for s, v in zip(body.sliders(), body.shape_vector(sliders).tolist())}
         write_json(tmp / "params.json", {
             "schema": PARAMS_SCHEMA,
             "kind": "text",
             "prompts": {"shape": shape_text, "appearance": appearance},
+            "export": export_record,
             "body_model": body.name,
             "sliders_set": sliders,
             "sliders": resolved,

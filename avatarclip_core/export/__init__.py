@@ -13,6 +13,5 @@ __getattr__, __all__ = lazy_exports({
     "avatarclip_core.export.gltf": "glb_bytes read_glb smooth_vertex_normals write_glb",
     "avatarclip_core.export.weights": "pack_skin_weights",
     "avatarclip_core.export.vrm": "write_vrm",
-    "avatarclip_core.export.apply_profile": "apply_profile",
     "avatarclip_core.export.profiles": "ExportProfile resolve_profile",
 })

