@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 _PACKAGES = ("avatar-studio", "torch", "torchvision", "anny", "numpy", "pygltflib", "warp-lang", "smplx")
 
 
@@ -25,6 +23,8 @@ def package_versions() -> dict[str, str]:
 
 
 def device_info(device: str) -> dict[str, Any]:
+    import torch  # here, not at the top: the batch's analysis processes write JSON without torch
+
     info: dict[str, Any] = {"device": device, "platform": platform.platform(), "torch_threads": torch.get_num_threads()}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))

@@ -43,14 +43,17 @@ def _fixed(pairs: list[str] | None) -> dict[str, str]:
 
 def cmd_photo(args: argparse.Namespace) -> int:
     from avatar_studio.cli.main import _TqdmProgress
-    from avatar_studio.pipelines.photo import run_photo_job
 
-    config = _config(args)
-    progress = _TqdmProgress(args.quiet)
     fixed = _fixed(args.fix)
+    if len(args.photos) > 1 or Path(args.photos[0]).is_dir():
+        return _photo_batch(args, fixed)
+    progress = _TqdmProgress(args.quiet)
+    progress("loading the photo pipeline", 0.0)  # the first line within a second, before the heavy imports
     try:
-        out = run_photo_job(Path(args.image), config, Path(args.output), force=args.force, progress=progress,
-                            fixed=fixed)
+        from avatar_studio.pipelines.photo import run_photo_job
+
+        out = run_photo_job(Path(args.photos[0]), _config(args), Path(args.output), force=args.force,
+                            progress=progress, fixed=fixed)
     finally:
         progress.close()
     params = json.loads((out / "params.json").read_text())
@@ -58,6 +61,37 @@ def cmd_photo(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(out)
     return 0
+
+
+def _photo_batch(args: argparse.Namespace, fixed: dict[str, str]) -> int:
+    """Several photos or folders: OUT/<photo>/params.json each (+ face.png / avatar.glb on request) and
+    OUT/summary.json listing the failures; exit status 1 when any photo failed."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="photo", disable=args.quiet, file=sys.stderr, desc="loading the photo pipeline")
+    bar.refresh()  # the first line within a second, before the heavy imports
+    try:
+        from avatar_studio.pipelines.photo_batch import BatchFiles, collect_photos, run_photo_batch
+
+        photos = collect_photos(args.photos)
+        bar.reset(total=len(photos))
+        bar.set_description_str("analysing and fitting")
+
+        def on_photo(done: int, total: int, photo: str, error: str) -> None:
+            if error:
+                bar.write(f"failed: {photo}: {error}", file=sys.stderr)
+            bar.update(1)
+
+        summary = run_photo_batch(photos, _config(args), Path(args.output), force=args.force,
+                                  files=BatchFiles(face_png=args.face_png, avatar_glb=args.glb),
+                                  processes=args.processes, fixed=fixed, on_photo=on_photo)
+    finally:
+        bar.close()
+    report = summary.to_json()
+    print(f"{report['succeeded']} of {report['photos']} photos in {report['seconds']:.1f} s "
+          f"({report['photos_per_s']} photos/s); {len(summary.failed)} failed", file=sys.stderr)
+    print(summary.output / "summary.json")
+    return 1 if summary.failed else 0
 
 
 def cmd_face_engine(args: argparse.Namespace) -> int:
@@ -115,9 +149,18 @@ def register(sub, preset_names: list[str]) -> None:
     """Add the photo commands to the `avatar` sub-command parser."""
     presets = preset_names or None
     photo = sub.add_parser("photo", help="game-engine parameters + rigged avatar from a face photo (Face-to-Parameter)",
-                           description="Writes params.json (engine sliders in [0,1] and asset choices), face.png, "
-                                       "avatar.glb (rigged full body) and provenance.json.")
-    photo.add_argument("image", help="a photo with a face (JPEG, PNG, WebP, TIFF, ...)")
+                           description="One photo: writes params.json (engine sliders in [0,1] and asset choices), "
+                                       "face.png, avatar.glb (rigged full body) and provenance.json into -o. "
+                                       "Several photos or a folder (a batch): one sub-folder of -o per photo with "
+                                       "params.json and provenance.json (--face-png, --glb add those files) and "
+                                       "-o/summary.json listing failed photos with their reason; a bad photo never "
+                                       "stops the batch (exit status 1 when any failed).")
+    photo.add_argument("photos", nargs="+", metavar="PHOTO_OR_FOLDER",
+                       help="photos with a face (JPEG, PNG, WebP, TIFF, ...) or folders of them")
+    photo.add_argument("--face-png", action="store_true", help="batch: also write face.png for each photo")
+    photo.add_argument("--glb", action="store_true", help="batch: also write avatar.glb for each photo")
+    photo.add_argument("--processes", type=int, default=None,
+                       help="batch: face-analysis processes (default: one per core; 0: analyse in this process)")
     photo.add_argument("--method", choices=METHODS, default=None, help="default: the preset's (auto)")
     photo.add_argument("--preset", default="preview", choices=presets)
     photo.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. iterative.iterations=100")

@@ -51,26 +51,40 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
     anything is written (UnknownAttributeError)."""
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
-    from face2param.engines.registry import load_engine
-    from face2param.methods.fit import fit
 
     config = config or PhotoJobConfig()
     output_dir = check_output_folder(Path(output_dir), force)
     preflight_export(config.export)
-    seed_everything(config.seed)
-    timer = StageTimer({"analyse face": 2, "load engine": 1, "fit": 4, "render face": 1, "build avatar": 2,
-                        "export glb": 2, "preview": 2 if config.preview.enabled else 0}, progress)
-
+    timer = photo_stage_timer(config, progress)
     pixels = load_image(image_path)  # specific errors: missing file, not an image, truncated, too small
     analysis = timer.run("analyse face", lambda: analyse_face(pixels, config.faces))  # no face / too small
-    engine = engine or timer.run("load engine", lambda: load_engine(config))
+    # the file name only (an upload's hash name in the worker): provenance.json is downloadable
+    source = Path(image_path).name if isinstance(image_path, (str, Path)) else "<bytes>"
+    return write_photo_job(analysis, pixels, source, config, output_dir, force, timer, engine=engine, fixed=fixed)
+
+
+def photo_stage_timer(config: PhotoJobConfig, progress: ProgressFn | None = None, with_face: bool = True,
+                      with_avatar: bool = True) -> StageTimer:
+    """The photo job's weighted stages (a batch leaves out the files it does not write)."""
+    return StageTimer({"analyse face": 2, "load engine": 1, "fit": 4, "render face": 1 if with_face else 0,
+                       "build avatar": 2 if with_avatar else 0, "export glb": 2 if with_avatar else 0,
+                       "preview": 2 if config.preview.enabled and with_avatar else 0}, progress)
+
+
+def write_photo_job(analysis, pixels: np.ndarray, source: str, config: PhotoJobConfig, output_dir: Path,
+                    force: bool, timer: StageTimer, engine=None, fixed: dict | None = None,
+                    with_face: bool = True, with_avatar: bool = True) -> Path:
+    """A face analysis of a photo -> fit -> its job folder (the step `avatar photo` shares with a batch,
+    which analyses photos in other processes and loads the engine once)."""
+    from face2param.engines.registry import load_engine
+    from face2param.methods.fit import fit
     from face2param.methods.target import target_from_analysis
 
+    seed_everything(config.seed)
+    engine = engine or timer.run("load engine", lambda: load_engine(config))
     target = target_from_analysis(analysis, pixels)
     result = timer.run("fit", lambda: fit(target, config.method, engine, config, fixed=fixed))
     losses = {k: v for k, v in result.losses.items() if k != "history"}
-    # the file name only (an upload's hash name in the worker): provenance.json is downloadable
-    source = Path(image_path).name if isinstance(image_path, (str, Path)) else "<bytes>"
     digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
     return _write_engine_job(
         output_dir, force, engine, result.params, config, timer, "photo",
@@ -78,7 +92,8 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
                      "timings": result.timings, **({"attributes": result.attributes} if result.attributes else {})},
         provenance_inputs={"image": str(source), "image_pixels_sha256": digest,
                            "image_size": list(analysis.image_size), "method": result.method,
-                           **({"fixed_attributes": dict(fixed)} if fixed else {})})
+                           **({"fixed_attributes": dict(fixed)} if fixed else {})},
+        with_face=with_face, with_avatar=with_avatar)
 
 
 def run_params_job(params, config: PhotoJobConfig | None = None, output_dir: Path | str = "face_avatar",
@@ -104,14 +119,19 @@ def run_params_job(params, config: PhotoJobConfig | None = None, output_dir: Pat
 
 
 def _write_engine_job(output_dir: Path, force: bool, engine, params, config: PhotoJobConfig, timer: StageTimer,
-                      kind: str, params_meta: dict, provenance_inputs: dict) -> Path:
+                      kind: str, params_meta: dict, provenance_inputs: dict, with_face: bool = True,
+                      with_avatar: bool = True) -> Path:
     """face.png, avatar.glb (+ preview), params.json and provenance.json of one parameter set, atomically
-    (no avatar.glb, with a warning in params.json, for an engine that builds no avatars itself)."""
+    (no avatar.glb, with a warning in params.json, for an engine that builds no avatars itself; a batch
+    may leave face.png and avatar.glb out)."""
     from face2param.methods.fit import as_numpy_image
 
-    face = timer.run("render face", lambda: as_numpy_image(engine.render(params, config.face_image_size)))
+    face = (timer.run("render face", lambda: as_numpy_image(engine.render(params, config.face_image_size)))
+            if with_face else None)
+    mesh = None
     try:
-        mesh = timer.run("build avatar", lambda: engine.build_avatar(params))
+        if with_avatar:
+            mesh = timer.run("build avatar", lambda: engine.build_avatar(params))
     except NotImplementedError as exc:  # an external engine: the game builds its avatar from params.json
         mesh = None
         params_meta = {**params_meta, "warnings": [*params_meta.get("warnings", []),
@@ -120,7 +140,8 @@ def _write_engine_job(output_dir: Path, force: bool, engine, params, config: Pho
     with atomic_job_folder(output_dir, force) as tmp:
         from PIL import Image
 
-        Image.fromarray(face).save(tmp / "face.png")
+        if face is not None:
+            Image.fromarray(face).save(tmp / "face.png")
         export_record = None
         if mesh is not None:
             joints = getattr(engine, "semantic_joints", None) or engine.body.semantic_joints

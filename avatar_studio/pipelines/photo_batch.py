@@ -1,0 +1,200 @@
+"""A folder (or list) of photos -> one photo job folder each, plus summary.json.
+
+    OUT/<photo name>/params.json (+ provenance.json; face.png and avatar.glb when asked for)
+    OUT/summary.json          photos, succeeded, failed [{photo, error}], seconds, photos_per_s, results
+
+Face analysis (detection, landmarks, dlib descriptor, colour cues: numpy/mediapipe/dlib, no torch)
+runs in a pool of processes, each loading the face models once, while this process loads the engine
+once and fits and writes each analysed photo as it arrives; a small window of photos in flight keeps
+memory flat for any number of photos. One bad photo (not an image, no face, too small, a fit that
+fails) is listed in summary.json with its one-line reason and never stops the batch.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from avatarclip_core.errors import UserInputError
+from avatarclip_core.jobfolder import check_output_folder
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+SUMMARY_NAME = "summary.json"
+
+
+@dataclass
+class BatchFiles:
+    """Which files each photo's folder gets besides params.json and provenance.json."""
+
+    face_png: bool = False
+    avatar_glb: bool = False
+
+
+@dataclass
+class BatchSummary:
+    output: Path
+    photos: int
+    succeeded: list[dict] = field(default_factory=list)  # {photo, folder, method, landmark_nme}
+    failed: list[dict] = field(default_factory=list)  # {photo, error}
+    seconds: float = 0.0
+    workers: int = 1
+
+    def to_json(self) -> dict:
+        return {"photos": self.photos, "succeeded": len(self.succeeded), "failed": self.failed,
+                "seconds": round(self.seconds, 3),
+                "photos_per_s": round(self.photos / self.seconds, 3) if self.seconds > 0 else None,
+                "analysis_processes": self.workers, "results": self.succeeded}
+
+
+def collect_photos(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given (any name: a bad one fails in the batch with its reason) and the photos of each
+    folder (by suffix, sorted, not recursive). Nothing found or a missing path: one UserInputError."""
+    photos: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            photos += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+        elif path.exists():
+            photos.append(path)
+        else:
+            raise UserInputError(f"no photo or folder {path}")
+    if not photos:
+        raise UserInputError(f"no photos ({', '.join(PHOTO_SUFFIXES)}) in {', '.join(str(i) for i in inputs)}")
+    return photos
+
+
+def folder_names(photos: list[Path]) -> list[str]:
+    """One sub-folder name per photo: its stem made filesystem-safe, '-2', '-3' ... on repeats."""
+    seen: dict[str, int] = {}
+    names = []
+    for photo in photos:
+        stem = re.sub(r"[^\w.-]+", "_", photo.stem).strip("._") or "photo"
+        count = seen.get(stem.lower(), 0) + 1
+        seen[stem.lower()] = count
+        names.append(stem if count == 1 else f"{stem}-{count}")
+    return names
+
+
+def default_analysis_processes(photos: int) -> int:
+    """One analysis process per core (at most one per photo; one photo: none, this process analyses)."""
+    return max(1, min(os.cpu_count() or 1, photos)) if photos > 1 else 0
+
+
+def _warm_analysis_process() -> None:
+    os.environ.setdefault("WARP_QUIET", "1")
+    from face2param.faces.models import warm_up
+
+    warm_up()
+
+
+def _analyse(path: str, faces_config) -> tuple:
+    """In an analysis process: (analysis, pixels) or (None, one-line reason)."""
+    from face2param.faces.analysis import analyse_face
+    from face2param.faces.images import load_image
+
+    try:
+        pixels = load_image(path)
+        return analyse_face(pixels, faces_config), pixels
+    except UserInputError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a bug must not stop the other photos; the summary names it
+        return None, f"internal error ({type(exc).__name__}: {exc})"
+
+
+def run_photo_batch(inputs: Iterable[str | Path], config=None, output_dir: Path | str = "photo_batch",
+                    force: bool = False, files: BatchFiles = BatchFiles(), processes: int | None = None,
+                    fixed: dict | None = None, engine=None,
+                    on_photo: Callable[[int, int, str, str], None] | None = None) -> BatchSummary:
+    """Fit every photo; returns the summary (also written to OUT/summary.json). `processes`: analysis
+    processes (None: one per core; 0: analyse here). `on_photo(done, total, photo, error or '')`
+    reports each finished photo. Bad arguments (no photos, OUT exists without force) fail before
+    anything is written; a bad photo only lands in the summary's `failed` list."""
+    photos = collect_photos(inputs)
+    output_dir = check_output_folder(Path(output_dir), force)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    names = folder_names(photos)
+    processes = default_analysis_processes(len(photos)) if processes is None else max(0, int(processes))
+    summary = BatchSummary(output_dir, len(photos), workers=processes)
+    started = time.perf_counter()
+    pool = None
+    if processes:  # started before torch loads here: spawned children import only the face analysis
+        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_warm_analysis_process)
+    try:
+        from avatar_studio.pipelines.photo import PhotoJobConfig, photo_stage_timer, write_photo_job
+        from avatarclip_core.provenance import write_json
+
+        config = config or PhotoJobConfig()
+        analyses = _analysed_in_order(photos, config.faces, pool, window=2 * max(processes, 1))
+        for index, (photo, name, (analysis, pixels_or_error)) in enumerate(zip(photos, names, analyses)):
+            error = ""
+            if analysis is None:
+                error = pixels_or_error
+            else:
+                try:
+                    if engine is None:
+                        from face2param.engines.registry import load_engine
+
+                        engine = load_engine(config)  # once for the whole batch
+                    timer = photo_stage_timer(config, None, files.face_png, files.avatar_glb)
+                    folder = write_photo_job(analysis, pixels_or_error, photo.name, config, output_dir / name,
+                                             force, timer, engine=engine, fixed=fixed,
+                                             with_face=files.face_png, with_avatar=files.avatar_glb)
+                    params = json.loads((folder / "params.json").read_text())
+                    summary.succeeded.append({"photo": str(photo), "folder": name, "method": params.get("method"),
+                                              "landmark_nme": (params.get("losses") or {}).get("landmark_nme")})
+                except UserInputError as exc:
+                    error = str(exc)
+                except Exception as exc:  # a bug in one fit must not lose the other photos
+                    error = f"internal error ({type(exc).__name__}: {exc})"
+            if error:
+                summary.failed.append({"photo": str(photo), "error": error})
+            if on_photo is not None:
+                on_photo(index + 1, len(photos), str(photo), error)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        from avatarclip_core.provenance import write_json
+
+        summary.seconds = time.perf_counter() - started
+        write_json(output_dir / SUMMARY_NAME, summary.to_json())
+    return summary
+
+
+def _analysed_in_order(photos: list[Path], faces_config, pool: ProcessPoolExecutor | None, window: int):
+    """(analysis, pixels) or (None, reason) per photo, in order; with a pool at most `window` photos
+    are in flight (their pixels travel back to this process)."""
+    if pool is None:
+        for photo in photos:
+            yield _analyse(str(photo), faces_config)
+        return
+    def submit(photo: Path) -> Future:
+        try:
+            return pool.submit(_analyse, str(photo), faces_config)
+        except Exception as exc:  # a broken pool: the photo fails with the reason, the loop goes on
+            failed: Future = Future()
+            failed.set_exception(exc)
+            return failed
+
+    pending: deque[Future] = deque()
+    queued = iter(photos)
+    for photo in queued:
+        pending.append(submit(photo))
+        if len(pending) >= window:
+            break
+    while pending:
+        try:
+            result = pending.popleft().result()
+        except Exception as exc:  # the analysis process died (e.g. out of memory): this photo fails
+            result = (None, f"the analysis process failed ({type(exc).__name__}: {exc})")
+        nxt = next(queued, None)
+        if nxt is not None:
+            pending.append(submit(nxt))
+        yield result

@@ -1,0 +1,87 @@
+"""`avatar photo DIR_OR_FILES... -o OUT`: one sub-folder per photo, summary.json with the failures; one bad
+photo never stops the batch; bad arguments write nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import skimage.data
+from PIL import Image
+
+from avatarclip_core.errors import UserInputError
+
+
+def test_photos_are_collected_from_folders_and_files_and_named_uniquely(tmp_path):
+    from avatar_studio.pipelines.photo_batch import collect_photos, folder_names
+
+    (tmp_path / "a").mkdir()
+    for name in ("b.JPG", "a.png", "notes.txt", "c.webp"):
+        (tmp_path / "a" / name).write_bytes(b"x")
+    (tmp_path / "a" / "nested").mkdir()
+    single = tmp_path / "a.png"
+    single.write_bytes(b"x")
+    photos = collect_photos([tmp_path / "a", single])
+    assert [p.name for p in photos] == ["a.png", "b.JPG", "c.webp", "a.png"]  # folder sorted, .txt left out
+    assert folder_names(photos) == ["a", "b", "c", "a-2"]
+    assert folder_names([tmp_path / "my photo (1).jpg", tmp_path / "..jpg"]) == ["my_photo_1", "photo"]
+    with pytest.raises(UserInputError, match="no photo or folder"):
+        collect_photos([tmp_path / "missing"])
+    with pytest.raises(UserInputError, match="no photos"):
+        collect_photos([tmp_path / "a" / "nested"])
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("batch_in")
+    astronaut = Image.fromarray(skimage.data.astronaut())
+    astronaut.save(folder / "astronaut.png")
+    (folder / "broken.jpg").write_text("not an image")
+    astronaut.resize((64, 64)).save(folder / "tiny.png")  # a face far under the detector's minimum
+    (folder / "again").mkdir()
+    astronaut.save(folder / "again" / "astronaut.png")
+    return folder
+
+
+def test_a_batch_fits_every_good_photo_and_lists_each_failure_with_its_reason(photo_folder, tmp_path, capsys):
+    from avatar_studio.cli.main import main
+    from face2param.methods.fit import load_engine
+
+    out = tmp_path / "out"
+    status = main(["photo", str(photo_folder), str(photo_folder / "again" / "astronaut.png"), "-o", str(out),
+                   "--method", "mean", "--face-png", "--processes", "2", "-q"])
+    assert status == 1  # some photos failed, the others are done
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["photos"] == 4 and summary["succeeded"] == 2 and summary["analysis_processes"] == 2
+    reasons = {json_row["photo"].rsplit("/", 1)[-1]: json_row["error"] for json_row in summary["failed"]}
+    assert set(reasons) == {"broken.jpg", "tiny.png"}
+    assert "not an image" in reasons["broken.jpg"] and "\n" not in reasons["broken.jpg"]
+    assert "tiny.png" in reasons and reasons["tiny.png"]
+    assert sorted(r["folder"] for r in summary["results"]) == ["astronaut", "astronaut-2"]
+    spec = load_engine().spec
+    for name in ("astronaut", "astronaut-2"):
+        files = {p.name for p in (out / name).iterdir()}
+        assert files == {"params.json", "provenance.json", "face.png"}  # no avatar.glb without --glb
+        params = json.loads((out / name / "params.json").read_text())
+        assert params["method"] == "mean" and set(params["continuous"]) == set(spec.continuous_names)
+    assert not (out / "broken").exists() and not (out / "tiny").exists()
+    assert str(out / "summary.json") in capsys.readouterr().out
+
+
+def test_a_batch_in_one_process_writes_the_same_parameters(photo_folder, tmp_path):
+    from avatar_studio.pipelines.photo import load_photo_config
+    from avatar_studio.pipelines.photo_batch import run_photo_batch
+
+    config = load_photo_config("preview", {"method": "mean"})
+    summary = run_photo_batch([photo_folder / "astronaut.png", photo_folder / "broken.jpg"], config,
+                              tmp_path / "out", processes=0)
+    assert [r["folder"] for r in summary.succeeded] == ["astronaut"] and len(summary.failed) == 1
+    assert {p.name for p in (tmp_path / "out" / "astronaut").iterdir()} == {"params.json", "provenance.json"}
+
+
+def test_an_existing_batch_folder_needs_force_and_nothing_is_written(photo_folder, tmp_path, capsys):
+    from avatar_studio.cli.main import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["photo", str(photo_folder), "-o", str(out), "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err and not any(out.iterdir())
