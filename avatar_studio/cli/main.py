@@ -24,7 +24,8 @@ def _describe_config(cls) -> str:
 
 
 def _add_job_flags(args: argparse.Namespace, overrides: dict[str, str]) -> None:
-    """--motion, --seed, --fbx, --formats and --profile are shorthands for config keys shared by every avatar job."""
+    """--motion, --seed, --fbx, --formats, --profile and --face-shapes are shorthands for config keys shared by
+    every avatar job."""
     if args.motion is not None:
         overrides["motion.name"] = args.motion
     if args.seed is not None:
@@ -35,6 +36,8 @@ def _add_job_flags(args: argparse.Namespace, overrides: dict[str, str]) -> None:
         overrides["export.formats"] = args.formats
     if getattr(args, "profile", None):
         overrides["export.profile"] = args.profile
+    if getattr(args, "face_shapes", None):
+        overrides["export.face_shapes"] = args.face_shapes
 
 
 def _describe_sliders_config() -> str:
@@ -295,6 +298,8 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         "plus fbx where Blender's bpy is installed; avatar.glb is always written)")
     parser.add_argument("--profile", choices=list(PROFILES), help="export profile: bone names, rest pose, "
                         "influences, root motion (default generic; unity: Mixamo names, T-pose, 4 influences)")
+    parser.add_argument("--face-shapes", choices=["arkit", "none"], help="ARKit's 52 face blend shapes and 15 "
+                        "visemes as morph targets on the avatar's head (default arkit)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,8 @@ class ExportConfig:
     max_influences: int = 0  # 4 or 8; 0: the profile's
     root_motion: Literal["profile", "root_motion", "in_place"] = "profile"
     fbx: bool = False  # also write avatar.fbx (same as fbx in formats)
+    # ARKit's 52 face blend shapes + 15 visemes as morph targets on the avatar's head (export/face_shapes.py)
+    face_shapes: Literal["arkit", "none"] = "arkit"
     skin_color: tuple[float, ...] = SKIN_COLOR  # vertex colour when the avatar has none
 
 
@@ -89,16 +91,23 @@ def write_avatar_files(
     preview: PreviewConfig,
     export: ExportConfig,
     timer: StageTimer,
+    face_template: tuple | None = None,
 ) -> dict:
     """Write the job's files; returns what params.json records under "export" (profile, formats,
     files). The preview and motion.npz show the avatar as built (the body's rig and rest pose);
-    avatar.glb, avatar.vrm, motion.bvh and avatar.fbx are shaped by the export profile."""
+    avatar.glb, avatar.vrm, motion.bvh and avatar.fbx are shaped by the export profile.
+    face_template: (body model, its rest vertices for this avatar's shape) to build the face shapes
+    from (`with_face_shapes`); None for a mesh that has no body behind it."""
     from avatarclip_core.export import write_bvh, write_glb
     from avatarclip_core.export.apply_profile import apply_profile
 
     if mesh.vertex_colors is None and mesh.texture is None:
         color = torch.tensor(export.skin_color[:3], dtype=torch.float32)
         mesh.vertex_colors = color.expand(mesh.vertices.shape[0], 3).clone()
+    if face_template is not None:
+        from avatarclip_core.export.face_shapes import with_face_shapes
+
+        mesh = timer.run("face shapes", lambda: with_face_shapes(mesh, *face_template, export.face_shapes))
     profile = export_profile(export)
     formats = export_formats(export)
     out_mesh, out_motion = timer.run("export profile", lambda: apply_profile(mesh, motion, profile))

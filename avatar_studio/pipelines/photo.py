@@ -145,7 +145,10 @@ def _write_engine_job(output_dir: Path, force: bool, engine, params, config: Pho
         export_record = None
         if mesh is not None:
             joints = getattr(engine, "semantic_joints", None) or engine.body.semantic_joints
-            export_record = write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer)
+            body = getattr(engine, "body", None)  # the Anny engine's avatar starts with its body's vertices
+            face_template = (body, mesh.vertices[:len(body.skin_indices)]) if body is not None else None
+            export_record = write_avatar_files(tmp, mesh, None, joints, config.preview, config.export, timer,
+                                               face_template=face_template)
         write_json(tmp / "params.json", {
             "engine": engine_name(engine), "version": PARAMS_VERSION,
             "continuous": {k: round(float(v), 6) for k, v in params.continuous.items()},

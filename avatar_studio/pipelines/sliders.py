@@ -69,7 +69,8 @@ def run_sliders_job(
         mesh.skeleton, config.motion, config.motion_gen, progress=timer.within("motion")))
 
     with atomic_job_folder(output_dir, force) as tmp:
-        export_record = write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
+        export_record = write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer,
+                                           face_template=(body, mesh.vertices))
         resolved = {s.name: float(v) for s, v in zip(body.sliders(), shape.tolist())}
         write_json(tmp / "params.json", {
             "schema": PARAMS_SCHEMA,

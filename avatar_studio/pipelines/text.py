@@ -176,7 +176,8 @@ def run_text_job(
         mesh.skeleton, config.motion, config.motion_gen, scorer=scorer, progress=timer.within("motion")))
 
     with atomic_job_folder(output_dir, force) as tmp:
-        export_record = write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer)
+        export_record = write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer,
+                                           face_template=(body, template.vertices))
         resolved = {s.name: float(v) for s, v in zip(body.sliders(), body.shape_vector(sliders).tolist())}
         write_json(tmp / "params.json", {
             "schema": PARAMS_SCHEMA,
