@@ -195,6 +195,9 @@ def vrm_bytes(mesh: RiggedMesh, meta: VrmMeta | None = None, *, generator_note: 
         raise ValueError(f"VRM allows 4 skin influences per vertex, the mesh has up to {used}: "
                          "apply the 'vrm' export profile first")
     gltf = gl.GLTF2.load_from_bytes(glb_bytes(mesh, None, generator_note=generator_note))
+    for accessor in gltf.accessors:
+        if accessor.bufferView is None:  # sparse morph targets: pygltflib's loader adds byteOffset 0,
+            accessor.byteOffset = None   # which the validator refuses without a bufferView
     mesh_node = next(i for i, n in enumerate(gltf.nodes) if n.mesh is not None)
     targets = _target_names(gltf)
     head = next(i for i, n in enumerate(gltf.nodes) if vrm_bone_of(n.name or "") == "head")
