@@ -237,10 +237,12 @@ class AnnyFaceEngine:
             p2 = self.project_landmarks(p3, size)
         return Landmarks(p3[0], p2[0], size, scheme)
 
-    def build_avatar(self, params: EngineParams) -> RiggedMesh:
-        """The full rigged Anny body with the face sliders (exact, through Anny) and the assets on the head joint."""
+    def build_avatar(self, params: EngineParams, body_values: dict[str, float] | None = None) -> RiggedMesh:
+        """The full rigged Anny body with the face sliders (exact, through Anny) and the assets on the head joint.
+        `body_values`: further Anny sliders of the body (height, proportions, ...; the create job's body words),
+        set after the engine's own (the caller decides which of gender, age, muscle, weight it passes)."""
         x, probs = self._tensors(params)
-        body_mesh = self.body.rigged_mesh(self.head.anny_values(x[0]))
+        body_mesh = self.body.rigged_mesh({**self.head.anny_values(x[0]), **(body_values or {})})
         ids = self.head.body_vertex_ids.cpu()
         head = body_mesh.vertices[ids][None].to(self.device)
         with torch.no_grad():
