@@ -1,6 +1,8 @@
 """ARKit face shapes and Oculus visemes on the avatar's own head (export/face_shapes.py)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +107,43 @@ def test_transfer_copies_the_body_and_fades_with_distance():
     assert out[3] == pytest.approx(0.01)  # 2 mm off the skin: in full
     assert out[4] == pytest.approx(0.005)  # 5.5 mm: half (fades from 3 to 8 mm)
     assert out[5] == 0.0 and out[6] == 0.0  # 2 cm off (glasses), or nearer a still vertex
+
+
+def test_a_sculpted_surface_keeps_the_face_shapes(anny_body, woman):
+    """A surface that is not the body's vertices (a NeuS mesh: new vertices, a few mm off the skin)
+    takes each vertex's nearest body displacement."""
+    from avatarclip_core.export.gltf import smooth_vertex_normals
+
+    mesh, faced = woman
+    order = torch.randperm(len(mesh.vertices), generator=torch.Generator().manual_seed(0))
+    normals = torch.from_numpy(smooth_vertex_normals(mesh.vertices.numpy(), mesh.faces.numpy())).float()
+    sculpted = replace(mesh, vertices=(mesh.vertices + 0.006 * normals)[order], faces=torch.argsort(order)[mesh.faces])
+    out = with_face_shapes(sculpted, anny_body, mesh.vertices)
+    k = faced.morph_targets.index("jawOpen")
+    got, expect = out.morph_targets.deltas[k], faced.morph_targets.deltas[k][order]
+    wrong = (got - expect).norm(dim=-1) > 0.002
+    # offset lips whose nearest body vertex is on the other lip (the closed mouth) are the exception
+    assert wrong.double().mean() < 0.03
+    assert float(got.norm(dim=-1).max()) == pytest.approx(float(expect.norm(dim=-1).max()), rel=0.1)
+    assert with_face_shapes(sculpted, anny_body, mesh.vertices, "none").morph_targets is None
+
+
+def test_face_shapes_in_the_glb_are_valid_sparse_and_named(woman, tmp_path):
+    from avatarclip_core.export import write_glb
+    from gltf_validation import error_summary, validate_glb
+    from test_export_gltf import glb_json_and_bin
+
+    mesh, faced = woman
+    plain = write_glb(mesh, tmp_path / "plain.glb", max_influences=4)
+    path = write_glb(faced, tmp_path / "faced.glb", max_influences=4)
+    report = validate_glb(path)
+    assert report["issues"]["numErrors"] == 0 and report["issues"]["numWarnings"] == 0, error_summary(report)
+    doc, _ = glb_json_and_bin(path)
+    assert doc["meshes"][0]["extras"]["targetNames"] == list(ARKIT_NAMES) + list(VISEME_NAMES)
+    accessors = [doc["accessors"][t["POSITION"]] for t in doc["meshes"][0]["primitives"][0]["targets"]]
+    assert all("bufferView" not in a for a in accessors)
+    assert all("sparse" in a for a in accessors[:52])  # every ARKit shape moves something, stored sparsely
+    added = path.stat().st_size - plain.stat().st_size
+    moving = int((faced.morph_targets.deltas.norm(dim=-1) > 0).sum())
+    assert added < 14.5 * moving + 1024 * len(accessors)  # 12-byte values + 2-byte indices per moved vertex
+    print(f"\nface shapes add {added / 1e6:.2f} MB ({moving} moved vertex rows) to {plain.stat().st_size / 1e6:.2f} MB")

@@ -73,6 +73,11 @@ VISEME_NAMES: tuple[str, ...] = tuple(f"viseme_{v}" for v in VISEME_MIXES)
 # the base mesh's is 0.84-1.25x on the default body with 20 (0.74-1.9x unsmoothed, from thin lip
 # and mouth-bag triangles).
 _SMOOTHING_ITERATIONS = 20
+# Nearest-vertex transfer fades (in full within, nothing beyond; metres): assets on a body (hair, brows
+# and beards lie within 2-6 mm of the skin, glasses' rims 5-16 mm off it) and sculpted surfaces (NeuS
+# keeps them within a 1 cm inner / 5 cm outer band around the body).
+_ASSET_FADE = (0.003, 0.008)
+_SCULPT_FADE = (0.01, 0.025)
 # Displacements below this are dropped (sparse storage keeps only moving vertices): 0.01 mm.
 _MIN_DISPLACEMENT = 1e-5
 
@@ -209,7 +214,12 @@ def with_face_shapes(
     if mode != "arkit":
         raise ValueError(f"face_shapes must be 'arkit' or 'none', got {mode!r}")
     on_body = body_face_shapes(body, body_rest_vertices)
-    on_mesh = transfer_morph_targets(body_rest_vertices, with_visemes(on_body), mesh.vertices)
+    n = len(body_rest_vertices)
+    built_on_body = len(mesh.vertices) >= n and torch.allclose(
+        mesh.vertices[:n].double(), body_rest_vertices.detach().cpu().double(), atol=1e-6)
+    # a sculpted surface replaces the skin, up to a few centimetres off it: follow it further out
+    fade = _ASSET_FADE if built_on_body else _SCULPT_FADE
+    on_mesh = transfer_morph_targets(body_rest_vertices, with_visemes(on_body), mesh.vertices, *fade)
     deltas = on_mesh.deltas.numpy()
     deltas[np.linalg.norm(deltas, axis=-1) < _MIN_DISPLACEMENT] = 0.0
     return replace(mesh, morph_targets=MorphTargets(on_mesh.names, torch.from_numpy(deltas.astype(np.float32))))
