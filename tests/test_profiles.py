@@ -108,3 +108,19 @@ def test_in_place_and_morph_targets_follow(anny_mesh, walk):
     assert torch.allclose(turned.norm(dim=1), torch.full((int(on_hand.sum()),), 0.01), atol=3e-4)  # blends of rotations
     assert float((turned - deltas[0, on_hand]).norm(dim=1).max()) > 1e-3  # the hand turned, so did its offsets
     assert "hips" in mesh.skeleton.names and anny_mesh.skeleton.names[1] == "pelvis"  # input untouched
+
+
+def test_rest_requests_take_formats_and_profile():
+    from web import jobs as J
+
+    specs = [J.SliderInfo("height", 0.0, 1.0, 0.5, "phenotype")]
+    req = J.parse_sliders_request('{"height": 0.9, "formats": ["glb", "VRM"], "profile": "unity"}', specs, ["preview"])
+    assert req.sliders == {"height": 0.9}
+    assert req.submit_args()[2]["overrides"] == {"export.formats": "glb,vrm", "export.profile": "unity"}
+    text = J.parse_text_request('{"shape": "a tall man", "formats": "glb,bvh"}')
+    assert text["config"]["overrides"] == {"export.formats": "glb,bvh"}
+    with pytest.raises(Exception, match='unknown format "obj"'):
+        J.parse_sliders_request('{"height": 0.9, "formats": ["obj"]}', specs, ["preview"])
+    with pytest.raises(Exception, match='unknown profile "godot"'):
+        J.parse_text_request('{"shape": "a man", "profile": "godot"}')
+    assert J.ordered_files(["motion.bvh", "avatar.vrm", "avatar.glb"]) == ["avatar.glb", "avatar.vrm", "motion.bvh"]

@@ -23,11 +23,11 @@ from avatarclip_core.user_text import check_number, check_text
 
 MOTIONS = BUILTIN_MOTIONS  # built-in procedural motions ("" = none)
 DEFAULT_PRESET = "preview"
-RESERVED_KEYS = ("sliders", "motion", "preset")
+RESERVED_KEYS = ("sliders", "motion", "preset", "formats", "profile")
 MAX_REQUEST_CHARS = 64 * 1024
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
-FILE_ORDER = ("avatar.glb", "avatar.fbx", "motion.bvh", "params.json", "motion.npz", "preview.png",
+FILE_ORDER = ("avatar.glb", "avatar.vrm", "avatar.fbx", "motion.bvh", "params.json", "motion.npz", "preview.png",
               "provenance.json")
 
 PHENOTYPE_LABELS = {
@@ -176,9 +176,11 @@ class SlidersRequest:
     sliders: dict[str, float] = field(default_factory=dict)
     motion: str = ""
     preset: str = DEFAULT_PRESET
+    overrides: dict[str, str] = field(default_factory=dict)  # export.formats / export.profile
 
     def submit_args(self) -> tuple[str, dict, dict]:
-        return "sliders", {"sliders": dict(self.sliders), "motion": self.motion}, {"preset": self.preset, "overrides": {}}
+        return ("sliders", {"sliders": dict(self.sliders), "motion": self.motion},
+                {"preset": self.preset, "overrides": dict(self.overrides)})
 
 
 def _close(name: str, names: Iterable[str]) -> str:
@@ -204,6 +206,15 @@ def validate_motion(motion: Any) -> str:
         raise UserInputError(f"unknown motion {json.dumps(motion)} (did you mean '{typo[0]}'? built-in: "
                              f"{', '.join(MOTIONS)}; or describe a motion in a few words)")
     return motion
+
+
+def rest_overrides(kind: str, preset: str, overrides: Any) -> dict:
+    """A REST request's "config" object: only the keys REST callers may set for this kind of job
+    (avatar_studio.config_schema.REST_OVERRIDES), each checked like any override and within its
+    REST bounds, before anything is stored."""
+    from avatar_studio.config_schema import check_rest_overrides
+
+    return check_rest_overrides(kind, preset, overrides)
 
 
 def validate_preset(preset: Any, presets: Iterable[str]) -> str:
@@ -272,29 +283,54 @@ def json_object(text: Any, example: str) -> dict:
     return data
 
 
+def export_overrides(data: dict) -> dict[str, str]:
+    """The optional REST keys "formats" (["glb", "vrm"] or "glb,vrm") and "profile" ("unity", ...) as
+    config overrides (popped from `data`); the job kind checks them again at submit."""
+    from avatarclip_core.export.profiles import FILE_FORMATS, PROFILES  # torch-free
+
+    overrides: dict[str, str] = {}
+    formats = data.pop("formats", None)
+    if formats not in (None, "", []):
+        items = formats.split(",") if isinstance(formats, str) else formats
+        if not isinstance(items, list) or not all(isinstance(f, str) for f in items):
+            raise UserInputError(f'"formats" must be a list of names from {", ".join(FILE_FORMATS)}, e.g. ["glb", "vrm"]')
+        names = [f.strip().lower() for f in items if f.strip()]
+        unknown = [f for f in names if f not in FILE_FORMATS + ("auto",)]
+        if unknown:
+            raise UserInputError(f"unknown format {json.dumps(unknown[0])}: use {', '.join(FILE_FORMATS)} or auto")
+        overrides["export.formats"] = ",".join(names)
+    profile = data.pop("profile", None)
+    if profile not in (None, ""):
+        if profile not in PROFILES:
+            raise UserInputError(f"unknown profile {json.dumps(profile)}: use one of {', '.join(PROFILES)}")
+        overrides["export.profile"] = profile
+    return overrides
+
+
 def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Iterable[str]) -> SlidersRequest:
     """The REST input: ONE JSON object string.
 
-    Either flat, slider names plus the optional keys "motion" and "preset":
-        {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview"}
+    Either flat, slider names plus the optional keys "motion", "preset", "formats" and "profile":
+        {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview", "formats": ["glb", "vrm"]}
     or nested: {"sliders": {"height": 0.9}, "motion": "walk"}.
     """
     data = dict(text if isinstance(text, dict) else json_object(text, '{"height": 0.9, "motion": "walk"}'))
     motion = validate_motion(data.pop("motion", ""))
     preset = validate_preset(data.pop("preset", None), presets)
+    overrides = export_overrides(data)
     if "sliders" in data:
         nested = data.pop("sliders")
         if data:
             raise UserInputError(f"with a 'sliders' object, put every slider inside it (found {', '.join(data)})")
         data = nested
-    return SlidersRequest(validate_sliders(data, specs), motion, preset)
+    return SlidersRequest(validate_sliders(data, specs), motion, preset, overrides)
 
 
-TEXT_KEYS = ("shape", "appearance", "motion", "preset")
+TEXT_KEYS = ("shape", "appearance", "motion", "preset", "formats", "profile")
 
 
 def parse_text_request(text: Any) -> dict:
-    """/create_from_text's JSON: {"shape", "appearance", "motion", "preset"} -> submit() arguments.
+    """/create_from_text's JSON: {"shape", "appearance", "motion", "preset", "formats", "profile"} -> submit() arguments.
     Prompts are checked again (lengths, control characters) by the job kind at submit()."""
     data = json_object(text, '{"shape": "a tall and fat man", "motion": "walk"}')
     unknown = sorted(set(data) - set(TEXT_KEYS))
@@ -308,7 +344,8 @@ def parse_text_request(text: Any) -> dict:
               "motion": validate_motion(data.get("motion"))}
     if not inputs["shape"] and not inputs["appearance"] and not inputs["motion"]:
         raise UserInputError('give "shape", "appearance" and/or "motion", e.g. {"shape": "a tall and fat man"}')
-    return {"inputs": inputs, "config": {"preset": validate_preset(data.get("preset"), preset_choices()), "overrides": {}}}
+    return {"inputs": inputs, "config": {"preset": validate_preset(data.get("preset"), preset_choices()),
+                                         "overrides": export_overrides(data)}}
 
 
 def submit_sliders(api: JobAPILike, request: SlidersRequest) -> str:
