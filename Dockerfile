@@ -8,6 +8,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     AVATAR_DATA_DIR=/data \
+    AVATAR_CACHE_DIR=/data/cache \
     AVATAR_QUEUES=gpu,cpu
 
 # hadolint ignore=DL3008

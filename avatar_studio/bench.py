@@ -118,9 +118,18 @@ def bench_motion_generation(repeats: int) -> dict:
 
 def bench_photo_methods(repeats: int) -> dict:
     """Photo -> game parameters: photos/s end to end per method and seconds per iterative fit."""
+    from avatar_studio.bench_batch import bench_photo_batch
     from avatar_studio.bench_photo import bench_photo
 
-    return bench_photo(repeats=min(repeats, 3))
+    return {**bench_photo(repeats=min(repeats, 3)), "batch": bench_photo_batch()}
+
+
+def bench_cli_start(repeats: int) -> dict:
+    """Cold start from outside the process: seconds to each command's first line of output and wall
+    seconds of a cold one-shot `avatar photo`, beside a bare `python -c "import numpy"` (bench_cli)."""
+    from avatar_studio.bench_cli import bench_cli
+
+    return bench_cli(repeats=min(repeats, 5))
 
 
 def bench_web(repeats: int) -> dict:
@@ -131,13 +140,13 @@ def bench_web(repeats: int) -> dict:
     return raw_call_growth(calls=1000)
 
 
-ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo", "web")
+ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo", "web", "cli")
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
     benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues,
                "text": bench_text_presets, "motion": bench_motion_generation,
-               "photo": bench_photo_methods, "web": bench_web}
+               "photo": bench_photo_methods, "web": bench_web, "cli": bench_cli_start}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)

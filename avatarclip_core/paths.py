@@ -1,13 +1,18 @@
 """Where the project keeps its data: caches, model files, job outputs.
 
-Everything lives under one data folder, `AVATAR_DATA_DIR` (default `./data`), so a deployment
-mounts one volume and a test session can point at its own.
+Job outputs, uploads, trained artifacts and most caches live under one data folder,
+`AVATAR_DATA_DIR` (default `./data`), so a deployment mounts one volume and a test session can point
+at its own. The body model's build (~1 GB, about 2 minutes) depends on nothing in a data folder, so it
+lives once per user in the user cache folder: `AVATAR_CACHE_DIR`, else `$XDG_CACHE_HOME/avatar-studio`,
+else `~/.cache/avatar-studio`; a data folder's own `cache/anny` built by an older install is still
+found and used (nothing is copied).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 
 def data_dir_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -24,7 +29,64 @@ def data_dir() -> Path:
 
 
 def cache_dir(name: str) -> Path:
-    """A named cache folder inside the data folder (e.g. 'anny', 'warp')."""
+    """A named cache folder inside the data folder (e.g. 'warp', 'face2param_slots')."""
     path = data_dir() / "cache" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def user_cache_dir_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The one reading of AVATAR_CACHE_DIR (else $XDG_CACHE_HOME/avatar-studio, else
+    ~/.cache/avatar-studio), absolute; not created."""
+    env = os.environ if environ is None else environ
+    if env.get("AVATAR_CACHE_DIR"):
+        return Path(env["AVATAR_CACHE_DIR"]).expanduser().resolve()
+    base = env.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return (Path(base).expanduser() / "avatar-studio").resolve()
+
+
+BODY_CACHE_NAME = "anny"
+
+
+def _body_cache_built(folder: Path) -> bool:
+    """Anny writes its build as v<data version>/load_data_<hash>.safetensors (atomically enough: a
+    failed build leaves no file of that name)."""
+    return folder.is_dir() and any(folder.glob("v*/load_data_*.safetensors"))
+
+
+def body_model_cache_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the body model's build is read from and written to: the user cache folder; an existing
+    install's data-folder cache when only that one holds a build. Not created."""
+    user = user_cache_dir_path(environ) / BODY_CACHE_NAME
+    legacy = data_dir_path(environ) / "cache" / BODY_CACHE_NAME
+    if not _body_cache_built(user) and _body_cache_built(legacy):
+        return legacy
+    return user
+
+
+def body_model_cache_ready(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a body model build is on disk (False: the next start builds it, about 2 minutes).
+    Torch-free, for the web process's first-run notice."""
+    return _body_cache_built(body_model_cache_path(environ))
+
+
+def body_model_cache_dir() -> Path:
+    """body_model_cache_path(), created."""
+    path = body_model_cache_path()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def body_model_build_lock() -> Iterator[Path]:
+    """Held while a process builds or loads the body model: a web process, its worker and a CLI run
+    started together build it once; the others wait, then read the build from the cache."""
+    import fcntl
+
+    folder = body_model_cache_dir()
+    with open(folder / ".build.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -657,8 +657,11 @@ def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True,
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         print(f"warning: serving on {host} without AVATAR_API_TOKEN: anyone who can reach this port can use it",
               flush=True)
-    app = create_server_app(api if api is not None else default_api(settings), settings=settings,
-                            public_url=public_url)
+    from web.warmup import warming_app
+
+    # built in the background: the page (a notice while it warms) answers from the first second
+    app = warming_app(lambda: create_server_app(api if api is not None else default_api(settings), settings=settings,
+                                                public_url=public_url), HEALTH_PATH)
     supervisor = None
     if start_worker:  # restarted within seconds whenever it dies (workers.embedded.WorkerSupervisor)
         from workers.embedded import WorkerSupervisor

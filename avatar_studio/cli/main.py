@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure body forward, rendering and GLB export; write bench.json")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("-o", "--output", default="bench.json")
-    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo,web (default all)")
+    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo,web,cli (default all)")
     bench.set_defaults(func=cmd_bench)
 
     serve = sub.add_parser("serve", help="web app + REST API on the embedded default (starts a worker too)")
@@ -421,6 +421,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The line each command prints first, at once, before its heavy imports (stderr, so stdout stays the
+# command's output; -q silences it): a command that loads torch and models says something within a
+# second instead of nothing for many (`avatar photo` starts its progress bar itself).
+STARTING_NOTICES = {
+    "body": "loading the body model", "text": "loading the text-to-avatar models",
+    "train": "loading the training libraries", "sliders": "loading the body model",
+    "bench": "loading the benchmarks", "warmup": "loading the body model (building its cache on a first run)",
+    "serve": "starting the web app", "worker": "starting the worker", "jobs": "opening the job store",
+    "face-engine": "loading the face engine", "eval": "loading the face analysis and the engine",
+}
+
+
+def _starting_notice(args: argparse.Namespace) -> None:
+    notice = STARTING_NOTICES.get(getattr(args, "command", None) or "")
+    if notice and not getattr(args, "quiet", False):
+        print(f"avatar {args.command}: {notice} ...", file=sys.stderr, flush=True)
+
+
 def _check_utf8_arguments(args: argparse.Namespace) -> None:
     """Bytes that are not UTF-8 on the command line reach Python as lone surrogates (surrogateescape)
     and would fail deep inside a tokenizer or a JSON write: one error line (exit 2) instead."""
@@ -441,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("jobs prune needs --older-than (e.g. 30d)")
     try:
         _check_utf8_arguments(args)
+        _starting_notice(args)
         return args.func(args)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

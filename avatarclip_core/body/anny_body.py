@@ -11,6 +11,7 @@ Never use Anny's `smpl`/`smplx` topologies: they download non-commercial data.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -21,7 +22,7 @@ import torch
 
 from avatarclip_core.body import lbs
 from avatarclip_core.body.model import BODY_MODELS, SliderBody, SliderSpec
-from avatarclip_core.paths import cache_dir
+from avatarclip_core.paths import body_model_build_lock, body_model_cache_dir, body_model_cache_ready
 from avatarclip_core.warp_runtime import ensure_warp
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,12 @@ class AnnyBody(SliderBody):
         import anny
         import anny.paths
 
-        anny.paths.set_anny_cache_path(cache_dir("anny"))
+        # one build per user (avatarclip_core.paths: the user cache folder, or an older install's
+        # data-folder cache), made by one process at a time: the others wait, then load it
+        anny.paths.set_anny_cache_path(body_model_cache_dir())
         started = time.perf_counter()
-        model = anny.Anny(rig=config.rig, topology=config.topology, local_changes=config.local_changes)
+        with (contextlib.nullcontext() if body_model_cache_ready() else body_model_build_lock()):
+            model = anny.Anny(rig=config.rig, topology=config.topology, local_changes=config.local_changes)
         log.info("built Anny(%s, %s) in %.1f s", config.rig, config.topology, time.perf_counter() - started)
         self.device = torch.device(device)
         self._model = model.to(device=self.device, dtype=torch.float32)

@@ -1,0 +1,62 @@
+"""`avatar bench --only photo` (batch part): photos per second of `avatar photo DIR -o OUT` (one-shot,
+params.json only) beside a reference measured in the same run on the same photos: the bare face
+analysis (detector, Face Mesh, 68 points, dlib descriptor, colour cues) one photo after another in
+this process, i.e. the part of the work that does not depend on our fitting code. The ratio
+batch / reference survives a loaded machine; the absolute figures do not.
+
+Photos: $AVATAR_BENCH_PHOTOS (a folder) when set, else scikit-image's astronaut saved `count` times.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def _photo_folder(tmp: Path, count: int) -> Path:
+    folder = os.environ.get("AVATAR_BENCH_PHOTOS")
+    if folder:
+        return Path(folder)
+    from PIL import Image
+    from skimage import data
+
+    out = tmp / "photos"
+    out.mkdir()
+    Image.fromarray(data.astronaut()).save(out / "photo-000.png")
+    for i in range(1, count):
+        shutil.copyfile(out / "photo-000.png", out / f"photo-{i:03d}.png")
+    return out
+
+
+def bench_photo_batch(count: int = 20, method: str = "oneshot") -> dict:
+    from avatar_studio.pipelines.photo import load_photo_config
+    from avatar_studio.pipelines.photo_batch import collect_photos, run_photo_batch
+    from face2param.faces.analysis import analyse_face
+    from face2param.faces.images import load_image
+
+    config = load_photo_config("preview", {"method": method})
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = collect_photos([_photo_folder(Path(tmp), count)])
+        # warm run on one photo: engine tables, slot-render caches as a user's second batch finds them
+        run_photo_batch(photos[:1], config, Path(tmp) / "warm", processes=0)
+        started = time.perf_counter()
+        for photo in photos:  # the reference: bare analysis, sequential, models already loaded
+            try:
+                analyse_face(load_image(photo), config.faces)
+            except Exception:  # noqa: BLE001 - a bad photo costs what it costs in the batch too
+                pass
+        reference_s = time.perf_counter() - started
+        summary = run_photo_batch(photos, config, Path(tmp) / "out")  # processes: one per core
+        in_process = run_photo_batch(photos, config, Path(tmp) / "out0", processes=0)
+    n = len(photos)
+    return {
+        "photos": n, "method": method, "failed": len(summary.failed),
+        "batch_photos_per_s": round(n / summary.seconds, 3),
+        "batch_one_process_photos_per_s": round(n / in_process.seconds, 3),
+        "analysis_processes": summary.workers,
+        "reference_bare_analysis_photos_per_s": round(n / reference_s, 3),
+        "batch_over_reference": round(reference_s / summary.seconds, 3),
+        "note": "batch includes process start-up, engine load and writing params.json/provenance.json",
+    }

@@ -1,0 +1,120 @@
+"""`avatar bench --only cli`: what a user waits for at the command line, timed from outside the process.
+
+- first_line_s: for each command, seconds from starting `avatar ...` to its first line of output
+  (progress bar, notice or result) on stdout or stderr; the process is stopped once it printed.
+- photo_cold_s: one `avatar photo PHOTO -o OUT --method oneshot` in a fresh process, wall seconds
+  (median of several runs; caches on disk as a user has them after a first run).
+- reference_python_s: a fresh `python -c "import numpy"` measured in the same run: the machine's
+  start-up cost at that moment, so ratios survive a loaded machine.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# one invocation per command: each does real work (the output folder is a fresh temp path)
+_FIRST_LINE_COMMANDS = {
+    "body": ["body", "-o", "{tmp}/body"],
+    "text": ["text", "--shape", "a tall man", "-o", "{tmp}/text"],
+    "photo": ["photo", "{photo}", "-o", "{tmp}/photo", "--method", "oneshot"],
+    "photo_batch": ["photo", "{photo}", "{photo}", "-o", "{tmp}/batch", "--method", "oneshot"],
+    "sliders": ["sliders", "--group", "phenotype"],
+    "face-engine": ["face-engine", "spec"],
+    "eval": ["eval", "photo", "--dir", "{photo_dir}", "--methods", "mean", "-o", "{tmp}/eval"],
+    "train": ["train", "shape", "-o", "{tmp}/train"],
+    "warmup": ["warmup"],
+    "jobs": ["jobs", "list", "--limit", "1"],
+    "bench": ["bench", "--only", "body", "-o", "{tmp}/bench.json"],
+    "serve": ["serve", "--port", "0", "--no-worker"],
+    "worker": ["worker", "--queues", "cpu"],
+}
+
+
+def _avatar_argv(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "avatar_studio.cli", *args]
+
+
+def first_output_seconds(args: list[str], timeout: float = 60.0, env: dict | None = None) -> float:
+    """Seconds until `avatar ARGS` writes its first byte to stdout or stderr (then it is stopped);
+    the full run time when it finishes silently; `timeout` when it says nothing for that long."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(_avatar_argv(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, start_new_session=True)
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    selector.register(proc.stderr, selectors.EVENT_READ)
+    try:
+        while True:
+            remaining = timeout - (time.perf_counter() - started)
+            if remaining <= 0:
+                return timeout
+            for key, _ in selector.select(remaining):
+                if os.read(key.fileobj.fileno(), 1):
+                    return time.perf_counter() - started
+                selector.unregister(key.fileobj)  # closed: the process ended (or closed that pipe)
+            if not selector.get_map():
+                return time.perf_counter() - started
+    finally:
+        selector.close()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the command and anything it started
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        stream.close()
+
+
+def wall_seconds(args: list[str], env: dict | None = None, timeout: float = 600.0) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(_avatar_argv(args), capture_output=True, text=True, env=env, timeout=timeout)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"avatar {' '.join(args)} failed: {done.stderr.strip()[-400:]}")
+    return seconds
+
+
+def _reference_python_s(repeats: int) -> float:
+    def run() -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import numpy"], check=True)
+        return time.perf_counter() - started
+
+    return round(statistics.median(run() for _ in range(repeats)), 3)
+
+
+def bench_cli(repeats: int = 3, photo: Path | None = None, commands: tuple[str, ...] | None = None) -> dict:
+    from PIL import Image
+    from skimage import data
+
+    results: dict = {"reference_python_s": _reference_python_s(repeats)}
+    with tempfile.TemporaryDirectory() as tmp:
+        if photo is None:
+            photo = Path(tmp) / "in" / "astronaut.png"
+            photo.parent.mkdir()
+            Image.fromarray(data.astronaut()).save(photo)
+        values = {"tmp": tmp, "photo": str(photo), "photo_dir": str(photo.parent)}
+        first: dict[str, float] = {}
+        for name, template in _FIRST_LINE_COMMANDS.items():
+            if commands and name not in commands:
+                continue
+            first[name] = round(first_output_seconds([a.format(**values) for a in template]), 3)
+        results["first_line_s"] = first
+        results["first_line_max_s"] = max(first.values()) if first else None
+        runs = [wall_seconds(["photo", str(photo), "-o", f"{tmp}/cold{i}", "--method", "oneshot", "-q"])
+                for i in range(repeats)]
+        results["photo_cold_s"] = {"median": round(statistics.median(runs), 3),
+                                   "runs": [round(r, 3) for r in runs]}
+    return results
