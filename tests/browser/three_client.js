@@ -1,7 +1,9 @@
 // Loads our exported files in a real client: three.js (GLTFLoader) and @pixiv/three-vrm in headless
 // Chromium (driven by tests/test_vrm_browser.py; npm packages pinned in package.json).
 // usage: node three_client.js vrm FILE.vrm OUT.json   -> humanoid bones, expressions, face pixel changes
-//        node three_client.js skin FILE.glb TIME OUT.json -> skinned vertex positions at TIME (animation 0)
+//        node three_client.js skin FILE.glb TIME [NAME=W,...] OUT.json -> skinned vertex positions at TIME
+//            (animation 0), the named morph targets at weight W (three.js morphs, then skins)
+//        node three_client.js morph FILE.glb OUT.json -> face pixels each GLB morph target changes alone
 // Uses the system chromium (CHROMIUM env or /usr/bin/chromium) with SwiftShader WebGL; never downloads.
 const http = require("http");
 const fs = require("fs");
@@ -23,21 +25,30 @@ import * as THREE from "three";
 import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { VRMLoaderPlugin } from "@pixiv/three-vrm";
 let process_images = false;
-window.run = async (mode, url, time, withImages) => {
+window.run = async (mode, url, time, withImages, weights) => {
   process_images = withImages;
   const loader = new GLTFLoader();
   loader.register((parser) => new VRMLoaderPlugin(parser));
   const gltf = await loader.loadAsync(url);
-  if (mode === "skin") return skinned(gltf, time);
+  if (mode === "skin") return skinned(gltf, time, weights);
+  if (mode === "morph") return morphPixels(gltf);
   return checkVrm(gltf);
 };
-function skinned(gltf, time) {
+function skinnedMesh(root) {
+  let mesh = null;
+  root.traverse((o) => { if (o.isSkinnedMesh && !mesh) mesh = o; });
+  return mesh;
+}
+function skinned(gltf, time, weights) {
   const mixer = new THREE.AnimationMixer(gltf.scene);
   mixer.clipAction(gltf.animations[0]).play();
   mixer.setTime(time);
   gltf.scene.updateMatrixWorld(true);
-  let mesh = null;
-  gltf.scene.traverse((o) => { if (o.isSkinnedMesh && !mesh) mesh = o; });
+  const mesh = skinnedMesh(gltf.scene);
+  for (const [name, w] of Object.entries(weights || {})) {
+    if (!(name in (mesh.morphTargetDictionary || {}))) return { error: "no morph target " + name };
+    mesh.morphTargetInfluences[mesh.morphTargetDictionary[name]] = w;
+  }
   const v = new THREE.Vector3(), out = [];
   const n = mesh.geometry.attributes.position.count;
   for (let i = 0; i < n; i++) {
@@ -54,55 +65,97 @@ async function checkVrm(gltf) {
   const bones = {};
   for (const name of Object.keys(vrm.humanoid.humanBones)) bones[name] = !!vrm.humanoid.getRawBoneNode(name);
   const expressions = vrm.expressionManager.expressions.map((e) => e.expressionName);
-  const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
-  const size = 256;
-  renderer.setSize(size, size);
-  document.body.appendChild(renderer.domElement);
-  const scene = new THREE.Scene();
-  scene.background = new THREE.Color(0.2, 0.2, 0.25);
-  scene.add(vrm.scene);
-  const light = new THREE.DirectionalLight(0xffffff, Math.PI);  // MToon shades by the scene's lights
-  light.position.set(0.4, 1.0, 1.0);
-  scene.add(light, new THREE.AmbientLight(0xffffff, 0.3));
   vrm.update(0);
-  const head = vrm.humanoid.getRawBoneNode("head");
-  const headPos = new THREE.Vector3();
-  head.getWorldPosition(headPos);
-  const camera = new THREE.PerspectiveCamera(20, 1, 0.01, 10);
-  camera.position.set(headPos.x, headPos.y + 0.06, headPos.z + 0.75);  // the avatar faces +Z
-  camera.lookAt(headPos.x, headPos.y + 0.06, headPos.z);
-  const gl = renderer.getContext();
-  const pixels = () => {
-    renderer.render(scene, camera);
-    const buf = new Uint8Array(size * size * 4);
-    gl.readPixels(0, 0, size, size, gl.RGBA, gl.UNSIGNED_BYTE, buf);
-    return buf;
-  };
+  const view = faceView(vrm.scene, vrm.humanoid.getRawBoneNode("head"));
   const setOnly = (name) => {
     for (const e of expressions) vrm.expressionManager.setValue(e, e === name ? 1 : 0);
     vrm.update(0);
   };
   setOnly(null);
-  const base = pixels();
-  let faceCovered = 0;  // pixels that differ from the background (the corner pixel)
-  for (let i = 0; i < base.length; i += 4) if (Math.abs(base[i] - base[0]) + Math.abs(base[i + 2] - base[2]) > 8) faceCovered++;
-  const image = renderer.domElement.toDataURL("image/png");
+  const base = view.pixels();
+  const faceCovered = view.facePixels(base);
+  const image = view.image();
   const changed = {}, images = {};
   for (const name of expressions) {
     setOnly(name);
-    const img = pixels();
-    if (process_images) images[name] = renderer.domElement.toDataURL("image/png");
-    let count = 0;
-    for (let i = 0; i < img.length; i += 4) {
-      if (Math.abs(img[i] - base[i]) + Math.abs(img[i + 1] - base[i + 1]) + Math.abs(img[i + 2] - base[i + 2]) > 24) count++;
-    }
-    changed[name] = count;
+    const img = view.pixels();
+    if (process_images) images[name] = view.image();
+    changed[name] = changedPixels(img, base);
   }
   const binds = {};
   for (const e of vrm.expressionManager.expressions) binds[e.expressionName] = e._binds.length;
   return { bones, expressions, changed, binds, face_pixels: faceCovered, image, images, meta_name: vrm.meta.name,
            meta_version: vrm.meta.metaVersion, look_at: !!vrm.lookAt,
            first_person: !!vrm.firstPerson, morph_targets: countTargets(vrm.scene) };
+}
+// A 256 px close-up of the face (the avatar faces +Z), lit from the front (MToon and glTF's PBR
+// material both shade by the scene's lights).
+function faceView(root, head) {
+  const size = 256;
+  const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
+  renderer.setSize(size, size);
+  document.body.appendChild(renderer.domElement);
+  const scene = new THREE.Scene();
+  scene.background = new THREE.Color(0.2, 0.2, 0.25);
+  scene.add(root);
+  const light = new THREE.DirectionalLight(0xffffff, Math.PI);
+  light.position.set(0.4, 1.0, 1.0);
+  scene.add(light, new THREE.AmbientLight(0xffffff, 0.3));
+  root.updateMatrixWorld(true);
+  const at = new THREE.Vector3();
+  head.getWorldPosition(at);
+  const camera = new THREE.PerspectiveCamera(20, 1, 0.01, 10);
+  camera.position.set(at.x, at.y + 0.06, at.z + 0.75);
+  camera.lookAt(at.x, at.y + 0.06, at.z);
+  const gl = renderer.getContext();
+  return {
+    pixels: () => {
+      renderer.render(scene, camera);
+      const buf = new Uint8Array(size * size * 4);
+      gl.readPixels(0, 0, size, size, gl.RGBA, gl.UNSIGNED_BYTE, buf);
+      return buf;
+    },
+    image: () => renderer.domElement.toDataURL("image/png"),
+    // pixels that differ from the background (the corner pixel)
+    facePixels: (buf) => {
+      let n = 0;
+      for (let i = 0; i < buf.length; i += 4) if (Math.abs(buf[i] - buf[0]) + Math.abs(buf[i + 2] - buf[2]) > 8) n++;
+      return n;
+    },
+  };
+}
+function changedPixels(a, b) {
+  let count = 0;
+  for (let i = 0; i < a.length; i += 4) {
+    if (Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]) > 24) count++;
+  }
+  return count;
+}
+// A GLB's morph targets (no VRM): each alone at 1 against all at 0, on the face close-up.
+function morphPixels(gltf) {
+  const mesh = skinnedMesh(gltf.scene);
+  const names = Object.keys(mesh.morphTargetDictionary || {});
+  let head = null;  // the head joint, whichever naming the export profile chose
+  // (three.js drops the colon of mixamorig:Head from node names)
+  gltf.scene.traverse((o) => { if (!head && /^(head|Head|mixamorig:?Head)$/.test(o.name)) head = o; });
+  if (!head) return { error: "no head joint" };
+  const view = faceView(gltf.scene, head);
+  const influences = mesh.morphTargetInfluences;
+  influences.fill(0);
+  const base = view.pixels();
+  const changed = {};
+  for (const name of names) {
+    influences.fill(0);
+    influences[mesh.morphTargetDictionary[name]] = 1;
+    changed[name] = changedPixels(view.pixels(), base);
+  }
+  influences.fill(0);
+  influences[mesh.morphTargetDictionary.jawOpen] = 1;
+  view.pixels();
+  const jaw_open = view.image();
+  influences.fill(0);
+  view.pixels();
+  return { names, changed, face_pixels: view.facePixels(base), image: view.image(), jaw_open };
 }
 function countTargets(root) {
   let n = 0;
@@ -144,7 +197,12 @@ function serve() {
     await page.waitForFunction(() => window.ready === true, null, { timeout: 60000 });
     const time = mode === "skin" ? Number(rest[0]) : 0;
     const withImages = process.env.THREE_CLIENT_IMAGES === "1";  // every expression's render, for a look
-    const result = await page.evaluate(([m, t, i]) => window.run(m, "/model", t, i), [mode, time, withImages]);
+    const weights = {};  // skin mode: NAME=W,... before OUT.json
+    if (mode === "skin" && rest.length > 2) {
+      for (const pair of rest[1].split(",")) { const [k, w] = pair.split("="); weights[k] = Number(w); }
+    }
+    const result = await page.evaluate(([m, t, i, w]) => window.run(m, "/model", t, i, w),
+                                       [mode, time, withImages, weights]);
     result.console = logs.slice(-20);
     fs.writeFileSync(outPath, JSON.stringify(result));
   } catch (e) {
