@@ -12,12 +12,17 @@ Never use Anny's `smpl`/`smplx` topologies: they download non-commercial data.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
+import io
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from avatarclip_core.body import lbs
@@ -62,6 +67,12 @@ class AnnyConfig:
 def load_anny_body(config: AnnyConfig | None = None, device: str = "cpu") -> "AnnyBody":
     """The process-wide AnnyBody for a configuration (the first build takes minutes, later ones ~1 s)."""
     return AnnyBody.load(config or AnnyConfig(), device)
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def _base_mesh_vertex_count() -> int:
@@ -134,20 +145,38 @@ class AnnyBody(SliderBody):
         """Anny's 52 facial action units (ARKit's blend shapes, `data/faceunits01`) as authored:
         their names, the base mesh they were sculpted on (V, 3) and their displacements (52, V, 3),
         float64, in the project's frame (Y up, facing +Z); only the displacements' frame matters,
-        the base mesh is not placed like `rest` places a body. Loaded once per instance (~1-4 s)."""
+        the base mesh is not placed like `rest` places a body. Anny's text loader takes 4-8 s, so the
+        moving rows are cached beside the body model's cache (keyed by anny's version and this
+        topology's vertex map); loaded once per instance."""
         if getattr(self, "_face_units", None) is None:
-            import roma
-            from anny.models.facial_actions import load_facial_action_blendshapes
-
             base_index = self._model.base_mesh_vertex_indices.cpu()
-            # the scale and axes anny's loader applies to every target (decimetres, Y up -> metres, Z up)
-            to_anny = roma.Linear(0.1 * roma.euler_to_rotmat("X", [90], degrees=True, dtype=torch.float64))[None]
-            names, deltas = load_facial_action_blendshapes(
-                vertices_count=_base_mesh_vertex_count(), world_transformation=to_anny, dtype=torch.float64)
-            axes = self._axes[:3, :3].cpu().double()
-            template = self._model.template_vertices.detach().cpu().double() @ axes.T
-            self._face_units = (list(names), template, deltas[:, base_index] @ axes.T)
+            key = hashlib.sha256(f"{importlib.metadata.version('anny')}|{base_index.tolist()}".encode()).hexdigest()[:16]
+            path = body_model_cache_dir() / f"face_units_{key}.npz"
+            if path.exists():
+                cached = np.load(path)
+                names = [str(n) for n in cached["names"]]
+                deltas = torch.zeros(len(names), len(base_index), 3, dtype=torch.float64)
+                deltas[:, torch.from_numpy(cached["rows"])] = torch.from_numpy(cached["values"])
+            else:
+                names, deltas = self._load_face_units(base_index)
+                rows = np.flatnonzero(deltas.abs().amax(dim=(0, 2)).numpy() > 0)
+                partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # whole or absent, across processes
+                partial.write_bytes(_npz_bytes(names=np.array(names), rows=rows, values=deltas[:, rows].numpy()))
+                os.replace(partial, path)
+            template = self._model.template_vertices.detach().cpu().double() @ self._axes[:3, :3].cpu().double().T
+            self._face_units = (names, template, deltas)
         return self._face_units
+
+    def _load_face_units(self, base_index: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+        """The face units from anny's text targets, on this topology's vertices, in our frame."""
+        import roma
+        from anny.models.facial_actions import load_facial_action_blendshapes
+
+        # the scale and axes anny's loader applies to every target (decimetres, Y up -> metres, Z up)
+        to_anny = roma.Linear(0.1 * roma.euler_to_rotmat("X", [90], degrees=True, dtype=torch.float64))[None]
+        names, deltas = load_facial_action_blendshapes(
+            vertices_count=_base_mesh_vertex_count(), world_transformation=to_anny, dtype=torch.float64)
+        return list(names), deltas[:, base_index] @ self._axes[:3, :3].cpu().double().T
 
     def rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = shape.reshape(-1, len(self._specs)).to(self.device, torch.float32)
