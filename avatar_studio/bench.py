@@ -77,6 +77,25 @@ def bench_export(repeats: int) -> dict:
         f"glb_export_walk_{walk.num_frames}_frames_ms": animated,
         "glb_walk_bytes": size,
         "body_forward_plus_glb_export_ms": total,
+        **_bench_face_shapes_and_cap(body, mesh, walk, repeats),
+    }
+
+
+def _bench_face_shapes_and_cap(body, mesh, walk, repeats: int) -> dict:
+    """ARKit shapes + visemes: build time (face units already loaded), bytes they add to the walk GLB;
+    and what capping the influences at 4 (three.js, Unity, VRM) moves the skinned vertices by."""
+    from avatarclip_core.export import glb_bytes
+    from avatarclip_core.export.face_shapes import with_face_shapes
+    from avatarclip_core.export.weights import influence_cap_error
+
+    body.face_units()
+    faced = with_face_shapes(mesh, body, mesh.vertices)
+    cap = influence_cap_error(mesh, walk, 4)
+    return {
+        "face_shapes_ms": _median_ms(lambda: with_face_shapes(mesh, body, mesh.vertices), repeats),
+        "face_shapes_glb_added_bytes": len(glb_bytes(faced, walk)) - len(glb_bytes(mesh, walk)),
+        "face_shapes_glb_export_walk_ms": _median_ms(lambda: glb_bytes(faced, walk), repeats),
+        "max_influences_4_walk_error_mm": {k: round(v, 4) for k, v in cap.items()},
     }
 
 
