@@ -103,3 +103,24 @@ def test_per_vertex_colours_get_unlit(vrm_mesh, tmp_path):
     gltf = json.loads(gl.GLTF2.load_binary(str(path)).to_json())
     assert "KHR_materials_unlit" in gltf["materials"][0]["extensions"]
     assert validate_glb(path)["issues"]["numErrors"] == 0
+
+
+def test_vrma_carries_the_humanoid_motion(anny_mesh, tmp_path):
+    from avatarclip_core.export.vrm import write_vrma
+    from avatarclip_core.motion.gen_config import MotionGenConfig
+    from avatarclip_core.motion.procedural import MotionConfig
+    from avatarclip_core.motion.select import build_motion
+
+    motion, _ = build_motion(anny_mesh.skeleton, MotionConfig(name="walk"), MotionGenConfig())
+    vrm_mesh, vrm_motion = apply_profile(anny_mesh, motion, resolve_profile("vrm"))
+    path = write_vrma(vrm_mesh, vrm_motion, tmp_path / "motion.vrma")
+    assert validate_glb(path)["issues"]["numErrors"] == 0
+    gltf = gl.GLTF2.load_binary(str(path))
+    ext = gltf.extensions["VRMC_vrm_animation"]
+    bones = ext["humanoid"]["humanBones"]
+    assert ext["specVersion"] == "1.0" and set(VRM_REQUIRED_BONES) <= set(bones)
+    channels = gltf.animations[0].channels
+    translated = [c.target.node for c in channels if c.target.path == "translation"]
+    assert translated == [bones["hips"]["node"]]  # root travel folded into the hips, the only translation
+    assert {c.target.node for c in channels if c.target.path == "rotation"} == {b["node"] for b in bones.values()}
+    assert not gltf.meshes and not gltf.skins

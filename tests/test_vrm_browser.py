@@ -92,3 +92,23 @@ def test_three_js_skins_the_threejs_profile_like_our_lbs(anny_mesh, tmp_path):
                             moved.root_translation[frame:frame + 1].double())
     error = float((theirs - ours[0]).norm(dim=1).max())
     assert error < 1e-3, f"three.js skins {error * 1000:.2f} mm away from our LBS"
+
+
+@pytest.mark.slow
+def test_three_vrm_animation_plays_motion_vrma_like_our_fk(anny_mesh, tmp_path):
+    from avatarclip_core.export.vrm import write_vrma
+
+    motion, _ = build_motion(anny_mesh.skeleton, MotionConfig(name="walk"), MotionGenConfig())
+    mesh, moved = apply_profile(anny_mesh, motion, resolve_profile("vrm"))
+    vrm = write_vrm(mesh, tmp_path / "avatar.vrm")
+    vrma = write_vrma(mesh, moved, tmp_path / "motion.vrma")
+    frame = 20
+    result = _client(tmp_path, "vrma", str(vrm), str(vrma), repr(frame / float(motion.fps)))
+    world = lbs.forward_kinematics(mesh.skeleton.rest_transforms.double(), mesh.skeleton.parents,
+                                   moved.rotations[frame:frame + 1].double(),
+                                   moved.root_translation[frame:frame + 1].double())[0]
+    errors = {bone: float((torch.tensor(p, dtype=torch.float64) - world[mesh.skeleton.index(bone), :3, 3]).norm())
+              for bone, p in result["positions"].items()}
+    assert len(errors) == 52 and max(errors.values()) < 1e-3, sorted(errors.items(), key=lambda kv: -kv[1])[:3]
+    # the root travelled: the retargeted hips are not at their rest place
+    assert float((world[mesh.skeleton.index("hips"), :3, 3] - mesh.skeleton.rest_transforms[1, :3, 3]).norm()) > 0.01

@@ -27,8 +27,8 @@ RESERVED_KEYS = ("sliders", "motion", "preset", "formats", "profile")
 MAX_REQUEST_CHARS = 64 * 1024
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
-FILE_ORDER = ("avatar.glb", "avatar.vrm", "avatar.fbx", "motion.bvh", "params.json", "motion.npz", "preview.png",
-              "provenance.json")
+FILE_ORDER = ("avatar.glb", "avatar.vrm", "avatar.fbx", "motion.vrma", "motion.bvh", "params.json", "motion.npz",
+              "preview.png", "provenance.json")
 
 PHENOTYPE_LABELS = {
     "gender": "Gender (male to female)",

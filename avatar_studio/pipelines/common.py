@@ -31,7 +31,8 @@ class PreviewConfig:
 @dataclass
 class ExportConfig:
     # files besides avatar.glb (always written: the primary file, the web preview and the FBX source):
-    # vrm, fbx (needs Blender's bpy: make install-fbx), bvh (with a motion); auto = glb, bvh, plus fbx
+    # vrm (+ motion.vrma with a motion), fbx (needs Blender's bpy: make install-fbx), bvh (with a
+    # motion); auto = glb, bvh, plus fbx
     # where bpy is installed
     formats: tuple[FormatName, ...] = ("auto",)
     profile: ProfileName = "generic"  # bone names, rest pose, influences, root motion (export/profiles.py)
@@ -114,12 +115,15 @@ def write_avatar_files(
     timer.run("export glb", lambda: write_glb(out_mesh, folder / "avatar.glb", motion=out_motion,
                                               max_influences=profile.max_influences))
     record: dict = {"profile": profile.as_dict(), "formats": list(formats)}
-    if "vrm" in formats:
-        from avatarclip_core.export.vrm import write_vrm
+    if "vrm" in formats:  # avatar.vrm, and the motion as motion.vrma (VRMC_vrm_animation)
+        from avatarclip_core.export.vrm import write_vrm, write_vrma
 
         vrm_profile = replace(profile, rest_pose="T", max_influences=4)  # what VRM requires
-        vrm_mesh = out_mesh if vrm_profile == profile else apply_profile(mesh, None, vrm_profile)[0]
+        vrm_mesh, vrm_motion = ((out_mesh, out_motion) if vrm_profile == profile
+                                else apply_profile(mesh, motion, vrm_profile))
         timer.run("export vrm", lambda: write_vrm(vrm_mesh, folder / "avatar.vrm"))
+        if vrm_motion is not None:
+            timer.run("export vrma", lambda: write_vrma(vrm_mesh, vrm_motion, folder / "motion.vrma"))
         record["vrm_profile"] = vrm_profile.as_dict()
     if motion is not None:
         if "bvh" in formats:
@@ -135,7 +139,7 @@ def write_avatar_files(
         from avatarclip_core.export.fbx import glb_to_fbx
 
         timer.run("export fbx", lambda: glb_to_fbx(folder / "avatar.glb", folder / "avatar.fbx"))
-    record["files"] = sorted(p.name for p in folder.iterdir() if p.suffix in (".glb", ".vrm", ".fbx", ".bvh"))
+    record["files"] = sorted(p.name for p in folder.iterdir() if p.suffix in (".glb", ".vrm", ".vrma", ".fbx", ".bvh"))
     return record
 
 

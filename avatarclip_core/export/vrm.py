@@ -13,6 +13,10 @@ Materials are MToon (VRMC_materials_mtoon, VRM's toon shading) when the avatar's
 texture or one uniform colour: shading is what makes a blink or a smile visible on a plain face.
 MToon has no vertex colours, so an avatar coloured per vertex (photo avatars: skin, hair, brows)
 gets KHR_materials_unlit instead, which keeps its colours in every VRM client.
+
+The motion goes to a separate `motion.vrma` (VRMC_vrm_animation 1.0, `write_vrma`): the same T-posed
+skeleton with humanoid rotation channels and the hips' translation, which VRM clients retarget onto
+any VRM (three-vrm-animation plays it on avatar.vrm within 0.01 mm of our FK).
 """
 from __future__ import annotations
 
@@ -23,14 +27,18 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib as gl
+import torch
 
-from ..body.types import RiggedMesh
+from ..body.lbs import forward_kinematics, matrix_to_quaternion_xyzw, rest_local_transforms
+from ..body.types import Motion, RiggedMesh
 from ._atomic import atomic_write_bytes
+from ._common import check_single_root, motion_in_skeleton_order
+from ._glb_builder import GlbBuilder
 from .color import colors_srgb_to_linear
-from .gltf import glb_bytes
+from .gltf import _trs, glb_bytes
 from .profiles import VRM_REQUIRED_BONES, vrm_bone_of
 
-__all__ = ["VrmMeta", "EXPRESSION_BINDS", "VRM_EXPRESSIONS", "vrm_bytes", "write_vrm"]
+__all__ = ["VrmMeta", "EXPRESSION_BINDS", "VRM_EXPRESSIONS", "vrm_bytes", "write_vrm", "vrma_bytes", "write_vrma"]
 
 # VRM 1.0 preset expressions -> (ARKit blend shape, weight). Weights follow the shapes' meaning
 # (e.g. a smile also squints the cheeks); `neutral` is the rest face, so it binds nothing.
@@ -231,3 +239,69 @@ def read_vrm_extension(path: str | os.PathLike) -> dict:
     if ext is None:
         raise ValueError(f"{path} has no VRMC_vrm extension")
     return json.loads(json.dumps(ext))
+
+
+def vrma_bytes(mesh: RiggedMesh, motion: Motion, *, generator_note: str = "avatar-studio") -> bytes:
+    """`motion.vrma` (VRMC_vrm_animation 1.0) for the avatar `mesh` (in VRM's shape, as for `vrm_bytes`):
+    the skeleton's nodes in their T-pose rest, one rotation channel per humanoid bone and the hips'
+    translation. Channels are taken from our FK (each node's animated transform relative to its parent),
+    so a non-humanoid joint above the hips (our `Root`, which carries root motion) is folded into the
+    hips, whose parent stays at rest: VRMA clients animate humanoid bones only."""
+    skel = mesh.skeleton
+    check_single_root(skel)
+    rotations, root_translation = motion_in_skeleton_order(skel, motion)
+    rest = skel.rest_transforms.detach().cpu().double()
+    world = forward_kinematics(rest, skel.parents, rotations, root_translation).numpy()  # (T, J, 4, 4)
+    local_rest = rest_local_transforms(rest, skel.parents).numpy()
+    bones = {vrm_bone_of(n): j for j, n in enumerate(skel.names) if vrm_bone_of(n) is not None}
+    missing = [b for b in VRM_REQUIRED_BONES if b not in bones]
+    if missing:
+        raise ValueError(f"VRM animation needs the humanoid bones {missing}")
+
+    gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=f"{generator_note} (pygltflib {gl.__version__})"))
+    gltf.scene = 0
+    b = GlbBuilder(gltf)
+    children: list[list[int]] = [[] for _ in skel.names]
+    for j, p in enumerate(skel.parents):
+        if p >= 0:
+            children[p].append(j)
+    for j, name in enumerate(skel.names):
+        t, q, s = _trs(local_rest[j])
+        gltf.nodes.append(gl.Node(name=name, translation=t, rotation=q, scale=s, children=children[j] or None))
+    gltf.scenes.append(gl.Scene(name="Scene", nodes=[0]))
+
+    T = rotations.shape[0]
+    times = b.add_accessor((np.arange(T, dtype=np.float64) / float(motion.fps)).astype(np.float32), with_bounds=True)
+    channels, samplers = [], []
+
+    def channel(node: int, path: str, values: np.ndarray) -> None:
+        samplers.append(gl.AnimationSampler(input=times, output=b.add_accessor(values.astype(np.float32)),
+                                            interpolation=gl.ANIM_LINEAR))
+        channels.append(gl.AnimationChannel(sampler=len(samplers) - 1, target=gl.AnimationChannelTarget(node=node, path=path)))
+
+    for bone, j in bones.items():
+        parent = skel.parents[j]
+        if bone == "hips":  # relative to its parent's rest: the parent is not animated in a VRMA
+            parent_world = np.broadcast_to(rest[parent].numpy() if parent >= 0 else np.eye(4), world[:, j].shape)
+        else:
+            parent_world = world[:, parent]
+        local = np.linalg.inv(parent_world) @ world[:, j]
+        quats = matrix_to_quaternion_xyzw(torch.from_numpy(np.ascontiguousarray(local[:, :3, :3]))).numpy()
+        quats /= np.linalg.norm(quats, axis=-1, keepdims=True)
+        for t in range(1, T):  # same hemisphere as the previous key, so slerp takes the short way
+            if (quats[t] * quats[t - 1]).sum() < 0:
+                quats[t] *= -1
+        channel(j, "rotation", quats)
+        if bone == "hips":
+            channel(j, "translation", local[:, :3, 3])
+    gltf.animations.append(gl.Animation(name=motion.name, channels=channels, samplers=samplers))
+    gltf.extensions = {"VRMC_vrm_animation": {
+        "specVersion": "1.0", "humanoid": {"humanBones": {bone: {"node": j} for bone, j in bones.items()}}}}
+    gltf.extensionsUsed = ["VRMC_vrm_animation"]
+    b.finish()
+    return b"".join(gltf.save_to_bytes())
+
+
+def write_vrma(mesh: RiggedMesh, motion: Motion, path: str | os.PathLike, *, generator_note: str = "avatar-studio") -> Path:
+    """Write `motion.vrma` atomically; returns the resolved path."""
+    return atomic_write_bytes(path, vrma_bytes(mesh, motion, generator_note=generator_note))

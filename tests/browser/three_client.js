@@ -4,6 +4,8 @@
 //        node three_client.js skin FILE.glb TIME [NAME=W,...] OUT.json -> skinned vertex positions at TIME
 //            (animation 0), the named morph targets at weight W (three.js morphs, then skins)
 //        node three_client.js morph FILE.glb OUT.json -> face pixels each GLB morph target changes alone
+//        node three_client.js vrma FILE.vrm FILE.vrma TIME OUT.json -> humanoid bone world positions at TIME
+//            after @pixiv/three-vrm-animation retargets the clip onto the VRM
 // Uses the system chromium (CHROMIUM env or /usr/bin/chromium) with SwiftShader WebGL; never downloads.
 const http = require("http");
 const fs = require("fs");
@@ -19,11 +21,13 @@ const PAGE = `<!doctype html><html><body style="margin:0">
 <script type="importmap">{"imports": {
   "three": "/node_modules/three/build/three.module.js",
   "three/addons/": "/node_modules/three/examples/jsm/",
-  "@pixiv/three-vrm": "/node_modules/@pixiv/three-vrm/lib/three-vrm.module.js"}}</script>
+  "@pixiv/three-vrm": "/node_modules/@pixiv/three-vrm/lib/three-vrm.module.js",
+  "@pixiv/three-vrm-animation": "/node_modules/@pixiv/three-vrm-animation/lib/three-vrm-animation.module.js"}}</script>
 <script type="module">
 import * as THREE from "three";
 import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { VRMLoaderPlugin } from "@pixiv/three-vrm";
+import { VRMAnimationLoaderPlugin, createVRMAnimationClip } from "@pixiv/three-vrm-animation";
 let process_images = false;
 window.run = async (mode, url, time, withImages, weights) => {
   process_images = withImages;
@@ -32,8 +36,26 @@ window.run = async (mode, url, time, withImages, weights) => {
   const gltf = await loader.loadAsync(url);
   if (mode === "skin") return skinned(gltf, time, weights);
   if (mode === "morph") return morphPixels(gltf);
+  if (mode === "vrma") return playVrma(gltf, loader, time);
   return checkVrm(gltf);
 };
+async function playVrma(gltf, loader, time) {
+  loader.register((parser) => new VRMAnimationLoaderPlugin(parser));
+  const anim = await loader.loadAsync("/anim");
+  const vrm = gltf.userData.vrm;
+  const clip = createVRMAnimationClip(anim.userData.vrmAnimations[0], vrm);
+  const mixer = new THREE.AnimationMixer(vrm.scene);
+  mixer.clipAction(clip).play();
+  mixer.setTime(time);
+  vrm.update(0);
+  vrm.scene.updateMatrixWorld(true);
+  const positions = {}, v = new THREE.Vector3();
+  for (const name of Object.keys(vrm.humanoid.humanBones)) {
+    vrm.humanoid.getRawBoneNode(name).getWorldPosition(v);
+    positions[name] = [v.x, v.y, v.z];
+  }
+  return { positions, tracks: clip.tracks.length, duration: clip.duration };
+}
 function skinnedMesh(root) {
   let mesh = null;
   root.traverse((o) => { if (o.isSkinnedMesh && !mesh) mesh = o; });
@@ -171,8 +193,9 @@ function serve() {
     let target = null;
     if (url === "/") { res.writeHead(200, { "Content-Type": "text/html" }); return res.end(PAGE); }
     if (url === "/model") target = path.resolve(file);
+    else if (url === "/anim" && mode === "vrma") target = path.resolve(rest[0]);
     else if (url.startsWith("/node_modules/")) target = path.join(here, path.normalize(url));
-    const allowed = url === "/model" || (target && target.startsWith(path.join(here, "node_modules") + path.sep));
+    const allowed = url === "/model" || (url === "/anim" && target) || (target && target.startsWith(path.join(here, "node_modules") + path.sep));
     if (!allowed || !fs.existsSync(target)) {
       res.writeHead(404); return res.end();
     }
@@ -195,7 +218,7 @@ function serve() {
     page.on("pageerror", (e) => logs.push(String(e)));
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     await page.waitForFunction(() => window.ready === true, null, { timeout: 60000 });
-    const time = mode === "skin" ? Number(rest[0]) : 0;
+    const time = mode === "skin" ? Number(rest[0]) : mode === "vrma" ? Number(rest[1]) : 0;
     const withImages = process.env.THREE_CLIENT_IMAGES === "1";  // every expression's render, for a look
     const weights = {};  // skin mode: NAME=W,... before OUT.json
     if (mode === "skin" && rest.length > 2) {
