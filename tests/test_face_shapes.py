@@ -147,3 +147,37 @@ def test_face_shapes_in_the_glb_are_valid_sparse_and_named(woman, tmp_path):
     moving = int((faced.morph_targets.deltas.norm(dim=-1) > 0).sum())
     assert added < 14.5 * moving + 1024 * len(accessors)  # 12-byte values + 2-byte indices per moved vertex
     print(f"\nface shapes add {added / 1e6:.2f} MB ({moving} moved vertex rows) to {plain.stat().st_size / 1e6:.2f} MB")
+
+
+@pytest.mark.slow
+def test_slider_jobs_write_the_shapes_unless_switched_off(tmp_path):
+    from avatar_studio.pipelines.sliders import load_sliders_config, run_sliders_job
+    from avatarclip_core.export import read_glb
+
+    for mode, expected in (("arkit", list(ARKIT_NAMES) + list(VISEME_NAMES)), ("none", None)):
+        config = load_sliders_config("preview", {"export.face_shapes": mode, "preview.enabled": "false"})
+        out = run_sliders_job({"gender": 1.0}, config, tmp_path / mode)
+        mesh, _ = read_glb(out / "avatar.glb")
+        assert (mesh.morph_targets.names if mesh.morph_targets else None) == expected
+
+
+@pytest.mark.slow
+def test_photo_avatar_assets_follow_the_skin_they_lie_on(anny_body):
+    """The Anny engine's avatar: the body keeps its own shapes, a beard follows the opening jaw, and
+    glasses vertices off the skin keep still."""
+    from face2param.engines.anny_engine import AnnyFaceEngine
+    from face2param.engines.base import EngineParams
+
+    engine = AnnyFaceEngine(body=anny_body)
+    params = EngineParams({}, {"hair_style": "bun", "beard": "full", "glasses": "round"})
+    mesh = engine.build_avatar(params)
+    n = len(anny_body.skin_indices)
+    faced = with_face_shapes(mesh, anny_body, mesh.vertices[:n])
+    alone = with_face_shapes(replace(mesh, vertices=mesh.vertices[:n], faces=anny_body.faces), anny_body,
+                             mesh.vertices[:n])
+    assert torch.equal(faced.morph_targets.deltas[:, :n], alone.morph_targets.deltas)
+    jaw = faced.morph_targets.deltas[faced.morph_targets.index("jawOpen"), n:].norm(dim=-1)
+    skin = torch.cdist(mesh.vertices[n:].double(), mesh.vertices[:n].double()).amin(dim=1)
+    assert float(jaw.max()) > 0.02  # the beard on the chin opens with the jaw
+    assert bool((faced.morph_targets.deltas[:, n:][:, skin > 0.008] == 0).all())  # off the skin: still
+    assert int((skin > 0.008).sum()) > 50  # e.g. the glasses' lenses
