@@ -23,6 +23,7 @@ JOB_CONFIGS = {  # preset section -> the job config class a worker loads for it
     "sliders": "avatar_studio.pipelines.sliders:SlidersJobConfig",
     "text": "avatar_studio.pipelines.text:TextJobConfig",
     "photo": "avatar_studio.pipelines.photo:PhotoJobConfig",
+    "create": "avatar_studio.pipelines.create:CreateJobConfig",
 }
 
 

@@ -48,6 +48,22 @@ def run_photo(ctx: JobContext) -> Path:
                          fixed=ctx.inputs.get("attributes") or None)
 
 
+def run_create(ctx: JobContext) -> Path:
+    from avatar_studio.pipelines.create import load_create_config, run_create_job
+
+    photo = None
+    if ctx.inputs.get("photo"):
+        photo = ctx.data_dir / "uploads" / ctx.inputs["photo"]
+        if not photo.is_file():
+            raise InvalidJobInputError(f"the uploaded photo {ctx.inputs['photo']} is no longer on the server; upload it again")
+    overrides = dict(ctx.config.get("overrides") or {})
+    if ctx.inputs.get("motion"):
+        overrides["motion.name"] = ctx.inputs["motion"]
+    config = load_create_config(ctx.config.get("preset") or "preview", overrides)
+    return run_create_job(photo, ctx.inputs.get("body") or None, ctx.inputs.get("look") or None, config,
+                          ctx.output_dir, force=True, progress=ctx.progress)
+
+
 def run_face(ctx: JobContext) -> Path:
     from avatar_studio.pipelines.photo import load_photo_config, run_params_job
 

@@ -9,7 +9,7 @@ A kind is registered once (`register_kind`) with
   * `route(inputs, config) -> "cpu" | "gpu"`: which queue it goes to;
   * `preload`: modules a worker imports before forking its job processes (faster first job).
 
-Kinds now: `sliders`, `text`, `photo`, `face` (public) and `selftest` (internal: queue round trips, benchmarks, fault tests;
+Kinds now: `sliders`, `text`, `photo`, `face`, `create` (public) and `selftest` (internal: queue round trips, benchmarks, fault tests;
 not for users - the web app lists `public_kinds()`).
 
 Slider validation (decision): submit() checks types only (names are strings, values finite numbers,
@@ -163,8 +163,9 @@ def _preset_config(config: Any, what: str) -> dict:
 # the device fields of each kind's job config, and the configs/<preset>.yaml section it reads
 _DEVICE_KEYS = {"sliders": ("body.device", "motion_gen.device"),
                 "text": ("body.device", "clip.device", "neus.device", "motion_gen.device"),
-                "photo": ("device", "engine.device"), "face": ("device", "engine.device")}
-_SECTIONS = {"sliders": "sliders", "text": "text", "photo": "photo", "face": "photo"}
+                "photo": ("device", "engine.device"), "face": ("device", "engine.device"),
+                "create": ("device", "engine.device", "motion_gen.device")}
+_SECTIONS = {"sliders": "sliders", "text": "text", "photo": "photo", "face": "photo", "create": "create"}
 
 
 def resolve_config(kind: str, config: dict) -> Any:
@@ -321,6 +322,27 @@ def validate_photo(inputs: Any, config: Any) -> tuple[dict, dict]:
 
 app_kind("photo", "game-engine parameters and a rigged avatar from a face photo (Face-to-Parameter)",
          validate_photo, ("avatar_studio.pipelines.photo",))
+
+
+# -- create (one avatar from everything: photo face + body words + look words + motion) -----------
+def validate_create(inputs: Any, config: Any) -> tuple[dict, dict]:
+    inputs = _mapping(inputs, "inputs")
+    _only_keys(inputs, ("photo", "body", "look", "motion"), "create input")
+    photo = inputs.get("photo")
+    if photo is not None and (not isinstance(photo, str) or not _UPLOAD_NAME_RE.match(photo)):
+        raise InvalidJobInputError("inputs.photo must name a stored upload (as returned by the web app's upload)")
+    body, look = _prompt(inputs.get("body"), "the body description"), _prompt(inputs.get("look"), "the look description")
+    motion = _motion(inputs.get("motion"))
+    if not (photo or body or look or motion):
+        raise InvalidJobInputError("give a photo, a body description, a look description or a motion")
+    config_out = _preset_config(config, "create")
+    inputs_out = {"photo": photo, "body": body, "look": look, "motion": motion}
+    _size_check(inputs_out, config_out)
+    return inputs_out, config_out
+
+
+app_kind("create", "one avatar from everything: a photo's face, body and look words (outfit), a motion",
+         validate_create, ("avatar_studio.pipelines.create",))
 
 
 # -- face (engine parameters, e.g. an edited photo result) -----------------------------------------

@@ -416,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register_photo_commands(sub, preset_names())
 
+    from avatar_studio.cli.create import register as register_create_command
+
+    register_create_command(sub, preset_names())
+
     warm = sub.add_parser("warmup", help="build and cache the default body model (first run takes minutes)")
     warm.set_defaults(func=cmd_warmup)
     return parser
