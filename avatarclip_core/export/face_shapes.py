@@ -196,7 +196,7 @@ def with_visemes(arkit: MorphTargets) -> MorphTargets:
         for name, weight in mix.items():
             mixes[k, arkit.index(name)] = weight
     deltas = arkit.deltas.detach().cpu().double().numpy()
-    visemes = np.einsum("ka,avc->kvc", mixes, deltas)
+    visemes = (mixes @ deltas.reshape(len(deltas), -1)).reshape(len(mixes), *deltas.shape[1:])
     return MorphTargets(list(arkit.names) + list(VISEME_NAMES), torch.from_numpy(np.concatenate([deltas, visemes])))
 
 
@@ -215,8 +215,8 @@ def with_face_shapes(
         raise ValueError(f"face_shapes must be 'arkit' or 'none', got {mode!r}")
     on_body = body_face_shapes(body, body_rest_vertices)
     n = len(body_rest_vertices)
-    built_on_body = len(mesh.vertices) >= n and torch.allclose(
-        mesh.vertices[:n].double(), body_rest_vertices.detach().cpu().double(), atol=1e-6)
+    built_on_body = len(mesh.vertices) >= n and bool(np.allclose(  # numpy: torch's allclose spins up threads
+        mesh.vertices[:n].detach().cpu().numpy(), body_rest_vertices.detach().cpu().numpy(), atol=1e-6))
     # a sculpted surface replaces the skin, up to a few centimetres off it: follow it further out
     fade = _ASSET_FADE if built_on_body else _SCULPT_FADE
     on_mesh = transfer_morph_targets(body_rest_vertices, with_visemes(on_body), mesh.vertices, *fade)
