@@ -81,3 +81,32 @@ def test_the_photo_decides_the_face_and_explicit_look_words_win_for_hair_and_gla
     assert params["body"]["sliders"]["height"] > 0.6 and "gender" not in params["body"]["sliders"]
     assert params["face"]["method"] in ("iterative", "oneshot")
     assert validate_glb(out / "avatar.glb")["issues"]["numErrors"] == 0
+
+
+def test_rest_create_avatar_takes_one_json_and_an_optional_photo(tmp_path):
+    """REST /create_avatar through the real app (no worker: the stored records are checked)."""
+    import gradio_client
+    from PIL import Image
+    from skimage import data
+
+    from web.testing import studio
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    with studio(tmp_path / "data", worker=False) as s:
+        c = gradio_client.Client(s.url, verbose=False, download_files=False)
+        words = c.predict('{"body": "a very tall man", "look": "red jacket", "motion": "wave"}',
+                          api_name="/create_avatar")  # the photo is optional
+        record = s.api.record(words)
+        assert record.kind == "create" and record.inputs == {"photo": None, "body": "a very tall man",
+                                                              "look": "red jacket", "motion": "wave"}
+        with_photo = c.predict('{"look": "grey hair"}', gradio_client.handle_file(str(photo)),
+                               api_name="/create_avatar")
+        stored = s.api.record(with_photo).inputs["photo"]
+        assert stored.endswith(".png") and (s.settings.data_dir / "uploads" / stored).is_file()
+        jobs = len(s.api.list(100))
+        for bad, words in (('{"colour": "red"}', "unknown key 'colour'"), ('{"look": 3}', "'look' must be text"),
+                           ("{}", "give a photo, a body description"), ("[1]", "JSON object")):
+            with pytest.raises(Exception, match=words):
+                c.predict(bad, api_name="/create_avatar")
+        assert len(s.api.list(100)) == jobs  # nothing stored for a refused request

@@ -17,6 +17,8 @@ REST endpoints (Gradio API names, stable):
     /create_from_photo    photo file, method, preset[, fixed attributes: one JSON object string] -> job id
         e.g. handle_file("me.jpg"), "auto", "preview", '{"gender": "female", "hair_style": "long"}'
         (web/photo_attributes.py; the three-argument form of earlier versions still works)
+    /create_avatar        one JSON object string[, photo file] -> job id (web/create_tab.py: the Create tab)
+        '{"body": "a very tall heavy man", "look": "grey hair, glasses, red jacket", "motion": "wave"}'
     /job_status           job id -> {job_id, kind, state, stage, progress, message, files, error, created}
         files: file name -> download URL (only when state is SUCCESS)
 """
@@ -202,7 +204,7 @@ class PhotoFile(gr.File):
 
 
 # trailing arguments an endpoint gained later, with the value an older caller's shorter request means
-OPTIONAL_ARGUMENTS = {"create_from_photo": ("",)}  # the fixed attributes (JSON; "" = none fixed)
+OPTIONAL_ARGUMENTS = {"create_from_photo": ("",), "create_avatar": (None,)}  # attributes ("" none); no photo
 
 
 def _strict_arguments(demo: gr.Blocks) -> None:
@@ -386,6 +388,9 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 with gr.Tabs() as tabs:
+                    if "create" in kinds:  # one avatar from everything: photo, body and look words, motion
+                        with gr.Tab("Create", id="create"):
+                            _create_tab(holder, job_state, timer, settings, demo)
                     with gr.Tab("Create from sliders", id="sliders"):
                         ui_inputs = _sliders_tab(phenotype, local_groups, presets, slider_order)
                         create_btn = gr.Button("Create", variant="primary", elem_id="create-btn")
@@ -497,6 +502,18 @@ def _text_tab(holder, job_state, timer) -> None:
 
     go.click(submit, inputs=[shape, appearance, motion, preset], outputs=[job_state, timer],
              api_visibility="private")
+
+
+def _create_tab(holder, job_state, timer, settings, demo) -> None:
+    """The `create` kind's tab (web/create_tab.py); its button is REST /create_avatar (JSON + optional photo)."""
+    from web.create_tab import create_submitter, create_tab
+
+    photo = PhotoFile(label="Photo for the face (optional: PNG, JPEG or WebP)", type="filepath",
+                      file_types=[".png", ".jpg", ".jpeg", ".webp"], elem_id="create-photo")
+    photo.uploads_dir = _uploads_dir(settings)
+    submit = create_submitter(holder, _uploads_dir(settings),
+                              int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES)), demo, _gr_error)
+    create_tab(holder, job_state, timer, photo, submit)
 
 
 def _photo_tab(holder, job_state, timer, settings, submit_photo, face_spec=None):
