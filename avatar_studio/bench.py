@@ -78,6 +78,30 @@ def bench_export(repeats: int) -> dict:
         "glb_walk_bytes": size,
         "body_forward_plus_glb_export_ms": total,
         **_bench_face_shapes_and_cap(body, mesh, walk, repeats),
+        **_bench_profiles_and_vrm(body, mesh, walk, repeats),
+    }
+
+
+def _bench_profiles_and_vrm(body, mesh, walk, repeats: int) -> dict:
+    """Export profiles (cap + T-pose bake + names) and VRM 1.0: time per step, file sizes with the
+    face shapes, and how far the T-pose bake moves the skinned walk (LBS of the re-rested vertices)."""
+    from avatarclip_core.export.apply_profile import apply_profile, capped_mesh
+    from avatarclip_core.export.face_shapes import with_face_shapes
+    from avatarclip_core.export.profiles import resolve_profile
+    from avatarclip_core.export.vrm import vrm_bytes, vrma_bytes
+    from avatarclip_core.rig.rest_pose import bake_rest_pose, rest_change_error, t_pose_rotations
+
+    faced = with_face_shapes(mesh, body, mesh.vertices)
+    vrm_mesh, vrm_walk = apply_profile(faced, walk, resolve_profile("vrm"))
+    capped = capped_mesh(mesh, 4)
+    pose = t_pose_rotations(capped.skeleton)
+    return {
+        "profile_unity_walk_ms": _median_ms(lambda: apply_profile(faced, walk, resolve_profile("unity")), repeats),
+        "vrm_export_ms": _median_ms(lambda: vrm_bytes(vrm_mesh), repeats),
+        "vrm_bytes": len(vrm_bytes(vrm_mesh)),
+        "vrma_walk_export_ms": _median_ms(lambda: vrma_bytes(vrm_mesh, vrm_walk), repeats),
+        "vrma_walk_bytes": len(vrma_bytes(vrm_mesh, vrm_walk)),
+        "t_pose_walk_max_change_mm": round(1000 * rest_change_error(capped, bake_rest_pose(capped, pose), walk, pose), 2),
     }
 
 

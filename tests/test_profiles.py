@@ -91,7 +91,7 @@ def test_t_pose_vertex_change_is_small(anny_mesh, walk):
     capped = capped_mesh(anny_mesh, 4)
     pose = t_pose_rotations(capped.skeleton)
     error = rest_change_error(capped, bake_rest_pose(capped, pose), walk, pose)
-    assert 0.0 < error < 0.03  # measured 18.8 mm at the shoulders (LBS blends the baked vertices anew)
+    assert 0.0 < error < 0.03  # measured 23.9 mm at the shoulders (LBS blends the baked vertices anew)
 
 
 def test_in_place_and_morph_targets_follow(anny_mesh, walk):
