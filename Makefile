@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export AVATAR_DATA_DIR ?= $(CURDIR)/data
 export WARP_QUIET := 1
 
-.PHONY: install install-fbx warmup demo serve test test-fast test-slow bench js browser clean
+.PHONY: install install-fbx warmup demo serve test test-fast test-slow slow-deps bench js browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,13 @@ demo: warmup
 serve: warmup
 	$(BIN)/avatar serve
 
-test: test-fast test-slow
+# The slow tier's downloads (Chromium, Blender's bpy) install while the fast tier runs; a fast-tier
+# failure still stops before the slow tier.
+test:
+	$(MAKE) -j2 test-fast slow-deps
+	$(MAKE) test-slow
+
+slow-deps: warmup js browser install-fbx
 
 test-fast: warmup js
 	$(BIN)/python -m pytest -m "not slow" --durations=15 tests
