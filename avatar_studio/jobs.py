@@ -34,12 +34,18 @@ def run_text(ctx: JobContext) -> Path:
                         ctx.output_dir, force=True, progress=ctx.progress)
 
 
-def run_photo(ctx: JobContext) -> Path:
-    from avatar_studio.pipelines.photo import load_photo_config, run_photo_job
-
+def _uploaded_photo(ctx: JobContext) -> Path:
+    """The stored upload a photo/create job names (checked at submit: a bare content-hash name)."""
     photo = ctx.data_dir / "uploads" / ctx.inputs["photo"]
     if not photo.is_file():
         raise InvalidJobInputError(f"the uploaded photo {ctx.inputs['photo']} is no longer on the server; upload it again")
+    return photo
+
+
+def run_photo(ctx: JobContext) -> Path:
+    from avatar_studio.pipelines.photo import load_photo_config, run_photo_job
+
+    photo = _uploaded_photo(ctx)
     overrides = dict(ctx.config.get("overrides") or {})
     if ctx.inputs.get("method"):
         overrides["method"] = ctx.inputs["method"]
@@ -51,11 +57,7 @@ def run_photo(ctx: JobContext) -> Path:
 def run_create(ctx: JobContext) -> Path:
     from avatar_studio.pipelines.create import load_create_config, run_create_job
 
-    photo = None
-    if ctx.inputs.get("photo"):
-        photo = ctx.data_dir / "uploads" / ctx.inputs["photo"]
-        if not photo.is_file():
-            raise InvalidJobInputError(f"the uploaded photo {ctx.inputs['photo']} is no longer on the server; upload it again")
+    photo = _uploaded_photo(ctx) if ctx.inputs.get("photo") else None
     overrides = dict(ctx.config.get("overrides") or {})
     if ctx.inputs.get("motion"):
         overrides["motion.name"] = ctx.inputs["motion"]
