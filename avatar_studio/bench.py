@@ -175,6 +175,14 @@ def bench_cli_start(repeats: int) -> dict:
     return bench_cli(repeats=min(repeats, 5))
 
 
+def bench_photo_job_memory(repeats: int) -> dict:
+    """Peak resident memory of a photo job process: a 40 MP JPEG (reduced while decoding, and at full
+    resolution as before) against a 0.26 MP photo (bench_photo.bench_photo_memory; one child each)."""
+    from avatar_studio.bench_photo import bench_photo_memory
+
+    return bench_photo_memory()
+
+
 def bench_web(repeats: int) -> dict:
     """The web server's resident-set growth over 1,000 raw REST calls (POST + GET of
     /gradio_api/call/job_status, half of them errors), measured on its own process (web.soak)."""
@@ -183,13 +191,14 @@ def bench_web(repeats: int) -> dict:
     return raw_call_growth(calls=1000)
 
 
-ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo", "web", "cli")
+ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo", "photo_memory", "web", "cli")
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
     benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues,
                "text": bench_text_presets, "motion": bench_motion_generation,
-               "photo": bench_photo_methods, "web": bench_web, "cli": bench_cli_start}
+               "photo": bench_photo_methods, "photo_memory": bench_photo_job_memory, "web": bench_web,
+               "cli": bench_cli_start}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)

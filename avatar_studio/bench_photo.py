@@ -45,3 +45,73 @@ def bench_photo(repeats: int = 3) -> dict:
                            "fit_only_s": round(fit_only, 4), "ran_as": last["result"].method,
                            "landmark_nme": round(last["result"].losses["landmark_nme"], 4)}
     return results
+
+
+# ---- the photo job's memory -------------------------------------------------------------------------
+# Measured in a fresh child process per case (the job process of a worker), as the resident high-water
+# mark (getrusage's ru_maxrss): tracemalloc misses what Pillow, libjpeg, numpy and torch allocate.
+_PHOTO_JOB_CHILD = r"""
+import json, resource, sys, tempfile
+from pathlib import Path
+import face2param.faces.images as images
+if sys.argv[2] == "full":  # the photo decoded at full resolution, as before the early reduction
+    images.load_image.__kwdefaults__["work_max_pixels"] = None
+from avatar_studio.pipelines.photo import load_photo_config, run_photo_job
+def status_mb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+out = Path(tempfile.mkdtemp()) / "job"
+run_photo_job(sys.argv[1], load_photo_config("preview"), out)
+prov = json.loads((out / "provenance.json").read_text())
+print(json.dumps({"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "end_rss_anon_mb": status_mb("RssAnon"), "end_rss_file_mb": status_mb("RssFile"),
+                  "stage_peaks_mb": {k: v.get("rss_mb") for k, v in prov["peak_memory_mb"].items()}}))
+"""
+
+
+def _photo_job_peak(photo: str, resolution: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PHOTO_JOB_CHILD, photo, resolution],
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"the photo job child failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def write_test_photos(folder) -> dict[str, str]:
+    """A 40 MP JPEG (7300 x 5475, scikit-image's astronaut enlarged, with sensor-like noise so it
+    compresses like a photo: ~5.6 MB, under the 10 MB upload cap) and the 0.26 MP original."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    folder = Path(folder)
+    small, big = folder / "astronaut_512.jpg", folder / "astronaut_40mp.jpg"
+    Image.fromarray(data.astronaut()).save(small, quality=90)
+    enlarged = np.asarray(Image.fromarray(data.astronaut()).resize((7300, 5475), Image.BICUBIC), dtype=np.int16)
+    enlarged += np.random.default_rng(0).integers(-6, 7, size=enlarged.shape, dtype=np.int16)
+    Image.fromarray(np.clip(enlarged, 0, 255).astype(np.uint8)).save(big, quality=90)
+    return {"small": str(small), "40mp": str(big)}
+
+
+def bench_photo_memory() -> dict:
+    """Peak resident memory of one photo job process (preview preset, auto method) for a 40 MP JPEG,
+    reduced while decoding (the default) and at full resolution (as before), and for a 0.26 MP photo:
+    what is left over the small photo is the photo's own cost; the rest is the job's fixed cost
+    (torch and its CUDA libraries, Warp, the face models, the body model), mostly file-backed pages
+    shared with every other process."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = write_test_photos(tmp)
+        results = {"40mp_jpeg": _photo_job_peak(photos["40mp"], "work"),
+                   "40mp_jpeg_full_resolution": _photo_job_peak(photos["40mp"], "full"),
+                   "small_jpeg_512": _photo_job_peak(photos["small"], "work")}
+    results["photo_cost_40mp_mb"] = round(results["40mp_jpeg"]["peak_rss_mb"] - results["small_jpeg_512"]["peak_rss_mb"], 1)
+    return results

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import types
 import typing
 from typing import Any, Literal
@@ -136,3 +137,49 @@ def resolve_job_config(section: str, preset: str, overrides: dict) -> Any:
     from avatarclip_core.config import load_config
 
     return load_config(job_config_class(section), preset, overrides, section=section)
+
+
+# ---- config overrides from REST callers ------------------------------------------------------------
+# A REST caller may override only these keys of a job's config (per job kind), within these bounds
+# (None: the config's own type/Range check is enough). Everything else (paths, devices, engines, model
+# sizes, iteration counts beyond these bounds) stays with the server's presets: a caller could
+# otherwise read server files, pin the GPU queue, or hold a worker for the whole time limit. Values are
+# checked like any override (types, Literal choices, Ranges: resolve_job_config); the bounds apply to
+# the resolved value, so "4096" given as text is bounded too. README "Web studio and REST API" lists them.
+_EXPORT_KEYS = {"export.formats": None, "export.profile": None, "export.bone_names": None,
+                "export.rest_pose": None, "export.max_influences": (0, 8), "export.root_motion": None,
+                "export.fbx": None, "preview.enabled": None, "preview.size": (64, 1024), "seed": (0, 2**31 - 1)}
+_MOTION_KEYS = {"motion.fps": (1, 120), "motion.cycles": (1, 10), "motion.speed": (0.1, 4.0),
+                "motion.amplitude": (0.0, 2.0), "motion_gen.frames": (0, 300), "motion_gen.seed": (0, 2**31 - 1)}
+REST_OVERRIDES: dict[str, dict[str, tuple[float, float] | None]] = {
+    "sliders": {**_EXPORT_KEYS, **_MOTION_KEYS, "body.anny.rig": None},
+    "text": {**_EXPORT_KEYS, **_MOTION_KEYS, "body.anny.rig": None, "shape.query.method": None, "sculpt": None},
+    "photo": {**_EXPORT_KEYS, "iterative.iterations": (0, 200)},
+    "face": {**_EXPORT_KEYS},
+}
+_REST_SECTIONS = {"sliders": "sliders", "text": "text", "photo": "photo", "face": "photo"}
+
+
+def check_rest_overrides(kind: str, preset: str, overrides: Any) -> dict:
+    """A REST caller's config overrides for a `kind` job, checked: a JSON object of allowed dotted keys
+    (REST_OVERRIDES), values that resolve like any override and sit within the REST bounds. Returns
+    them unchanged; UserInputError (one line naming the key) otherwise."""
+    from avatarclip_core.errors import UserInputError
+
+    allowed = REST_OVERRIDES[kind]
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise UserInputError('"config" must be a JSON object of dotted keys, e.g. {"seed": 3, "preview.size": 256}')
+    for key in overrides:
+        if key not in allowed:
+            raise UserInputError(f"config key {json.dumps(key)} cannot be set over REST for {kind} jobs "
+                                 f"(allowed: {', '.join(sorted(allowed))})")
+    resolved = resolve_job_config(_REST_SECTIONS[kind], preset, dict(overrides))
+    for key in overrides:
+        bounds = allowed[key]
+        value = functools.reduce(getattr, key.split("."), resolved)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            raise UserInputError(f"config {key} = {value:g} is out of the range REST callers may set "
+                                 f"[{bounds[0]:g}, {bounds[1]:g}]")
+    return dict(overrides)

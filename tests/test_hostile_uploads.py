@@ -120,6 +120,20 @@ def test_big_photos_are_reduced_while_loading(fmt, tmp_path):
     assert load_image(path, work_max_pixels=None).shape == (4000, 5000, 3)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_reduced_photo_keeps_its_exif_orientation(fmt, tmp_path):
+    # the orientation is applied after the reduction (draft / reduce), from the EXIF the decoder kept
+    path = tmp_path / f"turned.{fmt.lower()}"
+    image = Image.new("RGB", (5000, 4000), (200, 200, 200))
+    image.paste((20, 20, 20), (0, 0, 2500, 4000))  # dark left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view": the dark half ends on top
+    image.save(path, format=fmt, exif=exif.tobytes())
+    pixels = load_image(path)
+    assert pixels.shape == (2500, 2000, 3)
+    assert pixels[200, 1000, 0] < 60 and pixels[2300, 1000, 0] > 150
+
+
 def test_load_messages_name_the_file_not_its_folder(tmp_path):
     secret = tmp_path / "srv" / "data" / "uploads"
     secret.mkdir(parents=True)

@@ -307,9 +307,9 @@ def test_one_photo_per_upload_request(web):
 def test_photo_endpoint_refuses_bad_methods_and_extra_arguments(web):
     r = _upload(web, [("ok.png", encoded("PNG", (200, 200)))])
     path = r.json()[0]
-    refused(web, "create_from_photo", _file_data(path), "auto", "preview", "{}", "x",
-            match=r"takes 3 to 4 arguments, got 5")
-    refused(web, "create_from_photo", _file_data(path), "auto", match=r"takes 3 to 4 arguments, got 2")
+    refused(web, "create_from_photo", _file_data(path), "auto", "preview", "{}", "{}", "x",
+            match=r"takes 3 to 5 arguments, got 6")
+    refused(web, "create_from_photo", _file_data(path), "auto", match=r"takes 3 to 5 arguments, got 2")
     refused(web, "create_from_photo", None, "auto", "preview", match=r"upload a photo first")
 
 
@@ -326,6 +326,70 @@ def test_photo_endpoint_refuses_bad_fixed_attributes_and_stores_nothing(web, att
     refused(web, "create_from_photo", _file_data(r.json()[0]), "auto", "preview", attributes, match=match)
     assert set(web.settings.uploads_dir.glob("*")) == before_store
     assert _temp_files() <= before_temp and not Path(r.json()[0]).exists()  # the refused upload is gone
+
+
+# ---- config overrides: only REST's allow-list (avatar_studio.config_schema.REST_OVERRIDES) ----------
+NOT_ALLOWED = r"config key \"{key}\" cannot be set over REST for {kind} jobs \(allowed: "
+CONFIG_REFUSED = {  # endpoint, request, match
+    "sliders: server path": ("create_from_sliders", {"config": {"body.smpl.model_path": "/etc/passwd"}},
+                             NOT_ALLOWED.format(key="body.smpl.model_path", kind="sliders")),
+    "sliders: device": ("create_from_sliders", {"config": {"body.device": "cuda"}},
+                        NOT_ALLOWED.format(key="body.device", kind="sliders")),
+    "sliders: motion name": ("create_from_sliders", {"config": {"motion.name": "walk"}},
+                             NOT_ALLOWED.format(key="motion.name", kind="sliders")),
+    "sliders: unknown key": ("create_from_sliders", {"config": {"neus.iterations": 5}},
+                             NOT_ALLOWED.format(key="neus.iterations", kind="sliders")),
+    "sliders: preview too big": ("create_from_sliders", {"config": {"preview.size": 4096}},
+                                 r"^config preview.size = 4096 is out of the range REST callers may set \[64, 1024\]$"),
+    "sliders: preview as text": ("create_from_sliders", {"config": {"preview.size": "4096"}}, r"preview.size"),
+    "sliders: many cycles": ("create_from_sliders", {"config": {"motion.cycles": 1000}}, r"motion.cycles = 1000 is out"),
+    "sliders: bad type": ("create_from_sliders", {"config": {"motion.fps": "fast"}}, r"motion.fps"),
+    "sliders: bad choice": ("create_from_sliders", {"config": {"export.profile": "blender"}}, r"export.profile"),
+    "sliders: not an object": ("create_from_sliders", {"config": [1]}, r'"config" must be a JSON object'),
+    "text: iterations": ("create_from_text", {"shape": "tall", "config": {"neus.iterations": 100000}},
+                         NOT_ALLOWED.format(key="neus.iterations", kind="text")),
+    "text: checkpoint": ("create_from_text", {"shape": "tall", "config": {"clip.checkpoint": "/etc/passwd"}},
+                         NOT_ALLOWED.format(key="clip.checkpoint", kind="text")),
+    "text: negative seed": ("create_from_text", {"shape": "tall", "config": {"seed": -1}}, r"seed"),
+    "face: engine command": ("create_from_face_params", {"config": {"engine_external.command": "rm -rf /"}},
+                             NOT_ALLOWED.format(key="engine_external.command", kind="face")),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_REFUSED))
+def test_config_overrides_outside_the_allow_list_are_refused(web, case):
+    api, request, match = CONFIG_REFUSED[case]
+    refused(web, api, json.dumps(request), match=match)
+
+
+def test_allowed_config_overrides_reach_the_job(web):
+    kind, job = call(web.url, "create_from_sliders",
+                     json.dumps({"height": 0.9, "motion": "walk", "config": {"motion.fps": 24, "preview.size": 256}}))
+    assert kind == "complete", job
+    assert web.api.record(job).config == {"preset": "preview", "overrides": {"motion.fps": 24, "preview.size": 256}}
+    kind, job = call(web.url, "create_from_text", json.dumps({"shape": "tall", "config": {"seed": 7, "sculpt": False}}))
+    assert kind == "complete", job
+    assert web.api.record(job).config["overrides"] == {"seed": 7, "sculpt": False}
+    kind, job = call(web.url, "create_from_face_params",
+                     json.dumps({"continuous": {}, "config": {"export.profile": "unity"}}))
+    assert kind == "complete", job
+    assert web.api.record(job).config["overrides"] == {"export.profile": "unity"}
+
+
+@pytest.mark.parametrize("config, match", [
+    ('{"engine_kind": "external"}', NOT_ALLOWED.format(key="engine_kind", kind="photo")),
+    ('{"iterative.iterations": 100000}', r"iterative.iterations = 100000 is out of the range"),
+    ("x", r"invalid JSON"), ("[1]", r"expected a JSON object")])
+def test_photo_config_overrides_are_checked_before_the_upload_is_stored(web, config, match):
+    r = _upload(web, [(f"{uuid.uuid4().hex}.png", encoded("PNG", (220, 200)))])
+    before_store = set(web.settings.uploads_dir.glob("*"))
+    refused(web, "create_from_photo", _file_data(r.json()[0]), "mean", "preview", "", config, match=match)
+    assert set(web.settings.uploads_dir.glob("*")) == before_store and not Path(r.json()[0]).exists()
+    r = _upload(web, [(f"{uuid.uuid4().hex}.png", encoded("PNG", (230, 200)))])
+    kind, job = call(web.url, "create_from_photo", _file_data(r.json()[0]), "mean", "preview", "",
+                     '{"iterative.iterations": 20, "seed": 2}')
+    assert kind == "complete", job
+    assert web.api.record(job).config["overrides"] == {"iterative.iterations": 20, "seed": 2}
 
 
 # ---- downloadable files of real jobs ----------------------------------------------------------------

@@ -52,7 +52,8 @@ def test_prune_removes_old_finished_jobs_and_unused_uploads(tmp_path, job_store_
     out = subprocess.run([sys.executable, "-m", "avatar_studio.cli", "jobs", "prune", "--older-than", "1h"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("removed 2 finished job(s) and 1 upload(s) older than 1h: 0.0 MB"), out.stdout
+    assert out.stdout.startswith("removed 2 finished job(s) and 1 upload(s) older than 1h, 0 temp entries: 0.0 MB"), \
+        out.stdout
     assert not settings.job_dir(old_ok).exists() and not settings.job_dir(old_failed).exists()
     assert sorted(s.job_id for s in api.list()) == sorted([photo, queued, recent])
     assert settings.job_dir(recent).is_dir() and needed.exists() and fresh.exists() and not unused.exists()

@@ -22,8 +22,9 @@ def _get(url: str) -> tuple[int, dict | bytes]:
 def test_healthz_reports_workers_and_jobs_without_the_token(tmp_path):
     with studio(tmp_path / "data", worker=False, token=TOKEN) as s:
         code, body = _get(f"{s.url}/healthz")
-        assert code == 200 and body == {"status": "no_worker", "workers_alive": 0, "newest_heartbeat_age_s": None,
-                                        "jobs_queued": 0, "jobs_running": 0}
+        assert code == 200 and body.pop("disk_free_mb") > 0
+        assert body == {"status": "no_worker", "workers_alive": 0, "newest_heartbeat_age_s": None,
+                        "jobs_queued": 0, "jobs_running": 0, "disk_used_mb": None, "disk_used_age_s": None}
         job = s.api.submit("selftest", {})
         s.api.store.heartbeat("avatar-1@host", "host", 1)
         code, body = _get(f"{s.url}/healthz")

@@ -204,7 +204,8 @@ class PhotoFile(gr.File):
 
 
 # trailing arguments an endpoint gained later, with the value an older caller's shorter request means
-OPTIONAL_ARGUMENTS = {"create_from_photo": ("",), "create_avatar": (None,)}  # attributes ("" none); no photo
+# create_from_photo: the fixed attributes and the config overrides (JSON objects; "" = none)
+OPTIONAL_ARGUMENTS = {"create_from_photo": ("", ""), "create_avatar": (None,)}  # create_avatar: no photo
 
 
 def _strict_arguments(demo: gr.Blocks) -> None:
@@ -404,6 +405,9 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                                                      photo_submitter(holder, settings, demo), face_spec)
                             edit_photo_btn = gr.Button("Edit this result", elem_id="photo-edit-btn",
                                                        visible=face_spec is not None)
+                        from web.photo_batch import photo_batch_endpoint  # REST /create_from_photos
+
+                        photo_batch_endpoint(photo_submitter(holder, settings, demo), _uploads_dir(settings))
                     if face_spec is not None:
                         with gr.Tab("Edit photo result", id="face-edit"):
                             from web.face_edit import face_edit_tab
@@ -533,7 +537,9 @@ def _photo_tab(holder, job_state, timer, settings, submit_photo, face_spec=None)
     job_id = gr.Textbox(visible=False)
     # REST's fourth argument; a new photo from the page starts with nothing fixed (the panel re-fits)
     attributes = gr.Textbox(value="", visible=False, label="Fixed attributes (JSON)")
-    go.click(submit_photo, inputs=[photo, method, preset, attributes], outputs=[job_id], api_name="create_from_photo",
+    overrides = gr.Textbox(value="", visible=False, label="Config overrides (JSON)")  # REST's fifth argument
+    go.click(submit_photo, inputs=[photo, method, preset, attributes, overrides], outputs=[job_id],
+             api_name="create_from_photo",
              concurrency_limit=None).then(lambda j: (j, gr.Timer(active=True)), inputs=[job_id],
                                           outputs=[job_state, timer], api_visibility="private")
     if face_spec is None:
@@ -557,7 +563,7 @@ def photo_submitter(holder, settings, blocks: gr.Blocks | None = None) -> Callab
     from web.uploads import discard_received_upload, store_upload
 
     def submit_photo(path: str | None, method: str = "auto", preset: str = J.DEFAULT_PRESET,
-                     attributes: str | None = "") -> str:
+                     attributes: str | None = "", config: str | None = "") -> str:
         try:
             if not path:
                 raise UserInputError("upload a photo first")
@@ -566,10 +572,11 @@ def photo_submitter(holder, settings, blocks: gr.Blocks | None = None) -> Callab
             preset = J.validate_preset(preset or J.DEFAULT_PRESET, J.preset_choices())
             # checked before the upload is stored (the job kind checks them again at submit)
             fixed = photo_attributes(parse_attributes(attributes))
+            overrides = J.rest_overrides("photo", preset, J.json_object(config, '{"seed": 3}') if config else None)
             # Gradio rejects uploads over max_file_size already; this also covers files it did not check
             name = store_upload(path, _uploads_dir(settings), int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES)))
             inputs = {"photo": name, "method": method, **({"attributes": fixed} if fixed else {})}
-            return holder.get().submit("photo", inputs, {"preset": preset})
+            return holder.get().submit("photo", inputs, {"preset": preset, "overrides": overrides})
         except Exception as e:
             discard_received_upload(path, blocks)
             raise _gr_error(e) from None
@@ -602,14 +609,15 @@ def download_route(resolver: Callable[[str, str], Path]):
 
 
 def create_server_app(api: Any = None, settings: Any = None, file_resolver: Callable[[str, str], Path] | None = None,
-                      public_url: str | None = None, blocks: gr.Blocks | None = None):
-    """FastAPI app: the Gradio page at /, downloads at /download/{job_id}/{name}, the token gate."""
+                      public_url: str | None = None, blocks: gr.Blocks | None = None, retention: Any = None):
+    """FastAPI app: the Gradio page at /, downloads at /download/{job_id}/{name}, the token gate.
+    `retention`: a web.retention.RetentionRounds whose latest disk usage /healthz reports."""
     from fastapi import FastAPI
 
     settings = settings or load_settings()
     blocks = blocks or build_app(api, settings=settings, public_url=public_url)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.get(HEALTH_PATH)(health_route(settings))
+    app.get(HEALTH_PATH)(health_route(settings, retention))
     app.get("/download/{job_id}/{name:path}")(download_route(file_resolver or default_file_resolver(settings)))
     max_bytes = int(getattr(settings, "upload_max_bytes", UPLOAD_MAX_BYTES))
     app = gr.mount_gradio_app(app, blocks, path="/", max_file_size=max_bytes, footer_links=["api"],
@@ -622,6 +630,17 @@ def create_server_app(api: Any = None, settings: Any = None, file_resolver: Call
     if token:
         app.add_middleware(TokenGate, token=token)
     return app
+
+
+def serve_app(api: Any, settings: Any, public_url: str | None = None, retention_interval: float | None = None):
+    """What `avatar serve` serves: (the FastAPI app, its web.retention.RetentionRounds, not started;
+    `retention_interval` overrides AVATAR_RETENTION_INTERVAL)."""
+    from web.retention import RetentionRounds
+
+    blocks = build_app(api, settings=settings, public_url=public_url)
+    retention = RetentionRounds(api, settings, blocks, interval=retention_interval)
+    app = create_server_app(api, settings=settings, public_url=public_url, blocks=blocks, retention=retention)
+    return app, retention
 
 
 @dataclass
@@ -674,11 +693,22 @@ def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True,
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         print(f"warning: serving on {host} without AVATAR_API_TOKEN: anyone who can reach this port can use it",
               flush=True)
+    from web.retention import own_gradio_temp_dir
+
+    # Gradio's temp files in the data folder, where the retention rounds may sweep them (read when
+    # the Blocks are built); a GRADIO_TEMP_DIR set by the user is left alone and never swept
+    if getattr(settings, "data_dir", None):
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(own_gradio_temp_dir(settings.data_dir)))
     from web.warmup import warming_app
 
-    # built in the background: the page (a notice while it warms) answers from the first second
-    app = warming_app(lambda: create_server_app(api if api is not None else default_api(settings), settings=settings,
-                                                public_url=public_url), HEALTH_PATH)
+    started: dict[str, Any] = {}
+
+    def build():  # in the background: the page (a notice while it warms) answers from the first second
+        app, started["retention"] = serve_app(api if api is not None else default_api(settings), settings, public_url)
+        started["retention"].start()
+        return app
+
+    app = warming_app(build, HEALTH_PATH)
     supervisor = None
     if start_worker:  # restarted within seconds whenever it dies (workers.embedded.WorkerSupervisor)
         from workers.embedded import WorkerSupervisor
@@ -698,6 +728,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, start_worker: bool = True,
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C / SIGTERM: a normal way to stop the server
             pass
     finally:
+        if "retention" in started:
+            started["retention"].stop()
         if supervisor is not None:
             print("stopping the embedded worker ...", flush=True)
             supervisor.stop()

@@ -24,7 +24,7 @@ from face2param.engines.base import PARAMS_FILE_METADATA, ContinuousParam, Engin
 from web import jobs as J
 
 EDITABLE_KINDS = ("photo", "face")
-REQUEST_KEYS = ("source_job", "continuous", "discrete", "preset")
+REQUEST_KEYS = ("source_job", "continuous", "discrete", "preset", "config")
 STEP = 0.01  # the sliders' resolution; an unmoved slider keeps the source's exact value (see edited_params)
 # head-to-toe order of the engine's slider groups on the page (unknown groups follow)
 GROUP_ORDER = ("phenotype", "forehead", "brows", "eyes", "ears", "nose", "cheeks", "mouth", "jaw", "head", "neck")
@@ -63,7 +63,8 @@ def parse_face_request(text: Any, api: Any) -> tuple[dict, dict]:
     params = {"continuous": {**base["continuous"], **changes.continuous},
               "discrete": {**base["discrete"], **changes.discrete}}
     preset = J.validate_preset(data.get("preset"), J.preset_choices())
-    return {"params": params, "source_job": source_job}, {"preset": preset, "overrides": {}}
+    overrides = J.rest_overrides("face", preset, data.get("config"))
+    return {"params": params, "source_job": source_job}, {"preset": preset, "overrides": overrides}
 
 
 def edited_params(spec: ParamSpec, loaded: dict | None, values: list, options: list) -> dict:

@@ -1,7 +1,11 @@
 """GET /healthz: is the web process up, can it read the job store, and are workers alive?
 
     {"status": "ok" | "no_worker", "workers_alive": 1, "newest_heartbeat_age_s": 0.8,
-     "jobs_queued": 0, "jobs_running": 1}
+     "jobs_queued": 0, "jobs_running": 1, "disk_free_mb": 51200.0,
+     "disk_used_mb": {"jobs": 812.4, "uploads": 40.1, ..., "total": 2210.9}, "disk_used_age_s": 320.5}
+
+disk_free_mb is the data folder's file system, read on each probe; disk_used_mb is the data folder by
+part, from the latest retention round (web.retention; null before the first one).
 
 200 while the job store answers ("no_worker": no worker heartbeat within AVATAR_WORKER_LOST_AFTER,
 jobs wait), 503 when it does not. Open without the API token (load balancers, container probes):
@@ -16,7 +20,7 @@ log = logging.getLogger("avatar.web")
 HEALTH_PATH = "/healthz"
 
 
-def health_route(settings: Any):
+def health_route(settings: Any, retention: Any = None):
     from fastapi.responses import JSONResponse
 
     def healthz():
@@ -36,6 +40,26 @@ def health_route(settings: Any):
             "newest_heartbeat_age_s": min((w["age"] for w in alive), default=None),
             "jobs_queued": counts["queued"],
             "jobs_running": counts["running"],
+            **disk_figures(settings, retention),
         }, headers={"Cache-Control": "no-store"})
 
     return healthz
+
+
+def disk_figures(settings: Any, retention: Any = None) -> dict:
+    """Free space now and the latest retention round's usage by part (MB; counts, no paths)."""
+    import shutil
+    import time
+
+    try:
+        free = round(shutil.disk_usage(settings.data_dir).free / 1e6, 1)
+    except (OSError, AttributeError):
+        free = None
+    last = getattr(retention, "last", None)
+    used = age = None
+    if last:
+        usage = last["usage"]
+        used = {name: round(part["bytes"] / 1e6, 1) for name, part in usage["parts"].items()}
+        used["total"] = round(usage["total_bytes"] / 1e6, 1)
+        age = round(time.time() - usage["measured"], 1)
+    return {"disk_free_mb": free, "disk_used_mb": used, "disk_used_age_s": age}

@@ -23,7 +23,7 @@ from avatarclip_core.user_text import check_number, check_text
 
 MOTIONS = BUILTIN_MOTIONS  # built-in procedural motions ("" = none)
 DEFAULT_PRESET = "preview"
-RESERVED_KEYS = ("sliders", "motion", "preset", "formats", "profile")
+RESERVED_KEYS = ("sliders", "motion", "preset", "formats", "profile", "config")
 MAX_REQUEST_CHARS = 64 * 1024
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -176,7 +176,7 @@ class SlidersRequest:
     sliders: dict[str, float] = field(default_factory=dict)
     motion: str = ""
     preset: str = DEFAULT_PRESET
-    overrides: dict[str, str] = field(default_factory=dict)  # export.formats / export.profile
+    overrides: dict[str, Any] = field(default_factory=dict)  # REST's allowed keys (request_overrides)
 
     def submit_args(self) -> tuple[str, dict, dict]:
         return ("sliders", {"sliders": dict(self.sliders), "motion": self.motion},
@@ -307,17 +307,34 @@ def export_overrides(data: dict) -> dict[str, str]:
     return overrides
 
 
+def request_overrides(kind: str, preset: str, data: dict) -> dict:
+    """A REST request's config overrides (popped from `data`): its "config" object plus "formats" and
+    "profile" (export_overrides), checked against REST's allow-list (rest_overrides). {} when none."""
+    config = data.pop("config", None)
+    export = export_overrides(data)
+    if config is None and not export:
+        return {}
+    if isinstance(config, dict):
+        twice = sorted(set(config) & set(export))
+        if twice:
+            raise UserInputError(f'{twice[0]} is given twice ("config" and "{twice[0].split(".")[-1]}"): give it once')
+        config = {**config, **export}
+    return rest_overrides(kind, preset, export if config is None else config)
+
+
 def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Iterable[str]) -> SlidersRequest:
     """The REST input: ONE JSON object string.
 
-    Either flat, slider names plus the optional keys "motion", "preset", "formats" and "profile":
-        {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview", "formats": ["glb", "vrm"]}
+    Either flat, slider names plus the optional keys "motion", "preset", "formats", "profile" and
+    "config" (the overrides REST may set, request_overrides):
+        {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview", "formats": ["glb", "vrm"],
+         "config": {"motion.fps": 24}}
     or nested: {"sliders": {"height": 0.9}, "motion": "walk"}.
     """
     data = dict(text if isinstance(text, dict) else json_object(text, '{"height": 0.9, "motion": "walk"}'))
     motion = validate_motion(data.pop("motion", ""))
     preset = validate_preset(data.pop("preset", None), presets)
-    overrides = export_overrides(data)
+    overrides = request_overrides("sliders", preset, data)
     if "sliders" in data:
         nested = data.pop("sliders")
         if data:
@@ -326,11 +343,12 @@ def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Itera
     return SlidersRequest(validate_sliders(data, specs), motion, preset, overrides)
 
 
-TEXT_KEYS = ("shape", "appearance", "motion", "preset", "formats", "profile")
+TEXT_KEYS = ("shape", "appearance", "motion", "preset", "formats", "profile", "config")
 
 
 def parse_text_request(text: Any) -> dict:
-    """/create_from_text's JSON: {"shape", "appearance", "motion", "preset", "formats", "profile"} -> submit() arguments.
+    """/create_from_text's JSON: {"shape", "appearance", "motion", "preset", "formats", "profile", "config"}
+    -> submit() arguments.
     Prompts are checked again (lengths, control characters) by the job kind at submit()."""
     data = json_object(text, '{"shape": "a tall and fat man", "motion": "walk"}')
     unknown = sorted(set(data) - set(TEXT_KEYS))
@@ -344,8 +362,8 @@ def parse_text_request(text: Any) -> dict:
               "motion": validate_motion(data.get("motion"))}
     if not inputs["shape"] and not inputs["appearance"] and not inputs["motion"]:
         raise UserInputError('give "shape", "appearance" and/or "motion", e.g. {"shape": "a tall and fat man"}')
-    return {"inputs": inputs, "config": {"preset": validate_preset(data.get("preset"), preset_choices()),
-                                         "overrides": export_overrides(data)}}
+    preset = validate_preset(data.get("preset"), preset_choices())
+    return {"inputs": inputs, "config": {"preset": preset, "overrides": request_overrides("text", preset, data)}}
 
 
 def submit_sliders(api: JobAPILike, request: SlidersRequest) -> str:

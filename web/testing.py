@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from avatarclip_core.paths import data_dir_path
-from web.app import RunningServer, create_server_app, start_server
+from web.app import RunningServer, serve_app, start_server
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Studio:
     api: Any
     server: RunningServer
     worker: Any = None
+    retention: Any = None  # web.retention.RetentionRounds: sweep() runs a round now
 
 
 def make_data_dir(path: Path, cache_from: Path | None = None) -> Path:
@@ -39,7 +40,10 @@ def make_data_dir(path: Path, cache_from: Path | None = None) -> Path:
 
 @contextlib.contextmanager
 def studio(data_dir: Path, *, worker: bool = True, token: str | None = None, upload_max_bytes: int | None = None,
-           cache_from: Path | None = None, ready_timeout: float = 180.0) -> Iterator[Studio]:
+           cache_from: Path | None = None, ready_timeout: float = 180.0, own_gradio_temp: bool = False,
+           settings_overrides: dict | None = None) -> Iterator[Studio]:
+    """own_gradio_temp: Gradio's temp folder inside data_dir, as `avatar serve` has it (GRADIO_TEMP_DIR is
+    set while the studio runs); settings_overrides: Settings fields (e.g. retention ages)."""
     from workers.api import JobAPI
     from workers.settings import Settings
 
@@ -47,6 +51,7 @@ def studio(data_dir: Path, *, worker: bool = True, token: str | None = None, upl
     overrides: dict[str, Any] = {"api_token": token}
     if upload_max_bytes is not None:
         overrides["upload_max_bytes"] = upload_max_bytes
+    overrides.update(settings_overrides or {})
     # always the embedded SQLite broker in data_dir: a shared Redis would let another test's worker
     # (with another data folder) take these jobs
     dropped = ("AVATAR_API_TOKEN", "AVATAR_BROKER_URL", "AVATAR_RESULT_BACKEND", "AVATAR_QUEUE_PREFIX")
@@ -64,16 +69,36 @@ def studio(data_dir: Path, *, worker: bool = True, token: str | None = None, upl
 
             wait_worker_ready(proc, settings, ready_timeout)
         api = JobAPI(settings)
-        server = start_server(create_server_app(api, settings=settings))
-        try:
-            yield Studio(server.url, settings, api, server, proc)
-        finally:
-            server.stop()
+        with _gradio_temp_dir(data_dir if own_gradio_temp else None):
+            app, retention = serve_app(api, settings, retention_interval=0)
+            server = start_server(app)
+            try:
+                yield Studio(server.url, settings, api, server, proc, retention)
+            finally:
+                server.stop()
     finally:
         if proc is not None:
             from workers.embedded import stop_worker_process
 
             stop_worker_process(proc)
+
+
+@contextlib.contextmanager
+def _gradio_temp_dir(data_dir: Path | None) -> Iterator[None]:
+    if data_dir is None:
+        yield
+        return
+    from web.retention import own_gradio_temp_dir
+
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(own_gradio_temp_dir(data_dir))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
 
 
 def wait_for_job(client: Any, job_id: str, timeout: float = 600.0, poll: float = 0.5) -> dict:

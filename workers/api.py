@@ -21,12 +21,16 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avatar_studio.kinds import get_kind
 from workers.errors import QueueUnavailableError, UnknownJobError
 from workers.settings import Settings, get_settings, redact_url
 from workers.store import (FINAL_STATES, LOST, JobRecord, JobStore, check_job_id, list_job_files, new_job_id,
                            resolve_job_file, utc_now_iso)
+
+if TYPE_CHECKING:
+    from workers.retention import SweepReport
 
 log = logging.getLogger(__name__)
 
@@ -203,19 +207,27 @@ class JobAPI:
         return True
 
     # -- retention --------------------------------------------------------------------------------
-    def prune(self, older_than: float, dry_run: bool = False) -> dict:
-        """Remove jobs finished (or cancelled) more than `older_than` seconds ago: their folders and
-        job-store rows, and stored uploads as old that no remaining job names. Returns what was (or,
-        with dry_run, would be) removed: {"jobs": n, "uploads": n, "bytes": n}."""
+    def prune(self, older_than: float | None, dry_run: bool = False,
+              uploads_older_than: float | None | str = "same") -> dict:
+        """Remove jobs finished (or cancelled) more than `older_than` seconds ago (None: none): their
+        folders and job-store rows; and stored uploads older than `uploads_older_than` seconds (default:
+        the same age; None: none) that no remaining job names. Returns what was (or, with dry_run,
+        would be) removed: {"jobs": n, "uploads": n, "bytes": n}. Retention rounds: workers.retention."""
         import shutil
 
-        cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=older_than)
-        job_ids = self.store.finished_before(cutoff.isoformat(timespec="milliseconds"))
+        now = _dt.datetime.now(_dt.timezone.utc)
+        job_ids: list[str] = []
+        if older_than is not None:
+            cutoff = now - _dt.timedelta(seconds=older_than)
+            job_ids = self.store.finished_before(cutoff.isoformat(timespec="milliseconds"))
         freed = sum(_tree_bytes(self.settings.job_dir(j)) for j in job_ids)
+        uploads_age = older_than if uploads_older_than == "same" else uploads_older_than
         uploads: list[Path] = []
-        if self.settings.uploads_dir.is_dir():
+        if uploads_age is not None and self.settings.uploads_dir.is_dir():
+            upload_cutoff = (now - _dt.timedelta(seconds=uploads_age)).timestamp()
             old = {p.name: p for p in self.settings.uploads_dir.iterdir()
-                   if p.is_file() and not p.is_symlink() and p.stat().st_mtime < cutoff.timestamp()}
+                   if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
+                   and p.stat().st_mtime < upload_cutoff}
             kept = self.store.inputs_mention(set(old), exclude=set(job_ids)) if old else set()
             uploads = [p for name, p in old.items() if name not in kept]  # no job left needs them
             freed += sum(p.stat().st_size for p in uploads)
@@ -226,6 +238,19 @@ class JobAPI:
             for path in uploads:
                 path.unlink(missing_ok=True)
         return {"jobs": len(job_ids), "uploads": len(uploads), "bytes": freed, "dry_run": dry_run}
+
+    def sweep(self, **ages) -> "SweepReport":
+        """One retention round with the settings' ages (workers.retention.sweep; `ages` override them:
+        jobs_older_than, uploads_older_than, temp_older_than, dry_run, now)."""
+        from workers.retention import sweep
+
+        return sweep(self.settings, api=self, **ages)
+
+    def disk_usage(self, extra: dict | None = None) -> dict:
+        """The data folder's bytes by part and the free space (workers.retention.disk_usage)."""
+        from workers.retention import disk_usage
+
+        return disk_usage(self.settings, extra)
 
     # -- recovery ---------------------------------------------------------------------------------
     def requeue_lost(self, min_age: float = 60.0, settle: float = 1.0) -> list[str]:

@@ -37,6 +37,15 @@
 | AVATAR_UPLOAD_MAX_BYTES       | 10 MB (photo uploads, enforced by the web app)       |
 | AVATAR_API_TOKEN              | unset (optional bearer token for the web API; never  |
 |                               | passed to workers, logged or written to job folders) |
+| AVATAR_RETENTION_JOBS         | 30d: finished/cancelled jobs older than this go      |
+|                               | (folder + job-store rows); 0 keeps them for ever     |
+| AVATAR_RETENTION_UPLOADS      | 30d: stored uploads this old that no job names       |
+| AVATAR_RETENTION_TEMP         | 1d: temp leftovers (half-written job folders of      |
+|                               | killed jobs, partial uploads, Gradio's temp files);  |
+|                               | must exceed AVATAR_TIME_LIMIT                        |
+| AVATAR_RETENTION_INTERVAL     | 1h: how often `avatar serve` sweeps (workers.        |
+|                               | retention); 0: only `avatar jobs prune` does         |
+Ages are seconds or a number with a unit: 30d, 12h, 90m, 45s (parse_age).
 """
 from __future__ import annotations
 
@@ -47,6 +56,7 @@ from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from avatarclip_core.config.limits import UPLOAD_MAX_BYTES
+from avatarclip_core.errors import UserInputError
 from avatarclip_core.paths import data_dir_path
 
 ALL_QUEUES = ("cpu", "gpu")
@@ -59,8 +69,8 @@ VISIBILITY_MARGIN = 120.0
 JOB_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
 
 
-class SettingsError(ValueError):
-    """A bad AVATAR_* environment variable (the message names it)."""
+class SettingsError(UserInputError):
+    """A bad AVATAR_* environment variable (the message names it): the CLI's one error line."""
 
 
 def _num(env: Mapping[str, str], name: str, default: float | None, kind=float, minimum: float = 0.0) -> float | None:
@@ -74,6 +84,25 @@ def _num(env: Mapping[str, str], name: str, default: float | None, kind=float, m
     if value < minimum:
         raise SettingsError(f"{name} must be >= {minimum:g}, got {raw!r}")
     return value
+
+
+def parse_age(text: str, name: str = "--older-than") -> float:
+    """'30d', '12h', '90m', '45s' or plain seconds -> seconds; SettingsError naming `name` otherwise."""
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    raw = str(text).strip().lower()
+    scale = units.get(raw[-1:], None)
+    try:
+        value = float(raw[:-1] if scale else raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise SettingsError(f"{name} must be an age like 30d, 12h, 90m or 3600 (seconds), got {text!r}")
+    return value * (scale or 1.0)
+
+
+def _age(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    return default if raw is None or raw.strip() == "" else parse_age(raw, name)
 
 
 def redact_url(url: str) -> str:
@@ -111,6 +140,10 @@ class Settings:
     upload_max_bytes: int = UPLOAD_MAX_BYTES
     api_token: str | None = field(default=None, repr=False, compare=False)
     job_store_url: str = ""  # "": the SQLite file <data>/queue/jobs.sqlite
+    retention_jobs: float = 30 * 86400.0  # seconds; 0 keeps finished jobs for ever (workers.retention)
+    retention_uploads: float = 30 * 86400.0
+    retention_temp: float = 86400.0
+    retention_interval: float = 3600.0  # 0: no periodic sweep
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
@@ -148,6 +181,10 @@ class Settings:
                 f"AVATAR_WORKER_LOST_AFTER ({self.worker_lost_after:g} s) must be at least twice "
                 f"AVATAR_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g} s, > 0): one late heartbeat must not "
                 "make a live worker's jobs run a second time")
+        if self.retention_temp and self.retention_temp <= self.time_limit:
+            raise SettingsError(
+                f"AVATAR_RETENTION_TEMP ({self.retention_temp:g} s) must exceed AVATAR_TIME_LIMIT "
+                f"({self.time_limit:g} s), or a running job's half-written folder could be removed")
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -181,6 +218,10 @@ class Settings:
             upload_max_bytes=int(_num(env, "AVATAR_UPLOAD_MAX_BYTES", UPLOAD_MAX_BYTES, int, minimum=1)),
             api_token=env.get("AVATAR_API_TOKEN") or None,
             job_store_url=(env.get("AVATAR_JOB_STORE_URL") or "").strip(),
+            retention_jobs=_age(env, "AVATAR_RETENTION_JOBS", 30 * 86400.0),
+            retention_uploads=_age(env, "AVATAR_RETENTION_UPLOADS", 30 * 86400.0),
+            retention_temp=_age(env, "AVATAR_RETENTION_TEMP", 86400.0),
+            retention_interval=_age(env, "AVATAR_RETENTION_INTERVAL", 3600.0),
         )
         values.update(overrides)
         return cls(**values)
@@ -210,6 +251,10 @@ class Settings:
             "AVATAR_WORKER_LOST_AFTER": repr(self.worker_lost_after),
             "AVATAR_UPLOAD_MAX_BYTES": str(self.upload_max_bytes),
             "AVATAR_JOB_STORE_URL": self.job_store_url,
+            "AVATAR_RETENTION_JOBS": repr(self.retention_jobs),
+            "AVATAR_RETENTION_UPLOADS": repr(self.retention_uploads),
+            "AVATAR_RETENTION_TEMP": repr(self.retention_temp),
+            "AVATAR_RETENTION_INTERVAL": repr(self.retention_interval),
         }
 
     # -- derived ------------------------------------------------------------------------------
@@ -279,6 +324,8 @@ class Settings:
             "worker_concurrency": self.worker_concurrency,
             "upload_max_bytes": self.upload_max_bytes,
             "api_token": "set" if self.api_token else "unset",
+            "retention_s": {"jobs": self.retention_jobs, "uploads": self.retention_uploads,
+                            "temp": self.retention_temp, "interval": self.retention_interval},
         }
 
     def __repr__(self) -> str:

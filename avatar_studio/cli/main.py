@@ -260,24 +260,43 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     elif args.action == "cancel":
         print("cancelled" if api.cancel(args.job_id) else "not cancelled (already finished?)")
     elif args.action == "prune":
-        done = api.prune(parse_age(args.older_than), dry_run=args.dry_run)
-        print(f"{'would remove' if args.dry_run else 'removed'} {done['jobs']} finished job(s) and "
-              f"{done['uploads']} upload(s) older than {args.older_than}: {done['bytes'] / 1e6:.1f} MB")
+        age = parse_age(args.older_than) if args.older_than else None
+        # --older-than: jobs and uploads that old (temp leftovers as configured); without: the
+        # configured retention (AVATAR_RETENTION_*), what `avatar serve` runs every interval
+        done = api.sweep(dry_run=args.dry_run, **({"jobs_older_than": age, "uploads_older_than": age} if age else {}))
+        if done.skipped:
+            print(f"nothing removed: {done.skipped}")
+            return 0
+        ages = args.older_than or describe_retention(api.settings)
+        print(f"{'would remove' if args.dry_run else 'removed'} {done.jobs} finished job(s) and "
+              f"{done.uploads} upload(s) older than {ages}, {done.temp} temp entries: {done.bytes / 1e6:.1f} MB")
+    elif args.action == "usage":
+        from workers.retention import format_usage
+
+        print(format_usage(api.disk_usage()))
     return 0
 
 
 def parse_age(text: str) -> float:
     """'30d', '12h', '90m', '45s' or plain seconds -> seconds (prune --older-than)."""
-    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-    raw = str(text).strip().lower()
-    scale = units.get(raw[-1:], None)
+    from workers.settings import SettingsError, parse_age as parse
+
     try:
-        value = float(raw[:-1] if scale else raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise UserInputError(f"--older-than must be an age like 30d, 12h, 90m or 3600 (seconds), got {text!r}")
-    return value * (scale or 1.0)
+        return parse(text)
+    except SettingsError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def describe_retention(settings) -> str:
+    def age(seconds: float) -> str:
+        if not seconds:
+            return "never"
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds >= size and seconds % size == 0:
+                return f"{seconds / size:g}{unit}"
+        return f"{seconds:g}s"
+
+    return f"jobs {age(settings.retention_jobs)}, uploads {age(settings.retention_uploads)}"
 
 
 class _LazyEpilogParser(argparse.ArgumentParser):
@@ -383,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure body forward, rendering and GLB export; write bench.json")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("-o", "--output", default="bench.json")
-    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo,web,cli (default all)")
+    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo,photo_memory,web,cli "
+                       "(default all)")
     bench.set_defaults(func=cmd_bench)
 
     serve = sub.add_parser("serve", help="web app + REST API on the embedded default (starts a worker too)")
@@ -400,12 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=cmd_worker)
 
-    jobs = sub.add_parser("jobs", help="list, inspect or cancel queued jobs")
-    jobs.add_argument("action", choices=["list", "status", "cancel", "prune"])
+    jobs = sub.add_parser("jobs", help="list, inspect, cancel or prune jobs; the data folder's disk usage")
+    jobs.add_argument("action", choices=["list", "status", "cancel", "prune", "usage"])
     jobs.add_argument("job_id", nargs="?")
     jobs.add_argument("--limit", type=int, default=20)
     jobs.add_argument("--older-than", default=None,
-                      help="prune: jobs finished longer ago than this (30d, 12h, 90m, seconds), their folders and uploads")
+                      help="prune: jobs finished longer ago than this (30d, 12h, 90m, seconds), their folders and "
+                           "uploads (default: AVATAR_RETENTION_JOBS / _UPLOADS; temp files: AVATAR_RETENTION_TEMP)")
     jobs.add_argument("--dry-run", action="store_true", help="prune: only report what would be removed")
     jobs.set_defaults(func=cmd_jobs)
 
@@ -459,8 +480,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WARP_QUIET", "1")
     if getattr(args, "command", None) == "jobs" and args.action in ("status", "cancel") and not args.job_id:
         parser.error(f"jobs {args.action} needs a JOB_ID")
-    if getattr(args, "command", None) == "jobs" and args.action == "prune" and not args.older_than:
-        parser.error("jobs prune needs --older-than (e.g. 30d)")
     try:
         _check_utf8_arguments(args)
         _starting_notice(args)
