@@ -309,7 +309,10 @@ def test_photo_endpoint_refuses_bad_methods_and_extra_arguments(web):
     path = r.json()[0]
     refused(web, "create_from_photo", _file_data(path), "auto", "preview", "{}", "{}", "x",
             match=r"takes 3 to 5 arguments, got 6")
+    assert not Path(path).exists()  # the refused request's upload is gone from Gradio's temp folder
+    path = _upload(web, [("ok.png", encoded("PNG", (201, 200)))]).json()[0]
     refused(web, "create_from_photo", _file_data(path), "auto", match=r"takes 3 to 5 arguments, got 2")
+    assert not Path(path).exists()
     refused(web, "create_from_photo", None, "auto", "preview", match=r"upload a photo first")
 
 

@@ -224,11 +224,21 @@ def _strict_arguments(demo: gr.Blocks) -> None:
             else:
                 takes = f"{least} to {wanted} arguments" if optional else \
                     f"{wanted} argument{'' if wanted == 1 else 's'}"
+                _discard_named_uploads(inputs, demo)  # a refused request leaves no upload behind
                 raise gr.Error(f"{block_fn.api_name or block_fn.name} takes {takes}, got {given}",
                                print_exception=False)
         return stock(block_fn, inputs)
 
     demo.validate_inputs = validate_inputs
+
+
+def _discard_named_uploads(inputs: list, blocks: gr.Blocks) -> None:
+    """Delete the files Gradio's upload route received that a refused request names (FileData dicts)."""
+    from web.uploads import discard_received_upload
+
+    for value in inputs:
+        if isinstance(value, dict) and isinstance(value.get("path"), str):
+            discard_received_upload(value["path"], blocks)
 
 
 def _gr_error(exc: BaseException) -> gr.Error:
