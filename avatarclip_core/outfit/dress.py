@@ -83,6 +83,7 @@ class _Piece:
     weights: np.ndarray  # (n, J) dense
     thickness: float
     outer_count: int  # the first outer_count vertices are the outside of the cloth (then hems, lining)
+    shades: np.ndarray | None = None  # (n,) colour multiplier per vertex (a zip line, a sole), None: plain
 
 
 def dress(mesh: RiggedMesh, garments: list[GarmentSpec], config: OutfitConfig | None = None,
@@ -188,8 +189,9 @@ def _shell(kind, colour, F, f, frame: BodyFrame, normals, dense, offset, config:
         weights.append(attrs["w"][loop])
         tris.append(hem_strip(loop, inner))
         n += len(loop)
-    return _Piece(kind, colour, np.concatenate(verts), np.concatenate(tris), np.concatenate(weights),
-                  float(off.mean()), len(outer))
+    verts = np.concatenate(verts)
+    return _Piece(kind, colour, verts, np.concatenate(tris), np.concatenate(weights), float(off.mean()), len(outer),
+                  _details(kind, verts, P, frame))
 
 
 def _clear_of(piece: _Piece, under: list[_Piece], gap: float = 0.003) -> None:
@@ -238,6 +240,20 @@ def _hang(kind: GarmentKind, outer: np.ndarray, part: np.ndarray, chain_s: dict[
             outer = hang_tube(outer, part[:, col[f"leg_{side}"]] > 0.5, j[f"thigh_{side}"], j[f"foot_{side}"],
                               taper=taper, ramp=(0.03, 0.2))
     return outer
+
+
+def _details(kind: GarmentKind, verts: np.ndarray, skin: np.ndarray, frame: BodyFrame) -> np.ndarray | None:
+    """Shading that tells garments apart at a glance: a dark zip / button line down the front of
+    jackets, hoodies and shirts, a contrasting sole on shoes and boots."""
+    j = frame.joints
+    if kind.category == "shoes":
+        ground = float(skin[:, 1].min())
+        sole = verts[:, 1] < ground + 0.015
+        return np.where(sole, 0.35 if np.mean(kind.colour) > 0.5 else 2.2, 1.0)
+    if kind.name in ("jacket", "hoodie", "shirt"):
+        front = (verts[:, 2] > j["spine_03"][2]) & (np.abs(verts[:, 0] - j["spine_03"][0]) < 0.006)
+        return np.where(front & (verts[:, 1] < j["neck_01"][1]), 0.45, 1.0)
+    return None
 
 
 def _flat_sole(outer: np.ndarray, skin: np.ndarray, sole: float = 0.012) -> np.ndarray:
@@ -289,6 +305,8 @@ def _assemble(mesh: RiggedMesh, body_faces: np.ndarray, pieces: list[_Piece], hi
     for p in pieces:
         i, w = _sparse_top_k(torch.from_numpy(p.weights).float(), K)
         c = torch.tensor(p.colour, dtype=colours.dtype).expand(len(p.vertices), 3)
+        if p.shades is not None:
+            c = (c * torch.from_numpy(p.shades).to(colours.dtype)[:, None]).clamp(0, 1)
         if colours.shape[1] == 4:
             c = torch.cat([c, torch.ones(len(p.vertices), 1, dtype=colours.dtype)], 1)
         verts.append(torch.from_numpy(p.vertices).to(mesh.vertices.dtype))
