@@ -61,10 +61,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str, accept: str = "text/html", data: bytes | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=data, headers={"Accept": accept})
+def _get(url: str, accept: str = "text/html", data: bytes | None = None, content_type: str | None = None,
+         timeout: float = 30) -> tuple[int, str]:
+    headers = {"Accept": accept, **({"Content-Type": content_type} if content_type else {})}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -139,17 +141,21 @@ def test_serve_on_a_fresh_cache_answers_within_seconds_and_a_job_sent_meanwhile_
         first_page_s = time.perf_counter() - started
         assert page is not None and page[0] == 200 and "first run, about 2 minutes" in page[1], page
         print(f"first page after {first_page_s:.1f} s")
+        # a raw REST call sent during the warm-up waits for the built app instead of failing
+        call = f"http://127.0.0.1:{port}/gradio_api/call/create_from_sliders"
+        status, answer = _get(call, "application/json", json.dumps({"data": ['{"height": 0.9}']}).encode(),
+                              content_type="application/json", timeout=1500)
+        assert status == 200, answer
+        event = json.loads(answer)["event_id"]
+        status, stream = _get(f"{call}/{event}", "text/event-stream", timeout=120)
+        assert "event: complete" in stream, stream
+        job_id = json.loads(stream.split("event: complete", 1)[1].split("data:", 1)[1].splitlines()[0])[0]
         from gradio_client import Client
 
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)  # waits while the studio warms
-        job_id = client.predict('{"height": 0.9}', api_name="/create_from_sliders")
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            status = client.predict(job_id, api_name="/job_status")
-            if status["state"] in ("succeeded", "failed", "cancelled", "lost"):
-                break
-            time.sleep(2)
-        assert status["state"] == "succeeded", status
+        from web.testing import wait_for_job
+
+        job = wait_for_job(Client(f"http://127.0.0.1:{port}/", verbose=False), job_id, timeout=900)
+        assert job["state"] == "SUCCESS", job
         assert paths.body_model_cache_ready({"AVATAR_CACHE_DIR": env["AVATAR_CACHE_DIR"],
                                              "AVATAR_DATA_DIR": env["AVATAR_DATA_DIR"]})
     finally:

@@ -457,6 +457,10 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
         for trigger in (demo.load, refresh_btn.click):
             trigger(ui_workers, outputs=[workers_line], api_visibility="private", concurrency_limit=None)
 
+        if "photo" in kinds:  # REST /create_from_photos: one photo job per photo (web/photo_batch.py)
+            from web.photo_batch import photo_batch_endpoint
+
+            photo_batch_endpoint(photo_submitter(holder, settings, demo), _uploads_dir(settings))
         gr.api(create_from_sliders, api_name="create_from_sliders", concurrency_limit=None)
         if "text" in kinds:
             gr.api(create_from_text, api_name="create_from_text", concurrency_limit=None)
