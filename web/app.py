@@ -415,9 +415,6 @@ def build_app(api: Any = None, settings: Any = None, public_url: str | None = No
                                                      photo_submitter(holder, settings, demo), face_spec)
                             edit_photo_btn = gr.Button("Edit this result", elem_id="photo-edit-btn",
                                                        visible=face_spec is not None)
-                        from web.photo_batch import photo_batch_endpoint  # REST /create_from_photos
-
-                        photo_batch_endpoint(photo_submitter(holder, settings, demo), _uploads_dir(settings))
                     if face_spec is not None:
                         with gr.Tab("Edit photo result", id="face-edit"):
                             from web.face_edit import face_edit_tab
