@@ -1,7 +1,8 @@
 """Fault tests of the job queue (slow tier): a worker SIGKILLed mid-job, a Redis restart with jobs
 queued, 20 concurrent submissions, a job whose process keeps dying. Real workers, real brokers:
 the embedded SQLite transport and Redis ($AVATAR_TEST_REDIS_URL or redis://127.0.0.1:6379/13; the
-restart test runs its own redis-server on a free port)."""
+restart test runs its own redis-server on a free port), and Redis with the job store on PostgreSQL
+($AVATAR_TEST_POSTGRES_URL: the deployment of several machines)."""
 from __future__ import annotations
 
 import json
@@ -19,22 +20,29 @@ from workers.api import RETRYING_AFTER_LOSS, JobAPI
 from workers.embedded import (WorkerSupervisor, kill_worker_process, start_worker_process, stop_worker_process,
                               stop_worker_processes, wait_worker_ready)
 from workers.settings import Settings
-from workers_helpers import (RedisServer, cleanup_redis, deployment_env, make_data_dir, redis_answers,
-                             redis_url_for_tests, wait_for, watch)
+from workers_helpers import (RedisServer, cleanup_redis, deployment_env, fresh_postgres_database, make_data_dir,
+                             redis_answers, redis_url_for_tests, require_postgres, wait_for, watch)
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=("sqlite", "redis"))
+@pytest.fixture(params=("sqlite", "redis", "redis+postgresql"))
 def broker(request):
+    """(broker, job store URL or None): the embedded default; Redis with the SQLite job store; and the
+    deployment of several machines, Redis with a fresh database on the test PostgreSQL server
+    (AVATAR_TEST_POSTGRES_URL; skips without one, fails in CI)."""
     if request.param == "sqlite":
-        yield "sqlite"
+        yield "sqlite", None
         return
     url = redis_url_for_tests()
     why = redis_answers(url)
     if why:
         pytest.skip(why)
-    yield url
+    if request.param == "redis":
+        yield url, None
+        return
+    with fresh_postgres_database(require_postgres()) as store_url:
+        yield url, store_url
 
 
 class Workers:
@@ -57,8 +65,12 @@ class Workers:
 
 @pytest.fixture
 def deployment(tmp_path, broker):
+    broker_url, store_url = broker
+
     def make(**extra) -> tuple[Settings, JobAPI, Workers]:
-        settings = Settings.from_env(deployment_env(make_data_dir(tmp_path / "data"), broker, **extra))
+        if store_url:
+            extra.setdefault("AVATAR_JOB_STORE_URL", store_url)
+        settings = Settings.from_env(deployment_env(make_data_dir(tmp_path / "data"), broker_url, **extra))
         made.append(Workers(settings))
         return settings, JobAPI(settings), made[-1]
 
@@ -66,9 +78,13 @@ def deployment(tmp_path, broker):
     yield make
     for workers in made:
         workers.stop_all()
-        if broker != "sqlite":
-            cleanup_redis(broker, workers.settings.queue_prefix,
+        if broker_url != "sqlite":
+            cleanup_redis(broker_url, workers.settings.queue_prefix,
                           [s.job_id for s in JobAPI(workers.settings).list(1000)])
+    if store_url:
+        from workers.store import store_engine
+
+        store_engine(store_url).dispose()  # this process's connections go before the database is dropped
 
 
 def outcomes(api: JobAPI, job_id: str) -> list[str | None]:
