@@ -153,11 +153,11 @@ def test_public_status_never_shows_paths():
 def test_api_names_are_stable(web):
     info = client(web.url).view_api(print_info=False, return_format="dict")
     named = info["named_endpoints"]
-    assert set(named) == {"/create_from_sliders", "/create_from_text", "/create_from_photo",
-                          "/create_from_face_params", "/job_status"}
+    assert set(named) == {"/create_avatar", "/create_from_sliders", "/create_from_text", "/create_from_photo",
+                          "/create_from_photos", "/create_from_face_params", "/job_status"}
     assert [p["parameter_name"] for p in named["/create_from_face_params"]["parameters"]] == ["request_json"]
     assert [p["parameter_name"] for p in named["/create_from_photo"]["parameters"]] == ["path", "method", "preset",
-                                                                                   "attributes"]
+                                                                                   "attributes", "config"]
     assert [p["parameter_name"] for p in named["/create_from_text"]["parameters"]] == ["request_json"]
     params = named["/create_from_sliders"]["parameters"]
     assert [p["parameter_name"] for p in params] == ["sliders_json"]

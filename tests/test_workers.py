@@ -142,7 +142,7 @@ def test_package_exports_and_worker_cli_errors(tmp_path):
 
 # -- submit-side validation (no worker needed) -------------------------------------------------
 @pytest.mark.parametrize("kind, inputs, config, error, words", [
-    ("banana", {}, None, UnknownJobKindError, "unknown job kind 'banana' \\(available: face, photo, sliders, text"),
+    ("banana", {}, None, UnknownJobKindError, "unknown job kind 'banana' \\(available: create, face, photo, sliders, text"),
     ("photo", {"photo": "../../etc/passwd"}, None, InvalidJobInputError, "must name a stored upload"),
     ("photo", {"photo": "0" * 32 + ".png", "method": "magic"}, None, InvalidJobInputError, "unknown method 'magic'"),
     ("photo", {"photo": "0" * 32 + ".gif"}, None, InvalidJobInputError, "must name a stored upload"),
