@@ -220,7 +220,9 @@ class JobAPI:
         if older_than is not None:
             cutoff = now - _dt.timedelta(seconds=older_than)
             job_ids = self.store.finished_before(cutoff.isoformat(timespec="milliseconds"))
-        freed = sum(_tree_bytes(self.settings.job_dir(j)) for j in job_ids)
+        from workers.retention import entry_bytes
+
+        freed = sum(entry_bytes(self.settings.job_dir(j)) for j in job_ids)
         uploads_age = older_than if uploads_older_than == "same" else uploads_older_than
         uploads: list[Path] = []
         if uploads_age is not None and self.settings.uploads_dir.is_dir():
@@ -383,10 +385,6 @@ def broker_job_ids(settings: Settings) -> set[str]:
             con.close()
         return ids
     raise NotImplementedError(f"cannot list the messages of a {settings.broker_kind} broker")
-
-
-def _tree_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in list_job_files(path).values()) if path.is_dir() else 0
 
 
 def restore_taken_messages(settings: Settings, job_ids) -> set[str]:
