@@ -12,7 +12,7 @@ from avatarclip_core.errors import UserInputError
 
 
 def test_photos_are_collected_from_folders_and_files_and_named_uniquely(tmp_path):
-    from avatar_studio.pipelines.photo_batch import collect_photos, folder_names
+    from avatar_studio.pipelines.photo_batch import collect_photos, default_analysis_processes, folder_names
 
     (tmp_path / "a").mkdir()
     for name in ("b.JPG", "a.png", "notes.txt", "c.webp"):
@@ -28,6 +28,7 @@ def test_photos_are_collected_from_folders_and_files_and_named_uniquely(tmp_path
         collect_photos([tmp_path / "missing"])
     with pytest.raises(UserInputError, match="no photos"):
         collect_photos([tmp_path / "a" / "nested"])
+    assert [default_analysis_processes(n, cores) for n, cores in ((20, 2), (20, 8), (3, 8), (1, 8))] == [0, 7, 3, 0]
 
 
 @pytest.fixture(scope="module")

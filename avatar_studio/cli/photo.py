@@ -160,7 +160,8 @@ def register(sub, preset_names: list[str]) -> None:
     photo.add_argument("--face-png", action="store_true", help="batch: also write face.png for each photo")
     photo.add_argument("--glb", action="store_true", help="batch: also write avatar.glb for each photo")
     photo.add_argument("--processes", type=int, default=None,
-                       help="batch: face-analysis processes (default: one per core; 0: analyse in this process)")
+                       help="batch: face-analysis processes beside the fitting one (default: cores - 1, none on 2 cores; "
+                            "0: analyse in this process)")
     photo.add_argument("--method", choices=METHODS, default=None, help="default: the preset's (auto)")
     photo.add_argument("--preset", default="preview", choices=presets)
     photo.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. iterative.iterations=100")
