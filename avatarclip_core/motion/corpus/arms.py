@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from avatarclip_core.motion.corpus.builder import X_AXIS, Y_AXIS, Z_AXIS, ClipBuilder, generator
+from avatarclip_core.motion.corpus.builder import X_AXIS, Y_AXIS, Z_AXIS, ClipBuilder, arms_forward, generator
 
 UP = math.radians(140)  # from the A-pose (arm about 48 degrees below horizontal) to overhead
 
@@ -51,19 +51,12 @@ def raise_one_arm(b: ClipBuilder) -> None:
     b.rotate("left_shoulder", Z_AXIS, -b.deg(35))
 
 
-def _arms_forward(b: ClipBuilder, forward: torch.Tensor, inward: torch.Tensor | float = 0.0) -> None:
-    """Both arms lowered to the sides, then swung forward, then toward the midline."""
-    b.rotate_both("shoulder", Z_AXIS, -math.radians(40))
-    b.rotate_both("shoulder", X_AXIS, -forward)
-    b.rotate_both("shoulder", Y_AXIS, -inward if torch.is_tensor(inward) else b.const(-inward))
-
-
 @generator("clap", "arms", ["clap", "clap your hands", "a person claps hands in front of the chest",
                             "applaud"], duration=2.4)
 def clap(b: ClipBuilder) -> None:
     up = b.env(0.0, 0.4, 2.0, 2.4)
     beat = 0.5 + 0.5 * torch.cos(2 * math.pi * b.s / 0.45)
-    _arms_forward(b, math.radians(65) * up, (b.deg(12) + b.deg(22) * beat) * up)
+    arms_forward(b, math.radians(65) * up, (b.deg(12) + b.deg(22) * beat) * up)
     b.rotate_both("elbow", X_AXIS, -b.deg(45) * up)
 
 
@@ -106,7 +99,7 @@ def push(b: ClipBuilder) -> None:
     for side in ("left", "right"):
         b.straighten_elbow(side, ready)
     b.rotate_both("elbow", X_AXIS, -math.radians(90) * ready * (1 - extend))
-    _arms_forward(b, math.radians(80) * ready)
+    arms_forward(b, math.radians(80) * ready)
     b.rotate("spine1", X_AXIS, b.deg(12) * extend)
 
 
@@ -118,7 +111,7 @@ def pull(b: ClipBuilder) -> None:
     for side in ("left", "right"):
         b.straighten_elbow(side, ready)
     b.rotate_both("elbow", X_AXIS, -math.radians(100) * pulled)
-    _arms_forward(b, (math.radians(85) - math.radians(35) * pulled) * ready)
+    arms_forward(b, (math.radians(85) - math.radians(35) * pulled) * ready)
     b.rotate("spine1", X_AXIS, -b.deg(12) * pulled)
 
 
@@ -163,7 +156,7 @@ def shake_head(b: ClipBuilder) -> None:
 def cross_arms(b: ClipBuilder) -> None:
     fold = b.env(0.2, 0.9, 1.9, 2.5)
     b.rotate_both("elbow", X_AXIS, -math.radians(115) * fold)
-    _arms_forward(b, math.radians(35) * fold, math.radians(35) * fold)
+    arms_forward(b, math.radians(35) * fold, math.radians(35) * fold)
 
 
 @generator("arm_circles", "arms", ["arm circles", "circle the arms", "a person rotates outstretched arms in "

@@ -130,6 +130,18 @@ class ClipBuilder:
         j = ROLE_INDEX[f"{side}_elbow"]
         self.rotations[:, j] = axis_angle_to_matrix(rotvec * w.reshape(-1, 1)) @ self.rotations[:, j]
 
+    def flex_elbow(self, side: str, angle: torch.Tensor | float) -> None:
+        """Bend one elbow by `angle` radians about its anatomical hinge (the rest pose's elbow axis),
+        so the forearm folds toward the front of the upper arm whatever the shoulder does."""
+        angle = angle if torch.is_tensor(angle) else self.const(float(angle))
+        axis = torch.nn.functional.normalize(torch.tensor(self.dims.elbow_straighten), dim=0)
+        if not bool(torch.isfinite(axis).all()) or float(axis.norm()) < 0.5:
+            axis = torch.tensor([1.0, 0.0, 0.0])  # a straight rest elbow: the A-pose hinge is close to X
+        if side == "right":
+            axis = axis * torch.tensor([1.0, -1.0, -1.0])  # mirrored pseudo-vector
+        j = ROLE_INDEX[f"{side}_elbow"]
+        self.rotations[:, j] = axis_angle_to_matrix(-axis * angle.reshape(-1, 1)) @ self.rotations[:, j]
+
     def canonical(self) -> CanonicalMotion:
         return CanonicalMotion(self.fps, self.rotations, self.trans)
 
@@ -148,6 +160,9 @@ class GeneratorSpec:
     speed_range: tuple[float, float] = (0.8, 1.25)
     amplitude_range: tuple[float, float] = (0.85, 1.15)
     side_words: tuple[str, str] = ("left", "right")  # words for {side} when handed is "left" / "right"
+    # "feet": planted feet drive the root (feet.settle_feet); "body": floor work (lying, crawling,
+    # rolling, cartwheels): the lowest body part rests on the ground, travel as authored (feet.settle_body)
+    ground: str = "feet"
     extra: dict = field(default_factory=dict)
 
 
@@ -198,3 +213,36 @@ def leg_ik(b: ClipBuilder, side: str, forward: torch.Tensor | float, drop: torch
     hip = math.atan2(tz, -ty) - thigh
     knee = math.atan2(sz, -sy) - shin - hip
     leg(b, side, hip, knee, -(hip + knee) + (ankle if torch.is_tensor(ankle) else b.const(float(ankle))))
+
+
+def twist(b: ClipBuilder, angle: torch.Tensor) -> None:
+    """Turn the torso about Y (positive: toward the avatar's left), spread over the spine."""
+    for spine, share in (("spine1", 0.3), ("spine2", 0.35), ("spine3", 0.35)):
+        b.rotate(spine, Y_AXIS, share * angle)
+
+
+def arms_forward(b: ClipBuilder, forward: torch.Tensor, inward: torch.Tensor | float = 0.0) -> None:
+    """Both arms lowered to the sides, then swung forward, then toward the midline."""
+    b.rotate_both("shoulder", Z_AXIS, -math.radians(40))
+    b.rotate_both("shoulder", X_AXIS, -forward)
+    b.rotate_both("shoulder", Y_AXIS, -inward if torch.is_tensor(inward) else b.const(-inward))
+
+
+# hand_to_head angles (forward, bend, inward, lower) found by a grid search for the wrist's target
+# on the default body, joint limits applied: within 3 cm (face, ear) and 6 cm (top of the head)
+FACE = (75.0, 60.0, 45.0, 15.0)
+EAR = (105.0, 90.0, 15.0, 45.0)
+TOP_OF_HEAD = (120.0, 45.0, 30.0, 30.0)
+
+
+def hand_to_head(b: ClipBuilder, side: str, weight: torch.Tensor, forward_deg: float = 45.0,
+                 bend_deg: float = 75.0, inward_deg: float = 60.0, lower_deg: float = -15.0) -> None:
+    """Bring one hand up to the head (drink, eat, phone, yawn, facepalm): the arm lowered from the
+    A-pose by `lower_deg`, swung forward and turned toward the midline, the elbow flexed about its
+    hinge so the forearm rises (after `arms_down(35, 10)`). The defaults put the wrist just under and
+    in front of the mouth; FACE (in front of the eyes), EAR and TOP_OF_HEAD are the other targets."""
+    sign = 1.0 if side == "left" else -1.0  # Y and Z mirror for the right arm
+    b.flex_elbow(side, math.radians(bend_deg) * weight)
+    b.rotate(f"{side}_shoulder", Z_AXIS, -sign * math.radians(lower_deg) * weight)
+    b.rotate(f"{side}_shoulder", X_AXIS, -math.radians(forward_deg) * weight)
+    b.rotate(f"{side}_shoulder", Y_AXIS, -sign * math.radians(inward_deg) * weight)

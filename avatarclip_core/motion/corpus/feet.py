@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from avatarclip_core.body.types import Skeleton
-from avatarclip_core.motion.canonical import CanonicalMotion, foot_clearance, foot_points
+from avatarclip_core.motion.canonical import ROLE_INDEX, CanonicalMotion, canonical_joint_positions, foot_clearance, foot_points
 
 CONTACT_HEIGHT = 0.02  # metres: a foot this close to the ground counts as in contact
 SUPPORT_BAND = 0.01  # metres: feet this close to the lowest one share the weight
@@ -45,6 +45,34 @@ def settle_feet(canonical: CanonicalMotion, skeleton: Skeleton, support: str | N
     trans = torch.zeros_like(authored)
     trans[:, [0, 2]] = authored[:1, [0, 2]] + torch.cat([torch.zeros_like(step[:1]), torch.cumsum(step, 0)])
     trans[:, 1] = lift - lowest[:, 0]
+    return CanonicalMotion(canonical.fps, canonical.rotations, trans)
+
+
+# Metres from a role joint to the skin on the side that rests on the floor (lying, kneeling, hands
+# down): the body's lowest point is the lowest joint minus its half-thickness.
+BODY_RADII = {"pelvis": 0.11, "spine1": 0.11, "spine2": 0.11, "spine3": 0.11, "neck": 0.06, "head": 0.1,
+              "hip": 0.09, "knee": 0.05, "collar": 0.07, "shoulder": 0.05, "elbow": 0.04, "wrist": 0.03}
+
+
+def body_clearance(canonical: CanonicalMotion, skeleton: Skeleton) -> torch.Tensor:
+    """(T,) height of the body's lowest point above the ground: feet contact points and every
+    other role joint less its half-thickness (BODY_RADII)."""
+    positions = canonical_joint_positions(canonical, skeleton)  # (T, 20, 3)
+    roles = [(k, BODY_RADII[role.split("_", 1)[-1]]) for role, k in ROLE_INDEX.items() if not role.endswith("ankle")]
+    index = torch.tensor([k for k, _ in roles])
+    radii = torch.tensor([r for _, r in roles], dtype=positions.dtype)
+    others = (positions[:, index, 1] - radii).amin(1)  # the feet: their contact points below
+    return torch.minimum(others, foot_clearance(canonical, skeleton).amin(1))
+
+
+def settle_body(canonical: CanonicalMotion, skeleton: Skeleton) -> CanonicalMotion:
+    """Floor work: the root height puts the body's lowest point (`body_clearance`) on the ground,
+    plus the authored height above it; horizontal travel as authored (hands, knees and the back
+    carry the weight, so no foot is locked)."""
+    authored = canonical.root_translation
+    flat = CanonicalMotion(canonical.fps, canonical.rotations, torch.zeros_like(authored))
+    trans = authored.clone()
+    trans[:, 1] = authored[:, 1] - body_clearance(flat, skeleton)
     return CanonicalMotion(canonical.fps, canonical.rotations, trans)
 
 

@@ -18,11 +18,12 @@ from avatarclip_core.body.types import Skeleton
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.motion.canonical import ROLE_INDEX, CanonicalMotion, mirror
 from avatarclip_core.motion.corpus.builder import REGISTRY, BodyDims, ClipBuilder, GeneratorSpec
-from avatarclip_core.motion.corpus.feet import settle_feet
+from avatarclip_core.motion.corpus.feet import settle_body, settle_feet
 from avatarclip_core.motion.limits import clamp_to_limits
 
 # Importing the families registers their generators.
-from avatarclip_core.motion.corpus import arms, dance, locomotion, sports, whole_body  # noqa: F401,E402
+from avatarclip_core.motion.corpus import (  # noqa: F401,E402
+    actions, arms, combat, dance, floor, gestures, idles, locomotion, sports, whole_body)
 
 NOISE_ROLES = [ROLE_INDEX[r] for r in (
     "spine1", "spine2", "spine3", "neck", "head", "left_collar", "right_collar", "left_shoulder",
@@ -145,7 +146,8 @@ def _make_clip(generator: str, skeleton: Skeleton | None, variation: dict | None
     if spec.handed and variation["handedness"] != spec.authored_side:
         clip = mirror(clip)
         support = {"left": "right", "right": "left"}.get(support) if support else None
-    clip = settle_feet(clamp_to_limits(clip), skeleton, support)
+    clip = clamp_to_limits(clip)
+    clip = settle_body(clip, skeleton) if spec.ground == "body" else settle_feet(clip, skeleton, support)
     return LabelledClip(motion=clip, labels=_labels(spec, variation), generator=spec.name,
                         category=spec.category, variation=variation)
 

@@ -13,7 +13,7 @@ from avatarclip_core.motion.corpus.builder import X_AXIS, Y_AXIS, Z_AXIS, ClipBu
 
 
 def _gait(b: ClipBuilder, period: float, swing_deg: float, knee_deg: float, elbow_deg: float,
-          lean_deg: float, direction: float = 1.0, flight: float = 0.0) -> None:
+          lean_deg: float, direction: float = 1.0, flight: float = 0.0, arm_swing: float = 0.8) -> None:
     """Half a cycle of stance (the thigh sweeps back at constant speed, so the body advances
     evenly) and half of swing (the bent leg is brought forward, clear of the ground)."""
     swing = b.deg(swing_deg)
@@ -29,7 +29,7 @@ def _gait(b: ClipBuilder, period: float, swing_deg: float, knee_deg: float, elbo
         leg(b, side, thigh - 0.35 * swing * lift, knee, -0.3 * thigh - 0.2 * b.deg(knee_deg) * lift)
         sign = -1.0 if side == "left" else 1.0
         b.rotate(f"{side}_shoulder", Z_AXIS, b.const(sign * math.radians(35)))
-        b.rotate(f"{side}_shoulder", X_AXIS, -0.8 * thigh)  # arms swing against the legs
+        b.rotate(f"{side}_shoulder", X_AXIS, -arm_swing * thigh)  # arms swing against the legs
         b.rotate(f"{side}_elbow", X_AXIS, b.const(-b.deg(elbow_deg)))
     phase = 2 * math.pi * b.s / period
     b.rotate("spine1", X_AXIS, b.const(math.radians(lean_deg)))

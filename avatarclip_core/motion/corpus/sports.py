@@ -9,13 +9,7 @@ import math
 
 import torch
 
-from avatarclip_core.motion.corpus.builder import X_AXIS, Y_AXIS, Z_AXIS, ClipBuilder, generator, leg
-
-
-def _twist(b: ClipBuilder, angle: torch.Tensor) -> None:
-    """Turn the torso about Y (positive: toward the avatar's left), spread over the spine."""
-    for spine, share in (("spine1", 0.3), ("spine2", 0.35), ("spine3", 0.35)):
-        b.rotate(spine, Y_AXIS, share * angle)
+from avatarclip_core.motion.corpus.builder import X_AXIS, Y_AXIS, Z_AXIS, ClipBuilder, generator, leg, twist
 
 
 @generator("kick", "sports", ["kick", "kick a soccer ball", "a person kicks with the {side} leg",
@@ -47,7 +41,7 @@ def punch(b: ClipBuilder) -> None:
     b.rotate_both("shoulder", Z_AXIS, -math.radians(40) * guard)
     b.rotate_both("shoulder", X_AXIS, -math.radians(40) * guard)
     b.rotate("right_shoulder", X_AXIS, -math.radians(45) * hit)
-    _twist(b, b.deg(20) * hit)
+    twist(b, b.deg(20) * hit)
     for side in ("left", "right"):
         leg(b, side, -b.deg(10) * guard, b.deg(20) * guard)
 
@@ -62,7 +56,7 @@ def throw(b: ClipBuilder) -> None:
     b.rotate("right_shoulder", X_AXIS, b.deg(30) * wind - math.radians(90) * release)
     b.rotate("left_shoulder", Z_AXIS, -b.deg(20))
     b.rotate("left_shoulder", X_AXIS, -b.deg(60) * wind)
-    _twist(b, -b.deg(35) * wind + b.deg(30) * release)
+    twist(b, -b.deg(35) * wind + b.deg(30) * release)
     b.rotate("spine1", X_AXIS, b.deg(15) * release)
 
 
@@ -79,7 +73,7 @@ def golf_swing(b: ClipBuilder) -> None:
     b.rotate_both("shoulder", Z_AXIS, -math.radians(40) * address)
     b.rotate_both("shoulder", Y_AXIS, -b.deg(25) * address)  # hands together
     b.rotate_both("shoulder", X_AXIS, -b.deg(30) * address - b.deg(70) * (back + through))
-    _twist(b, -b.deg(70) * back + b.deg(70) * through)
+    twist(b, -b.deg(70) * back + b.deg(70) * through)
 
 
 @generator("tennis_swing", "sports", ["tennis swing", "a {side}-handed forehand", "a person swings a tennis "
@@ -93,7 +87,7 @@ def tennis_swing(b: ClipBuilder) -> None:
     b.rotate("right_shoulder", Y_AXIS, -math.radians(45) * back + math.radians(80) * through)
     b.rotate("left_shoulder", Z_AXIS, -b.deg(20))
     b.rotate("left_shoulder", X_AXIS, -b.deg(40) * ready)
-    _twist(b, -b.deg(40) * back + b.deg(40) * through)
+    twist(b, -b.deg(40) * back + b.deg(40) * through)
     for side in ("left", "right"):
         leg(b, side, -b.deg(12) * ready, b.deg(20) * ready)
 
