@@ -25,6 +25,9 @@ def beard_cover(style: str, frame: HeadFrame, q: torch.Tensor) -> torch.Tensor:
     chin_patch = (1 - smoothstep(0.018, 0.026, ax)) * (1 - smoothstep(-0.006, 0.0, y - m[1] + 0.012)) \
         * smoothstep(-0.03, -0.02, y - chin)
     jaw = (1 - smoothstep(-0.025, -0.012, y - m[1] - 0.02 + 0.25 * ax)) * smoothstep(-0.035, -0.02, y - chin)
+    # a full beard grows up the cheeks to the sideburns: its upper edge rises from below the lower lip at the
+    # middle to above the mouth at the sides (the jaw zone above sinks at the sides: a chin strap, read as a goatee)
+    cheeks = (1 - smoothstep(-0.006, 0.004, y - m[1] + 0.012 - 0.45 * ax)) * smoothstep(-0.035, -0.02, y - chin)
     front = (q[:, 2] > -0.02).float()
     if style == "stubble":
         return 0.0008 * torch.maximum(jaw, moustache) * lips * front
@@ -33,7 +36,7 @@ def beard_cover(style: str, frame: HeadFrame, q: torch.Tensor) -> torch.Tensor:
     if style == "goatee":
         return 0.006 * torch.maximum(chin_patch, moustache) * lips * front
     if style == "full":
-        return 0.010 * torch.maximum(jaw, moustache) * lips * front
+        return 0.010 * torch.maximum(torch.maximum(jaw, cheeks), moustache) * lips * front
     return torch.zeros_like(y)
 
 
