@@ -35,6 +35,10 @@ class IterativeConfig:
     identity_architecture: str = "lightcnn29v2"
     identity_checkpoint: str = ""  # a local LightCNN/ArcFace checkpoint path (the identity network on renders)
     identity_surrogate: str = ""  # a fitted surrogate (.npz); empty: $AVATAR_DATA_DIR's, else the packaged one
+    # surrogate term: squared distance to the photo's descriptor moved into the renders' place (photo - mean
+    # photo + mean render; identity_surrogate.render_domain_loss); False: the plain cosine to the photo.
+    # Off until a full faces-identity run (leave-one-person-out photo mean) shows it raises nearest-photo id
+    identity_render_domain: bool = False
     prior_weight: NonNegative = 1e-5  # pull towards the average face (keeps unobservable sliders there)
     render_size: Pixels = 64  # render for the colour / identity terms (paper: 512 through the imitator)
 

@@ -37,6 +37,29 @@ def test_render_auc_and_nearest_photo_on_known_descriptors():
     assert nearest["rate"] == pytest.approx(2 / 3)
 
 
+def test_identity_term_compares_the_photo_moved_into_the_renders_place():
+    """The render-domain identity term is 0 where the candidate's descriptor is the photo's minus the mean
+    photo plus the mean render, not at the raw photo (every render sits apart from every photo)."""
+    import torch
+
+    from face2param.methods.identity_surrogate import (PHOTO_MEAN, load_photo_mean, photo_mean_descriptor,
+                                                       render_domain_loss)
+
+    embed = lambda x, probs: x * 2.0  # noqa: E731  (a linear stand-in for the surrogate)
+    photo, photo_mean, render_mean = torch.tensor([[3.0, 1.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    loss = render_domain_loss(embed, photo, photo_mean, render_mean)
+    x = torch.tensor([[0.5, 1.5]], requires_grad=True)  # 2x = photo - photo_mean + render_mean = (1, 3)
+    assert float(loss(x, {})) == pytest.approx(0.0)
+    away = torch.tensor([[1.5, 0.5]], requires_grad=True)  # its descriptor is the raw photo's
+    value = loss(away, {})
+    value.sum().backward()
+    assert float(value) == pytest.approx(8.0) and float(away.grad.abs().sum()) > 0
+    # person-balanced: a person with three photos counts once
+    mean = photo_mean_descriptor(np.array([[0.0], [0.0], [0.0], [3.0]]), ["a", "a", "a", "b"])
+    assert mean == pytest.approx([1.5])
+    assert load_photo_mean(PHOTO_MEAN).shape == (128,)
+
+
 def _labelled_folder(tmp_path):
     import cv2
 

@@ -85,7 +85,7 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
     renders when a checkpoint is configured, else the identity surrogate of dlib's network (needs the
     photo's dlib descriptor and a differentiable engine)."""
     from face2param.methods.identity_surrogate import (IdentitySurrogateUnavailableError, identity_loss,
-                                                       load_for_engine)
+                                                       load_for_engine, load_photo_mean, render_domain_loss)
 
     cfg = config.iterative
     if cfg.identity_weight <= 0:
@@ -111,7 +111,15 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
         warnings.append(f"{exc}; fitted without the identity term")
         return None
     photo = torch.as_tensor(np.asarray(target.embedding), dtype=torch.float32, device=device)[None]
-    return identity_loss(surrogate, photo)
+    photo_mean = load_photo_mean() if cfg.identity_render_domain else None
+    if photo_mean is None:
+        return identity_loss(surrogate, photo)
+    spec = model.spec
+    mean_face = spec.defaults()
+    with torch.no_grad():  # the mean face's descriptor: where the search starts in the renders' place
+        render_mean = surrogate(mean_face.continuous_vector(spec, device)[None],
+                                {k: v[None] for k, v in mean_face.discrete_one_hot(spec, device).items()})
+    return render_domain_loss(surrogate, photo, torch.as_tensor(photo_mean, device=device)[None], render_mean)
 
 
 def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2ParamConfig | None = None,

@@ -28,6 +28,9 @@ import torch
 from avatarclip_core.errors import UserInputError
 
 PACKAGED = Path(__file__).resolve().parent.parent / "artifacts" / "identity" / "preview.npz"
+# the mean dlib descriptor of real photos (person-balanced; `save_photo_mean`): renders and photos sit in two
+# places of dlib's space, and the identity term compares them after moving the photo into the renders' place
+PHOTO_MEAN = PACKAGED.with_name("photo_mean.npz")
 COLOUR_SLOT_INPUTS = ("skin_tone", "hair_colour")  # the slots the search relaxes; others stay default
 TRAIN_COMMAND = "avatar train face2param --identity"
 
@@ -135,6 +138,41 @@ def identity_loss(embed, photo_embedding: torch.Tensor):
     surrogate, or an identity network on the candidate's render."""
     def loss(x: torch.Tensor, probs: dict[str, torch.Tensor]) -> torch.Tensor:
         return 1 - torch.cosine_similarity(embed(x, probs), photo_embedding.to(x), dim=-1)
+    return loss
+
+
+def photo_mean_descriptor(descriptors: np.ndarray, people) -> np.ndarray:
+    """Mean of per-person mean descriptors (a person with many photos does not pull it)."""
+    descriptors, people = np.asarray(descriptors, np.float64), np.asarray(people)
+    return np.stack([descriptors[people == p].mean(0) for p in sorted(set(people.tolist()))]).mean(0)
+
+
+def save_photo_mean(path: Path, mean: np.ndarray, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, mean=np.asarray(mean, np.float32), meta=np.array(json.dumps(meta)))
+
+
+_PHOTO_MEANS: dict = {}
+
+
+def load_photo_mean(path: Path = PHOTO_MEAN) -> np.ndarray | None:
+    """The packaged mean photo descriptor, or None when it is missing (the plain cosine term is used)."""
+    key = str(path)
+    if key not in _PHOTO_MEANS:
+        _PHOTO_MEANS[key] = np.load(path)["mean"].astype(np.float32) if Path(path).is_file() else None
+    return _PHOTO_MEANS[key]
+
+
+def render_domain_loss(embed, photo_embedding: torch.Tensor, photo_mean: torch.Tensor, render_mean: torch.Tensor):
+    """Eq. 5 across the photo/render gap: (x, probs) -> (B,) squared distance between the candidate's descriptor
+    and the photo's moved into the renders' place (photo - mean photo + mean render). Why not the cosine to the
+    raw photo: every render sits on the same side of every photo (shading, no skin texture), so that cosine
+    mostly pulls all renders the same way, toward the photos' common place, and renders of different people
+    end nearest the same few photos; this target keeps only what sets the person apart from the mean photo."""
+    target = (photo_embedding - photo_mean + render_mean).detach()
+
+    def loss(x: torch.Tensor, probs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return ((embed(x, probs) - target.to(x)) ** 2).sum(-1)
     return loss
 
 
