@@ -61,6 +61,21 @@ def test_words_only_give_a_tall_heavy_bearded_avatar_with_glasses_that_waves(tmp
     report = validate_glb(out / "avatar.glb")
     assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:5]
     assert (out / "motion.bvh").is_file() and (out / "preview.png").is_file()
+    # the garments as the GLB carries them: a red jacket, blue jeans, white sneakers (mean vertex colour)
+    from avatarclip_core.export.gltf_read import read_glb
+
+    mesh, motion = read_glb(out / "avatar.glb")
+    colours = mesh.vertex_colors.numpy()
+    means = {g["kind"]: colours[g["first_vertex"]:g["first_vertex"] + g["vertex_count"]].mean(0)
+             for g in params["outfit"]["garments"]}
+    assert set(means) == {"jacket", "jeans", "shoes"}
+    r, g, b = means["jacket"]
+    assert r > 0.5 and r > 2 * g and r > 2 * b, means["jacket"]
+    r, g, b = means["jeans"]
+    assert b > r and b > g, means["jeans"]
+    assert means["shoes"].min() > 0.7, means["shoes"]
+    assert params["outfit"]["body_faces_hidden"] > 1000 and motion is not None
+    assert not [d for d in params["decisions"] if d["by"] == "default outfit"]  # the words dressed every part
 
 
 @pytest.mark.slow
@@ -80,6 +95,9 @@ def test_the_photo_decides_the_face_and_explicit_look_words_win_for_hair_and_gla
     assert {"key": "gender", "value": "male", "by": "photo", "over": "look words"} in params["decisions"]
     assert params["body"]["sliders"]["height"] > 0.6 and "gender" not in params["body"]["sliders"]
     assert params["face"]["method"] in ("iterative", "oneshot")
+    # the look names no garment: the default outfit dresses the body
+    assert {d["value"] for d in params["decisions"] if d["by"] == "default outfit"} == {"t_shirt", "trousers", "shoes"}
+    assert [g["kind"] for g in params["outfit"]["garments"]] and params["outfit"]["body_faces_hidden"] > 1000
     assert validate_glb(out / "avatar.glb")["issues"]["numErrors"] == 0
 
 

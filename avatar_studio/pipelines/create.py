@@ -9,14 +9,17 @@ Who decides what (each decision is written to params.json's `decisions`):
   show, or the user wants changed); look words for skin tone or gender under a photo are recorded as
   overridden by the photo;
 - without a photo the look's face words set the engine's attributes and slots on the average face.
-Garments are dressed onto the body when the outfit library is installed (avatarclip_core.outfit).
+Garments from the look words are dressed onto the body (avatarclip_core.outfit), one per kind; a part
+the words leave bare gets the default outfit's garment (`default_outfit`, () for none).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from avatar_studio.look import LookResult, parse_look
+from avatar_studio.look.vocabulary import GARMENTS
 from avatar_studio.pipelines.common import (PARAMS_SCHEMA, ExportConfig, PreviewConfig, preflight_export,
                                             seed_everything, write_avatar_files, write_provenance)
 from avatarclip_core.config import config_to_dict, load_config
@@ -27,12 +30,15 @@ from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
 from avatarclip_core.motion.gen_config import MotionGenConfig
 from avatarclip_core.motion.procedural import MotionConfig
 from avatarclip_core.motion.select import build_motion, check_motion_request, is_builtin
+from avatarclip_core.outfit import OutfitConfig
 from avatarclip_core.progress import ProgressFn, StageTimer
 from avatarclip_core.provenance import write_json
 from avatarclip_core.user_text import check_text
 from avatarclip_core.shape.config import ShapeConfig
 from face2param.config import Face2ParamConfig
 
+DefaultGarment = Literal["t_shirt", "long_sleeve", "shirt", "jacket", "hoodie", "trousers", "jeans", "shorts",
+                         "skirt", "dress", "shoes", "boots"]
 PHOTO_WINS = ("skin_tone", "gender", "age_band")  # under a photo, look words for these are overridden
 BODY_WORDS_KEEP_FROM_PHOTO = ("gender", "age")  # Anny sliders the photo's fit keeps against the body words
 
@@ -50,6 +56,9 @@ class CreateJobConfig(Face2ParamConfig):
     motion_gen: MotionGenConfig = field(default_factory=MotionGenConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    outfit: OutfitConfig = field(default_factory=OutfitConfig)  # garments from the look words
+    # worn where the look words leave a part bare (top, bottom, shoes); () = only what the words name
+    default_outfit: tuple[DefaultGarment, ...] = ("t_shirt", "trousers", "shoes")
     face_image_size: Pixels = 512
 
 
@@ -90,12 +99,12 @@ def run_create_job(photo=None, body_text: str | None = None, look_text: str | No
     body_values, body_record = timer.run("body", lambda: _body_values(body_text, look, config, photo is not None,
                                                                       decisions))
     mesh = timer.run("build avatar", lambda: engine.build_avatar(params, body_values=body_values))
-    mesh, outfit_record = timer.run("dress", lambda: _dress(mesh, look, engine, decisions))
+    warnings = [*fit_record.pop("warnings", []), *look.warnings,
+                *([f"look words not placed: {', '.join(look.unplaced)}"] if look.unplaced else [])]
+    mesh, outfit_record = timer.run("dress", lambda: _dress(mesh, look, config, decisions, warnings))
     motion, motion_info = timer.run("motion", lambda: build_motion(
         mesh.skeleton, config.motion, config.motion_gen, progress=timer.within("motion")))
-
-    warnings = [*fit_record.pop("warnings", []), *look.warnings, *(motion_info or {}).get("warnings", []),
-                *([f"look words not placed: {', '.join(look.unplaced)}"] if look.unplaced else [])]
+    warnings += (motion_info or {}).get("warnings", [])
     with atomic_job_folder(output_dir, force) as tmp:
         body = engine.body
         export_record = write_avatar_files(tmp, mesh, motion, engine.body.semantic_joints, config.preview,
@@ -148,13 +157,15 @@ def _fit_photo(photo, engine, config: CreateJobConfig, fixed: dict, timer: Stage
 
 def _params_from_words(engine, fixed: dict, config: CreateJobConfig):
     """The average face with the look's attributes and slots (the photo fit's own constraint logic)."""
-    from face2param.methods.attribute_slots import attribute_constraints
+    from face2param.methods.attribute_slots import AGE_VALUE, attribute_constraints
 
     params = engine.spec.defaults()
     if not fixed:
         return params
     constraints = attribute_constraints(None, engine, fixed, config.attributes)
     params.continuous.update(constraints.continuous)
+    if "age_band" in fixed and "age" in params.continuous:  # the photo path reads age from the photo's band
+        params.continuous["age"] = AGE_VALUE[fixed["age_band"]]
     params.discrete.update(constraints.discrete)
     if constraints.require_glasses and params.discrete.get("glasses") == "none":
         params.discrete["glasses"] = engine.spec.slot("glasses").options[1]
@@ -185,16 +196,29 @@ def _body_values(body_text: str, look: LookResult, config: CreateJobConfig, has_
     return values, {"source": "look words" if values else "default", "sliders": values}
 
 
-def _dress(mesh, look: LookResult, engine, decisions: list[dict]):
-    if not look.garments:
-        return mesh, None
-    try:
-        from avatarclip_core.outfit import GarmentSpec, dress
-    except ImportError:
-        decisions.append({"key": "outfit", "by": "none", "why": "the outfit library is not installed"})
-        return mesh, {"garments": [], "skipped": "no outfit library"}
-    specs = [GarmentSpec(kind=g.kind, rgb=tuple(g.rgb)) for g in look.garments]
-    dressed, report = dress(mesh, specs, body=engine.body)
+def _dress(mesh, look: LookResult, config: CreateJobConfig, decisions: list[dict], warnings: list[str]):
+    """The look's garments on the body (avatarclip_core.outfit): one per kind, shoes or boots (the first
+    named wins; the others are reported)."""
+    from avatarclip_core.outfit import GarmentSpec, dress
+
+    worn, feet = {}, None
     for g in look.garments:
+        if g.kind in worn or (g.category == "shoes" and feet is not None):
+            warnings.append(f"'{g.words}' not worn: '{(worn.get(g.kind) or feet).words}' is already there")
+            continue
+        worn[g.kind] = g
+        feet = g if g.category == "shoes" else feet
+    for g in worn.values():
         decisions.append({"key": "garment", "value": g.kind, "colour": g.colour, "by": "look words"})
-    return dressed, report
+    covered = {c for g in worn.values() for c in (("top", "bottom") if g.category == "dress" else (g.category,))}
+    specs = [GarmentSpec(kind=g.kind, rgb=tuple(g.rgb)) for g in worn.values()]
+    for kind in config.default_outfit:  # what the words leave bare (a game avatar is dressed by default)
+        category = GARMENTS[kind][0]
+        if category not in covered:
+            covered.add(category)
+            specs.append(GarmentSpec(kind=kind))
+            decisions.append({"key": "garment", "value": kind, "colour": "default", "by": "default outfit"})
+    if not specs:
+        return mesh, None
+    dressed, report = dress(mesh, specs, config.outfit)
+    return dressed, report.as_dict()
