@@ -14,6 +14,14 @@ Mapping from our types (see body/types.py) to glTF:
 - morph targets (e.g. the ARKit face shapes, `face_shapes.py`) are POSITION-only sparse accessors in
   the rest pose, named in mesh.extras.targetNames (what three.js, Blender and Babylon read); players
   add them before skinning, as our LBS does;
+- a dressed mesh (mesh.extras["garments"], from avatarclip_core.outfit) becomes the body's skinned
+  mesh node plus one skinned mesh node per garment ("garment_<kind>"), all at the scene root on the
+  one skin, each garment with its own material (its colour as baseColorFactor, its shading, e.g. a
+  sole, as COLOR_0 factors). Separate nodes rather than primitives of one mesh: Blender and Unity
+  then give each garment its own object / SkinnedMeshRenderer (hide or swap it), glTF requires every
+  primitive of a mesh to carry the same morph targets (so garments would need 67 empty face shapes),
+  and VRM expressions bind the body node only; VRoid's VRMs share one skin the same way. Face shapes
+  stay on the body; a mesh without garments is written as one mesh, as before;
 - uvs are stored with v flipped (glTF's texture origin is the top-left corner, ours is OpenGL's);
 - vertex colours are display (sRGB) values like textures and previews, but glTF's COLOR_0 is
   linear, so they are linearised (see color.py); textures are stored as they are (sRGB PNG).
@@ -35,6 +43,7 @@ from ._atomic import atomic_write_bytes
 from ._common import check_single_root, motion_in_skeleton_order
 from .color import colors_srgb_to_linear
 from ._glb_builder import GlbBuilder
+from .garments import MeshPart, garment_parts
 from .gltf_read import read_glb
 from .weights import MAX_SLOTS, pack_skin_weights
 
@@ -113,6 +122,26 @@ def _add_material(gltf: gl.GLTF2, b: GlbBuilder, mesh: RiggedMesh) -> int:
     return 0
 
 
+def _garment_material(part: MeshPart) -> gl.Material:
+    """A garment's own material: its colour as the base colour, cloth-rough, both sides (hems and
+    open sleeves show the inside)."""
+    pbr = gl.PbrMetallicRoughness(baseColorFactor=part.colour_linear, metallicFactor=0.0, roughnessFactor=0.9)
+    return gl.Material(name=part.name, pbrMetallicRoughness=pbr, doubleSided=True)
+
+
+def _garment_color_factors(colors: np.ndarray | None, part: MeshPart) -> np.ndarray | None:
+    """COLOR_0 for a garment: its per-vertex shading (a zip line, a sole) as linear factors of the
+    material's base colour, or None for a plain garment. glTF multiplies COLOR_0 by the base colour;
+    a shade brighter than the base colour (a light sole on dark shoes) is clamped at 1."""
+    if colors is None:
+        return None
+    base = np.asarray(part.colour_linear[:3])
+    factors = np.divide(colors[part.rows, :3], base, out=np.ones((part.rows.stop - part.rows.start, 3)),
+                        where=base > 1e-6)
+    factors = np.clip(factors, 0.0, 1.0)
+    return None if np.abs(factors - 1.0).max() < 1e-3 else factors
+
+
 def _add_animation(
     gltf: gl.GLTF2, b: GlbBuilder, mesh: RiggedMesh, motion: Motion, local_rest: np.ndarray, joint_nodes: list[int]
 ) -> None:
@@ -153,8 +182,10 @@ def _add_animation(
     )
 
 
-def _add_morph_targets(b: GlbBuilder, mesh: RiggedMesh) -> tuple[list[dict], list[str]]:
-    """Sparse POSITION morph targets of `mesh` and their names (none without morph targets)."""
+def _add_morph_targets(b: GlbBuilder, mesh: RiggedMesh, rows: slice) -> tuple[list[dict], list[str]]:
+    """Sparse POSITION morph targets of `mesh`'s vertices `rows` (the body's) and their names (none
+    without morph targets). Garments get none: a face shape that moved cloth would be dropped, so
+    it is refused instead (face shapes fade out well above the neckline)."""
     targets = mesh.morph_targets
     if targets is None:
         return [], []
@@ -163,7 +194,12 @@ def _add_morph_targets(b: GlbBuilder, mesh: RiggedMesh) -> tuple[list[dict], lis
         raise ValueError(f"morph targets have {deltas.shape[1]} vertices, the mesh {mesh.vertices.shape[0]}")
     if not np.isfinite(deltas).all():
         raise ValueError("morph target deltas contain NaN or inf")
-    return [{"POSITION": b.add_sparse_accessor(d.astype(np.float32))} for d in deltas], list(targets.names)
+    outside = np.abs(np.delete(deltas, np.s_[rows], axis=1)).max(initial=0.0)
+    if outside > 1e-6:
+        raise ValueError(f"morph targets move garment vertices (up to {outside * 1000:.2f} mm); "
+                         "face shapes must stay on the body")
+    return ([{"POSITION": b.add_sparse_accessor(d[rows].astype(np.float32))} for d in deltas],
+            list(targets.names))
 
 
 def glb_bytes(
@@ -198,39 +234,56 @@ def glb_bytes(
     gltf.scene = 0
     b = GlbBuilder(gltf)
 
-    attrs = gl.Attributes()
-    attrs.POSITION = b.add_accessor(verts.astype(np.float32), target=gl.ARRAY_BUFFER, with_bounds=True)
-    attrs.NORMAL = b.add_accessor(smooth_vertex_normals(verts, faces).astype(np.float32), target=gl.ARRAY_BUFFER)
+    normals = smooth_vertex_normals(verts, faces)
+    colors = None
+    if mesh.vertex_colors is not None:
+        colors = colors_srgb_to_linear(mesh.vertex_colors.detach().cpu().double().numpy())
+    uv = None
     if mesh.uvs is not None and mesh.texture is not None:
         uv = mesh.uvs.detach().cpu().double().numpy().copy()
         uv[:, 1] = 1.0 - uv[:, 1]  # OpenGL (v up) -> glTF (origin top-left)
-        attrs.TEXCOORD_0 = b.add_accessor(uv.astype(np.float32), target=gl.ARRAY_BUFFER)
-    if mesh.vertex_colors is not None:
-        colors = colors_srgb_to_linear(mesh.vertex_colors.detach().cpu().double().numpy())
-        attrs.COLOR_0 = b.add_accessor(colors.astype(np.float32), target=gl.ARRAY_BUFFER)
+    parts = garment_parts(mesh)
+    body_rows, body_faces = (parts[0].rows, parts[0].faces) if parts else (slice(0, V), faces)
     joint_dtype = np.uint8 if J <= 256 else np.uint16
-    attrs.JOINTS_0 = b.add_accessor(joints[:, :4].astype(joint_dtype), target=gl.ARRAY_BUFFER)
-    attrs.WEIGHTS_0 = b.add_accessor(weights[:, :4], target=gl.ARRAY_BUFFER)
-    if joints.shape[1] > 4:
-        attrs.JOINTS_1 = b.add_accessor(joints[:, 4:8].astype(joint_dtype), target=gl.ARRAY_BUFFER)
-        attrs.WEIGHTS_1 = b.add_accessor(weights[:, 4:8], target=gl.ARRAY_BUFFER)
-    index_dtype = np.uint16 if V < 65535 else np.uint32
-    indices = b.add_accessor(faces.reshape(-1).astype(index_dtype), target=gl.ELEMENT_ARRAY_BUFFER)
 
-    material = _add_material(gltf, b, mesh)
-    morph_targets, target_names = _add_morph_targets(b, mesh)
+    def primitive(rows: slice, part_faces: np.ndarray, part_colors: np.ndarray | None, material: int) -> gl.Primitive:
+        attrs = gl.Attributes()
+        attrs.POSITION = b.add_accessor(verts[rows].astype(np.float32), target=gl.ARRAY_BUFFER, with_bounds=True)
+        attrs.NORMAL = b.add_accessor(normals[rows].astype(np.float32), target=gl.ARRAY_BUFFER)
+        if uv is not None:
+            attrs.TEXCOORD_0 = b.add_accessor(uv[rows].astype(np.float32), target=gl.ARRAY_BUFFER)
+        if part_colors is not None:
+            attrs.COLOR_0 = b.add_accessor(part_colors.astype(np.float32), target=gl.ARRAY_BUFFER)
+        attrs.JOINTS_0 = b.add_accessor(joints[rows, :4].astype(joint_dtype), target=gl.ARRAY_BUFFER)
+        attrs.WEIGHTS_0 = b.add_accessor(weights[rows, :4], target=gl.ARRAY_BUFFER)
+        if joints.shape[1] > 4:
+            attrs.JOINTS_1 = b.add_accessor(joints[rows, 4:8].astype(joint_dtype), target=gl.ARRAY_BUFFER)
+            attrs.WEIGHTS_1 = b.add_accessor(weights[rows, 4:8], target=gl.ARRAY_BUFFER)
+        count = rows.stop - rows.start
+        index_dtype = np.uint16 if count < 65535 else np.uint32
+        indices = b.add_accessor(part_faces.reshape(-1).astype(index_dtype), target=gl.ELEMENT_ARRAY_BUFFER)
+        return gl.Primitive(attributes=attrs, indices=indices, material=material, mode=gl.TRIANGLES)
+
+    # the body's accessors, then its material (image) and morph targets: the order files always had
+    body = primitive(body_rows, body_faces, None if colors is None else colors[body_rows], 0)
+    body.material = _add_material(gltf, b, mesh)
+    morph_targets, target_names = _add_morph_targets(b, mesh, body_rows)
+    body.targets = morph_targets or None
     extras = _json_extras(mesh.extras) or {}
     if target_names:
         extras["targetNames"] = target_names
     gltf.meshes.append(
         gl.Mesh(
             name=mesh.name,
-            primitives=[gl.Primitive(attributes=attrs, indices=indices, material=material, mode=gl.TRIANGLES,
-                                     targets=morph_targets or None)],
+            primitives=[body],
             weights=[0.0] * len(target_names) if target_names else None,
             extras=extras or None,
         )
     )
+    for part in parts[1:]:  # each garment: its own skinned mesh and material (see the module docstring)
+        gltf.materials.append(_garment_material(part))
+        gltf.meshes.append(gl.Mesh(name=part.name, extras={"garment": part.record}, primitives=[primitive(
+            part.rows, part.faces, _garment_color_factors(colors, part), len(gltf.materials) - 1)]))
 
     # Nodes: joints first (index j = joint j), then the skinned mesh node at the scene root.
     children: list[list[int]] = [[] for _ in range(J)]
@@ -242,6 +295,8 @@ def glb_bytes(
         gltf.nodes.append(gl.Node(name=skel.names[j], translation=t, rotation=q, scale=s, children=children[j] or None))
     mesh_node = J
     gltf.nodes.append(gl.Node(name=mesh.name, mesh=0, skin=0))
+    garment_nodes = [gltf.nodes.append(gl.Node(name=part.name, mesh=k, skin=0)) or len(gltf.nodes) - 1
+                     for k, part in enumerate(parts[1:], start=1)]
 
     inverse_bind = np.linalg.inv(rest_world)
     inverse_bind[:, 3, :] = (0.0, 0.0, 0.0, 1.0)
@@ -249,7 +304,7 @@ def glb_bytes(
     # Blender names the armature object after the skin; "Armature" is the name Unreal's FBX importer
     # recognises and drops, instead of adding an extra root bone named after the object.
     gltf.skins.append(gl.Skin(name="Armature", inverseBindMatrices=ibm, joints=list(range(J)), skeleton=0))
-    gltf.scenes.append(gl.Scene(name="Scene", nodes=[mesh_node, 0]))
+    gltf.scenes.append(gl.Scene(name="Scene", nodes=[mesh_node, *garment_nodes, 0]))
 
     if motion is not None:
         _add_animation(gltf, b, mesh, motion, local_rest, list(range(J)))

@@ -1,7 +1,7 @@
 """Read a skinned GLB back into our types: round-trip tests, previews and later import tools.
 
 It reads everything `write_glb` writes and the common subset of other skinned GLBs: one skinned
-mesh primitive, one skin, the first animation (rotation channels of joints plus the root joint's
+mesh primitive (plus the garment meshes of a dressed avatar, merged back after the body), one skin, the first animation (rotation channels of joints plus the root joint's
 translation; scale channels and other joints' translations cannot be expressed by `Motion` and are
 ignored). Inverse of the mapping documented in `gltf.py`.
 """
@@ -221,26 +221,10 @@ def _read_motion(glb: _Glb, skeleton: Skeleton, joint_nodes: list[int], name: st
     )
 
 
-def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
-    """Parse a skinned GLB (as written by `write_glb`) into a RiggedMesh and its first animation.
-
-    Skin attributes come back as (V, 4) or (V, 8) indices/weights (zero-weight slots included),
-    uvs with v up again, vertex colours sRGB again, the base-colour texture as (H, W, 3|4) floats
-    in [0, 1].
-    """
-    glb = _Glb(path)
-    gltf = glb.gltf
-    mesh_nodes = [n for n in gltf.nodes if n.mesh is not None]
-    node = next((n for n in mesh_nodes if n.skin is not None), None)
-    if node is None:
-        raise ValueError(f"{path}: no skinned mesh node")
-    gmesh = gltf.meshes[node.mesh]
-    if len(gmesh.primitives) != 1:
-        raise NotImplementedError(f"{path}: meshes with {len(gmesh.primitives)} primitives are not supported")
-    prim = gmesh.primitives[0]
-    attrs = prim.attributes
-    skeleton, joint_nodes, remap = _read_skeleton(glb, gltf.skins[node.skin])
-
+def _read_primitive(glb: _Glb, prim: gl.Primitive, remap: np.ndarray, garment: bool = False) -> dict:
+    """One skinned primitive's arrays: vertices, faces (local), skin, colours (sRGB; a garment's are
+    COLOR_0 times its material's base colour, which is how `write_glb` stores them), uvs and texture."""
+    gltf, attrs = glb.gltf, prim.attributes
     vertices = glb.accessor(attrs.POSITION)
     if prim.indices is not None:
         faces = glb.accessor(prim.indices).reshape(-1, 3).astype(np.int64)
@@ -252,12 +236,15 @@ def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
     skin_indices = remap[np.concatenate([glb.accessor(a).astype(np.int64) for a in joint_sets], axis=1)]
     skin_weights = np.concatenate([glb.accessor(a).astype(np.float32) for a in weight_sets], axis=1)
 
-    colors = None
-    if attrs.COLOR_0 is not None:  # linear in glTF, sRGB in our types
-        colors = torch.from_numpy(colors_linear_to_srgb(glb.accessor(attrs.COLOR_0)).astype(np.float32))
-    uvs = texture = None
     material = gltf.materials[prim.material] if prim.material is not None else None
-    tex_info = material.pbrMetallicRoughness.baseColorTexture if material and material.pbrMetallicRoughness else None
+    pbr = material.pbrMetallicRoughness if material else None
+    linear = glb.accessor(attrs.COLOR_0).astype(np.float64) if attrs.COLOR_0 is not None else None
+    if garment:
+        base = np.asarray(pbr.baseColorFactor if pbr and pbr.baseColorFactor else [1.0] * 4, dtype=np.float64)
+        linear = (np.ones((len(vertices), 3)) if linear is None else linear[:, :3]) * base[:3]
+    colors = None if linear is None else colors_linear_to_srgb(linear)  # linear in glTF, sRGB in our types
+    uvs = texture = None
+    tex_info = pbr.baseColorTexture if pbr else None
     if attrs.TEXCOORD_0 is not None and tex_info is not None:
         uv = glb.accessor(attrs.TEXCOORD_0).astype(np.float32)
         uv[:, 1] = 1.0 - uv[:, 1]
@@ -265,12 +252,60 @@ def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
         img = glb.image(gltf.textures[tex_info.index].source)
         img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
         texture = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+    return {"vertices": vertices, "faces": faces, "skin_indices": skin_indices, "skin_weights": skin_weights,
+            "colors": colors, "uvs": uvs, "texture": texture}
+
+
+def read_glb(path: str | os.PathLike) -> tuple[RiggedMesh, Motion | None]:
+    """Parse a skinned GLB (as written by `write_glb`) into a RiggedMesh and its first animation.
+
+    Skin attributes come back as (V, 4) or (V, 8) indices/weights (zero-weight slots included),
+    uvs with v up again, vertex colours sRGB again, the base-colour texture as (H, W, 3|4) floats
+    in [0, 1]. A dressed avatar's garment meshes (mesh extras "garment", same skin) are merged back
+    after the body, so the result matches the mesh that was written (extras["garments"] included).
+    """
+    glb = _Glb(path)
+    gltf = glb.gltf
+    mesh_nodes = [n for n in gltf.nodes if n.mesh is not None]
+    node = next((n for n in mesh_nodes if n.skin is not None), None)
+    if node is None:
+        raise ValueError(f"{path}: no skinned mesh node")
+    gmesh = gltf.meshes[node.mesh]
+    if len(gmesh.primitives) != 1:
+        raise NotImplementedError(f"{path}: meshes with {len(gmesh.primitives)} primitives are not supported")
+    skeleton, joint_nodes, remap = _read_skeleton(glb, gltf.skins[node.skin])
+    prim = gmesh.primitives[0]
+    body = _read_primitive(glb, prim, remap)
+    parts = [body]
+    # garments (written by `write_glb` for a dressed mesh): further skinned meshes on the same skin,
+    # each with extras.garment; merged back after the body in file order, as `dress` laid them out
+    for other in mesh_nodes:
+        extras = gltf.meshes[other.mesh].extras
+        if other is node or other.skin != node.skin or not (isinstance(extras, dict) and "garment" in extras):
+            continue
+        garment_prims = gltf.meshes[other.mesh].primitives
+        if len(garment_prims) != 1:
+            raise NotImplementedError(f"{path}: garment meshes with {len(garment_prims)} primitives are not supported")
+        parts.append(_read_primitive(glb, garment_prims[0], remap, garment=True))
+    offsets = np.cumsum([0] + [len(p["vertices"]) for p in parts])
+    vertices = np.concatenate([p["vertices"] for p in parts])
+    faces = np.concatenate([p["faces"] + o for p, o in zip(parts, offsets)])
+    skin_indices = np.concatenate([p["skin_indices"] for p in parts])
+    skin_weights = np.concatenate([p["skin_weights"] for p in parts])
+    colors = None
+    if all(p["colors"] is not None for p in parts):
+        width = min(p["colors"].shape[1] for p in parts)
+        colors = torch.from_numpy(np.concatenate([p["colors"][:, :width] for p in parts]).astype(np.float32))
+    uvs, texture = body["uvs"], body["texture"]
+    if len(parts) > 1 and uvs is not None:
+        raise NotImplementedError(f"{path}: a textured body with garments is not supported")
 
     extras = dict(gmesh.extras or {})
     morph_targets = None
     if prim.targets:
         names = extras.pop("targetNames", None) or [f"target_{k}" for k in range(len(prim.targets))]
         deltas = np.stack([glb.accessor(t["POSITION"] if isinstance(t, dict) else t.POSITION) for t in prim.targets])
+        deltas = np.concatenate([deltas, np.zeros((len(deltas), len(vertices) - len(deltas[0]), 3), deltas.dtype)], 1)
         morph_targets = MorphTargets(list(names), torch.from_numpy(deltas.astype(np.float32)))
 
     name = gmesh.name or node.name or "avatar"

@@ -12,7 +12,9 @@ expressions (the body has no eye bones): lookUp/Down/Left/Right bind ARKit's eye
 Materials are MToon (VRMC_materials_mtoon, VRM's toon shading) when the avatar's colour is a
 texture or one uniform colour: shading is what makes a blink or a smile visible on a plain face.
 MToon has no vertex colours, so an avatar coloured per vertex (photo avatars: skin, hair, brows)
-gets KHR_materials_unlit instead, which keeps its colours in every VRM client.
+gets KHR_materials_unlit instead, which keeps its colours in every VRM client. Garments (a dressed
+avatar's own mesh nodes, see gltf.py) are one colour each and get MToon; expressions bind the body's
+node, firstPerson lists every mesh node.
 
 The motion goes to a separate `motion.vrma` (VRMC_vrm_animation 1.0, `write_vrma`): the same T-posed
 skeleton with humanoid rotation channels and the hips' translation, which VRM clients retarget onto
@@ -35,6 +37,7 @@ from ._atomic import atomic_write_bytes
 from ._common import check_single_root, motion_in_skeleton_order
 from ._glb_builder import GlbBuilder
 from .color import colors_srgb_to_linear
+from .garments import garment_parts
 from .gltf import _trs, glb_bytes
 from .profiles import VRM_REQUIRED_BONES, vrm_bone_of
 
@@ -167,11 +170,33 @@ def _eye_offset(mesh: RiggedMesh, targets: list[str], head_position: np.ndarray)
     return [float(x) for x in centre - head_position]
 
 
-def _set_material(gltf: gl.GLTF2, mesh: RiggedMesh) -> str:
+def _mtoon(base: list[float]) -> dict:
+    return {
+        "specVersion": "1.0", "transparentWithZWrite": False, "renderQueueOffsetNumber": 0,
+        "shadeColorFactor": [0.55 * c for c in base], "shadingShiftFactor": 0.0, "shadingToonyFactor": 0.5,
+        "giEqualizationFactor": 0.9, "matcapFactor": [0.0, 0.0, 0.0], "parametricRimColorFactor": [0.0, 0.0, 0.0],
+        "parametricRimFresnelPowerFactor": 5.0, "parametricRimLiftFactor": 0.0, "rimLightingMixFactor": 1.0,
+        "outlineWidthMode": "none", "outlineWidthFactor": 0.0, "outlineColorFactor": [0.0, 0.0, 0.0],
+        "outlineLightingMixFactor": 1.0,
+    }
+
+
+def _set_material(gltf: gl.GLTF2, mesh: RiggedMesh) -> set[str]:
     """MToon for textured or uniformly coloured avatars, unlit for per-vertex colours (see the module
-    docstring); returns the extension used."""
+    docstring); garments (one plain colour each, their own materials after the body's) get MToon.
+    Returns the extensions used."""
+    used = {_set_body_material(gltf, mesh)}
+    for material in gltf.materials[1:]:
+        material.extensions = {**(material.extensions or {}),
+                               "VRMC_materials_mtoon": _mtoon(material.pbrMetallicRoughness.baseColorFactor[:3])}
+        used.add("VRMC_materials_mtoon")
+    return used
+
+
+def _set_body_material(gltf: gl.GLTF2, mesh: RiggedMesh) -> str:
     material = gltf.materials[0]
-    colors = mesh.vertex_colors
+    parts = garment_parts(mesh)
+    colors = mesh.vertex_colors if not parts or mesh.vertex_colors is None else mesh.vertex_colors[parts[0].rows]
     uniform = colors is None or float((colors[:, :3] - colors[:1, :3]).abs().max()) < 1e-3
     if mesh.texture is None and not uniform:
         material.extensions = {**(material.extensions or {}), "KHR_materials_unlit": {}}
@@ -180,15 +205,7 @@ def _set_material(gltf: gl.GLTF2, mesh: RiggedMesh) -> str:
         # the uniform vertex colour becomes the base colour (COLOR_0 stays, MToon ignores it)
         base = colors_srgb_to_linear(colors[:1, :3].detach().cpu().double().numpy())[0]
         material.pbrMetallicRoughness.baseColorFactor = [float(c) for c in base] + [1.0]
-    base = material.pbrMetallicRoughness.baseColorFactor[:3]
-    mtoon = {
-        "specVersion": "1.0", "transparentWithZWrite": False, "renderQueueOffsetNumber": 0,
-        "shadeColorFactor": [0.55 * c for c in base], "shadingShiftFactor": 0.0, "shadingToonyFactor": 0.5,
-        "giEqualizationFactor": 0.9, "matcapFactor": [0.0, 0.0, 0.0], "parametricRimColorFactor": [0.0, 0.0, 0.0],
-        "parametricRimFresnelPowerFactor": 5.0, "parametricRimLiftFactor": 0.0, "rimLightingMixFactor": 1.0,
-        "outlineWidthMode": "none", "outlineWidthFactor": 0.0, "outlineColorFactor": [0.0, 0.0, 0.0],
-        "outlineLightingMixFactor": 1.0,
-    }
+    mtoon = _mtoon(material.pbrMetallicRoughness.baseColorFactor[:3])
     texture = material.pbrMetallicRoughness.baseColorTexture
     if texture is not None:
         mtoon["shadeMultiplyTexture"] = {"index": texture.index}
@@ -210,19 +227,20 @@ def vrm_bytes(mesh: RiggedMesh, meta: VrmMeta | None = None, *, generator_note: 
     targets = _target_names(gltf)
     head = next(i for i, n in enumerate(gltf.nodes) if vrm_bone_of(n.name or "") == "head")
     head_position = mesh.skeleton.rest_transforms[head, :3, 3].detach().cpu().double().numpy()
-    material_extension = _set_material(gltf, mesh)
+    material_extensions = _set_material(gltf, mesh)
+    mesh_nodes = [i for i, n in enumerate(gltf.nodes) if n.mesh is not None]
     gaze_range = {"inputMaxValue": 30.0, "outputScale": 1.0}  # expression weights reach 1 at 30 degrees
     gltf.extensions = {**(gltf.extensions or {}), "VRMC_vrm": {
         "specVersion": "1.0",
         "meta": (meta or VrmMeta()).as_vrm(),
         "humanoid": _humanoid(gltf),
-        "firstPerson": {"meshAnnotations": [{"node": mesh_node, "type": "auto"}]},
+        "firstPerson": {"meshAnnotations": [{"node": node, "type": "auto"} for node in mesh_nodes]},
         "lookAt": {"type": "expression", "offsetFromHeadBone": _eye_offset(mesh, targets, head_position),
                    "rangeMapHorizontalInner": gaze_range, "rangeMapHorizontalOuter": gaze_range,
                    "rangeMapVerticalDown": gaze_range, "rangeMapVerticalUp": gaze_range},
         "expressions": _expressions(targets, mesh_node),
     }}
-    gltf.extensionsUsed = sorted(set(gltf.extensionsUsed or []) | {"VRMC_vrm", material_extension})
+    gltf.extensionsUsed = sorted(set(gltf.extensionsUsed or []) | {"VRMC_vrm", *material_extensions})
     return b"".join(gltf.save_to_bytes())
 
 
