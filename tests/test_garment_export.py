@@ -151,3 +151,25 @@ def test_dressed_vrm_binds_expressions_to_the_body(vrm, dressed):
             [0.55 * c for c in material["pbrMetallicRoughness"]["baseColorFactor"][:3]])
     weights = vrm_mesh.skin_weights
     assert int((weights > 0).sum(1).max()) <= 4  # the profile capped garments too
+
+
+@pytest.mark.slow
+def test_three_js_and_three_vrm_load_the_garments(glb, vrm, dressed, tmp_path):
+    """The real clients (tests/browser/three_client.js, headless Chromium): one skinned mesh per part
+    on one skeleton, each garment with its own material and no morph targets; three-vrm's blink moves
+    the body only."""
+    from test_vrm_browser import _client
+
+    mesh, n_body = dressed
+    kinds = [r["kind"] for r in mesh.extras["garments"]]
+    for path in (glb, vrm[0]):
+        result = _client(tmp_path, "parts", str(path))
+        parts = result["parts"]
+        assert result["skeletons"] == 1, result
+        assert [p["vertices"] for p in parts] == [n_body] + [r["vertex_count"] for r in mesh.extras["garments"]]
+        assert [p["material"] for p in parts[1:]] == [f"garment_{k}" for k in kinds]
+        assert parts[0]["morph_targets"] == 67 and all(p["morph_targets"] == 0 for p in parts[1:])
+        for p, kind in zip(parts[1:], kinds):  # three.js keeps material colours linear
+            assert p["color"] == pytest.approx(list(srgb_to_linear(np.array(COLOURS[kind]))), abs=1e-4)
+    assert result["blinking"] == [parts[0]["name"]]
+    assert {p["material_type"] for p in parts[1:]} == {"MToonMaterial"}

@@ -4,6 +4,8 @@
 //        node three_client.js skin FILE.glb TIME [NAME=W,...] OUT.json -> skinned vertex positions at TIME
 //            (animation 0), the named morph targets at weight W (three.js morphs, then skins)
 //        node three_client.js morph FILE.glb OUT.json -> face pixels each GLB morph target changes alone
+//        node three_client.js parts FILE.glb|FILE.vrm OUT.json -> each skinned mesh: node and material names,
+//            vertices, morph targets, shared skeleton; for a VRM the meshes "blink" sets weights on
 //        node three_client.js vrma FILE.vrm FILE.vrma TIME OUT.json -> humanoid bone world positions at TIME
 //            after @pixiv/three-vrm-animation retargets the clip onto the VRM
 // Uses the system chromium (CHROMIUM env or /usr/bin/chromium) with SwiftShader WebGL; never downloads.
@@ -37,6 +39,7 @@ window.run = async (mode, url, time, withImages, weights) => {
   if (mode === "skin") return skinned(gltf, time, weights);
   if (mode === "morph") return morphPixels(gltf);
   if (mode === "vrma") return playVrma(gltf, loader, time);
+  if (mode === "parts") return meshParts(gltf);
   return checkVrm(gltf);
 };
 async function playVrma(gltf, loader, time) {
@@ -55,6 +58,27 @@ async function playVrma(gltf, loader, time) {
     positions[name] = [v.x, v.y, v.z];
   }
   return { positions, tracks: clip.tracks.length, duration: clip.duration };
+}
+function meshParts(gltf) {
+  const root = gltf.userData.vrm ? gltf.userData.vrm.scene : gltf.scene;
+  const parts = [], skeletons = new Set();
+  root.traverse((o) => {
+    if (!o.isSkinnedMesh) return;
+    skeletons.add(o.skeleton.bones.map((b) => b.uuid).join());  // the same bones, not copies
+    parts.push({ name: o.name, material: o.material.name, material_type: o.material.isMToonMaterial ? "MToonMaterial" : o.material.type,
+                 color: o.material.color ? o.material.color.toArray() : null,
+                 vertices: o.geometry.attributes.position.count,
+                 morph_targets: Object.keys(o.morphTargetDictionary || {}).length });
+  });
+  const result = { parts, skeletons: skeletons.size };
+  const vrm = gltf.userData.vrm;
+  if (vrm) {
+    vrm.expressionManager.setValue("blink", 1);
+    vrm.update(0);
+    result.blinking = [];
+    root.traverse((o) => { if (o.isSkinnedMesh && (o.morphTargetInfluences || []).some((w) => w > 0)) result.blinking.push(o.name); });
+  }
+  return result;
 }
 function skinnedMesh(root) {
   let mesh = null;
