@@ -156,8 +156,9 @@ REST_OVERRIDES: dict[str, dict[str, tuple[float, float] | None]] = {
     "text": {**_EXPORT_KEYS, **_MOTION_KEYS, "body.anny.rig": None, "shape.query.method": None, "sculpt": None},
     "photo": {**_EXPORT_KEYS, "iterative.iterations": (0, 200)},
     "face": {**_EXPORT_KEYS},
+    "create": {**_EXPORT_KEYS, **_MOTION_KEYS, "iterative.iterations": (0, 200), "default_outfit": None},
 }
-_REST_SECTIONS = {"sliders": "sliders", "text": "text", "photo": "photo", "face": "photo"}
+_REST_SECTIONS = {"sliders": "sliders", "text": "text", "photo": "photo", "face": "photo", "create": "create"}
 
 
 def check_rest_overrides(kind: str, preset: str, overrides: Any) -> dict:

@@ -122,9 +122,16 @@ def test_rest_create_avatar_takes_one_json_and_an_optional_photo(tmp_path):
                                api_name="/create_avatar")
         stored = s.api.record(with_photo).inputs["photo"]
         assert stored.endswith(".png") and (s.settings.data_dir / "uploads" / stored).is_file()
+        engine_ready = c.predict('{"body": "a tall man", "formats": ["glb", "vrm"], "profile": "unity", '
+                                 '"config": {"default_outfit": "jeans"}}', api_name="/create_avatar")
+        assert s.api.record(engine_ready).config["overrides"] == {
+            "default_outfit": "jeans", "export.formats": "glb,vrm", "export.profile": "unity"}
         jobs = len(s.api.list(100))
         for bad, words in (('{"colour": "red"}', "unknown key 'colour'"), ('{"look": 3}', "'look' must be text"),
-                           ("{}", "give a photo, a body description"), ("[1]", "JSON object")):
+                           ("{}", "give a photo, a body description"), ("[1]", "JSON object"),
+                           ('{"body": "x", "config": {"neus.iterations": 9}}', "cannot be set over REST"),
+                           ('{"body": "x", "profile": "godot"}', "unknown profile"),
+                           ('{"body": "x", "config": {"default_outfit": "cape"}}', "default_outfit must be one of")):
             with pytest.raises(Exception, match=words):
                 c.predict(bad, api_name="/create_avatar")
         assert len(s.api.list(100)) == jobs  # nothing stored for a refused request

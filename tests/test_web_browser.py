@@ -87,6 +87,22 @@ def test_page_creates_an_avatar(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_create_tab_makes_one_dressed_avatar_from_words(tmp_path):
+    """The first tab, Create: body and look words in, one dressed avatar out (through the real worker)."""
+    shot = tmp_path / "studio-create.png"
+    with studio(tmp_path / "data", worker=True) as s:
+        result = _run_smoke(s.url, shot, env={"SMOKE_CREATE_BODY": "a tall man",
+                                               "SMOKE_CREATE_LOOK": "red hoodie, blue jeans, glasses"})
+        rec = s.api.record(result["job_id"])
+    assert result["first_tab"] == "Create"
+    assert rec.kind == "create" and rec.inputs["look"] == "red hoodie, blue jeans, glasses"
+    assert rec.config["overrides"] == {"export.formats": "bvh,glb", "export.profile": "generic"}
+    assert result["status"].startswith("SUCCESS") and result["glb_status"] == 200
+    params = json.loads((s.settings.data_dir / "jobs" / result["job_id"] / "params.json").read_text())
+    assert [g["kind"] for g in params["look"]["garments"]] == ["hoodie", "jeans"]
+
+
+@pytest.mark.slow
 def test_page_behind_the_token(tmp_path):
     shot = tmp_path / "studio-token.png"
     with studio(tmp_path / "data", worker=True, token=TOKEN) as s:

@@ -106,13 +106,27 @@ async function refitPhotoResult(page, out) {
       await page.fill("input[name=token]", token);
       await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
     }
+    // the first tab is "Create" (one avatar from everything); the sliders flow opens its own tab
     await page.getByRole("tab", { name: "Create from sliders" }).waitFor({ timeout: 60000 });
+    out.first_tab = (await page.getByRole("tab").first().innerText()).trim();
+    await page.getByRole("tab", { name: "Create from sliders" }).click();
     await page.locator("#create-btn").waitFor({ timeout: 60000 });
     out.timings_ms.page_ready = Date.now() - t0;
     out.title = await page.title();
     out.steps.push("tab visible");
 
-    if (process.env.SMOKE_REFIT_JOB) {
+    if (process.env.SMOKE_CREATE_LOOK) {
+      // the Create tab: body and look words -> one dressed avatar
+      await page.getByRole("tab", { name: "Create", exact: true }).click();
+      await page.locator("#create-body textarea, #create-body input").first().fill(process.env.SMOKE_CREATE_BODY || "");
+      await page.locator("#create-look textarea, #create-look input").first().fill(process.env.SMOKE_CREATE_LOOK);
+      const t1 = Date.now();
+      await page.locator("#create-avatar-btn").click();
+      out.steps.push("create avatar clicked");
+      await page.waitForSelector("#job-status-box[data-state=SUCCESS]", { timeout: timeoutMs });
+      out.timings_ms.create_to_success = Date.now() - t1;
+      out.steps.push("success");
+    } else if (process.env.SMOKE_REFIT_JOB) {
       await refitPhotoResult(page, out);
     } else if (editJob) {
       await editPhotoResult(page, out);
