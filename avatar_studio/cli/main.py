@@ -99,7 +99,7 @@ def cmd_body(args: argparse.Namespace) -> int:
         out = run_sliders_job(sliders, config, Path(args.output), force=args.force, progress=progress)
     finally:
         progress.close()
-    print(out)
+    _print_job_report(out)
     return 0
 
 
@@ -124,11 +124,20 @@ def cmd_text(args: argparse.Namespace) -> int:
                            progress=progress)
     finally:
         progress.close()
-    warnings = json.loads((out / "params.json").read_text()).get("warnings", [])
-    for warning in warnings:
+    _print_job_report(out)
+    return 0
+
+
+def _print_job_report(out: Path) -> None:
+    """A described motion's closest known motions, the job's warnings (stderr), then the folder."""
+    params = json.loads((out / "params.json").read_text())
+    matches = ((params.get("motion_source") or {}).get("matches") or {}).get("matches", [])
+    if matches:
+        print("motion matches: " + ", ".join(f"{m['generator']} ('{m['label']}') {m['score']:.2f}" for m in matches),
+              file=sys.stderr)
+    for warning in params.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     print(out)
-    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:

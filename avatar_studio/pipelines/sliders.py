@@ -84,6 +84,7 @@ def run_sliders_job(
             "motion_source": motion_info,
             "joints": mesh.skeleton.names,
             "semantic_joints": body.semantic_joints,
+            "warnings": list((motion_info or {}).get("warnings", [])),  # e.g. a motion out of vocabulary
         })
         write_provenance(tmp, "sliders", config, timer, device, inputs={"sliders": sliders})
     if progress:

@@ -174,6 +174,7 @@ def run_text_job(
         mesh = timer.run("rig", rig)
     motion, motion_info = timer.run("motion", lambda: build_motion(
         mesh.skeleton, config.motion, config.motion_gen, scorer=scorer, progress=timer.within("motion")))
+    warnings.extend((motion_info or {}).get("warnings", []))  # e.g. a description out of the motion vocabulary
 
     with atomic_job_folder(output_dir, force) as tmp:
         export_record = write_avatar_files(tmp, mesh, motion, body.semantic_joints, config.preview, config.export, timer,

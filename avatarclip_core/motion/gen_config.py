@@ -73,6 +73,13 @@ class MotionGenConfig:
     artifacts_dir: str = ""  # explicit folder; "" = data folder's motion/<artifacts>, else the packaged set
     query_method: Literal["auto", "clip", "offline"] = "auto"  # auto = clip with a real CLIP scorer, else offline
     top_k: Count = 5  # candidate poses (paper: 5)
+    # honest matching (matching.py): a text whose best label cosine (offline sentence encoder) is below
+    # this is out of vocabulary. Calibrated on tests/data/motion_match_prompts.json (`python -m
+    # avatarclip_core.motion.matching PROMPTS`), packaged preview set: 20 in / 22 out, one error at
+    # 0.596 ("push a heavy door" 0.46); highest out "play the guitar" 0.50. A 92-generator set (59 in)
+    # calibrated to the same 0.596 (2 errors: also "sweep the floor" 0.64)
+    match_threshold: float = 0.595
+    match_top: Count = 3  # best-matching generators reported per text
     offline_score_margin: NonNegative = 0.15  # offline: candidates scoring this much below the best are dropped
     dedupe_degrees: NonNegative = 12.0  # candidates closer than this (mean angle per joint) count as duplicates
     clip_azimuths: list[float] = field(default_factory=lambda: [0.0, 45.0, -45.0])  # code-book render views

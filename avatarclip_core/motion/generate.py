@@ -155,7 +155,7 @@ def check_motion_text(text: str) -> str:
     return check_text(text, "the motion description", MAX_PROMPT_CHARS)
 
 
-def _text_similarities(art: MotionArtifacts, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+def text_similarities(art: MotionArtifacts, text: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Sentence-encoder embeddings of the artifacts' labels (re-embedded if the encoder differs) and of the text."""
     from avatarclip_core.clip.text_encoder import TextEncoder
 
@@ -191,8 +191,12 @@ def resolve_method(method: str, scorer) -> str:
 
 
 def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None = None, scorer=None,
-                   progress=None) -> tuple[Motion, dict]:
-    """A motion for ``text`` on ``skeleton`` and an info dict (method, reference poses, losses, init)."""
+                   progress=None, match=None) -> tuple[Motion, dict]:
+    """A motion for ``text`` on ``skeleton`` and an info dict (method, reference poses, losses, init, and
+    ``matches``: the vocabulary matches and whether the text is known, ``matching.MatchReport``; an
+    out-of-vocabulary text adds its sentence to ``warnings``). ``match``: the report when already made."""
+    from avatarclip_core.motion.matching import match_text
+
     config = config or MotionGenConfig()
     text = check_motion_text(text)
     if config.top_k < 1 or config.iterations < 0:
@@ -203,6 +207,8 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
         raise UserInputError(f"text.motion_gen.frames={config.frames}, but the '{config.artifacts}' motion VAE makes "
                              f"{art.motion_vae.frames}-frame clips: set 0, or train artifacts with that length")
     report = progress or (lambda stage, fraction, message="": None)
+    match = match or match_text(text, config)
+    report("motion query", 0.0, f"closest known motions: {match.summary()}")
     query = MOTION_QUERIES.find(method).cls(art, text, config, scorer, report)
     book, scores, scorer, posed, clip_sim = query.book, query.scores, query.scorer, query.posed, query.label_similarity
     chosen = [i for i in top_k_distinct(scores, book.poses, config.top_k, config.dedupe_degrees) if scores[i] > -9.0]
@@ -211,7 +217,7 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
     z0, init_info = None, "zero"
     if init == "label":
         if clip_sim is None:
-            clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
+            clip_sim = clip_label_similarity(art.library_label_index, *text_similarities(art, text))
         clip_id = int(clip_sim.argmax())
         z0 = art.library_latents[clip_id]
         init_info = f"label:{art.meta['library'][clip_id]['generator']}"
@@ -238,6 +244,7 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
                              "labels": [art.labels[j] for j in art.codebook.label_index[i].tolist() if j >= 0][:3]}
                             for i in chosen],
         "losses": result.losses, "optimisation_seconds": result.seconds, "iterations": config.iterations,
+        "matches": match.to_dict(), "warnings": [w for w in [match.warning()] if w],
     }
     return motion, info
 
@@ -270,7 +277,7 @@ def clip_motion_query(art: MotionArtifacts, text: str, config: MotionGenConfig, 
 def offline_motion_query(art: MotionArtifacts, text: str, config: MotionGenConfig, scorer, report) -> MotionQuery:
     """Code-book poses scored by their corpus labels against the text (a sentence encoder, no CLIP)."""
     report("motion query", 0.0, "scoring code-book poses by their labels")
-    clip_sim = clip_label_similarity(art.library_label_index, *_text_similarities(art, text))
+    clip_sim = clip_label_similarity(art.library_label_index, *text_similarities(art, text))
     scores = label_scores(art.codebook, clip_sim)
     if config.offline_score_margin > 0:  # drop weak matches rather than fill top_k
         weak = scores < scores.max() - config.offline_score_margin

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 
@@ -36,6 +36,9 @@ class MotionConfig:
     cycles: Count = 2  # repetitions of the motion's cycle (walk: strides, wave: waves)
     speed: Positive = 1.0  # playback speed multiplier (a walk also covers more ground)
     amplitude: NonNegative = 1.0  # scales every joint angle
+    # a described motion matching nothing the motion models know (matching.py): "warn" (make the
+    # nearest, say so in the job's warnings) or "fail" (stop with that sentence before any work)
+    on_unknown: Literal["warn", "fail"] = "warn"
 
 
 def _roles_for(skeleton: Skeleton) -> dict[str, int]:

@@ -29,12 +29,18 @@ def check_motion_request(motion: MotionConfig, generate: MotionGenConfig) -> Non
     check_motion_text(motion.name)
     if generate.top_k < 1 or generate.iterations < 0:
         raise UnknownMotionError("motion_gen needs top_k >= 1 and iterations >= 0")
+    if motion.on_unknown == "fail":  # before the body loads or an appearance is sculpted
+        from avatarclip_core.motion.matching import check_on_unknown, match_text
+
+        check_on_unknown(match_text(motion.name, generate), motion.on_unknown)
 
 
 def build_motion(skeleton: Skeleton, motion: MotionConfig, generate: MotionGenConfig, scorer=None,
                  progress=None) -> tuple[Motion | None, dict | None]:
     """The clip for `motion.name` on `skeleton` and, for a generated one, what produced it
-    (method, reference poses, losses); (None, None) when no motion is asked for.
+    (method, reference poses, losses, vocabulary matches and `warnings` for the job's list); (None,
+    None) when no motion is asked for. An out-of-vocabulary text with motion.on_unknown=fail raises
+    matching.MotionOutOfVocabularyError.
 
     scorer: a CLIP ImageTextScorer, or None; generate.query_method "auto" uses it only when it is a
     real CLIP (the offline sentence-encoder query otherwise)."""
@@ -43,5 +49,8 @@ def build_motion(skeleton: Skeleton, motion: MotionConfig, generate: MotionGenCo
     if is_builtin(motion.name):
         return make_motion(skeleton, motion), {"method": "builtin", "name": motion.name}
     from avatarclip_core.motion.generate import text_to_motion
+    from avatarclip_core.motion.matching import check_on_unknown, match_text
 
-    return text_to_motion(motion.name, skeleton, generate, scorer=scorer, progress=progress)
+    match = match_text(motion.name, generate)
+    check_on_unknown(match, motion.on_unknown)
+    return text_to_motion(motion.name, skeleton, generate, scorer=scorer, progress=progress, match=match)
