@@ -108,6 +108,7 @@ class ParamSpec:
                 "timings": {"type": "object"},
                 "attributes": {"type": "object"},  # photo attributes: detected, set, sources (methods/attribute_slots.py)
                 "source_job": {"type": "string"},  # an edited result: the job whose parameters were edited
+                "export": {"type": "object"},  # the files written and the export profile (avatar_studio pipelines)
             },
             "required": ["continuous", "discrete"],
             "additionalProperties": False,
@@ -210,7 +211,8 @@ class EngineParams:
 
 
 # keys of params.json (as `avatar photo` writes it) besides the parameters: accepted and ignored on reading
-PARAMS_FILE_METADATA = ("engine", "version", "warnings", "method", "losses", "timings", "source_job", "attributes")
+PARAMS_FILE_METADATA = ("engine", "version", "warnings", "method", "losses", "timings", "source_job", "attributes",
+                        "export")
 
 
 @dataclass
