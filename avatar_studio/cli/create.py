@@ -3,15 +3,13 @@ registered on the `avatar` parser by avatar_studio.cli.main."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from avatarclip_core.errors import UserInputError
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from avatar_studio.cli.main import _add_job_flags, _TqdmProgress
+    from avatar_studio.cli.main import _add_job_flags, _print_job_report, _TqdmProgress
     from avatarclip_core.config import parse_override
 
     if args.photo is not None and not Path(args.photo).is_file():
@@ -28,10 +26,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                              Path(args.output), force=args.force, progress=progress)
     finally:
         progress.close()
-    params = json.loads((out / "params.json").read_text())
-    for warning in params.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
-    print(out)
+    _print_job_report(out)
     return 0
 
 
