@@ -142,7 +142,11 @@ def test_search_with_the_prior_does_not_diverge_and_its_mesh_term_is_zero_on_the
         target = BatchTarget({s: p for s, p in model.landmarks(_extreme_face(engine, seed=2)[None]).items()}, {})
     held = search(model, target, config.iterative, prior.mean[None].clone(), prior=prior)
     total, landmarks = held.history["total"], held.history["landmarks"]
-    assert total[-1] < 0.25 * total[0] and landmarks[-1] < 0.2 * landmarks[0]
+    # the total carries the barrier, which flicks on and off between iterations (last 10 here: 0.009-0.11), so
+    # its last value depends on floating-point detail (0.008 here, 0.027 on the CI machine): judge the level
+    # it settles at; the landmark term descends smoothly
+    settled = sorted(total[-10:])[5]
+    assert settled < 0.25 * total[0] and landmarks[-1] < 0.2 * landmarks[0]
 
 
 def test_oneshot_output_goes_through_the_prior(engine, config):
