@@ -25,17 +25,26 @@ async function editPhotoResult(page, out) {
   await page.locator("#face-edit-info", { hasText: editJob }).waitFor({ timeout: 60000 });
   out.edit_tab_selected = await page.getByRole("tab", { name: "Edit photo result" }).getAttribute("aria-selected");
   out.steps.push("opened from the photo tab");
-  // ... and by typing its id
-  await page.locator("#face-edit-job textarea, #face-edit-job input").first().fill(editJob);
-  await page.locator("#face-edit-open").click();
-  await page.locator("#face-edit-info", { hasText: editJob }).waitFor({ timeout: 60000 });
-  out.steps.push("opened");
   const beardBox = page.locator(`#face-slot-beard input`).first();
-  out.loaded_beard = await beardBox.inputValue();
-  out.loaded_skin = await page.locator(`#face-slot-skin_tone input`).first().inputValue();
   await page.locator(`#face-group-${group} .label-wrap`).first().click();
   const number = page.locator(`#face-slider-${slider} input[type=number]`);
   await number.waitFor({ state: "visible", timeout: 30000 });
+  const opened = await number.inputValue();
+  // ... and by typing its id. The info line already names the job, so it cannot tell when this second open
+  // has landed; a sentinel slider value can: the open puts the job's own value back (without this wait a
+  // late load overwrote the edit below under load)
+  const sentinel = Number(opened) > 0.5 ? "0.05" : "0.95";
+  await number.fill(sentinel);
+  await number.press("Enter");
+  await page.locator("#face-edit-job textarea, #face-edit-job input").first().fill(editJob);
+  await page.locator("#face-edit-open").click();
+  await page.waitForFunction(([sel, value]) => {
+    const input = document.querySelector(sel);
+    return input && input.value === value;
+  }, [`#face-slider-${slider} input[type=number]`, opened], { timeout: 60000 });
+  out.steps.push("opened");
+  out.loaded_beard = await beardBox.inputValue();
+  out.loaded_skin = await page.locator(`#face-slot-skin_tone input`).first().inputValue();
   out.loaded_slider = await number.inputValue();
   await number.fill("0.95");
   await number.press("Enter");
