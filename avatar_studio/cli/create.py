@@ -31,7 +31,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def register(sub, presets: list[str]) -> None:
-    from avatar_studio.cli.main import _add_export_arguments
+    from avatar_studio.cli.main import add_job_arguments
 
     create = sub.add_parser(
         "create", help="one avatar from everything: --photo (face), --body and --look words, --motion",
@@ -41,12 +41,5 @@ def register(sub, presets: list[str]) -> None:
     create.add_argument("--body", help='body words, e.g. "a very tall heavy man"')
     create.add_argument("--look", help='look words, e.g. "grey hair, glasses, red jacket, blue jeans, white sneakers"')
     create.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description (generated)")
-    create.add_argument("--preset", default="preview", choices=presets or None)
-    create.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
-    create.add_argument("--seed", type=int)
-    create.add_argument("--fbx", action="store_true")
-    _add_export_arguments(create)
-    create.add_argument("-o", "--output", required=True)
-    create.add_argument("--force", action="store_true")
-    create.add_argument("-q", "--quiet", action="store_true")
+    add_job_arguments(create, presets, "config override, e.g. export.profile=unity (repeatable)")
     create.set_defaults(func=cmd_create)

@@ -330,6 +330,19 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         "visemes as morph targets on the avatar's head (default arkit)")
 
 
+def add_job_arguments(parser: argparse.ArgumentParser, presets: list[str], set_help: str) -> None:
+    """The options every avatar-writing command shares (body, text, create): preset, overrides, seed,
+    export files, output folder."""
+    parser.add_argument("--preset", default="preview", choices=presets or None, help="config preset (configs/)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
+    parser.add_argument("--seed", type=int, help="random seed (recorded in provenance.json)")
+    parser.add_argument("--fbx", action="store_true", help="also write avatar.fbx (needs pip install '.[fbx]')")
+    _add_export_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, help="job folder to create")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avatarclip_core.config import preset_names
 
@@ -346,15 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(+ motion.bvh, motion.npz with --motion; avatar.fbx with --fbx).",
         )
     body.epilog_fn = _describe_sliders_config  # torch is imported only when help is shown
-    body.add_argument("--set", action="append", metavar="NAME=VALUE", help="slider or config override (repeatable)")
     body.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
-    body.add_argument("--preset", default="preview", choices=preset_names() or None, help="config preset (configs/)")
-    body.add_argument("--seed", type=int, help="random seed (recorded in provenance.json)")
-    body.add_argument("--fbx", action="store_true", help="also write avatar.fbx (needs pip install '.[fbx]')")
-    _add_export_arguments(body)
-    body.add_argument("-o", "--output", required=True, help="job folder to create")
-    body.add_argument("--force", action="store_true", help="replace an existing output folder")
-    body.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_job_arguments(body, preset_names(), "slider or config override NAME=VALUE (repeatable)")
     body.set_defaults(func=cmd_body)
 
     text = sub.add_parser(
@@ -369,14 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
     text.add_argument("--clip", help="open_clip MODEL:TAG, e.g. ViT-B-32:openai (downloads once where online)")
     text.add_argument("--clip-checkpoint", help="local CLIP weights file")
-    text.add_argument("--preset", default="preview", choices=preset_names() or None)
-    text.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. neus.iterations=200")
-    text.add_argument("--seed", type=int)
-    text.add_argument("--fbx", action="store_true")
-    _add_export_arguments(text)
-    text.add_argument("-o", "--output", required=True)
-    text.add_argument("--force", action="store_true")
-    text.add_argument("-q", "--quiet", action="store_true")
+    add_job_arguments(text, preset_names(), "config override, e.g. neus.iterations=200 (repeatable)")
     text.set_defaults(func=cmd_text)
 
     train = sub.add_parser("train", help="rebuild trained artifacts (shape: VAE + code-book; motion: pose VAE, "
