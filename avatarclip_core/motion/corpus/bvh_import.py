@@ -1,10 +1,12 @@
-"""Import BVH mocap (CMU, Mixamo / MotionBuilder, MakeHuman, SMPL, our own game_engine export) as
-canonical clips, by joint names (see retarget.py for the rest-pose alignment).
+"""Import BVH mocap (CMU, Mixamo / MotionBuilder, MakeHuman, SMPL, Bandai-Namco, our own game_engine
+export) as canonical clips, by joint names (see retarget.py for the rest-pose alignment).
 
 The file is parsed by export/bvh.py's `read_bvh` (world-aligned rest frames, so its local rotations
 are world-axis rotations as if the parents were at rest). Assumed: Y up, the performer facing +Z
 in the rest pose (CMU's BVH conversions and Blender's BVH export do; `face_forward` turns the first
-frame to face +Z anyway).
+frame to face +Z anyway). Files with position channels on inner joints (root motion on Hips under
+a still Root) are read by bvh_translations.py; a rest that is not a standing pose (exporters that
+bake joint orients into the rotations) is replaced by the clip's most standing frame (rest_pose.py).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from avatarclip_core.body.types import Skeleton
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.export.bvh import read_bvh
 from avatarclip_core.motion.canonical import ROLE_MAPS, ROLES, TOE_MAPS, CanonicalMotion
+from avatarclip_core.motion.corpus.bvh_translations import joint_translations, world_transforms
+from avatarclip_core.motion.corpus.rest_pose import rest_from_standing_frame, rest_is_standing
 from avatarclip_core.motion.corpus.retarget import SourceRig, retarget
 
 
@@ -50,6 +54,11 @@ BVH_JOINT_MAPS: dict[str, dict[str, str]] = {
                          "foot.l": "left_ankle", "clavicle.l": "left_collar", "upperarm01.l": "left_shoulder",
                          "lowerarm01.l": "left_elbow", "wrist.l": "left_wrist"}),
     "game_engine": {name.lower(): role for role, name in ROLE_MAPS["game_engine"].items()},
+    # Bandai-Namco Research Motion datasets: one chest joint, "_L"/"_R" suffixes.
+    "bandai": _sided({"hips": "pelvis", "spine": "spine1", "chest": "spine3", "neck": "neck", "head": "head",
+                      "upperleg_l": "left_hip", "lowerleg_l": "left_knee", "foot_l": "left_ankle",
+                      "shoulder_l": "left_collar", "upperarm_l": "left_shoulder", "lowerarm_l": "left_elbow",
+                      "hand_l": "left_wrist"}),
     "smpl": {**{role: role for role in ROLES},
              **_sided({"l_hip": "left_hip", "l_knee": "left_knee", "l_ankle": "left_ankle", "l_collar": "left_collar",
                        "l_shoulder": "left_shoulder", "l_elbow": "left_elbow", "l_wrist": "left_wrist"})},
@@ -57,6 +66,7 @@ BVH_JOINT_MAPS: dict[str, dict[str, str]] = {
 TOE_NAMES: dict[str, tuple[str, str]] = {
     "cmu": ("lefttoebase", "righttoebase"), "mixamo/motionbuilder": ("lefttoebase", "righttoebase"),
     "makehuman": ("toe1-1.l", "toe1-1.r"), "game_engine": TOE_MAPS["game_engine"], "smpl": ("left_foot", "right_foot"),
+    "bandai": ("toes_l", "toes_r"),
 }
 MIN_MAPPED_ROLES = 8  # fewer than this is not a body we know how to read
 
@@ -80,7 +90,8 @@ def map_roles(joint_names: list[str], where: str = "BVH file") -> tuple[str, lis
             f"{' ...' if len(joint_names) > 12 else ''}); expected joint names such as CMU's Hips, LowerBack, Spine, "
             "Spine1, Neck, Head, LeftUpLeg, LeftLeg, LeftFoot, LeftShoulder, LeftArm, LeftForeArm, LeftHand (and Right*), "
             "Mixamo/MotionBuilder's Hips, Spine, Spine1, Spine2, ..., MakeHuman's root, spine04, upperleg01.L, ..., "
-            "SMPL's pelvis, left_hip, ... or the game_engine rig's pelvis, spine_01, thigh_l, upperarm_l, ...")
+            "SMPL's pelvis, left_hip, ..., Bandai-Namco's Hips, Chest, UpperLeg_L, UpperArm_L, ... "
+            "or the game_engine rig's pelvis, spine_01, thigh_l, upperarm_l, ...")
     toes = TOE_NAMES.get(best)
     toe_idx = None
     if toes and toes[0] in normalised and toes[1] in normalised:
@@ -102,11 +113,17 @@ def import_bvh(path: str | os.PathLike, skeleton: Skeleton, face_forward: bool =
     if motion.num_frames < 1:
         raise MotionFileError(f"{path}: the BVH file has no frames")
     _, roles, toes = map_roles(source_skeleton.names, str(path))
-    rig = SourceRig(source_skeleton.parents, source_skeleton.rest_positions, roles, toes)
-    world = lbs.forward_kinematics(source_skeleton.rest_transforms, source_skeleton.parents, motion.rotations,
-                                   motion.root_translation)
+    translations = joint_translations(path)
+    if translations is None:
+        world = lbs.forward_kinematics(source_skeleton.rest_transforms, source_skeleton.parents, motion.rotations,
+                                       motion.root_translation)
+    else:
+        world = world_transforms(translations, source_skeleton.parents, motion.rotations)
+    rest, rotations = source_skeleton.rest_positions, motion.rotations
+    if not rest_is_standing(rest, roles):
+        rest, rotations, _ = rest_from_standing_frame(world, source_skeleton.parents, roles)
+    rig = SourceRig(source_skeleton.parents, rest, roles, toes)
     pelvis = roles[0]
-    displacement = world[:, pelvis, :3, 3] - source_skeleton.rest_positions[pelvis]
+    displacement = world[:, pelvis, :3, 3] - rest[pelvis]
     # BVH rest frames are world-aligned, so the local rotations are the world-axis rotations.
-    return retarget(motion.rotations, displacement, motion.fps, rig, skeleton, face_forward=face_forward)
-
+    return retarget(rotations, displacement, motion.fps, rig, skeleton, face_forward=face_forward)

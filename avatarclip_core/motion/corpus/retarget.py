@@ -74,7 +74,9 @@ def _positions_by_role(rest: torch.Tensor, roles: list[int], toes) -> dict[str, 
 
 def _bone_direction(positions: dict[str, torch.Tensor], role: str) -> torch.Tensor | None:
     child = ROLE_CHILD[role]
-    if child is None or role not in positions or child not in positions:
+    while child is not None and child not in positions:  # a rig with fewer spine joints: aim at the next one
+        child = ROLE_CHILD.get(child)
+    if child is None or role not in positions:
         return None
     d = positions[child] - positions[role]
     return d if float(d.norm()) > 1e-6 else None

@@ -1,0 +1,147 @@
+"""Bandai-Namco Research Motion dataset 1: its rig (joint orients baked into the rotations, root
+motion on Hips' position channels) imports upright and walking. The test writes a tiny BVH of that rig."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from avatarclip_core.body import lbs
+from avatarclip_core.motion.canonical import ROLE_INDEX, canonical_joint_positions
+from avatarclip_core.motion.corpus import import_bvh
+from avatarclip_core.motion.corpus.bvh_import import map_roles
+
+R = ROLE_INDEX
+# name: (parent, standing position in cm: Y up, facing +Z, arms down), the dataset's joint names
+STANDING = {
+    "joint_Root": (None, (0, 0, 0)), "Hips": ("joint_Root", (0, 94, 0)), "Spine": ("Hips", (0, 110, 0)),
+    "Chest": ("Spine", (0, 119, 0)), "Neck": ("Chest", (0, 135, 0)), "Head": ("Neck", (0, 142, 0)),
+    "Shoulder_L": ("Chest", (5, 131, 0)), "UpperArm_L": ("Shoulder_L", (17, 131, 0)),
+    "LowerArm_L": ("UpperArm_L", (19, 107, 0)), "Hand_L": ("LowerArm_L", (20, 85, 0)),
+    "Shoulder_R": ("Chest", (-5, 131, 0)), "UpperArm_R": ("Shoulder_R", (-17, 131, 0)),
+    "LowerArm_R": ("UpperArm_R", (-19, 107, 0)), "Hand_R": ("LowerArm_R", (-20, 85, 0)),
+    "UpperLeg_L": ("Hips", (9, 88, 0)), "LowerLeg_L": ("UpperLeg_L", (9, 48, 0)),
+    "Foot_L": ("LowerLeg_L", (9, 8, 0)), "Toes_L": ("Foot_L", (9, 2, 12)),
+    "UpperLeg_R": ("Hips", (-9, 88, 0)), "LowerLeg_R": ("UpperLeg_R", (-9, 48, 0)),
+    "Foot_R": ("LowerLeg_R", (-9, 8, 0)), "Toes_R": ("Foot_R", (-9, 2, 12)),
+}
+NAMES = list(STANDING)
+PARENTS = [NAMES.index(p) if p else -1 for p, _ in STANDING.values()]
+POSITIONS = torch.tensor([pos for _, pos in STANDING.values()], dtype=torch.float32)
+CHILD = {j: PARENTS.index(j) for j in range(len(NAMES)) if j in PARENTS}
+
+
+def _rotation_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a, b = a / a.norm(), b / b.norm()
+    axis = torch.linalg.cross(a, b)
+    if float(axis.norm()) < 1e-6:
+        return torch.eye(3) if float(a @ b) > 0 else lbs.axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi]))
+    return lbs.axis_angle_to_matrix(axis / axis.norm() * torch.atan2(axis.norm(), a @ b))
+
+
+def _joint_orients() -> torch.Tensor:
+    """(J, 3, 3) each joint's local frame in the standing pose, as the dataset's exporter makes them:
+    local X along the bone (-X on the right side), then an arbitrary twist about it, so the file's
+    zero pose is nothing like a standing body (the case the importer must see through)."""
+    orients = torch.eye(3).repeat(len(NAMES), 1, 1)
+    for j in range(1, len(NAMES)):
+        bone = POSITIONS[CHILD[j]] - POSITIONS[j] if j in CHILD else POSITIONS[j] - POSITIONS[PARENTS[j]]
+        axis = torch.tensor([-1.0 if NAMES[j].endswith("_R") else 1.0, 0.0, 0.0])
+        twist = lbs.axis_angle_to_matrix(axis * (0.4 + 0.3 * j))
+        orients[j] = _rotation_between(axis, bone) @ twist
+    return orients
+
+
+def _walk_pose(T: int, stride_deg: float = 25.0) -> torch.Tensor:
+    """(T, J, 3, 3) world rotations from the standing pose: thighs swing in opposition about X, the
+    knees bend behind, two strides; frame 0 (and every half stride) stands with straight legs."""
+    G = torch.eye(3).repeat(T, len(NAMES), 1, 1)
+    phase = torch.linspace(0, 4 * math.pi, T)
+    for side, sign in (("L", 1.0), ("R", -1.0)):
+        swing = torch.deg2rad(torch.tensor(stride_deg)) * sign * torch.sin(phase)  # + = thigh forward
+        thigh = lbs.axis_angle_to_matrix(torch.stack([-swing, 0 * swing, 0 * swing], 1))
+        bend = lbs.axis_angle_to_matrix(torch.stack([0.6 * swing.abs(), 0 * swing, 0 * swing], 1))
+        hip, knee = NAMES.index(f"UpperLeg_{side}"), NAMES.index(f"LowerLeg_{side}")
+        G[:, hip], G[:, knee], G[:, knee + 1], G[:, knee + 2] = thigh, thigh @ bend, thigh @ bend, thigh @ bend
+    return G
+
+
+def write_bandai_bvh(path: Path, T: int = 41, travel_cm: float = 150.0, yaw_deg: float = 0.0) -> Path:
+    """A walk in the dataset's layout: 6 channels on every joint (the position ones hold the offset,
+    Hips' the root motion under a still joint_Root), rotations Z X Y carrying the joint orients.
+    The walker faces `yaw_deg` from +Z (about +Y) and walks that way."""
+    turn = lbs.axis_angle_to_matrix(torch.tensor([0.0, math.radians(yaw_deg), 0.0]))
+    world = _walk_pose(T) @ _joint_orients()  # each joint frame's world orientation
+    world[:, 1:] = turn @ world[:, 1:]  # joint_Root stays still, as in the dataset
+    parent_world = world[:, [max(p, 0) for p in PARENTS]]
+    local = parent_world.transpose(-1, -2) @ world
+    local[:, 0] = world[:, 0]
+    angles = lbs.matrix_to_euler("ZXY", local, degrees=True)  # (T, J, 3): Z, X, Y
+    orients = _joint_orients()
+    offsets = [POSITIONS[j] if p < 0 else orients[p].T @ (POSITIONS[j] - POSITIONS[p]) for j, p in enumerate(PARENTS)]
+    hips = NAMES.index("Hips")
+    lines = ["HIERARCHY"]
+
+    def emit(j: int, depth: int) -> None:
+        pad = "  " * depth
+        lines.append(f"{pad}{'ROOT' if PARENTS[j] < 0 else 'JOINT'} {NAMES[j]}")
+        lines.extend([f"{pad}{{", f"{pad}  OFFSET {' '.join(f'{float(v):.6f}' for v in offsets[j])}",
+                  f"{pad}  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"])
+        children = [c for c, p in enumerate(PARENTS) if p == j]
+        for c in children:
+            emit(c, depth + 1)
+        if not children:
+            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0 0 0", f"{pad}  }}"])
+        lines.append(f"{pad}}}")
+
+    emit(0, 0)
+    lines += ["MOTION", f"Frames: {T}", "Frame Time: 0.0333333"]
+    for t in range(T):
+        cols = []
+        for j in range(len(NAMES)):
+            position = offsets[j]
+            if j == hips:  # the root motion, in joint_Root's (world) frame
+                position = POSITIONS[hips] + turn @ torch.tensor([0.0, 0.0, travel_cm * t / (T - 1)])
+            cols += [float(v) for v in position] + [float(v) for v in angles[t, j]]
+        lines.append(" ".join(f"{v:.6f}" for v in cols))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _direction(p: torch.Tensor, a: str, b: str) -> torch.Tensor:
+    d = p[:, R[b]] - p[:, R[a]]
+    return d / d.norm(dim=-1, keepdim=True)
+
+
+def _upright_cos(p: torch.Tensor) -> torch.Tensor:
+    return _direction(p, "pelvis", "neck")[:, 1]
+
+
+def test_bandai_rig_walk_imports_upright_with_alternating_feet_and_root_travel(tmp_path, anny_mesh):
+    skeleton = anny_mesh.skeleton
+    path = write_bandai_bvh(tmp_path / "dataset-1_walk_normal_001.bvh")
+    family, roles, toes = map_roles(NAMES)
+    assert family == "bandai" and min(roles[R[r]] for r in R if r != "spine2") >= 0 and toes is not None
+    clip = import_bvh(path, skeleton)
+    assert clip.fps == 30.0 and clip.num_frames == 41
+    assert torch.isfinite(clip.rotations).all() and torch.isfinite(clip.root_translation).all()
+    p = canonical_joint_positions(clip, skeleton)
+    # Hips' position channels carry the walk: 1.5 m of source travel, scaled by the leg ratio
+    travel = clip.root_translation[-1] - clip.root_translation[0]
+    assert 1.2 < float(travel[2]) < 1.8 and abs(float(travel[0])) < 0.02, travel
+    assert float(_upright_cos(p).min()) > 0.99  # the rest came from the motion, not the file's zero pose
+    assert (p[:, R["pelvis"], 1] > p[:, [R["left_ankle"], R["right_ankle"]], 1].amax(1) + 0.5).all()
+    # the pelvis keeps its twist: the hip line stays along +X, so the walker faces +Z throughout
+    assert torch.allclose(_direction(p, "right_hip", "left_hip"), torch.tensor([1.0, 0, 0]).expand(41, 3), atol=0.02)
+    # the thighs point where the source's do (swing about X), in opposition: the feet alternate
+    swing = _walk_pose(41)
+    for side in ("left", "right"):
+        expected = swing[:, NAMES.index(f"UpperLeg_{side[0].upper()}")] @ torch.tensor([0.0, -1.0, 0.0])
+        assert torch.allclose(_direction(p, f"{side}_hip", f"{side}_knee"), expected, atol=0.02), side
+    ahead = p[:, R["left_ankle"], 2] - p[:, R["right_ankle"], 2]
+    assert float(ahead.max()) > 0.2 and float(ahead.min()) < -0.2
+    lead = ahead[ahead.abs() > 0.05].sign()
+    assert int((lead[1:] != lead[:-1]).sum()) == 3  # two strides: left, right, left, right ahead
+    lowest = p[:, [R["left_ankle"], R["right_ankle"]], 1].amin()
+    assert 0.0 < float(lowest) < 0.15  # on the ground, not 94 cm up where the file's Hips are
