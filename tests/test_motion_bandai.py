@@ -1,5 +1,6 @@
 """Bandai-Namco Research Motion dataset 1: its rig (joint orients baked into the rotations, root
-motion on Hips' position channels) imports upright and walking. The test writes a tiny BVH of that rig."""
+motion on Hips' position channels) imports upright and walking, its file names become labels.
+The tests write tiny BVH files of that rig themselves."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ import torch
 
 from avatarclip_core.body import lbs
 from avatarclip_core.motion.canonical import ROLE_INDEX, canonical_joint_positions
-from avatarclip_core.motion.corpus import import_bvh
+from avatarclip_core.motion.corpus import import_bvh, load_corpus
 from avatarclip_core.motion.corpus.bvh_import import map_roles
 
 R = ROLE_INDEX
@@ -145,3 +146,33 @@ def test_bandai_rig_walk_imports_upright_with_alternating_feet_and_root_travel(t
     assert int((lead[1:] != lead[:-1]).sum()) == 3  # two strides: left, right, left, right ahead
     lowest = p[:, [R["left_ankle"], R["right_ankle"]], 1].amin()
     assert 0.0 < float(lowest) < 0.15  # on the ground, not 94 cm up where the file's Hips are
+
+
+def _bandai_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "bandai"
+    (folder / "cfg").mkdir(parents=True)
+    (folder / "data").mkdir()
+    (folder / "cfg" / "content_label.txt").write_text("dataset-1_walk\ndataset-1_walk-left\n")
+    (folder / "cfg" / "style_label.txt").write_text("dataset-1_normal\ndataset-1_angry\ndataset-1_not-confident\n")
+    return folder
+
+
+def test_bandai_folder_labels_from_file_names_in_the_stage_frame(tmp_path, anny_mesh):
+    folder = _bandai_folder(tmp_path)
+    write_bandai_bvh(folder / "data" / "dataset-1_walk_angry_001.bvh", T=9)
+    write_bandai_bvh(folder / "data" / "dataset-1_walk-left_not-confident_001.bvh", T=9, yaw_deg=75.0)
+    write_bandai_bvh(folder / "data" / "extra_take.bvh", T=9)  # not a dataset name: the stem label
+    clips = list(load_corpus(folder, anny_mesh.skeleton))
+    by_source = {c.variation["source"]: c for c in clips}
+    walk = by_source["data/dataset-1_walk_angry_001.bvh"]
+    assert walk.labels == ["walk forward angrily", "walk forward in an angry style", "an angry person walks forward"]
+    assert walk.generator == "bandai:walk" and walk.variation["style"] == "angry"
+    left = by_source["data/dataset-1_walk-left_not-confident_001.bvh"]
+    assert left.labels[0] == "walk to the left timidly" and left.variation["action"] == "walk-left"
+    # the capture stage's front stays +Z: "walk to the left" still walks along +X (the walker's left)
+    travel = left.motion.root_translation[-1] - left.motion.root_translation[0]
+    assert float(travel[0]) > 1.0 and abs(float(travel[2])) < 0.5 * float(travel[0])
+    assert by_source["data/extra_take.bvh"].labels == ["extra take"]
+    assert by_source["data/extra_take.bvh"].generator == "bvh"
+    # the data/ folder alone (cfg one level up) reads the same labels
+    assert next(iter(load_corpus(folder / "data", anny_mesh.skeleton))).generator.startswith("bandai:")

@@ -1,8 +1,10 @@
-"""load_corpus: the procedural library, or a real corpus (CMU BVH, AMASS .npz) plugged in by path.
+"""load_corpus: the procedural library, or a real corpus (CMU BVH, AMASS .npz, Bandai-Namco) plugged in by path.
 
 A folder is searched recursively for `.bvh` and `.npz` files (sorted, so the order is stable).
 Labels come from `labels.json` at the folder's top ({"relative/path.bvh" or "stem": "label" or
-["label", "paraphrase", ...]}), else from the file stem ("02_01_walk" -> "02 01 walk").
+["label", "paraphrase", ...]}), else, in a Bandai-Namco dataset folder (bandai.py: its cfg/ label
+files), from the action and style in the file name ("walk forward angrily", ...), else from the
+file stem ("02_01_walk" -> "02 01 walk").
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Iterator
 
 from avatarclip_core.body.types import Skeleton
 from avatarclip_core.errors import UserInputError
+from avatarclip_core.motion.corpus import bandai
 from avatarclip_core.motion.corpus.amass_import import import_amass
 from avatarclip_core.motion.corpus.bvh_import import MotionFileError, import_bvh
 from avatarclip_core.motion.corpus.library import LabelledClip, default_skeleton, iter_corpus
@@ -45,10 +48,12 @@ def _stem_label(path: Path) -> str:
 
 
 def load_corpus(path: Path | str | None, skeleton: Skeleton | None = None, clips_per_generator: int = 50,
-                seed: int = 0, fps: float | None = 30.0, face_forward: bool = True) -> Iterator[LabelledClip]:
+                seed: int = 0, fps: float | None = 30.0, face_forward: bool | None = None) -> Iterator[LabelledClip]:
     """None: the procedural corpus (`iter_corpus`). A folder (or one file) of .bvh / .npz: each file
     retargeted to `skeleton` and resampled to `fps` (None keeps the file's rate). Files are checked
-    lazily: a bad one raises a UserInputError naming it when the iteration reaches it."""
+    lazily: a bad one raises a UserInputError naming it when the iteration reaches it. face_forward
+    None: each clip's first frame is turned to face +Z, except in a Bandai-Namco folder, whose labels
+    ("walk to the left") are relative to its capture stage's front."""
     skeleton = skeleton if skeleton is not None else default_skeleton()
     if path is None:
         return iter_corpus(skeleton, clips_per_generator, seed, fps if fps else 30.0)
@@ -62,11 +67,14 @@ def load_corpus(path: Path | str | None, skeleton: Skeleton | None = None, clips
             raise UserInputError(f"{root}: no .bvh or .npz motion files in this folder")
     else:
         raise UserInputError(f"{root}: no such motion corpus folder or file")
-    return _iter_files(files, labels, base, skeleton, fps, face_forward)
+    vocabulary = bandai.read_vocabulary(base)
+    if face_forward is None:
+        face_forward = vocabulary is None
+    return _iter_files(files, labels, base, skeleton, fps, face_forward, vocabulary)
 
 
 def _iter_files(files: list[Path], labels: dict[str, list[str]], base: Path, skeleton: Skeleton,
-                fps: float | None, face_forward: bool) -> Iterator[LabelledClip]:
+                fps: float | None, face_forward: bool, vocabulary: bandai.Vocabulary | None) -> Iterator[LabelledClip]:
     for file in files:
         kind = MOTION_SUFFIXES.get(file.suffix.lower())
         if kind is None:
@@ -77,6 +85,11 @@ def _iter_files(files: list[Path], labels: dict[str, list[str]], base: Path, ske
         if fps:
             clip = resample(clip, fps)
         relative = file.relative_to(base).as_posix()
-        names = labels.get(relative) or labels.get(file.name) or labels.get(file.stem) or [_stem_label(file)]
-        yield LabelledClip(motion=clip, labels=list(names), generator=kind, category="imported",
-                           variation={"source": relative, "source_fps": source_fps})
+        variation = {"source": relative, "source_fps": source_fps}
+        generator, names = kind, labels.get(relative) or labels.get(file.name) or labels.get(file.stem)
+        parsed = bandai.parse_name(file.stem, vocabulary) if vocabulary else None
+        if parsed:  # one group per action, so matching reports "bandai:walk", whatever the style
+            generator, variation = f"bandai:{parsed[0]}", {**variation, "action": parsed[0], "style": parsed[1]}
+            names = names or bandai.describe(*parsed)
+        yield LabelledClip(motion=clip, labels=list(names or [_stem_label(file)]), generator=generator,
+                           category="imported", variation=variation)
