@@ -68,6 +68,30 @@ def test_words_it_cannot_place_are_reported_never_dropped(encoder, word):
     assert r.face["glasses"] == "rectangular"
 
 
+@pytest.mark.parametrize("text,expected,unplaced", [
+    ("a man without a beard", {"gender": "male", "beard": "none"}, []),  # not a full beard
+    ("a woman not wearing glasses", {"gender": "female", "glasses": "none"}, []),
+    ("a man without a long beard", {"gender": "male", "beard": "none"}, []),
+    ("a man with dark hair", {"gender": "male", "hair_colour": "dark_brown"}, []),  # not dark skin, nor long hair
+    ("a woman with fair hair", {"gender": "female", "hair_colour": "blonde"}, []),
+    ("a woman with light blonde hair", {"gender": "female", "hair_colour": "platinum"}, []),
+    ("a man with dark messy hair", {"gender": "male", "hair_colour": "dark_brown"}, ["messy"]),
+    ("a man whose hair is grey", {"gender": "male", "hair_colour": "grey"}, []),  # the colour after its noun
+    ("a woman with eyes of green", {"gender": "female", "eye_colour": "green"}, []),
+    ("a man with a thick beard", {"gender": "male", "beard": "full"}, []),  # not a thin body
+    ("a man with a short beard", {"gender": "male", "beard": "full"}, []),  # not a short body
+    ("a guy sporting a bushy grey moustache", {"gender": "male", "beard": "moustache", "hair_colour": "grey"}, []),
+    ("a woman in round eyeglasses", {"gender": "female", "glasses": "round"}, []),
+    ("a jacket in red", {"top": ("jacket", "red")}, []),
+    ("a red leather jacket", {"top": ("jacket", "red")}, ["leather"]),
+    ("a man wearing a dark blue suit", {"gender": "male", "top": ("jacket", "dark blue")}, []),  # encoder word
+    ("a man in black", {"gender": "male"}, ["black (no noun to colour)"]),  # not black skin
+])
+def test_paraphrased_looks_set_what_they_say_and_nothing_else(encoder, text, expected, unplaced):
+    r = parse_look(text, encoder)
+    assert summary(r) == expected and r.unplaced == unplaced and r.warnings == []
+
+
 def test_conflicting_words_keep_the_first_and_say_so(encoder):
     r = parse_look("a bald man with long hair", encoder)
     assert r.face["hair_style"] == "bald"

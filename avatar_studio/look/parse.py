@@ -2,11 +2,15 @@
 each with its score and the words that set it; words it cannot place are listed in `unplaced`.
 
 Two passes. Words first: the vocabulary's phrases, longest first, with the nouns that give colours their
-meaning ("red hair" is a hair colour, "red jacket" a garment colour, "blue eyes" an eye colour). Then
-meaning: each leftover word (not glue like "with") is compared with every vocabulary phrase by the
-offline sentence encoder; it is placed when the best cosine reaches `encoder_threshold` ("spectacles"
--> glasses, "trainers" -> shoes), reported otherwise. Scores: 1.0 for a vocabulary phrase, the cosine for
-an encoder match.
+meaning ("red hair" is a hair colour, "red jacket" a garment colour, "blue eyes" an eye colour), also when
+the colour comes after its noun ("hair that is grey", "a jacket in red"); a hair shade before a hair noun
+("dark hair", "fair hair") is a hair colour; adjectives of a beard belong to it ("a thick beard", not a
+thick body), a frame shape to any glasses word ("round eyeglasses"); "no", "without" and "not" before a
+beard, glasses or hair take them off ("without glasses"). Then meaning: each leftover word (not glue like
+"with") is compared with every vocabulary phrase by the offline sentence encoder; it is placed when the
+best cosine reaches `encoder_threshold` ("spectacles" -> glasses, "trainers" -> shoes), reported
+otherwise; a colour said right before such a word is the garment's colour ("a blue suit"). Scores: 1.0
+for a vocabulary phrase, the cosine for an encoder match.
 """
 from __future__ import annotations
 
@@ -21,9 +25,19 @@ ENCODER_THRESHOLD = 0.65  # cosine of all-MiniLM-L6-v2 at which a word is placed
 MAX_LOOK_CHARS = 500
 HAIR_NOUNS = ("hair", "haired")
 HAIR_SHAPES = ("long", "short", "curly", "wavy", "straight", "shoulder-length", "medium")
+HAIR_SHADES = ("dark", "light", "fair", "pale")  # a hair colour only next to a hair noun or hair colour word
+EYE_NOUNS = ("eyes", "eyed", "eye")
+NEGATIONS = ("no", "without", "not")  # before a beard, glasses or hair: none of them
+NEGATABLE = {"beard": "none", "glasses": "none", "hair_style": "bald"}
+BEARD_ADJECTIVES = ("short", "long", "thick", "thin", "bushy", "full", "trimmed", "neat", "big", "small", "heavy",
+                    "light", "scruffy", "patchy", "groomed", "well-groomed")
+GLASSES_SHAPES = {"round": "round", "circular": "round", "oval": "round", "square": "rectangular",
+                  "rectangular": "rectangular"}  # before any glasses word: 'round eyeglasses', 'square spectacles'
 _HAIR_FROM_COLOUR = {"black": "black", "brown": "brown", "dark brown": "dark_brown", "light brown": "brown",
                      "red": "red", "dark red": "auburn", "orange": "red", "grey": "grey", "gray": "grey",
-                     "silver": "grey", "white": "white", "yellow": "blonde", "gold": "blonde", "light blonde": "platinum"}
+                     "silver": "grey", "white": "white", "yellow": "blonde", "gold": "blonde", "light blonde": "platinum",
+                     "dark": "dark_brown", "light": "blonde", "fair": "blonde", "pale": "platinum",
+                     "pale blonde": "platinum", "platinum blonde": "platinum", "dark blonde": "blonde"}
 _EYE_FROM_COLOUR = {"brown": "brown", "dark brown": "dark_brown", "hazel": "hazel", "green": "green",
                     "blue": "blue", "light blue": "blue", "grey": "grey", "gray": "grey", "black": "dark_brown"}
 
@@ -151,13 +165,34 @@ def parse_look(text: str, encoder=None, encoder_threshold: float = ENCODER_THRES
     return result
 
 
-def _place_words(words: list[str], result: LookResult) -> list[str]:
-    """Vocabulary pass over one segment; returns the words left over (glue removed)."""
-    leftovers, i = [], 0
+def _place_words(words: list[str], result: LookResult) -> list[tuple[str, str | None]]:
+    """Vocabulary pass over one segment; returns the words left over (glue removed), each with the colour
+    said right before it (or None) for the encoder pass."""
+    leftovers: list[tuple[str, str | None]] = []
+    i, subject = 0, None  # subject: what a colour after its noun describes (hair, eyes, the last garment)
     while i < len(words):
-        used = _hair_phrase(words, i, result) or _eye_or_skin_phrase(words, i, result) or _garment_phrase(words, i, result)
+        choices, garments = len(result.choices), len(result.garments)
+        used = (_negated_phrase(words, i, result) or _hair_phrase(words, i, result) or _beard_phrase(words, i, result)
+                or _glasses_phrase(words, i, result) or _eye_or_skin_phrase(words, i, result)
+                or _garment_phrase(words, i, result, leftovers))
         if used:
+            new = result.choices[choices:]
+            if len(result.garments) > garments:
+                subject = result.garments[-1]
+            elif words[i + used - 1] in HAIR_NOUNS and not new:  # a bare hair noun: "hair that is grey"
+                subject = "hair"
+            elif any(c.key == "hair_style" for c in new) and not any(c.key == "hair_colour" for c in new):
+                subject = "hair"
+            else:
+                subject = None
             i += used
+            continue
+        used = _colour_phrase(words, i, result, subject, leftovers)
+        if used:
+            i, subject = i + used, None
+            continue
+        if words[i] in EYE_NOUNS:  # a bare eye noun says nothing on its own: "eyes of green"
+            i, subject = i + 1, "eyes"
             continue
         hit, n = _match_phrase(words, i)
         if hit:
@@ -165,18 +200,154 @@ def _place_words(words: list[str], result: LookResult) -> list[str]:
             phrase = " ".join(words[i:i + n])
             if key == "garment":
                 _add_garment(result, str(value), None, None, 1.0, phrase, "vocabulary")
+                subject = result.garments[-1]
             else:
                 result.choices.append(LookChoice(key, value, 1.0, phrase, "vocabulary"))
+                subject = "hair" if key == "hair_style" else None
             i += n
             continue
         if words[i] not in STOPWORDS:
-            leftovers.append(words[i])
+            leftovers.append((words[i], None))
+            subject = None  # "a jacket with pockets in red": not the jacket's colour for sure
         i += 1
     return leftovers
 
 
+def _hair_option(colour: str) -> str | None:
+    """A hair colour option from its words ("blonde", "dark brown", "fair", "platinum blonde")."""
+    option = HAIR_COLOUR_WORDS.get(colour) or _HAIR_FROM_COLOUR.get(colour)
+    if option is None and " " in colour:  # a shade or colour before a hair colour word: the word decides
+        option = HAIR_COLOUR_WORDS.get(colour.split()[-1]) or _HAIR_FROM_COLOUR.get(colour.split()[-1])
+    return option if option in HAIR_COLOUR_OPTIONS else None
+
+
+def _add_hair_colour(result: LookResult, colour: str, phrase: str) -> None:
+    option = _hair_option(colour)
+    if option:
+        result.choices.append(LookChoice("hair_colour", option, 1.0, phrase, "vocabulary"))
+    else:
+        result.unplaced.append(f"{colour} (no such hair colour)")
+
+
+def _unknown(words: list[str], k: int) -> bool:
+    """A word the vocabulary pass cannot read (a material, a style, an encoder word): 'leather', 'suit'."""
+    w = words[k]
+    return (w not in STOPWORDS and w not in HAIR_NOUNS and w not in EYE_NOUNS and w not in NEGATIONS
+            and w not in HAIR_COLOUR_WORDS and not _colour_at(words, k)[2] and not _match_phrase(words, k)[0])
+
+
+def _negated_phrase(words: list[str], i: int, result: LookResult) -> int:
+    """'without a beard', 'not wearing glasses', 'no hair': the beard, glasses or hair set to none."""
+    if words[i] not in NEGATIONS:
+        return 0
+    j = i + 1
+    while j < len(words) and words[j] in STOPWORDS:
+        j += 1
+    if j < len(words) and words[j] in HAIR_NOUNS:
+        hit, n = ("hair_style", "bald"), 1
+    else:
+        hit, n = _match_phrase(words, j)
+        k = j
+        while not (hit and hit[0] == "beard") and k < len(words) and words[k] in BEARD_ADJECTIVES:
+            k += 1  # 'without a long beard'
+            hit, n = _match_phrase(words, k)
+        n += k - j
+    if not hit or hit[0] not in NEGATABLE:
+        return 0
+    key = hit[0]
+    result.choices.append(LookChoice(key, NEGATABLE[key], 1.0, " ".join(words[i:j + n]), "vocabulary"))
+    return j + n - i
+
+
+def _beard_phrase(words: list[str], i: int, result: LookResult) -> int:
+    """'a thick beard', 'a bushy grey moustache', 'light stubble': adjectives and colours of a beard are
+    the beard's ('thick' is not a body, 'short' not a height); a beard's colour is the hair colour."""
+    j, colour = i, None
+    while j < len(words):
+        modifier, name, n = _colour_at(words, j)
+        if n:
+            colour, j = (f"{modifier} {name}" if modifier else name), j + n
+        elif words[j] in HAIR_COLOUR_WORDS:
+            colour, j = words[j], j + 1
+        elif words[j] in BEARD_ADJECTIVES:
+            j += 1
+        else:
+            break
+    if j == i:
+        return 0
+    hit, n = _match_phrase(words, j)
+    if not hit or hit[0] != "beard" or hit[1] == "none":
+        return 0
+    phrase = " ".join(words[i:j + n])
+    result.choices.append(LookChoice("beard", hit[1], 1.0, phrase, "vocabulary"))
+    if colour:
+        _add_hair_colour(result, colour, phrase)
+    return j + n - i
+
+
+def _glasses_phrase(words: list[str], i: int, result: LookResult) -> int:
+    """'round eyeglasses', 'square spectacles': a frame shape before any glasses word."""
+    j = i
+    while j < len(words) and words[j] in GLASSES_SHAPES:
+        j += 1
+    hit, n = _match_phrase(words, j)
+    if j == i or not hit or hit[0] != "glasses" or hit[1] == "none":
+        return 0
+    result.choices.append(LookChoice("glasses", GLASSES_SHAPES[words[j - 1]], 1.0, " ".join(words[i:j + n]),
+                                     "vocabulary"))
+    return j + n - i
+
+
+def _colour_phrase(words: list[str], i: int, result: LookResult, subject, leftovers: list) -> int:
+    """A colour (or hair shade) no noun right after it claimed: before words the vocabulary cannot read it
+    goes with them to the encoder pass ('a blue suit'), or to a hair noun after them ('red messy hair',
+    'dark messy hair'); else after its noun it colours that noun ('hair that is grey', 'a jacket in red',
+    'eyes of blue'); else it is reported."""
+    modifier, name, n = _colour_at(words, i)
+    shade = not n and words[i] in HAIR_SHADES
+    if not n and not shade:
+        return 0
+    colour, n = (words[i], 1) if shade else (f"{modifier} {name}" if modifier else name, n)
+    k = i + n
+    while k < len(words) and k - i - n < 2 and _unknown(words, k):
+        k += 1
+    if k > i + n and k < len(words) and words[k] in HAIR_NOUNS:
+        _add_hair_colour(result, colour, " ".join(words[i:k + 1]))
+        leftovers += [(w, None) for w in words[i + n:k]]
+        return k + 1 - i
+    if shade:
+        return 0
+    if k > i + n:
+        run = words[i + n:k]
+        leftovers += [(w, None) for w in run[:-1]] + [(run[-1], colour)]
+        return k - i
+    if isinstance(subject, GarmentChoice) and subject.colour == "default":
+        subject.colour, subject.rgb = colour, colour_rgb(name, modifier)
+        subject.words = f"{subject.words} {colour}"
+        return n
+    if subject == "hair":
+        _add_hair_colour(result, colour, colour)
+        return n
+    if subject == "eyes":
+        _add_eye_colour(result, colour, colour)
+        return n
+    # a colour of nothing named: reported, not guessed by meaning ('red' is nearest 'redhead', 'black'
+    # nearest 'black skin': "a man in black" would get a skin tone)
+    result.unplaced.append(f"{colour} (no noun to colour)")
+    return n
+
+
+def _add_eye_colour(result: LookResult, colour: str, phrase: str) -> None:
+    option = _EYE_FROM_COLOUR.get(colour)
+    if option in EYE_COLOUR_OPTIONS:
+        result.choices.append(LookChoice("eye_colour", option, 1.0, phrase, "vocabulary"))
+    else:
+        result.unplaced.append(f"{colour} eyes (no such eye colour)")
+
+
 def _hair_phrase(words: list[str], i: int, result: LookResult) -> int:
-    """'long wavy blonde hair', 'short grey hair', 'red-haired': shapes + colour + a hair noun."""
+    """'long wavy blonde hair', 'short grey hair', 'dark hair', 'platinum blonde hair': shapes, shades and
+    colours + a hair noun; a bare hair noun is used up (it says nothing on its own)."""
     j, shapes, colour = i, [], None
     while j < len(words):
         modifier, name, n = _colour_at(words, j)
@@ -185,19 +356,20 @@ def _hair_phrase(words: list[str], i: int, result: LookResult) -> int:
         elif words[j] in HAIR_SHAPES:
             shapes.append(words[j])
             j += 1
-        elif words[j] in HAIR_COLOUR_WORDS:
+        elif words[j] in HAIR_COLOUR_WORDS:  # after a shade or colour: 'light blonde', 'platinum blonde'
+            colour, j = (f"{colour} {words[j]}" if colour else words[j]), j + 1
+        elif words[j] in HAIR_SHADES and j + 1 < len(words) and (
+                words[j + 1] in HAIR_NOUNS + HAIR_SHAPES or words[j + 1] in HAIR_COLOUR_WORDS):
             colour, j = words[j], j + 1
         else:
             break
-    if j >= len(words) or words[j] not in HAIR_NOUNS or j == i:
+    if j >= len(words) or words[j] not in HAIR_NOUNS:
         return 0
+    if j == i:
+        return 1
     phrase = " ".join(words[i:j + 1])
     if colour:
-        option = HAIR_COLOUR_WORDS.get(colour) or _HAIR_FROM_COLOUR.get(colour)
-        if option in HAIR_COLOUR_OPTIONS:
-            result.choices.append(LookChoice("hair_colour", option, 1.0, phrase, "vocabulary"))
-        else:
-            result.unplaced.append(f"{colour} (no such hair colour)")
+        _add_hair_colour(result, colour, phrase)
     if shapes:
         style = _INDEX.get(tuple(shapes) + ("hair",)) or _INDEX.get((shapes[-1], "hair"))
         if style and style[0] == "hair_style":
@@ -213,12 +385,8 @@ def _eye_or_skin_phrase(words: list[str], i: int, result: LookResult) -> int:
         return 0
     noun = words[i + n]
     colour = f"{modifier} {name}" if modifier else name
-    if noun in ("eyes", "eyed", "eye"):
-        option = _EYE_FROM_COLOUR.get(colour)
-        if option in EYE_COLOUR_OPTIONS:
-            result.choices.append(LookChoice("eye_colour", option, 1.0, " ".join(words[i:i + n + 1]), "vocabulary"))
-        else:
-            result.unplaced.append(f"{colour} eyes (no such eye colour)")
+    if noun in EYE_NOUNS:
+        _add_eye_colour(result, colour, " ".join(words[i:i + n + 1]))
         return n + 1
     if noun in ("skin", "skinned"):
         hit = _INDEX.get((colour.split()[-1], "skin")) or _INDEX.get(tuple(colour.split()) + ("skin",))
@@ -230,16 +398,21 @@ def _eye_or_skin_phrase(words: list[str], i: int, result: LookResult) -> int:
     return 0
 
 
-def _garment_phrase(words: list[str], i: int, result: LookResult) -> int:
-    """'red jacket', 'dark blue jeans', 'white t-shirt': a colour, then a garment phrase."""
+def _garment_phrase(words: list[str], i: int, result: LookResult, leftovers: list) -> int:
+    """'red jacket', 'dark blue jeans', 'white t-shirt', 'a red leather jacket', 'a red coloured jacket': a
+    colour, up to two words the vocabulary cannot read (left for the encoder pass), then a garment phrase."""
     modifier, name, n = _colour_at(words, i)
     if not n:
         return 0
-    hit, m = _match_phrase(words, i + n)
+    k = i + n
+    while k < len(words) and k - i - n < 2 and (_unknown(words, k) or words[k] in ("coloured", "colored")):
+        k += 1
+    hit, m = _match_phrase(words, k)
     if not hit or hit[0] != "garment":
         return 0
-    _add_garment(result, str(hit[1]), modifier, name, 1.0, " ".join(words[i:i + n + m]), "vocabulary")
-    return n + m
+    leftovers += [(w, None) for w in words[i + n:k] if w not in STOPWORDS]
+    _add_garment(result, str(hit[1]), modifier, name, 1.0, " ".join(words[i:k + m]), "vocabulary")
+    return k + m - i
 
 
 def _add_garment(result: LookResult, kind: str, modifier: str | None, name: str | None, score: float,
@@ -251,9 +424,12 @@ def _add_garment(result: LookResult, kind: str, modifier: str | None, name: str 
                                          rgb, score, words, how))
 
 
-def _place_by_meaning(leftovers: list[str], result: LookResult, encoder, threshold: float) -> None:
+def _place_by_meaning(leftovers: list[tuple[str, str | None]], result: LookResult, encoder,
+                      threshold: float) -> None:
+    """Leftover words by meaning; a colour said before one colours it where it is a garment."""
+    said = [f"{colour} {word}" if colour else word for word, colour in leftovers]
     if encoder is False:
-        result.unplaced += leftovers
+        result.unplaced += said
         return
     if encoder is None:
         from avatarclip_core.clip.text_encoder import TextEncoder, TextEncoderUnavailableError
@@ -261,22 +437,27 @@ def _place_by_meaning(leftovers: list[str], result: LookResult, encoder, thresho
         try:
             encoder = TextEncoder()
         except TextEncoderUnavailableError as exc:
-            result.unplaced += leftovers
+            result.unplaced += said
             result.warnings.append(f"words not in the look vocabulary were not placed ({exc})")
             return
     targets, phrase_embeddings = _vocabulary_embeddings(encoder)
-    sims = encoder.encode(leftovers) @ phrase_embeddings.T
-    for row, word in enumerate(leftovers):
+    sims = encoder.encode([word for word, _ in leftovers]) @ phrase_embeddings.T
+    for row, (word, colour) in enumerate(leftovers):
         best = int(sims[row].argmax())
         score = float(sims[row, best])
         if score < threshold:
-            result.unplaced.append(word)
+            result.unplaced.append(said[row])
             continue
         _, key, value = targets[best]
         if key == "garment":
-            _add_garment(result, str(value), None, None, score, word, "encoder")
-        else:
-            result.choices.append(LookChoice(key, value, round(score, 4), word, "encoder"))
+            modifier, name = colour.split() if colour and " " in colour else (None, colour)
+            _add_garment(result, str(value), modifier, name, score, said[row], "encoder")
+            continue
+        result.choices.append(LookChoice(key, value, round(score, 4), word, "encoder"))
+        if colour and key in ("hair_style", "beard"):  # 'a red mohawk': the hair's colour
+            _add_hair_colour(result, colour, said[row])
+        elif colour:
+            result.unplaced.append(f"{colour} (no colour for {key.replace('_', ' ')})")
 
 
 _EMBEDDINGS: dict[str, tuple[list, object]] = {}

@@ -64,4 +64,5 @@ GARMENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # words that carry no look (articles, glue); everything else must be placed or reported
 STOPWORDS = frozenset(
     "a an the with and in on of wearing wears who is has have having plus also some pair pairs his her their "
-    "very person someone somebody that which dressed outfit clothes look looking".split())
+    "very person someone somebody that which dressed outfit clothes look looking sporting donning whose coloured "
+    "colored any".split())
