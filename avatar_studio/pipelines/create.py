@@ -129,6 +129,29 @@ def run_create_job(photo=None, body_text: str | None = None, look_text: str | No
     return output_dir
 
 
+@dataclass
+class WordsAvatar:
+    """What the create job makes of words without a photo, before it builds anything: the face engine's
+    parameters (attributes and slots), the body sliders and the outfit (default garments included)."""
+
+    params: object  # face2param EngineParams
+    body_values: dict[str, float]
+    garments: list  # avatarclip_core.outfit GarmentSpec, in dressing order
+    decisions: list[dict]
+    warnings: list[str]
+
+
+def words_avatar(look: LookResult, engine, config: CreateJobConfig, body_text: str = "") -> WordsAvatar:
+    """run_create_job's own steps from words to the avatar's parameters (no photo): the look's face words
+    (_face_words, _params_from_words), the body (_body_values) and the outfit (_outfit), without building a
+    mesh, rendering or writing files (tests/test_create.py compares these for one-attribute look changes)."""
+    decisions: list[dict] = []
+    warnings: list[str] = []
+    params = _params_from_words(engine, _face_words(look, False, decisions), config)
+    body_values, _ = _body_values(body_text, look, config, False, decisions)
+    return WordsAvatar(params, body_values, _outfit(look, config, decisions, warnings), decisions, warnings)
+
+
 def _face_words(look: LookResult, has_photo: bool, decisions: list[dict]) -> dict[str, str]:
     """The look's face words as the fit's `fixed` dict; under a photo, the photo keeps PHOTO_WINS."""
     fixed = {}
@@ -196,10 +219,10 @@ def _body_values(body_text: str, look: LookResult, config: CreateJobConfig, has_
     return values, {"source": "look words" if values else "default", "sliders": values}
 
 
-def _dress(mesh, look: LookResult, config: CreateJobConfig, decisions: list[dict], warnings: list[str]):
-    """The look's garments on the body (avatarclip_core.outfit): one per kind, shoes or boots (the first
-    named wins; the others are reported)."""
-    from avatarclip_core.outfit import GarmentSpec, dress
+def _outfit(look: LookResult, config: CreateJobConfig, decisions: list[dict], warnings: list[str]) -> list:
+    """The look's garments as GarmentSpecs: one per kind, shoes or boots (the first named wins; the others
+    are reported), then the default outfit's garment on each part the words leave bare."""
+    from avatarclip_core.outfit import GarmentSpec
 
     worn, feet = {}, None
     for g in look.garments:
@@ -218,6 +241,14 @@ def _dress(mesh, look: LookResult, config: CreateJobConfig, decisions: list[dict
             covered.add(category)
             specs.append(GarmentSpec(kind=kind))
             decisions.append({"key": "garment", "value": kind, "colour": "default", "by": "default outfit"})
+    return specs
+
+
+def _dress(mesh, look: LookResult, config: CreateJobConfig, decisions: list[dict], warnings: list[str]):
+    """The look's garments (`_outfit`) on the body (avatarclip_core.outfit)."""
+    from avatarclip_core.outfit import dress
+
+    specs = _outfit(look, config, decisions, warnings)
     if not specs:
         return mesh, None
     dressed, report = dress(mesh, specs, config.outfit)
