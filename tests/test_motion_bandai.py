@@ -1,11 +1,16 @@
 """Bandai-Namco Research Motion dataset 1: its rig (joint orients baked into the rotations, root
 motion on Hips' position channels) imports upright and walking, its file names become labels.
-The tests write tiny BVH files of that rig themselves."""
+
+The fast tests write a tiny BVH of that rig themselves; the slow one imports the real dataset from
+../shared/data (CC BY-NC: loaded by path, never copied) and is skipped where that folder is absent.
+"""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from avatarclip_core.body import lbs
@@ -14,6 +19,7 @@ from avatarclip_core.motion.corpus import import_bvh, load_corpus
 from avatarclip_core.motion.corpus.bvh_import import map_roles
 
 R = ROLE_INDEX
+BANDAI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap" / "bandai-namco-1"  # CI has it too
 # name: (parent, standing position in cm: Y up, facing +Z, arms down), the dataset's joint names
 STANDING = {
     "joint_Root": (None, (0, 0, 0)), "Hips": ("joint_Root", (0, 94, 0)), "Spine": ("Hips", (0, 110, 0)),
@@ -176,3 +182,39 @@ def test_bandai_folder_labels_from_file_names_in_the_stage_frame(tmp_path, anny_
     assert by_source["data/extra_take.bvh"].generator == "bvh"
     # the data/ folder alone (cfg one level up) reads the same labels
     assert next(iter(load_corpus(folder / "data", anny_mesh.skeleton))).generator.startswith("bandai:")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (BANDAI_DIR / "cfg" / "content_label.txt").is_file(),
+                    reason=f"the Bandai-Namco dataset 1 is not at {BANDAI_DIR} (../shared/data/mocap/bandai-namco-1)")
+def test_bandai_dataset_imports_every_clip_with_labels(anny_mesh):
+    skeleton = anny_mesh.skeleton
+    start = time.perf_counter()
+    clips = list(load_corpus(BANDAI_DIR, skeleton))
+    seconds = time.perf_counter() - start
+    frames = sum(c.motion.num_frames for c in clips)
+    print(f"Bandai-Namco 1: {len(clips)} clips, {frames} frames, imported in {seconds:.1f} s")
+    assert len(clips) >= 173
+    assert all(c.generator.startswith("bandai:") and c.variation["style"] and len(c.labels) >= 2 for c in clips)
+    assert all(torch.isfinite(c.motion.rotations).all() and torch.isfinite(c.motion.root_translation).all()
+               for c in clips)
+    by_name = {Path(c.variation["source"]).stem: c for c in clips}
+    walk = by_name["dataset-1_walk_normal_001"]
+    assert walk.labels[0] == "walk forward"
+    travel = walk.motion.root_translation[-1] - walk.motion.root_translation[0]
+    assert float(travel[2]) > 1.0 and abs(float(travel[0])) < 0.2 * float(travel[2]), travel
+    p = canonical_joint_positions(walk.motion, skeleton)
+    ahead = p[:, R["left_ankle"], 2] - p[:, R["right_ankle"], 2]
+    lead = ahead[ahead.abs() > 0.05].sign()
+    assert int((lead[1:] != lead[:-1]).sum()) >= 8, "the feet take turns: about 12 steps over 9 m"
+    back = by_name["dataset-1_walk-back_normal_001"].motion.root_translation
+    assert float(back[-1, 2] - back[0, 2]) < -1.0
+    left = by_name["dataset-1_walk-left_normal_001"].motion.root_translation
+    assert float(left[-1, 0] - left[0, 0]) > 1.0  # to the performer's left across the stage
+    for name in ("dataset-1_walk_normal_001", "dataset-1_run_happy_001", "dataset-1_byebye_sad_001"):
+        p = canonical_joint_positions(by_name[name].motion, skeleton)
+        assert float(_upright_cos(p).min()) > 0.9, name  # every frame upright
+        feet = p[:, [R["left_ankle"], R["right_ankle"]], 1].amax(1)
+        assert (p[:, R["pelvis"], 1] > feet + 0.4).all(), name
+        facing = _direction(p, "right_hip", "left_hip")[0]  # hip line along X: facing +Z (the stage front)
+        assert float(facing[0]) > 0.9, (name, facing)
