@@ -1,5 +1,6 @@
 """Bandai-Namco Research Motion dataset 1: its rig (joint orients baked into the rotations, root
-motion on Hips' position channels) imports upright and walking, its file names become labels.
+motion on Hips' position channels) imports upright and walking, clips of that rig share one rest,
+its file names become labels.
 
 The fast tests write a tiny BVH of that rig themselves; the slow one imports the real dataset from
 ../shared/data (CC BY-NC: loaded by path, never copied) and is skipped where that folder is absent.
@@ -74,13 +75,18 @@ def _walk_pose(T: int, stride_deg: float = 25.0) -> torch.Tensor:
     return G
 
 
-def write_bandai_bvh(path: Path, T: int = 41, travel_cm: float = 150.0, yaw_deg: float = 0.0) -> Path:
+def write_bandai_bvh(path: Path, T: int = 41, travel_cm: float = 150.0, yaw_deg: float = 0.0,
+                     forearm_twist_deg: float = 0.0) -> Path:
     """A walk in the dataset's layout: 6 channels on every joint (the position ones hold the offset,
     Hips' the root motion under a still joint_Root), rotations Z X Y carrying the joint orients.
-    The walker faces `yaw_deg` from +Z (about +Y) and walks that way."""
+    The walker faces `yaw_deg` from +Z (about +Y) and walks that way, its left forearm turned
+    `forearm_twist_deg` about its own axis all along (no joint moves, only the twist differs)."""
     turn = lbs.axis_angle_to_matrix(torch.tensor([0.0, math.radians(yaw_deg), 0.0]))
     world = _walk_pose(T) @ _joint_orients()  # each joint frame's world orientation
     world[:, 1:] = turn @ world[:, 1:]  # joint_Root stays still, as in the dataset
+    forearm = NAMES.index("LowerArm_L")  # its bone is its local +X
+    twist = lbs.axis_angle_to_matrix(torch.tensor([math.radians(forearm_twist_deg), 0.0, 0.0]))
+    world[:, forearm] = world[:, forearm] @ twist
     parent_world = world[:, [max(p, 0) for p in PARENTS]]
     local = parent_world.transpose(-1, -2) @ world
     local[:, 0] = world[:, 0]
@@ -152,6 +158,20 @@ def test_bandai_rig_walk_imports_upright_with_alternating_feet_and_root_travel(t
     assert int((lead[1:] != lead[:-1]).sum()) == 3  # two strides: left, right, left, right ahead
     lowest = p[:, [R["left_ankle"], R["right_ankle"]], 1].amin()
     assert 0.0 < float(lowest) < 0.15  # on the ground, not 94 cm up where the file's Hips are
+
+
+def test_clips_of_one_rig_share_a_rest_so_a_twist_reads_the_same_in_each(tmp_path, anny_mesh):
+    # Each clip alone would take its own standing frame as the rest, so a forearm held twisted all
+    # clip long would read as untwisted; clips of one rig in a corpus share one rest instead.
+    skeleton = anny_mesh.skeleton
+    write_bandai_bvh(tmp_path / "a_straight.bvh", T=9)
+    write_bandai_bvh(tmp_path / "b_twisted.bvh", T=9, forearm_twist_deg=40.0)
+    straight, twisted = (c.motion for c in load_corpus(tmp_path, skeleton))
+    turn = straight.rotations[:, R["left_elbow"]].transpose(-1, -2) @ twisted.rotations[:, R["left_elbow"]]
+    angle = torch.rad2deg(lbs.matrix_to_axis_angle(turn).norm(dim=-1))
+    assert torch.allclose(angle, torch.full_like(angle, 40.0), atol=0.5), angle
+    assert torch.allclose(canonical_joint_positions(straight, skeleton), canonical_joint_positions(twisted, skeleton),
+                          atol=1e-4)
 
 
 def _bandai_folder(tmp_path: Path) -> Path:

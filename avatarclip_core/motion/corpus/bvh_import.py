@@ -6,12 +6,16 @@ are world-axis rotations as if the parents were at rest). Assumed: Y up, the per
 in the rest pose (CMU's BVH conversions and Blender's BVH export do; `face_forward` turns the first
 frame to face +Z anyway). Files with position channels on inner joints (root motion on Hips under
 a still Root) are read by bvh_translations.py; a rest that is not a standing pose (exporters that
-bake joint orients into the rotations) is replaced by the clip's most standing frame (rest_pose.py).
+bake joint orients into the rotations) is replaced by one taken from the motion (rest_pose.py): the
+clip's own most standing frame, or the rest a corpus of that rig shares (rig_rest.py, given in).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from avatarclip_core.body import lbs
 from avatarclip_core.body.types import Skeleton
@@ -19,7 +23,7 @@ from avatarclip_core.errors import UserInputError
 from avatarclip_core.export.bvh import read_bvh
 from avatarclip_core.motion.canonical import ROLE_MAPS, ROLES, TOE_MAPS, CanonicalMotion
 from avatarclip_core.motion.corpus.bvh_translations import joint_translations, world_transforms
-from avatarclip_core.motion.corpus.rest_pose import rest_from_standing_frame, rest_is_standing
+from avatarclip_core.motion.corpus.rest_pose import rebase, rest_is_standing, standing_orientations
 from avatarclip_core.motion.corpus.retarget import SourceRig, retarget
 
 
@@ -99,8 +103,31 @@ def map_roles(joint_names: list[str], where: str = "BVH file") -> tuple[str, lis
     return best, best_roles, toe_idx
 
 
-def import_bvh(path: str | os.PathLike, skeleton: Skeleton, face_forward: bool = True) -> CanonicalMotion:
-    """A BVH file as a canonical clip retargeted to `skeleton` (at the file's frame rate)."""
+@dataclass
+class BvhSource:
+    """A parsed BVH clip: its zero-pose skeleton, the file's local rotations (T, J, 3, 3), world joint
+    transforms (T, J, 4, 4, file units), the joint of each role (-1 if absent) and the toes."""
+
+    skeleton: Skeleton
+    rotations: torch.Tensor
+    world: torch.Tensor
+    fps: float
+    roles: list[int]
+    toes: tuple[int, int] | None
+
+    @property
+    def offsets(self) -> torch.Tensor:
+        """(J, 3) each joint's OFFSET from its parent (the root's: its rest position)."""
+        rest = self.skeleton.rest_positions
+        return torch.stack([rest[j] - rest[p] if p >= 0 else rest[j] for j, p in enumerate(self.skeleton.parents)])
+
+    @property
+    def rest_is_standing(self) -> bool:
+        return rest_is_standing(self.skeleton.rest_positions, self.roles)
+
+
+def read_bvh_source(path: str | os.PathLike) -> BvhSource:
+    """Parse a BVH file and map its joints to roles (MotionFileError naming the file if it cannot)."""
     path = Path(path)
     if not path.is_file():
         raise MotionFileError(f"{path}: no such BVH file")
@@ -119,11 +146,23 @@ def import_bvh(path: str | os.PathLike, skeleton: Skeleton, face_forward: bool =
                                        motion.root_translation)
     else:
         world = world_transforms(translations, source_skeleton.parents, motion.rotations)
-    rest, rotations = source_skeleton.rest_positions, motion.rotations
-    if not rest_is_standing(rest, roles):
-        rest, rotations, _ = rest_from_standing_frame(world, source_skeleton.parents, roles)
-    rig = SourceRig(source_skeleton.parents, rest, roles, toes)
-    pelvis = roles[0]
-    displacement = world[:, pelvis, :3, 3] - rest[pelvis]
+    return BvhSource(source_skeleton, motion.rotations, world, motion.fps, roles, toes)
+
+
+def import_bvh(path: str | os.PathLike, skeleton: Skeleton, face_forward: bool = True,
+               rest_orientations: torch.Tensor | None = None) -> CanonicalMotion:
+    """A BVH file as a canonical clip retargeted to `skeleton` (at the file's frame rate).
+    rest_orientations: (J, 3, 3) the rest its rig shares in a corpus (rig_rest.py); by default a rig
+    whose zero pose does not stand takes its rest from this clip's most standing frame."""
+    source = read_bvh_source(path)
+    rest, rotations = source.skeleton.rest_positions, source.rotations
+    if rest_orientations is not None or not source.rest_is_standing:
+        if rest_orientations is None:
+            rest_orientations = standing_orientations(source.world, source.roles)
+        rest, rotations = rebase(source.world, source.skeleton.parents, source.offsets, source.roles,
+                                 rest_orientations)
+    rig = SourceRig(source.skeleton.parents, rest, source.roles, source.toes)
+    pelvis = source.roles[0]
+    displacement = source.world[:, pelvis, :3, 3] - rest[pelvis]
     # BVH rest frames are world-aligned, so the local rotations are the world-axis rotations.
-    return retarget(rotations, displacement, motion.fps, rig, skeleton, face_forward=face_forward)
+    return retarget(rotations, displacement, source.fps, rig, skeleton, face_forward=face_forward)

@@ -19,6 +19,7 @@ from avatarclip_core.motion.corpus.amass_import import import_amass
 from avatarclip_core.motion.corpus.bvh_import import MotionFileError, import_bvh
 from avatarclip_core.motion.corpus.library import LabelledClip, default_skeleton, iter_corpus
 from avatarclip_core.motion.corpus.retarget import resample
+from avatarclip_core.motion.corpus.rig_rest import shared_rest_orientations
 
 MOTION_SUFFIXES = {".bvh": "bvh", ".npz": "amass"}
 LABELS_FILE = "labels.json"
@@ -75,12 +76,15 @@ def load_corpus(path: Path | str | None, skeleton: Skeleton | None = None, clips
 
 def _iter_files(files: list[Path], labels: dict[str, list[str]], base: Path, skeleton: Skeleton,
                 fps: float | None, face_forward: bool, vocabulary: bandai.Vocabulary | None) -> Iterator[LabelledClip]:
+    rests = shared_rest_orientations(files)  # clips of one rig that does not stand at rest share a rest
     for file in files:
         kind = MOTION_SUFFIXES.get(file.suffix.lower())
         if kind is None:
             raise MotionFileError(f"{file}: unsupported motion file type (use .bvh or .npz)")
-        importer = import_bvh if kind == "bvh" else import_amass
-        clip = importer(file, skeleton, face_forward=face_forward)
+        if kind == "bvh":
+            clip = import_bvh(file, skeleton, face_forward=face_forward, rest_orientations=rests.get(file))
+        else:
+            clip = import_amass(file, skeleton, face_forward=face_forward)
         source_fps = clip.fps
         if fps:
             clip = resample(clip, fps)

@@ -7,11 +7,12 @@ an artefact of its exporter: Bandai-Namco's rig has every bone along its joint's
 live in the animation (each rotation carries its joint's orient). Bone directions still come out
 right, but the twists (pelvis, chest, head, hands) and so the hip and collar placement would not.
 
-The fix: take the rest from the motion itself. The most standing frame t0 (trunk up, legs and arms
-down) becomes the rest, turned so its pelvis faces +Z with the hips level along X: a joint's new
-rest orientation is S_j = C G_j(t0) (C: the turn), the pelvis's S = F^T G_pelvis(t0) (F: its frame
-from the hip line and the spine), and a pose re-expressed over it is G'_j(t) = G_j(t) S_j^T. A
-relaxed standing frame has natural twists, so the bone-by-bone alignment to our A-pose then is too.
+The fix: take the rest orientation S_j of every joint's frame from the motion. A clip's most
+standing frame t0 (trunk up, legs and arms down) gives S_j = C G_j(t0), C turning its pelvis to face
++Z, and the pelvis's S = F^T G_pelvis(t0) (F: its frame from the hip line and the spine); a corpus
+of one rig averages these over its clips (`mean_orientations`, rig_rest.py), so every clip shares
+one rest and a pose means the same rotations in all of them. The rest's trunk and legs are then
+swung straight (up, down), its arms and feet kept as they stand; a pose over it is G_j(t) S_j^T.
 """
 from __future__ import annotations
 
@@ -19,14 +20,20 @@ import math
 
 import torch
 
+from avatarclip_core.body.lbs import axis_angle_to_matrix
 from avatarclip_core.motion.canonical import ROLE_INDEX
 
 STANDING_COS = math.cos(math.radians(30.0))  # a rest counts as standing within this of upright
-UP = torch.tensor([0.0, 1.0, 0.0])
+OUTLIER_DEG = 45.0  # a clip's standing joint frame this far from the others' mean is left out of it
 # (from role, to role, direction when standing relaxed): what picks the most standing frame.
 STANDING_BONES = [("pelvis", "neck", 1.0)] + [
     (f"{side}_{a}", f"{side}_{b}", -1.0) for side in ("left", "right")
     for a, b in (("hip", "knee"), ("knee", "ankle"), ("shoulder", "elbow"), ("elbow", "wrist"))]
+# Bones made straight in the rest (their joint, the role they point to, direction): straight legs
+# make the hip-to-ankle distance the leg length retarget.py scales the root travel by.
+STRAIGHT_BONES = [(a, b, 1.0) for a, b in (("spine1", "spine2"), ("spine1", "spine3"), ("spine2", "spine3"),
+                                            ("spine3", "neck"), ("neck", "head"))] + [
+    (f"{side}_{a}", f"{side}_{b}", -1.0) for side in ("left", "right") for a, b in (("hip", "knee"), ("knee", "ankle"))]
 
 
 def _vertical_cosines(positions: torch.Tensor, roles: list[int]) -> torch.Tensor:
@@ -55,7 +62,7 @@ def _pelvis_frame(positions: torch.Tensor, roles: list[int]) -> torch.Tensor:
              if roles[ROLE_INDEX[role]] >= 0}
     x = joint["left_hip"] - joint["right_hip"]
     x = x / x.norm()
-    up = joint.get("spine1", joint.get("neck")) - joint["pelvis"]
+    up = (joint["spine1"] if "spine1" in joint else joint["neck"]) - joint["pelvis"]
     y = up - (up @ x) * x
     y = y / y.norm()
     return torch.stack([x, y, torch.linalg.cross(x, y)], 1)
@@ -64,29 +71,65 @@ def _pelvis_frame(positions: torch.Tensor, roles: list[int]) -> torch.Tensor:
 def _facing_turn(frame: torch.Tensor) -> torch.Tensor:
     """The turn about Y taking the frame's horizontal hip line to +X (so it faces +Z)."""
     yaw = math.atan2(-float(frame[2, 0]), float(frame[0, 0]))  # angle of the hip line about +Y
-    c, s = math.cos(yaw), math.sin(yaw)
-    return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]).T
+    return axis_angle_to_matrix(torch.tensor([0.0, -yaw, 0.0]))
 
 
-def rest_from_standing_frame(world: torch.Tensor, parents: list[int], roles: list[int]
-                             ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """From world joint transforms (T, J, 4, 4): the new rest joint positions (J, 3), the world-axis
-    local rotations over it (T, J, 3, 3) and the frame used as the rest."""
+def standing_orientations(world: torch.Tensor, roles: list[int]) -> torch.Tensor:
+    """(J, 3, 3) rest orientation of every joint frame from a clip's world transforms (T, J, 4, 4):
+    its most standing frame, faced to +Z, with the pelvis frame made level."""
     G, P = world[..., :3, :3].float(), world[..., :3, 3].float()
     t0 = int(_vertical_cosines(P, roles).mean(-1).argmax())
     frame = _pelvis_frame(P[t0], roles)
     S = _facing_turn(frame) @ G[t0]
     pelvis = roles[ROLE_INDEX["pelvis"]]
     S[pelvis] = frame.T @ G[t0, pelvis]
+    return S
+
+
+def _nearest_rotation(m: torch.Tensor) -> torch.Tensor:
+    U, _, Vh = torch.linalg.svd(m)
+    d = torch.det(U @ Vh)
+    return U @ torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1)) @ Vh
+
+
+def _angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    cos = ((a.transpose(-1, -2) @ b).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
+
+
+def mean_orientations(orientations: torch.Tensor, rounds: int = 3) -> torch.Tensor:
+    """(J, 3, 3) per-joint mean of (N, J, 3, 3) rotations (chordal), each round leaving out those
+    more than OUTLIER_DEG from the last mean (a clip whose standing frame still raises an arm)."""
+    mean = _nearest_rotation(orientations.mean(0))
+    for _ in range(rounds):
+        keep = (_angle_deg(mean[None], orientations) < OUTLIER_DEG).to(orientations)[..., None, None]
+        mean = _nearest_rotation((orientations * keep).sum(0) + mean * (keep.sum(0) == 0))
+    return mean
+
+
+def _swing(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The smallest rotation taking direction a to direction b (not opposite)."""
+    a, b = a / a.norm(), b / b.norm()
+    axis = torch.linalg.cross(a, b)
+    return axis_angle_to_matrix(axis / axis.norm().clamp_min(1e-12) * torch.atan2(axis.norm(), a @ b))
+
+
+def rebase(world: torch.Tensor, parents: list[int], offsets: torch.Tensor, roles: list[int],
+           orientations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rest joint positions (J, 3) and world-axis local rotations (T, J, 3, 3) over a new rest in
+    which joint j's frame is turned by orientations[j] (trunk and legs then swung straight).
+    offsets: (J, 3) each joint's offset from its parent in the parent's frame (the file's OFFSET)."""
+    S = orientations.float().clone()
+    for a, b, sign in STRAIGHT_BONES:
+        ja, jb = roles[ROLE_INDEX[a]], roles[ROLE_INDEX[b]]
+        if ja >= 0 and jb >= 0 and parents[jb] == ja:
+            S[ja] = _swing(S[ja] @ offsets[jb].float(), torch.tensor([0.0, sign, 0.0])) @ S[ja]
     rest = torch.zeros(len(parents), 3)
-    for j, p in enumerate(parents):  # rest bone = the t0 bone carried by its parent's new rest frame
-        if p < 0:
-            rest[j] = P[t0, j]
-        else:
-            rest[j] = rest[p] + S[p] @ G[t0, p].T @ (P[t0, j] - P[t0, p])
-    posed = G @ S.transpose(-1, -2)  # G'_j(t): rotation from the new rest orientation
-    parent_posed = posed[:, [max(p, 0) for p in parents]]
-    local = parent_posed.transpose(-1, -2) @ posed
+    for j, p in enumerate(parents):  # parents first
+        if p >= 0:
+            rest[j] = rest[p] + S[p] @ offsets[j].float()
+    posed = world[..., :3, :3].float() @ S.transpose(-1, -2)  # G'_j(t): rotation from the new rest
+    local = posed[:, [max(p, 0) for p in parents]].transpose(-1, -2) @ posed
     roots = [j for j, p in enumerate(parents) if p < 0]
     local[:, roots] = posed[:, roots]
-    return rest, local, t0
+    return rest, local
