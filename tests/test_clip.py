@@ -163,6 +163,31 @@ def test_text_encoder_ranks_paraphrase_above_unrelated(text_encoder):
     assert sims[1] > sims[2] + 0.3, sims
 
 
+def test_packaged_sentence_model_in_plain_torch_matches_sentence_transformers(text_encoder):
+    """The packaged MiniLM is read without sentence-transformers (avatarclip_core.clip.minilm: 3-4 s of
+    imports saved per process); its embeddings are sentence-transformers' own: the same token ids and,
+    for the shape query's pairs, the same float32 values."""
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer
+
+    from avatarclip_core.clip.minilm import MiniLM
+
+    assert isinstance(text_encoder._model, MiniLM)
+    reference = SentenceTransformer(str(text_encoder.path), device="cpu", local_files_only=True)
+    texts = ["a very tall heavy man", "a person with an average body", "", "A VERY muscular, old man!!",
+             "naïve café 日本語", "tall " * 400, "short chubby kid with a round face"]
+    ids = reference.tokenizer(texts, padding=True, truncation="longest_first", max_length=256,
+                              return_tensors="pt")["input_ids"]
+    assert torch.equal(ids, torch.tensor([e.ids for e in text_encoder._model.tokenizer.encode_batch(texts)]))
+    ours = text_encoder.encode(texts)
+    theirs = reference.encode(texts, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
+    assert float((ours - theirs).abs().max()) < 1e-6
+    for text in texts[:4]:  # what ShapeQuery encodes: the words and the neutral text, one batch of two
+        pair = [text, "a person with an average body"]
+        assert float((text_encoder.encode(pair) - reference.encode(
+            pair, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)).abs().max()) < 1e-6
+
+
 def test_torchscript_checkpoint_like_openais_original_file(tiny, tmp_path):
     """OpenAI's ViT-B-32.pt is a TorchScript archive (torch.load(weights_only=True) refuses it)."""
     import warnings
