@@ -39,6 +39,9 @@ class IterativeConfig:
     # photo + mean render; identity_surrogate.render_domain_loss); False: the plain cosine to the photo.
     # Off until a full faces-identity run (leave-one-person-out photo mean) shows it raises nearest-photo id
     identity_render_domain: bool = False
+    # the mean photo descriptor that term moves the photo by: a .npz with `mean` (`avatar eval photo` gives each
+    # person one computed without them); empty: the packaged artifacts/identity/photo_mean.npz
+    identity_photo_mean: str = ""
     prior_weight: NonNegative = 1e-5  # pull towards the average face (keeps unobservable sliders there)
     render_size: Pixels = 64  # render for the colour / identity terms (paper: 512 through the imitator)
 

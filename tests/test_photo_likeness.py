@@ -122,3 +122,39 @@ def test_default_method_on_faces_identity_keeps_fits_plausible_and_people_apart(
 
 RENDER_AUC_FLOOR = 0.80  # measured 0.871 (the mean face: 0.5; the issue's target: 0.85)
 NEAREST_FLOOR = 0.30  # measured 0.377 (23 of 61; chance over 13 people: about 0.1; the issue's target: 0.6)
+
+
+def test_render_domain_runs_get_leave_one_person_out_photo_means(tmp_path):
+    """With the render-domain identity term on, `avatar eval photo` fits each person's photos with a photo mean
+    computed without that person (the packaged mean was computed on faces-identity itself)."""
+    from face2param.evaluation.lopo_mean import lopo_photo_means, needs_lopo_photo_mean
+    from face2param.methods.identity_surrogate import load_photo_mean
+
+    folder = _labelled_folder(tmp_path)
+    config = Face2ParamConfig()
+    on = dataclasses.replace(config, iterative=dataclasses.replace(config.iterative, identity_render_domain=True))
+    assert not needs_lopo_photo_mean(config, True) and not needs_lopo_photo_mean(on, False)
+    assert needs_lopo_photo_mean(on, True)
+    labels = json.loads((folder / "labels.json").read_text())["photos"]
+    photos = sorted(folder.glob("*.png"))
+    analyses, configs = lopo_photo_means(photos, labels, on, tmp_path / "report")
+    assert set(analyses) == set(configs) == {p.name for p in photos}
+    for name, person_config in configs.items():
+        person = labels[name]["person"]
+        others = [analyses[n].embedding for n in analyses if labels[n]["person"] != person]
+        mean = load_photo_mean(Path(person_config.iterative.identity_photo_mean))
+        assert person in person_config.iterative.identity_photo_mean
+        np.testing.assert_allclose(mean, np.mean(others, 0), atol=1e-5)
+
+
+def test_a_named_photo_mean_that_is_missing_is_the_users_error(tmp_path):
+    from skimage import data
+
+    from avatarclip_core.errors import UserInputError
+    from face2param.methods.fit import fit
+
+    config = Face2ParamConfig()
+    config = dataclasses.replace(config, method="iterative", iterative=dataclasses.replace(
+        config.iterative, identity_render_domain=True, identity_photo_mean=str(tmp_path / "none.npz"), iterations=1))
+    with pytest.raises(UserInputError, match="identity_photo_mean: no file"):
+        fit(data.astronaut(), "iterative", config=config)

@@ -25,6 +25,7 @@ from avatarclip_core.jobfolder import atomic_job_folder
 from face2param.evaluation.attribute_eval import attribute_section, set_by_fit
 from face2param.evaluation.identity_eval import IMAGE_SUFFIXES, identity_separation
 from face2param.evaluation.likeness import likeness_collector, plausibility_summary
+from face2param.evaluation.lopo_mean import lopo_photo_means, needs_lopo_photo_mean
 from face2param.evaluation.recovery import RecoveryConfig, evaluate_recovery
 from face2param.evaluation.report import ImagePair, crop_around, to_jsonable, write_report
 from face2param.faces.analysis import FaceAnalysisConfig, analyse_face
@@ -102,7 +103,13 @@ def evaluate_photo_methods(photos_dir: str | Path, out_dir: str | Path,
     with atomic_job_folder(Path(out_dir), force) as folder:
         engine = load_engine(config)
         run = MethodRunner(engine, config)
-        per_photo, pairs = _photo_section(photos, methods, engine, run, config, eval_config, progress, likeness)
+        analyses, photo_configs = {}, {}
+        if needs_lopo_photo_mean(config, likeness is not None):
+            if progress:
+                progress("photos", 0.0, "leave-one-person-out photo means")
+            analyses, photo_configs = lopo_photo_means(photos, likeness.labels, config, folder)
+        per_photo, pairs = _photo_section(photos, methods, engine, run, config, eval_config, progress, likeness,
+                                          analyses, photo_configs)
         summary: dict = {"photos_dir": str(photos_dir), "photos": len(photos),
                          "evaluated": sum("error" not in r for r in per_photo.values()),
                          "device": str(getattr(engine, "device", "cpu")), "methods": {}}
@@ -143,16 +150,21 @@ def _method_list(methods) -> tuple[str, ...]:
     return (BASELINE,) + tuple(m for m in methods if m != BASELINE)
 
 
-def _photo_section(photos, methods, engine, run, config, eval_config, progress, likeness=None):
+def _photo_section(photos, methods, engine, run, config, eval_config, progress, likeness=None,
+                   analyses=None, photo_configs=None):
+    """analyses: photos analysed already (name -> FaceAnalysis); photo_configs: a photo's own fit config
+    (leave-one-person-out photo means, lopo_mean.py), else `config`."""
     from face2param.methods.target import target_from_analysis
 
     per_photo, pairs = {}, []
+    analyses, photo_configs = analyses or {}, photo_configs or {}
     for index, path in enumerate(photos):
         if progress:
             progress("photos", index / len(photos), path.name)
+        run.config = photo_configs.get(path.name, config)
         try:
             pixels = load_image(path)
-            analysis = analyse_face(pixels, config.faces)
+            analysis = analyses.get(path.name) or analyse_face(pixels, config.faces)
         except UserInputError as exc:  # not an image, no face, face too small: recorded, not fatal
             per_photo[path.name] = {"error": type(exc).__name__, "message": str(exc)}
             continue
@@ -166,6 +178,7 @@ def _photo_section(photos, methods, engine, run, config, eval_config, progress, 
         per_photo[path.name] = {"face_px": round(float(analysis.box.size), 1),
                                 "warnings": analysis.warnings, "methods": results}
         pairs.append(_pair(path.name, pixels, analysis, results, renders, eval_config))
+    run.config = config
     if progress:
         progress("photos", 1.0, "done")
     return per_photo, pairs

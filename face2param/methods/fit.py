@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from avatarclip_core.device import resolve_device
+from avatarclip_core.errors import UserInputError
 from face2param.config import Face2ParamConfig
 from face2param.engines.base import DifferentiableEngine, EngineParams
 from face2param.engines.registry import load_engine
@@ -111,7 +112,12 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
         warnings.append(f"{exc}; fitted without the identity term")
         return None
     photo = torch.as_tensor(np.asarray(target.embedding), dtype=torch.float32, device=device)[None]
-    photo_mean = load_photo_mean() if cfg.identity_render_domain else None
+    photo_mean = None
+    if cfg.identity_render_domain:
+        if cfg.identity_photo_mean and not Path(cfg.identity_photo_mean).is_file():
+            raise UserInputError(f"iterative.identity_photo_mean: no file {cfg.identity_photo_mean} (a .npz with "
+                                 "'mean', the 128-d mean dlib descriptor of real photos)")
+        photo_mean = load_photo_mean(Path(cfg.identity_photo_mean)) if cfg.identity_photo_mean else load_photo_mean()
     if photo_mean is None:
         return identity_loss(surrogate, photo)
     spec = model.spec
