@@ -11,8 +11,8 @@ The fix: take the rest orientation S_j of every joint's frame from the motion. A
 standing frame t0 (trunk up, legs and arms down) gives S_j = C G_j(t0), C turning its pelvis to face
 +Z, and the pelvis's S = F^T G_pelvis(t0) (F: its frame from the hip line and the spine); a corpus
 of one rig averages these over its clips (`mean_orientations`, rig_rest.py), so every clip shares
-one rest and a pose means the same rotations in all of them. The rest's trunk and legs are then
-swung straight (up, down), its arms and feet kept as they stand; a pose over it is G_j(t) S_j^T.
+one rest and a pose means the same rotations in all of them. The rest's legs are then swung
+straight down, the rest kept as it stands; a pose over it is G_j(t) S_j^T.
 """
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ STANDING_BONES = [("pelvis", "neck", 1.0)] + [
     (f"{side}_{a}", f"{side}_{b}", -1.0) for side in ("left", "right")
     for a, b in (("hip", "knee"), ("knee", "ankle"), ("shoulder", "elbow"), ("elbow", "wrist"))]
 # Bones made straight in the rest (their joint, the role they point to, direction): straight legs
-# make the hip-to-ankle distance the leg length retarget.py scales the root travel by.
-STRAIGHT_BONES = [(a, b, 1.0) for a, b in (("spine1", "spine2"), ("spine1", "spine3"), ("spine2", "spine3"),
-                                            ("spine3", "neck"), ("neck", "head"))] + [
-    (f"{side}_{a}", f"{side}_{b}", -1.0) for side in ("left", "right") for a, b in (("hip", "knee"), ("knee", "ankle"))]
+# make the hip-to-ankle distance the leg length retarget.py scales the root travel by. The rest of the
+# body keeps its mean standing pose: a leaf (head, hands) turns with its parent's rest alignment, so a
+# neck straightened there would tilt the head back by the neck's usual lean (a walk looked 28 deg up).
+STRAIGHT_BONES = [(f"{side}_{a}", f"{side}_{b}", -1.0) for side in ("left", "right")
+                  for a, b in (("hip", "knee"), ("knee", "ankle"))]
 
 
 def _vertical_cosines(positions: torch.Tensor, roles: list[int]) -> torch.Tensor:
@@ -117,7 +118,7 @@ def _swing(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def rebase(world: torch.Tensor, parents: list[int], offsets: torch.Tensor, roles: list[int],
            orientations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rest joint positions (J, 3) and world-axis local rotations (T, J, 3, 3) over a new rest in
-    which joint j's frame is turned by orientations[j] (trunk and legs then swung straight).
+    which joint j's frame is turned by orientations[j] (legs then swung straight).
     offsets: (J, 3) each joint's offset from its parent in the parent's frame (the file's OFFSET)."""
     S = orientations.float().clone()
     for a, b, sign in STRAIGHT_BONES:

@@ -7,10 +7,12 @@ joint-name map and joints between roles are folded in (canonical.fold_into_roles
 Rest-pose alignment: the source rest may be a T-pose, ours is an A-pose. For each role bone j
 (toward its child role) a fixed offset O_j turns our rest bone direction into the source's; posed
 world orientations G'_j = G_j O_j then point every bone of ours where the source's points, which
-in the canonical chain is W'_j = O_parent^T W_j O_j. Leaf roles (head, wrists, ankles without toes)
-take their parent's offset, so hands follow the forearm. The pelvis displacement is scaled by the
-ratio of the leg lengths (hip to ankle), starts at x = z = 0, and a constant height offset puts
-the lowest foot of the clip on the ground.
+in the canonical chain is W'_j = O_parent^T W_j O_j. Leaf roles (wrists, ankles without toes)
+take their parent's offset, so hands follow the forearm; the head takes none (identity): both rests
+hold it level, looking ahead, whatever their necks lean (ours 19 degrees forward, a T-pose's none),
+and following the neck tilted our head back by the difference (a CMU T-pose looked 19 degrees up).
+The pelvis displacement is scaled by the ratio of the leg lengths (hip to ankle), starts at
+x = z = 0, and a constant height offset puts the lowest foot of the clip on the ground.
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ def rest_offsets(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
         if src is not None and dst is not None:
             offsets[role] = _rotation_between(dst.float(), src.float())
         else:
-            offsets[role] = offsets[parent] if parent else torch.eye(3)
+            offsets[role] = offsets[parent] if parent and role != "head" else torch.eye(3)
     return torch.stack([offsets[r] for r in ROLES])
 
 
