@@ -93,6 +93,34 @@ def test_additive_table_tabulates_the_calibrated_engine_exactly(engine):
     assert table.max_error < 5e-5
 
 
+def test_additive_table_cache_reads_the_same_table_and_follows_the_calibration(engine, tmp_path, monkeypatch):
+    """The fit's table is cached in the user cache folder (1-3 s of CPU per process before): read back
+    it is the computed table bit for bit; another calibration (or mean face) is another cache entry."""
+    from face2param.methods.surrogate import AdditiveLandmarks, table_cache_path
+
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path))
+    schemes, mean = ["ibug68", "mediapipe478"], _mean_x(engine)[0]
+    built = AdditiveLandmarks(engine, mean, schemes)
+    path = table_cache_path(engine, mean, schemes, 9)
+    assert path.parent == tmp_path / "face2param" and not path.exists()
+    AdditiveLandmarks(engine, mean, schemes, cache=True)
+    assert path.is_file()
+    read = AdditiveLandmarks(engine, mean, schemes, cache=True)
+    for s in schemes:
+        assert torch.equal(read.table[s], built.table[s]) and torch.equal(read.base[s], built.base[s])
+    assert read.max_error == built.max_error
+    other_mean = mean.clone()
+    other_mean[0] += 0.01
+    assert table_cache_path(engine, other_mean, schemes, 9) != path
+    zero = {s: {"weights": np.zeros((2 * engine.head.num_params, len(engine._table(s)[0]), 3), np.float32),
+                "offset": np.zeros((len(engine._table(s)[0]), 3), np.float32)} for s in schemes}
+    with lc.corrections_applied(engine, zero):
+        assert table_cache_path(engine, mean, schemes, 9) != path
+    path.write_bytes(b"not a table")  # a damaged file is rebuilt, not trusted
+    again = AdditiveLandmarks(engine, mean, schemes, cache=True)
+    assert torch.equal(again.table["ibug68"], built.table["ibug68"])
+
+
 def test_refit_and_save_round_trip(engine, fresh, tmp_path):
     path = tmp_path / "tables.npz"
     shutil.copy(DATA, path)

@@ -87,9 +87,10 @@ _TABLES: dict = {}
 
 
 def _cached_table(engine, mean, schemes):
+    """The engine's table, once per process (and on disk for the bundled engine: surrogate.py)."""
     key = (id(engine), schemes)
     if key not in _TABLES:
-        _TABLES[key] = AdditiveLandmarks(engine, mean, list(schemes))
+        _TABLES[key] = AdditiveLandmarks(engine, mean, list(schemes), cache=True)
     return _TABLES[key]
 
 
