@@ -52,6 +52,31 @@ def test_head_is_linear_in_local_changes(anny_body, engine):
         assert check_linearity(anny_body, head, label) < 1e-5
 
 
+def test_head_and_hair_cache_is_the_build_bit_for_bit(anny_body, engine, tmp_path, monkeypatch):
+    """The engine's head model and hair asset come from the user cache folder once built there
+    (build_cache.py: 2-4 s of CPU per process before); read back they are what the build makes."""
+    import dataclasses
+
+    from face2param.engines import build_cache
+
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path))
+    with torch.no_grad():
+        rest = anny_body.rest(anny_body.shape_vector({}))[0][0].cpu()
+    path = build_cache.head_cache_path(anny_body, rest)
+    assert path.parent == tmp_path / "face2param" and not path.exists()
+    built = build_cache.cached_head_and_hair(anny_body, rest)
+    assert path.is_file()
+    read = build_cache.cached_head_and_hair(anny_body, rest)
+    for a, b in zip(built, read):
+        for f in dataclasses.fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            assert (torch.equal(x, y) and x.dtype == y.dtype) if isinstance(x, torch.Tensor) else x == y, f.name
+    assert torch.equal(read[0].plus, engine.head.plus.cpu()) and torch.equal(read[1].offsets, engine.assets[0].offsets.cpu())
+    assert build_cache.head_cache_path(anny_body, rest + 1e-3) != path  # another body: another entry
+    path.write_bytes(b"damaged")
+    assert torch.equal(build_cache.cached_head_and_hair(anny_body, rest)[0].neutral, built[0].neutral)
+
+
 def test_json_schema_accepts_good_and_rejects_bad_params(engine):
     schema = engine.spec.to_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)

@@ -26,10 +26,10 @@ from .assets import colours as pal
 from .assets.beard import build_beard
 from .assets.brows import build_brows
 from .assets.glasses import build_glasses
-from .assets.hair import build_hair
+from .build_cache import cached_head_and_hair
 from .base import ContinuousParam, DiscreteSlot, EngineParams, InvalidEngineParamsError, Landmarks, ParamSpec
 from .config import AnnyEngineConfig
-from .head import CAVITY, IRIS, SCLERA, SKIN, TONGUE, HeadModel, build_head_model
+from .head import CAVITY, IRIS, SCLERA, SKIN, TONGUE, HeadModel
 
 PHENOTYPE_TEXT = {"gender": "0 = male, 1 = female", "age": "0 = baby, 0.67 = adult, 1 = elderly",
                   "muscle": "0 = little muscle, 1 = very muscular", "weight": "0 = thin, 1 = heavy"}
@@ -76,11 +76,12 @@ class AnnyFaceEngine:
         self.config = config or AnnyEngineConfig()
         self.device = torch.device(resolve_device(self.config.device))
         self.body = body or create_body_model(BodyConfig(device=str(self.device)))
-        head_cpu = build_head_model(self.body)
         with torch.no_grad():  # the rest body: long hair is draped clear of the neck, shoulders and back
             rest_body = self.body.rest(self.body.shape_vector({}))[0][0].cpu()
+        # build_head_model and build_hair (seconds), from the user cache when built before (build_cache.py)
+        head_cpu, hair = cached_head_and_hair(self.body, rest_body)
         self.frame = head_frame(head_cpu.neutral, head_cpu.faces, head_cpu.regions, rest_body)
-        assets = [build_hair(self.frame), build_brows(self.frame), build_beard(self.frame), build_glasses(self.frame)]
+        assets = [hair, build_brows(self.frame), build_beard(self.frame), build_glasses(self.frame)]
         self.head: HeadModel = head_cpu.to(self.device)
         self.assets: list[BlendAsset] = [a.to(self.device) for a in assets]
         self._spec = self._build_spec()
