@@ -202,3 +202,33 @@ def test_load_corpus_reads_a_folder_with_labels_and_resamples(tmp_path, anny_mes
     assert clips[1].variation["source_fps"] == 120.0
     with pytest.raises(Exception, match="no such motion corpus"):
         load_corpus(tmp_path / "nowhere", anny_mesh.skeleton)
+
+
+def test_train_corpus_replaces_or_joins_the_procedural_clips(tmp_path, anny_mesh):
+    """motion_train.corpus alone replaces the procedural generators; corpus_mode=join trains on both."""
+    from avatarclip_core.config import ConfigError, load_config
+    from avatarclip_core.motion.corpus import generator_names
+    from avatarclip_core.motion.gen_config import MotionTrainConfig
+    from avatarclip_core.motion.train import _load_clips
+
+    source = _cmu_skeleton()
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in ("raise_left_arm", "lift_left_arm", "left_arm_up", "arm_up"):
+        _write(source, *_raise_left_arm(source, frames=13), folder / f"{name}.bvh", fps=30.0)
+
+    def load(**overrides):
+        config = load_config(MotionTrainConfig, None, {"clips_per_generator": 1, **overrides})
+        return _load_clips(config, anny_mesh.skeleton)
+
+    n_procedural = len(generator_names())
+    clips, sources = load()
+    assert sources == {"procedural": n_procedural, "external": 0}
+    clips, sources = load(corpus=str(folder))  # corpus_mode=replace, the default
+    assert sources == {"procedural": 0, "external": 4} and {c.generator for c in clips} == {"bvh"}
+    clips, sources = load(corpus=str(folder), corpus_mode="join")
+    assert sources == {"procedural": n_procedural, "external": 4} and len(clips) == n_procedural + 4
+    assert [c.generator for c in clips[-4:]] == ["bvh"] * 4 and clips[0].category != "imported"
+    assert "raise left arm" in {lab for c in clips for lab in c.labels}
+    with pytest.raises(ConfigError, match="corpus_mode"):
+        load_config(MotionTrainConfig, None, {"corpus_mode": "merge"})

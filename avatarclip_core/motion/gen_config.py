@@ -55,7 +55,9 @@ class MotionTrainConfig:
     seed: NonNegativeInt = 0
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     threads: NonNegativeInt = 0  # CPU threads for torch; 0 = torch's default (1 is much faster on an oversubscribed machine)
-    corpus: str = ""  # a saved corpus (motion.corpus.load_corpus); "" = the procedural generators
+    corpus: str = ""  # a real corpus by path (motion.corpus.load_corpus: BVH / AMASS folder); "" = the procedural generators
+    # with a corpus: replace = its clips alone; join = the procedural generators' clips and its clips
+    corpus_mode: Literal["replace", "join"] = "replace"
     clips_per_generator: Count = 12
     corpus_fps: Positive = 30.0
     held_out_fraction: Fraction = 0.1  # clips kept out of motion-VAE training for the metrics

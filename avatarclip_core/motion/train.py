@@ -32,17 +32,22 @@ SCHEMA = "avatar-studio/motion-artifacts@1"
 META_FILE, ARRAYS_FILE, METRICS_FILE = "meta.json", "motion_models.npz", "metrics.json"
 
 
-def _load_clips(config: MotionTrainConfig, skeleton) -> list:
+def _load_clips(config: MotionTrainConfig, skeleton) -> tuple[list, dict[str, int]]:
+    """The training clips (procedural first, then the external corpus's) and how many came from each.
+    An external corpus (``corpus``) replaces the procedural generators, or with ``corpus_mode=join``
+    is added to them."""
     from avatarclip_core.motion.corpus import iter_corpus, load_corpus
 
+    procedural, external = [], []
+    if not config.corpus or config.corpus_mode == "join":
+        procedural = list(iter_corpus(skeleton, clips_per_generator=config.clips_per_generator, seed=config.seed,
+                                      fps=config.corpus_fps))
     if config.corpus:
-        clips = list(load_corpus(Path(config.corpus).expanduser(), skeleton))
-    else:
-        clips = list(iter_corpus(skeleton, clips_per_generator=config.clips_per_generator, seed=config.seed,
-                                 fps=config.corpus_fps))
+        external = list(load_corpus(Path(config.corpus).expanduser(), skeleton, fps=config.corpus_fps))
+    clips = procedural + external
     if len(clips) < 4:
         raise ConfigError(f"the motion corpus has {len(clips)} clips; at least 4 are needed to train")
-    return clips
+    return clips, {"procedural": len(procedural), "external": len(external)}
 
 
 def _sample_poses(clips: list, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,14 +100,15 @@ def _train_motion_models(config: MotionTrainConfig, output_dir, progress, *, bod
 
         body = create_body_model()
     skeleton = body.rigged_mesh({}).skeleton
-    clips = timer.run("corpus", lambda: _load_clips(config, skeleton))
+    clips, sources = timer.run("corpus", lambda: _load_clips(config, skeleton))
     labels = list(dict.fromkeys(lab for c in clips for lab in c.labels))
     clip_labels = [[labels.index(lab) for lab in dict.fromkeys(c.labels)] for c in clips]
     order = torch.randperm(len(clips), generator=gen).tolist()
     n_held = max(1, int(round(len(clips) * config.held_out_fraction)))
     held_ids, train_ids = sorted(order[:n_held]), sorted(order[n_held:])
     train_clips, held_clips = [clips[i] for i in train_ids], [clips[i] for i in held_ids]
-    report: dict = {"clips": len(clips), "train_clips": len(train_clips), "held_out_clips": len(held_clips),
+    report: dict = {"clips": len(clips), "clip_sources": sources, "train_clips": len(train_clips),
+                    "held_out_clips": len(held_clips), "held_out_clip_ids": held_ids,  # library indices
                     "labels": len(labels), "device": device}
 
     n_held_poses = max(64, int(pv.poses * pv.held_out_fraction))
