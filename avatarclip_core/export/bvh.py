@@ -116,16 +116,23 @@ def write_bvh(skeleton: Skeleton, motion: Motion, path: str | os.PathLike, *, sc
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-class _Joint:
+class BvhJoint:
+    """One joint of a BVH HIERARCHY: name, parent index (-1: the root), OFFSET and CHANNELS as written."""
+
     def __init__(self, name: str, parent: int) -> None:
         self.name, self.parent = name, parent
         self.offset = np.zeros(3)
         self.channels: list[str] = []
 
 
-def _parse_hierarchy(tokens: list[str]) -> tuple[list[_Joint], int]:
-    """Joints in file order (depth-first, parents first) and the index of the token after HIERARCHY."""
-    joints: list[_Joint] = []
+def parse_bvh_hierarchy(header: str) -> list[BvhJoint]:
+    """Joints in file order (depth-first, parents first) of a BVH file's HIERARCHY section: ``header``
+    is the file's text up to its MOTION line (what follows it, if given, is ignored). The one BVH
+    hierarchy parser: read_bvh and the corpus importers' readers of extra channels use it."""
+    tokens = header.partition("MOTION")[0].split() + ["MOTION"]
+    if tokens[0] != "HIERARCHY":
+        raise ValueError("not a BVH file (no HIERARCHY)")
+    joints: list[BvhJoint] = []
     stack: list[int] = []  # open joint indices; -2 marks an End Site block
     i = 1
     while i < len(tokens):
@@ -134,7 +141,7 @@ def _parse_hierarchy(tokens: list[str]) -> tuple[list[_Joint], int]:
             parent = next((s for s in reversed(stack) if s >= 0), -1) if tok == "JOINT" else -1
             if tok == "ROOT" and joints:
                 raise ValueError("BVH files with several ROOT joints are not supported")
-            joints.append(_Joint(tokens[i + 1], parent))
+            joints.append(BvhJoint(tokens[i + 1], parent))
             i += 2
         elif tok == "End":  # "End Site"
             stack.append(-2)
@@ -155,7 +162,7 @@ def _parse_hierarchy(tokens: list[str]) -> tuple[list[_Joint], int]:
             joints[stack[-1]].channels = tokens[i + 2 : i + 2 + n]
             i += 2 + n
         elif tok == "MOTION":
-            return joints, i + 1
+            return joints
         else:
             raise ValueError(f"unexpected BVH token {tok!r}")
     raise ValueError("BVH file has no MOTION section")
@@ -170,10 +177,9 @@ def read_bvh(path: str | os.PathLike, *, scale: float = 1.0) -> tuple[Skeleton, 
     """
     text = Path(path).read_text()
     head, _, frames_text = text.partition("MOTION")
-    tokens = head.split() + ["MOTION"]
-    if not tokens or tokens[0] != "HIERARCHY":
+    if head.split()[:1] != ["HIERARCHY"]:
         raise ValueError(f"{path}: not a BVH file (no HIERARCHY)")
-    joints, _ = _parse_hierarchy(tokens)
+    joints = parse_bvh_hierarchy(head)
     frames_m = re.search(r"Frames:\s*(\d+)", frames_text)
     time_m = re.search(r"Frame\s+Time:\s*([0-9.eE+-]+)", frames_text)
     if not frames_m or not time_m:

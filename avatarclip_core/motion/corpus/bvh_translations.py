@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarclip_core.export.bvh import _parse_hierarchy  # the one BVH hierarchy parser; read_bvh uses it too
+from avatarclip_core.export.bvh import parse_bvh_hierarchy
 
 AXES = "XYZ"
 
@@ -25,7 +25,7 @@ def joint_translations(path: str | os.PathLike) -> torch.Tensor | None:
     """(T, J, 3) translation of each joint from its parent (root: absolute), file units, or None when
     no joint but the root has position channels (then read_bvh's root translation is the whole story)."""
     head, _, frames_text = Path(path).read_text().partition("MOTION")
-    joints, _ = _parse_hierarchy(head.split() + ["MOTION"])
+    joints = parse_bvh_hierarchy(head)
     if not any(_position_columns(j.channels) for j in joints[1:]):
         return None
     time_m = re.search(r"Frame\s+Time:\s*[0-9.eE+-]+", frames_text)

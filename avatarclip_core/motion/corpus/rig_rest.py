@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarclip_core.export.bvh import _parse_hierarchy  # the one BVH hierarchy parser; read_bvh uses it too
+from avatarclip_core.export.bvh import parse_bvh_hierarchy
 from avatarclip_core.motion.corpus.bvh_import import map_roles, read_bvh_source
 from avatarclip_core.motion.corpus.rest_pose import mean_orientations, rest_is_standing, standing_orientations
 
@@ -57,7 +57,7 @@ def _hierarchy_text(path: Path) -> str:
 def _read_rig(path: Path) -> _Rig | None:
     """The rig from the HIERARCHY alone; None for a file that does not parse (its import says why)."""
     try:
-        joints, _ = _parse_hierarchy(_hierarchy_text(path).split() + ["MOTION"])
+        joints = parse_bvh_hierarchy(_hierarchy_text(path))
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
     moving = [any(c.lower().endswith("position") for c in j.channels) for j in joints]
