@@ -38,6 +38,23 @@ def test_pairs_are_found_by_name():
     assert slider_pairs(names) == [(1, 3)]
 
 
+def test_the_priors_whitening_is_cached_bit_for_bit(engine, config, prior, tmp_path, monkeypatch):
+    """The prior's SVD whitening (~1 s of CPU per fitting process) is read from the user cache folder
+    once computed: the same P as whitening_projection's, and the same prior."""
+    from face2param.methods import face_prior as fp
+    from face2param.translator.prior import whitening_projection
+
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path))
+    samples = torch.randn(64, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    computed = fp._whitening(samples, 5)
+    assert len(list((tmp_path / "face2param").glob("face_prior_whitening_*.pt"))) == 1
+    assert torch.equal(computed, whitening_projection(samples, 5)[1])
+    assert torch.equal(fp._whitening(samples, 5), computed)
+    monkeypatch.setattr(fp, "_PRIORS", {})
+    again = face_prior_for(engine, config.face_prior)  # computed into tmp_path, not read
+    assert again is not prior and torch.equal(again.P, prior.P) and torch.equal(again.precision, prior.precision)
+
+
 def test_engine_pairs_mirror_each_other(engine, prior):
     """Every l-/r- pair moves the head by the same amount (mirrored targets): tying them is sound."""
     assert len(prior.pairs) >= 20

@@ -28,6 +28,7 @@ landmark Gauss-Newton matrix as its data term (`FacePrior.constrain`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -178,13 +179,24 @@ class HeadMeshCheck:
         return out, checks
 
 
+def _whitening(samples: torch.Tensor, count: int) -> torch.Tensor:
+    """whitening_projection's P for `samples` (an SVD of samples x N float64: ~1 s of CPU in every fitting
+    process, the same numbers each time), kept in the user cache folder by a hash of the samples,
+    `count` and translator/prior.py: read back it is the computed P bit for bit."""
+    from avatarclip_core.tensor_cache import Digest, cache_file, cached
+    from face2param.translator import prior
+
+    key = Digest(str(count)).files([Path(prior.__file__)]).tensors(samples).hexdigest()
+    return cached(cache_file("face2param", f"face_prior_whitening_{key}.pt"),
+                  lambda: prior.whitening_projection(samples, count)[1],
+                  accept=lambda P: isinstance(P, torch.Tensor) and P.shape[0] == samples.shape[1])
+
+
 class FacePrior:
     """The prior of one engine (see the module docstring); build with `face_prior_for(engine, config)`."""
 
     def __init__(self, names: list[str], mean: torch.Tensor, sigma: torch.Tensor, one_sided: torch.Tensor,
                  config: FacePriorConfig, mesh: HeadMeshCheck | None = None, seed: int = 0):
-        from face2param.translator.prior import whitening_projection
-
         self.config, self.mean, self.mesh = config, mean, mesh
         self.pairs = slider_pairs(names)
         generator = torch.Generator().manual_seed(seed)
@@ -195,7 +207,7 @@ class FacePrior:
             shared, difference = z[:, left].clone(), z[:, right].clone()
             z[:, left], z[:, right] = a * shared + b * difference, a * shared - b * difference
         samples = mean.double().cpu() + z * sigma.double().cpu()
-        _, P = whitening_projection(samples, len(names))  # (N, K): ||(x - m) P||^2 = Mahalanobis
+        P = _whitening(samples, len(names))  # (N, K): ||(x - m) P||^2 = Mahalanobis
         self.P = P.to(mean.device)
         self.precision = (self.P @ self.P.T)  # (N, N) Sigma^-1 of the fitted Gaussian
         lower = torch.where(one_sided, torch.full_like(mean, -float("inf")), torch.full_like(mean, config.margin))

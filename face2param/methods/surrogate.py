@@ -14,9 +14,6 @@ that evaluates them -- so a fresh process reads the very same table in milliseco
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -30,16 +27,19 @@ class AdditiveLandmarks:
     def __init__(self, engine, mean: torch.Tensor, schemes: list[str], knots: int = 9, chunk: int = 256,
                  cache: bool = False):
         """cache: read the table from / write it to the user cache folder (the bundled Anny engine only)."""
+        from avatarclip_core.tensor_cache import cached
+
         self.engine, self.schemes, self.K = engine, list(schemes), knots
         self.mean = mean.detach()
         path = table_cache_path(engine, self.mean, self.schemes, knots) if cache else None
-        if path is not None and self._read(path):
-            return
-        self._build(engine, mean, chunk)
-        if path is not None:
-            self._write(path)
+        data = cached(path, lambda: self._build(engine, mean, chunk),
+                      accept=lambda d: isinstance(d, dict) and sorted(d.get("table", {})) == sorted(self.schemes))
+        device = self.mean.device
+        self.base = {s: t.to(device) for s, t in data["base"].items()}
+        self.table = {s: t.to(device) for s, t in data["table"].items()}
+        self.max_error = float(data["max_error"])
 
-    def _build(self, engine, mean: torch.Tensor, chunk: int) -> None:
+    def _build(self, engine, mean: torch.Tensor, chunk: int) -> dict:
         knots = self.K
         N = mean.shape[0]
         grid = torch.linspace(0, 1, knots, device=mean.device)
@@ -53,28 +53,8 @@ class AdditiveLandmarks:
                 self.base[s] = base
                 self.table[s] = (rows - base).view(N, knots, *base.shape)  # (N, K, L, 3)
             self.max_error = self._check()
-
-    def _read(self, path: Path) -> bool:
-        if not path.is_file():
-            return False
-        try:
-            data = torch.load(path, map_location=self.mean.device, weights_only=True)
-            base, table, max_error = data["base"], data["table"], float(data["max_error"])
-        except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError):  # damaged: rebuilt
-            return False
-        if sorted(base) != sorted(self.schemes) or sorted(table) != sorted(self.schemes):
-            return False
-        self.base, self.table, self.max_error = base, table, max_error
-        return True
-
-    def _write(self, path: Path) -> None:
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # whole or absent, across processes
-        try:
-            torch.save({"base": {s: t.cpu() for s, t in self.base.items()},
-                        "table": {s: t.cpu() for s, t in self.table.items()}, "max_error": self.max_error}, partial)
-            os.replace(partial, path)
-        except OSError:  # a read-only or full cache folder: the table is simply rebuilt next time
-            partial.unlink(missing_ok=True)
+        return {"base": {s: t.cpu() for s, t in self.base.items()},
+                "table": {s: t.cpu() for s, t in self.table.items()}, "max_error": self.max_error}
 
     def _interp(self, x: torch.Tensor):
         t = x.clamp(0, 1) * (self.K - 1)
@@ -116,28 +96,17 @@ class AdditiveLandmarks:
 def table_cache_path(engine, mean: torch.Tensor, schemes: list[str], knots: int) -> Path | None:
     """Where the table of the bundled Anny engine is cached (user cache folder, `face2param/`): its name
     is a hash of what the table is computed from; None for other engines (their code is not known here)."""
+    from avatarclip_core.tensor_cache import Digest, cache_file
+
     if type(engine).__name__ != "AnnyFaceEngine":
         return None
-    from avatarclip_core.paths import user_cache_dir_path
-
-    h = hashlib.sha256(repr((list(schemes), knots, str(mean.dtype))).encode())
-    for path in _CODE:
-        h.update(path.read_bytes())
+    digest = Digest(repr((list(schemes), knots))).files(_CODE)
     head = engine.head
-    tensors = [mean, head.neutral, head.plus, head.minus, head.one_sided, head.phenotype_table]
+    digest.tensors(mean, head.neutral, head.plus, head.minus, head.one_sided, head.phenotype_table)
     for scheme in schemes:
-        tensors += list(engine._table(scheme))
+        digest.tensors(*engine._table(scheme))
         correction = engine._landmark_corrections.get(scheme)
+        digest.text(f"{scheme}:{correction is not None}")
         if correction is not None:
-            tensors += [correction.offset, correction.weights, correction.defaults, correction.kink]
-        h.update(f"{scheme}:{correction is not None}".encode())
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
-    folder = user_cache_dir_path() / "face2param"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return folder / f"landmark_table_{h.hexdigest()[:24]}.pt"
+            digest.tensors(correction.offset, correction.weights, correction.defaults, correction.kink)
+    return cache_file("face2param", f"landmark_table_{digest.hexdigest()}.pt")
