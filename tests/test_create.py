@@ -46,6 +46,27 @@ def test_the_create_preset_section_takes_its_values_from_the_photo_text_and_slid
         assert create.preview == load_sliders_config(preset).preview and create.motion == load_sliders_config(preset).motion
 
 
+@pytest.mark.parametrize("threads", [1, 0])
+def test_the_job_runs_on_its_configured_torch_threads_and_puts_them_back(threads, monkeypatch, tmp_path):
+    """config.threads (default 1: the job is small tensor ops; a second thread made it 3x slower on a
+    loaded 2-core machine, same files) holds while the job runs; the process's count comes back after."""
+    import torch
+
+    from avatar_studio.pipelines import create
+
+    seen = []
+    monkeypatch.setattr(create, "_run_create_job", lambda *args: seen.append(torch.get_num_threads()) or tmp_path)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        config = create.load_create_config("preview", {"threads": threads})
+        assert create.CreateJobConfig().threads == 1
+        assert create.run_create_job(None, "a tall man", config=config) == tmp_path
+        assert seen == [threads or 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_words_only_give_a_tall_heavy_bearded_avatar_with_glasses_that_waves(tmp_path):
     from avatar_studio.pipelines.create import load_create_config, run_create_job

@@ -24,7 +24,7 @@ from avatar_studio.pipelines.common import (PARAMS_SCHEMA, ExportConfig, Preview
                                             seed_everything, write_avatar_files, write_provenance)
 from avatarclip_core.config import config_to_dict, load_config
 from avatarclip_core.config.limits import MAX_PROMPT_CHARS
-from avatarclip_core.config.ranges import Pixels
+from avatarclip_core.config.ranges import NonNegativeInt, Pixels
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.jobfolder import atomic_job_folder, check_output_folder
 from avatarclip_core.motion.gen_config import MotionGenConfig
@@ -60,6 +60,10 @@ class CreateJobConfig(Face2ParamConfig):
     # worn where the look words leave a part bare (top, bottom, shoes); () = only what the words name
     default_outfit: tuple[DefaultGarment, ...] = ("t_shirt", "trousers", "shoes")
     face_image_size: Pixels = 512
+    # torch CPU threads while the job runs (put back after); 0 = torch's default. The job is thousands of
+    # small tensor ops: one thread gives the same files, and a second one made it 3x slower on a loaded
+    # 2-core machine (avatarclip_core.device.torch_threads)
+    threads: NonNegativeInt = 1
 
 
 def load_create_config(preset: str | None = "preview", overrides: dict | None = None) -> CreateJobConfig:
@@ -72,7 +76,15 @@ def run_create_job(photo=None, body_text: str | None = None, look_text: str | No
                    config: CreateJobConfig | None = None, output_dir: Path | str = "avatar",
                    force: bool = False, progress: ProgressFn | None = None, engine=None) -> Path:
     """Photo (path/bytes, optional), body words, look words and config.motion.name -> a job folder."""
+    from avatarclip_core.device import torch_threads
+
     config = config or CreateJobConfig()
+    with torch_threads(config.threads):
+        return _run_create_job(photo, body_text, look_text, config, output_dir, force, progress, engine)
+
+
+def _run_create_job(photo, body_text: str | None, look_text: str | None, config: CreateJobConfig,
+                    output_dir: Path | str, force: bool, progress: ProgressFn | None, engine) -> Path:
     body_text = check_text((body_text or "").strip(), "the body description", MAX_PROMPT_CHARS)
     look_text = check_text((look_text or "").strip(), "the look description", MAX_PROMPT_CHARS)
     if photo is None and not body_text and not look_text and not config.motion.name:
