@@ -124,3 +124,62 @@ def test_smpl_missing_file_says_how_to_get_it(tmp_path):
         create_body_model(BodyConfig(model="smpl", smpl=_smpl(tmp_path / "nope.pkl")))
     with pytest.raises(SmplModelMissingError, match="SMPL_NEUTRAL.pkl"):
         create_body_model(BodyConfig(model="smpl", smpl=_smpl(tmp_path)))
+
+
+def test_anny_keeps_no_mapping_of_its_model_data_file(anny_body):
+    """The cached model data (~220 MB, read through a file mapping) is not kept resident: nothing of
+    the body cache folder stays mapped once the body is built (Linux: /proc/self/maps)."""
+    from pathlib import Path
+
+    from avatarclip_core.paths import body_model_cache_dir
+
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("no /proc/self/maps here")
+    folder = str(body_model_cache_dir().resolve())
+    assert [line for line in maps.read_text().splitlines() if folder in line] == []
+
+
+def test_float32_off_file_converts_like_to_and_unmaps_the_file(tmp_path, monkeypatch):
+    """`_float32_off_file` (slices of big float64 buffers, their pages dropped, the rest copied out
+    of the mapping) gives what `module.to(float32)` gives, and leaves no tensor in the file."""
+    import gc
+    from pathlib import Path
+
+    import safetensors.torch
+    from safetensors import safe_open
+
+    import avatarclip_core.body.anny_body as anny_body_module
+
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("no /proc/self/maps here")
+    monkeypatch.setattr(anny_body_module, "_SLICE_BYTES", 64 * 1024)  # a small file, several slices
+    generator = torch.Generator().manual_seed(0)
+    tensors = {"big": torch.randn(97, 500, 3, dtype=torch.float64, generator=generator),
+               "small": torch.randn(5, 3, dtype=torch.float64, generator=generator),
+               "faces": torch.randint(0, 500, (300, 3), generator=generator),
+               "plain": torch.arange(40, dtype=torch.int64)}
+    path = tmp_path / "model.safetensors"
+    safetensors.torch.save_file(tensors, str(path))
+
+    def module_from_file():
+        with safe_open(str(path), framework="pt") as f:
+            loaded = {k: f.get_tensor(k) for k in f.keys()}
+        module = torch.nn.Module()
+        module.child = torch.nn.Module()
+        module.register_buffer("big", loaded["big"])
+        module.child.register_buffer("small", loaded["small"])
+        module.child.register_buffer("faces", loaded["faces"])
+        module.plain = loaded["plain"]  # a tensor attribute, not a buffer
+        return module
+
+    def parts(module):
+        return {"big": module.big, "small": module.child.small, "faces": module.child.faces, "plain": module.plain}
+
+    expected = {k: v.clone() for k, v in parts(module_from_file().to(dtype=torch.float32)).items()}
+    gc.collect()  # the plain conversion's own mapping goes with it
+    converted = parts(anny_body_module._float32_off_file(module_from_file(), torch.device("cpu")))
+    for name, want in expected.items():
+        assert converted[name].dtype == want.dtype and torch.equal(converted[name], want), name
+    assert str(path) not in maps.read_text()

@@ -69,6 +69,90 @@ def load_anny_body(config: AnnyConfig | None = None, device: str = "cpu") -> "An
     return AnnyBody.load(config or AnnyConfig(), device)
 
 
+# ---- loading the model data without keeping its file resident ------------------------------------------
+# anny reads its cached model data (~220 MB, float64) with safetensors, whose tensors are views of one
+# private mapping of the whole file. `model.to(float32)` in one go reads every float64 page while the
+# float32 copies are made (file pages + copies resident together: ~310 MB), and the mapping then stays
+# resident for the life of the process (~210 MB) because a few integer buffers (faces, skin indices)
+# still point into it. `_float32_off_file` converts the big buffers in slices, drops each slice's file
+# pages from this process once copied (the page cache keeps them for the next process), and copies the
+# tensors left in the mapping out of it, so the mapping goes away.
+_SLICE_BYTES = 16 * 2**20
+_MADV_DONTNEED = 4
+
+
+def _file_mappings() -> list[tuple[int, int]]:
+    """(start, end) of this process's file-backed mappings (Linux; elsewhere none)."""
+    spans = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].startswith("/"):
+                    start, end = fields[0].split("-")
+                    spans.append((int(start, 16), int(end, 16)))
+    except OSError:
+        return []
+    return spans
+
+
+def _in_file(tensor: torch.Tensor, spans: list[tuple[int, int]]) -> bool:
+    if tensor.device.type != "cpu" or tensor.numel() == 0:
+        return False
+    start = tensor.untyped_storage().data_ptr()
+    end = start + tensor.untyped_storage().nbytes()
+    return any(lo <= start and end <= hi for lo, hi in spans)
+
+
+def _drop_file_pages(tensor: torch.Tensor) -> None:
+    """Give back the whole pages under `tensor`, part of a file mapping, once they have been copied
+    (madvise DONTNEED: a later read faults them back in from the file; pages anything had written
+    to would read as the file again, and nothing writes to anny's loaded model data)."""
+    import ctypes
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    start, end = tensor.data_ptr(), tensor.data_ptr() + tensor.numel() * tensor.element_size()
+    first, last = -(-start // page) * page, end // page * page
+    if last > first:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED)
+
+
+def _float32_off_file(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model.to(device, float32)` (the same values) holding no memory of the file it was read from."""
+    spans = _file_mappings()
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if (buffer is None or buffer.dtype != torch.float64 or not buffer.is_contiguous() or buffer.dim() == 0
+                    or buffer.numel() * 8 < _SLICE_BYTES or not _in_file(buffer, spans)):
+                continue
+            converted = torch.empty(buffer.shape, dtype=torch.float32)
+            rows = max(1, _SLICE_BYTES // (buffer[0].numel() * 8))
+            for i in range(0, len(buffer), rows):
+                converted[i:i + rows] = buffer[i:i + rows]
+                _drop_file_pages(buffer[i:i + rows])
+            module._buffers[name] = converted
+    model = model.to(device=device, dtype=torch.float32)
+    spans = _file_mappings()
+    copies: dict[int, torch.Tensor] = {}
+
+    def own(tensor):
+        if isinstance(tensor, torch.Tensor) and _in_file(tensor, spans):
+            return copies.setdefault(id(tensor), tensor.clone())
+        return tensor
+
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            module._buffers[name] = own(buffer)
+        for param in module._parameters.values():
+            if param is not None and _in_file(param.data, spans):
+                param.data = param.data.clone()
+        for name, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor):
+                setattr(module, name, own(value))
+    return model
+
+
 def _npz_bytes(**arrays) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -106,7 +190,7 @@ class AnnyBody(SliderBody):
             model = anny.Anny(rig=config.rig, topology=config.topology, local_changes=config.local_changes)
         log.info("built Anny(%s, %s) in %.1f s", config.rig, config.topology, time.perf_counter() - started)
         self.device = torch.device(device)
-        self._model = model.to(device=self.device, dtype=torch.float32)
+        self._model = _float32_off_file(model, self.device)
         self.config = config
         self.faces = self._model.get_triangular_faces().long().to(self.device)
         self.joint_names = list(self._model.bone_labels)
@@ -145,26 +229,34 @@ class AnnyBody(SliderBody):
         """Anny's 52 facial action units (ARKit's blend shapes, `data/faceunits01`) as authored:
         their names, the base mesh they were sculpted on (V, 3) and their displacements (52, V, 3),
         float64, in the project's frame (Y up, facing +Z); only the displacements' frame matters,
-        the base mesh is not placed like `rest` places a body. Anny's text loader takes 4-8 s, so the
-        moving rows are cached beside the body model's cache (keyed by anny's version and this
-        topology's vertex map); loaded once per instance."""
+        the base mesh is not placed like `rest` places a body. Built from `face_unit_rows` (a
+        fresh (52, V, 3) array each call: the instance keeps only the moving rows)."""
+        names, template, rows, values = self.face_unit_rows()
+        deltas = torch.zeros(len(names), len(template), 3, dtype=torch.float64)
+        deltas[:, torch.from_numpy(rows)] = torch.from_numpy(values)
+        return names, template, deltas
+
+    def face_unit_rows(self) -> tuple[list[str], torch.Tensor, np.ndarray, np.ndarray]:
+        """`face_units` as the vertices they move: names, base mesh (V, 3), rows (R,) (ascending
+        vertex indices, ~3500 of ~13700) and their displacements (52, R, 3) float64. Anny's text
+        loader takes 4-8 s, so the rows are cached beside the body model's cache (keyed by anny's
+        version and this topology's vertex map); loaded once per instance."""
         if getattr(self, "_face_units", None) is None:
             base_index = self._model.base_mesh_vertex_indices.cpu()
             key = hashlib.sha256(f"{importlib.metadata.version('anny')}|{base_index.tolist()}".encode()).hexdigest()[:16]
             path = body_model_cache_dir() / f"face_units_{key}.npz"
             if path.exists():
-                cached = np.load(path)
-                names = [str(n) for n in cached["names"]]
-                deltas = torch.zeros(len(names), len(base_index), 3, dtype=torch.float64)
-                deltas[:, torch.from_numpy(cached["rows"])] = torch.from_numpy(cached["values"])
+                with np.load(path) as cached:
+                    names, rows, values = [str(n) for n in cached["names"]], cached["rows"], cached["values"]
             else:
                 names, deltas = self._load_face_units(base_index)
                 rows = np.flatnonzero(deltas.abs().amax(dim=(0, 2)).numpy() > 0)
+                values = deltas[:, rows].numpy()
                 partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # whole or absent, across processes
-                partial.write_bytes(_npz_bytes(names=np.array(names), rows=rows, values=deltas[:, rows].numpy()))
+                partial.write_bytes(_npz_bytes(names=np.array(names), rows=rows, values=values))
                 os.replace(partial, path)
             template = self._model.template_vertices.detach().cpu().double() @ self._axes[:3, :3].cpu().double().T
-            self._face_units = (names, template, deltas)
+            self._face_units = (names, template, rows, values)
         return self._face_units
 
     def _load_face_units(self, base_index: torch.Tensor) -> tuple[list[str], torch.Tensor]:
