@@ -12,6 +12,7 @@ from avatarclip_core.export.face_shapes import (
     ARKIT_NAMES,
     VISEME_MIXES,
     VISEME_NAMES,
+    body_face_shapes,
     deformation_gradients,
     transfer_morph_targets,
     with_face_shapes,
@@ -85,6 +86,25 @@ def test_shapes_follow_the_avatars_head_size(anny_body, woman):
     adult_open = adult.morph_targets.deltas[k].norm(dim=-1).max()
     child_open = child.morph_targets.deltas[k].norm(dim=-1).max()
     assert child_open < 0.8 * adult_open
+
+
+def test_the_moving_rows_give_the_dense_computation_bit_for_bit(anny_body, woman):
+    """with_face_shapes works on the ~3500 moving vertices only; it equals the dense steps (shapes on
+    the body, visemes, transfer, the 0.01 mm floor, float32) exactly, for assets near the skin too."""
+    mesh, faced = woman
+    n = len(mesh.vertices)
+    offsets = torch.zeros(400, 3, dtype=mesh.vertices.dtype)
+    offsets[:, 2] = torch.linspace(0.0, 0.01, 400, dtype=mesh.vertices.dtype)  # near the skin and beyond the fade
+    near_face = mesh.vertices[faced.morph_targets.deltas.norm(dim=-1).amax(0) > 0][:400] + offsets
+    with_assets = replace(mesh, vertices=torch.cat([mesh.vertices, near_face]))
+    for template in (mesh.vertices, mesh.vertices * 1.01):  # built on the body; a sculpted surface
+        fade = (0.003, 0.008) if template is mesh.vertices else (0.01, 0.025)
+        dense = transfer_morph_targets(template, with_visemes(body_face_shapes(anny_body, template)),
+                                       with_assets.vertices, *fade).deltas.numpy()
+        dense[np.linalg.norm(dense, axis=-1) < 1e-5] = 0.0
+        got = with_face_shapes(with_assets, anny_body, template).morph_targets.deltas
+        assert got.dtype == torch.float32 and torch.equal(got, torch.from_numpy(dense.astype(np.float32)))
+        assert bool((got[:, n:] != 0).any())  # the asset vertices took part
 
 
 def test_deformation_gradients_recover_a_similarity():

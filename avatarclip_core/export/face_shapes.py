@@ -138,18 +138,61 @@ def _smooth_over_mesh(values: np.ndarray, faces: np.ndarray, iterations: int) ->
     return flat.reshape(values.shape)
 
 
+def _face_unit_rows(body) -> tuple[list[str], torch.Tensor, np.ndarray, np.ndarray]:
+    """The body's face units as (names, base mesh, rows, displacements (52, R, 3)) of the vertices
+    they move (`AnnyBody.face_unit_rows`; from dense `face_units` for another body model)."""
+    if hasattr(body, "face_unit_rows"):
+        return body.face_unit_rows()
+    names, base, deltas = body.face_units()
+    d = deltas.numpy()
+    rows = np.flatnonzero(np.abs(d).max(axis=(0, 2)) > 0)
+    return names, base, rows, d[:, rows]
+
+
+def _body_face_shape_rows(body, rest_vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The 52 ARKit shapes (in ARKIT_NAMES' order) on `body` for one body shape, as the rows (R,) of
+    the body vertices they move and their displacements (52, R, 3) float64: about a quarter of the
+    body's vertices, so the shapes, their visemes and their transfer never hold (67, V, 3) arrays."""
+    names, base, rows, values = _face_unit_rows(body)
+    rest = rest_vertices.detach().cpu().double().numpy()
+    J = deformation_gradients(base.numpy(), rest, body.faces.cpu().numpy(), _SMOOTHING_ITERATIONS)[rows]
+    fitted = np.einsum("vij,mvj->mvi", J, values)
+    order = [names.index(n) for n in ARKIT_NAMES]  # raises if the body's units are not ARKit's 52
+    return rows, fitted[order]
+
+
 def body_face_shapes(body, rest_vertices: torch.Tensor) -> MorphTargets:
     """The 52 ARKit shapes on `body`'s own topology for one body shape (its rest vertices (V, 3)):
     each face unit carried through the local deformation from the base mesh to this body."""
-    names, base, deltas = body.face_units()
-    rest = rest_vertices.detach().cpu().double().numpy()
-    d = deltas.numpy()
-    moving = np.flatnonzero(np.abs(d).max(axis=(0, 2)) > 0)
-    J = deformation_gradients(base.numpy(), rest, body.faces.cpu().numpy(), _SMOOTHING_ITERATIONS)[moving]
-    fitted = np.zeros_like(d)
-    fitted[:, moving] = np.einsum("vij,mvj->mvi", J, d[:, moving])
-    order = [names.index(n) for n in ARKIT_NAMES]  # raises if the body's units are not ARKit's 52
-    return MorphTargets(list(ARKIT_NAMES), torch.from_numpy(fitted[order]))
+    rows, values = _body_face_shape_rows(body, rest_vertices)
+    fitted = np.zeros((len(ARKIT_NAMES), len(rest_vertices), 3))
+    fitted[:, rows] = values
+    return MorphTargets(list(ARKIT_NAMES), torch.from_numpy(fitted))
+
+
+def _transferred_rows(src: np.ndarray, rows: np.ndarray, values: np.ndarray, dst: np.ndarray,
+                      full_within: float, none_beyond: float):
+    """`transfer_morph_targets` on displacements given as rows of `src` (ascending) and their values
+    (M, R, 3): yields (vertex indices of `dst`, their displacements (M, n, 3)); the other vertices
+    of `dst` do not move."""
+    shared = 0
+    if len(dst) >= len(src) and np.allclose(dst[: len(src)], src, atol=1e-6):
+        shared = len(src)
+        yield rows, values
+    rest = dst[shared:]
+    if len(rest):
+        nonzero = np.abs(values).max(axis=(0, 2)) > 0
+        moving = rows[nonzero]
+        if moving.size:
+            from scipy.spatial import cKDTree
+
+            distance, nearest = cKDTree(src[moving]).query(rest)
+            fade = np.clip((none_beyond - distance) / (none_beyond - full_within), 0.0, 1.0)
+            # a vertex whose nearest body vertex does not move is nearer the still skin: also still
+            still_distance, _ = cKDTree(np.delete(src, moving, axis=0)).query(rest) if moving.size < len(src) \
+                else (np.full(len(rest), np.inf), None)
+            fade = np.where(still_distance < distance, 0.0, fade)
+            yield shared + np.arange(len(rest)), values[:, nonzero][:, nearest] * fade[None, :, None]
 
 
 def transfer_morph_targets(
@@ -168,33 +211,32 @@ def transfer_morph_targets(
     src = source_vertices.detach().cpu().double().numpy()
     dst = vertices.detach().cpu().double().numpy()
     deltas = targets.deltas.detach().cpu().double().numpy()
+    rows = np.flatnonzero(np.abs(deltas).max(axis=(0, 2)) > 0)
     out = np.zeros((len(targets.names), len(dst), 3))
-    shared = 0
-    if len(dst) >= len(src) and np.allclose(dst[: len(src)], src, atol=1e-6):
-        shared = len(src)
-        out[:, :shared] = deltas
-    rest = dst[shared:]
-    if len(rest):
-        moving = np.flatnonzero(np.abs(deltas).max(axis=(0, 2)) > 0)
-        if moving.size:
-            from scipy.spatial import cKDTree
-
-            distance, nearest = cKDTree(src[moving]).query(rest)
-            fade = np.clip((none_beyond - distance) / (none_beyond - full_within), 0.0, 1.0)
-            # a vertex whose nearest body vertex does not move is nearer the still skin: also still
-            still_distance, _ = cKDTree(np.delete(src, moving, axis=0)).query(rest) if moving.size < len(src) \
-                else (np.full(len(rest), np.inf), None)
-            fade = np.where(still_distance < distance, 0.0, fade)
-            out[:, shared:] = deltas[:, moving[nearest]] * fade[None, :, None]
+    for index, block in _transferred_rows(src, rows, deltas[:, rows], dst, full_within, none_beyond):
+        out[:, index] = block
     return MorphTargets(list(targets.names), torch.from_numpy(out))
+
+
+def _viseme_mixes(names: list[str]) -> np.ndarray:
+    """(15, len(names)) weights of each viseme over the ARKit shapes `names`."""
+    mixes = np.zeros((len(VISEME_MIXES), len(names)))
+    for k, mix in enumerate(VISEME_MIXES.values()):
+        for name, weight in mix.items():
+            mixes[k, names.index(name)] = weight
+    return mixes
+
+
+def _with_viseme_rows(values: np.ndarray) -> np.ndarray:
+    """(52, R, 3) ARKit displacements (ARKIT_NAMES' order) -> (67, R, 3) with the 15 visemes after them."""
+    mixes = _viseme_mixes(list(ARKIT_NAMES))
+    visemes = (mixes @ values.reshape(len(values), -1)).reshape(len(mixes), *values.shape[1:])
+    return np.concatenate([values, visemes])
 
 
 def with_visemes(arkit: MorphTargets) -> MorphTargets:
     """`arkit` followed by the 15 visemes, each the weighted sum of its ARKit shapes."""
-    mixes = np.zeros((len(VISEME_MIXES), len(arkit.names)))
-    for k, mix in enumerate(VISEME_MIXES.values()):
-        for name, weight in mix.items():
-            mixes[k, arkit.index(name)] = weight
+    mixes = _viseme_mixes(list(arkit.names))
     deltas = arkit.deltas.detach().cpu().double().numpy()
     visemes = (mixes @ deltas.reshape(len(deltas), -1)).reshape(len(mixes), *deltas.shape[1:])
     return MorphTargets(list(arkit.names) + list(VISEME_NAMES), torch.from_numpy(np.concatenate([deltas, visemes])))
@@ -208,18 +250,24 @@ def with_face_shapes(
 
     body: the body model the avatar was built on; body_rest_vertices (V_body, 3): its rest vertices
     for this avatar's shape (the template a sculpted mesh was rigged from, or the mesh's own first
-    V_body vertices for slider and photo avatars)."""
+    V_body vertices for slider and photo avatars).
+
+    Works on the moving vertices only (float64, as `body_face_shapes`, `with_visemes` and
+    `transfer_morph_targets` compute them) and writes the (67, V, 3) float32 result once."""
     if mode == "none" or not hasattr(body, "face_units"):
         return mesh
     if mode != "arkit":
         raise ValueError(f"face_shapes must be 'arkit' or 'none', got {mode!r}")
-    on_body = body_face_shapes(body, body_rest_vertices)
+    rows, values = _body_face_shape_rows(body, body_rest_vertices)
     n = len(body_rest_vertices)
     built_on_body = len(mesh.vertices) >= n and bool(np.allclose(  # numpy: torch's allclose spins up threads
         mesh.vertices[:n].detach().cpu().numpy(), body_rest_vertices.detach().cpu().numpy(), atol=1e-6))
     # a sculpted surface replaces the skin, up to a few centimetres off it: follow it further out
     fade = _ASSET_FADE if built_on_body else _SCULPT_FADE
-    on_mesh = transfer_morph_targets(body_rest_vertices, with_visemes(on_body), mesh.vertices, *fade)
-    deltas = on_mesh.deltas.numpy()
-    deltas[np.linalg.norm(deltas, axis=-1) < _MIN_DISPLACEMENT] = 0.0
-    return replace(mesh, morph_targets=MorphTargets(on_mesh.names, torch.from_numpy(deltas.astype(np.float32))))
+    names = list(ARKIT_NAMES) + list(VISEME_NAMES)
+    deltas = np.zeros((len(names), len(mesh.vertices), 3), dtype=np.float32)
+    src = body_rest_vertices.detach().cpu().double().numpy()
+    dst = mesh.vertices.detach().cpu().double().numpy()
+    for index, block in _transferred_rows(src, rows, _with_viseme_rows(values), dst, *fade):
+        deltas[:, index] = np.where(np.linalg.norm(block, axis=-1, keepdims=True) < _MIN_DISPLACEMENT, 0.0, block)
+    return replace(mesh, morph_targets=MorphTargets(names, torch.from_numpy(deltas)))
