@@ -189,12 +189,14 @@ def _add_morph_targets(b: GlbBuilder, mesh: RiggedMesh, rows: slice) -> tuple[li
     targets = mesh.morph_targets
     if targets is None:
         return [], []
-    deltas = targets.deltas.detach().cpu().double().numpy()
+    # float32, as stored (a float64 copy of a photo avatar's 67 shapes was a 27 MB temporary; the
+    # accessors are float32 either way)
+    deltas = targets.deltas.detach().cpu().float().numpy()
     if deltas.shape[1] != mesh.vertices.shape[0]:
         raise ValueError(f"morph targets have {deltas.shape[1]} vertices, the mesh {mesh.vertices.shape[0]}")
     if not np.isfinite(deltas).all():
         raise ValueError("morph target deltas contain NaN or inf")
-    outside = np.abs(np.delete(deltas, np.s_[rows], axis=1)).max(initial=0.0)
+    outside = float(np.abs(np.delete(deltas, np.s_[rows], axis=1)).max(initial=0.0))
     if outside > 1e-6:
         raise ValueError(f"morph targets move garment vertices (up to {outside * 1000:.2f} mm); "
                          "face shapes must stay on the body")
