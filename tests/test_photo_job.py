@@ -30,12 +30,53 @@ def fast_config():
                                iterative=dataclasses.replace(config.iterative, color_weight=0.0))
 
 
+# stage -> whether the iterative job's photo (the array load_image returned) was still referenced
+# when the stage began
+PHOTO_ALIVE: dict[str, bool] = {}
+
+
 @pytest.fixture(scope="module")
 def iterative_job(tmp_path_factory, astronaut_png, fast_config):
+    import weakref
+
+    import face2param.faces.images as images
     from avatar_studio.pipelines.photo import run_photo_job
 
+    loaded, load_image = [], images.load_image
+
+    def watched_load_image(*args, **kwargs):
+        pixels = load_image(*args, **kwargs)
+        loaded.append(weakref.ref(pixels))
+        return pixels
+
+    def progress(stage, fraction, message=""):
+        if loaded:
+            PHOTO_ALIVE.setdefault(stage, loaded[0]() is not None)
+
     config = dataclasses.replace(fast_config, method="iterative")
-    return run_photo_job(astronaut_png, config, tmp_path_factory.mktemp("jobs") / "iterative")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(images, "load_image", watched_load_image)
+        return run_photo_job(astronaut_png, config, tmp_path_factory.mktemp("jobs") / "iterative",
+                             progress=progress)
+
+
+def test_the_photo_is_freed_after_the_fit(iterative_job):
+    """The job holds the photo until the fit (it may be 36 MB at 12 MP), not through the export."""
+    assert PHOTO_ALIVE["analyse face"] and PHOTO_ALIVE["fit"]
+    assert not any(PHOTO_ALIVE[stage] for stage in ("render face", "build avatar", "export glb"))
+
+
+def test_mediapipe_keeps_no_frames_of_its_first_caller():
+    """mediapipe keeps the error of its failed sounddevice import (no PortAudio, or no sounddevice);
+    its traceback's frames reached back to the analysed photo of the first detection."""
+    import sys
+
+    from face2param.faces import models
+
+    models.mediapipe_face_detector("short_range", 0.5)
+    audio = sys.modules.get("mediapipe.tasks.python.audio.core.audio_record")
+    error = getattr(audio, "sd_error", None)
+    assert error is None or error.__traceback__ is None
 
 
 def test_a_real_photo_gives_editable_parameters_a_face_and_a_rigged_glb(iterative_job):

@@ -56,11 +56,13 @@ def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: 
     output_dir = check_output_folder(Path(output_dir), force)
     preflight_export(config.export)
     timer = photo_stage_timer(config, progress)
-    pixels = load_image(image_path)  # specific errors: missing file, not an image, truncated, too small
-    analysis = timer.run("analyse face", lambda: analyse_face(pixels, config.faces))  # no face / too small
+    # specific errors: missing file, not an image, truncated, too small. Held in a list that hands the
+    # photo over to write_photo_job below, so that it is freed after the fit, not kept to the end here
+    photo = [load_image(image_path)]
+    analysis = timer.run("analyse face", lambda: analyse_face(photo[0], config.faces))  # no face / too small
     # the file name only (an upload's hash name in the worker): provenance.json is downloadable
     source = Path(image_path).name if isinstance(image_path, (str, Path)) else "<bytes>"
-    return write_photo_job(analysis, pixels, source, config, output_dir, force, timer, engine=engine, fixed=fixed)
+    return write_photo_job(analysis, photo.pop(), source, config, output_dir, force, timer, engine=engine, fixed=fixed)
 
 
 def photo_stage_timer(config: PhotoJobConfig, progress: ProgressFn | None = None, with_face: bool = True,
@@ -82,10 +84,14 @@ def write_photo_job(analysis, pixels: np.ndarray, source: str, config: PhotoJobC
 
     seed_everything(config.seed)
     engine = engine or timer.run("load engine", lambda: load_engine(config))
+    digest = hashlib.sha256(np.ascontiguousarray(pixels)).hexdigest()  # the array's own buffer: no copy
     target = target_from_analysis(analysis, pixels)
+    # the fit is the photo's last use: it is not kept through the export (a 12 MP photo is 36 MB;
+    # a caller that keeps its own reference, like a batch, keeps it alive anyway)
+    del pixels
     result = timer.run("fit", lambda: fit(target, config.method, engine, config, fixed=fixed))
+    del target
     losses = {k: v for k, v in result.losses.items() if k != "history"}
-    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
     return _write_engine_job(
         output_dir, force, engine, result.params, config, timer, "photo",
         params_meta={"warnings": list(result.warnings), "method": result.method, "losses": losses,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +65,24 @@ def _dlib_file(name: str) -> str:
     return str(path)
 
 
+def _forget_mediapipe_import_frames() -> None:
+    """Drop the traceback of the import error mediapipe keeps. Importing mediapipe imports its audio
+    module, which keeps why sounddevice could not be loaded (no sounddevice, or no PortAudio, as on
+    servers) in `audio_record.sd_error`, traceback and all; that traceback's frames reach back through
+    every caller of the first mediapipe import, which happens on a job's first detection: the
+    analysed photo (36 MB at 12 MP) stayed referenced for the life of the process. Raising the error
+    (recording audio, which nothing here does) gives it a new traceback."""
+    audio = sys.modules.get("mediapipe.tasks.python.audio.core.audio_record")
+    error = getattr(audio, "sd_error", None)
+    if isinstance(error, BaseException):
+        error.__traceback__ = None
+
+
 def mediapipe_face_detector(model: str, min_confidence: float) -> LockedModel:
     """model: 'short_range' (faces within ~2 m: selfies) or 'full_range' (up to ~5 m)."""
     from mediapipe.python.solutions import face_detection
 
+    _forget_mediapipe_import_frames()
     selection = {"short_range": 0, "full_range": 1}[model]
     return _cached(f"mp_detect:{model}:{min_confidence}", lambda: face_detection.FaceDetection(
         model_selection=selection, min_detection_confidence=min_confidence))
@@ -76,6 +91,7 @@ def mediapipe_face_detector(model: str, min_confidence: float) -> LockedModel:
 def mediapipe_face_mesh(min_confidence: float) -> LockedModel:
     from mediapipe.python.solutions import face_mesh
 
+    _forget_mediapipe_import_frames()
     return _cached(f"mp_mesh:{min_confidence}", lambda: face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=1, refine_landmarks=True,
         min_detection_confidence=min_confidence))
@@ -84,6 +100,7 @@ def mediapipe_face_mesh(min_confidence: float) -> LockedModel:
 def mediapipe_selfie_segmentation() -> LockedModel:
     from mediapipe.python.solutions import selfie_segmentation
 
+    _forget_mediapipe_import_frames()
     # model 0 (general, 256x256 input) suits portrait crops better than the landscape model
     return _cached("mp_selfie", lambda: selfie_segmentation.SelfieSegmentation(model_selection=0))
 
