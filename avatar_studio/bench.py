@@ -183,6 +183,15 @@ def bench_photo_job_memory(repeats: int) -> dict:
     return bench_photo_memory()
 
 
+def bench_create_job(repeats: int) -> dict:
+    """The whole create job (issue 15) in fresh processes: wall and CPU seconds, per-stage timings and
+    shares from provenance.json, the load average around each run; the first run (filling the per-user
+    caches) apart, and one run on torch's default thread count beside the job's one (bench_create)."""
+    from avatar_studio.bench_create import bench_create
+
+    return bench_create(repeats=min(repeats, 3))
+
+
 def bench_web(repeats: int) -> dict:
     """The web server's resident-set growth over 1,000 raw REST calls (POST + GET of
     /gradio_api/call/job_status, half of them errors), measured on its own process (web.soak)."""
@@ -191,14 +200,15 @@ def bench_web(repeats: int) -> dict:
     return raw_call_growth(calls=1000)
 
 
-ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo", "photo_memory", "web", "cli")
+ALL_SECTIONS = ("body", "export", "render", "queue", "text", "motion", "photo", "photo_memory", "web", "cli",
+                "create")
 
 
 def run_bench(repeats: int = 5, output: Path = Path("bench.json"), sections: tuple[str, ...] = ALL_SECTIONS) -> dict:
     benches = {"body": bench_body, "export": bench_export, "render": bench_render_sizes, "queue": bench_queues,
                "text": bench_text_presets, "motion": bench_motion_generation,
                "photo": bench_photo_methods, "photo_memory": bench_photo_job_memory, "web": bench_web,
-               "cli": bench_cli_start}
+               "cli": bench_cli_start, "create": bench_create_job}
     results: dict = {"versions": package_versions(), "device": device_info("cpu"), "repeats": repeats}
     for name in sections:
         results[name] = benches[name](repeats)

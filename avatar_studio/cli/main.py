@@ -410,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure body forward, rendering and GLB export; write bench.json")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("-o", "--output", default="bench.json")
-    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo,photo_memory,web,cli "
-                       "(default all)")
+    bench.add_argument("--only", help="comma-separated sections: body,export,render,queue,text,motion,photo,photo_memory,web,cli,"
+                       "create (default all)")
     bench.set_defaults(func=cmd_bench)
 
     serve = sub.add_parser("serve", help="web app + REST API on the embedded default (starts a worker too)")
