@@ -1,8 +1,10 @@
 """Results that every process would compute again the same way (tensors, lists, numbers), kept as
 files in the user cache folder (`paths.user_cache_dir_path()`, beside the body model's build).
 
-A cache file is named by a hash of everything its value is computed from (`Digest`: code, versions,
-input tensors' values), so a changed input is a new file and never a stale read. Files are written
+A cache file is named `<kind>_<hash>.pt`, the hash of everything its value is computed from (`Digest`:
+code, versions, input tensors' values), so a changed input is a new file and never a stale read; of
+each kind the KEEP most recently used files are kept (a code change leaves its old files behind, up
+to ~19 MB each for the face engine's head). Files are written
 atomically (whole or absent across processes); one that cannot be read is computed again and
 replaced; a folder that cannot be written only means computing each time. Values are read with
 `torch.load(weights_only=True)`: tensors, dicts, lists, strings and numbers only.
@@ -11,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 import torch
 
 T = TypeVar("T")
+KEEP = 4  # files of one kind kept (most recently used first): a few installs or versions side by side
 
 
 class Digest:
@@ -65,7 +67,7 @@ def read_cached(path: Path | None):
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+    except Exception:  # any damage (truncated, overwritten, not a plain value) means: compute it again
         return None
 
 
@@ -80,11 +82,31 @@ def write_cached(path: Path | None, value) -> None:
         partial.unlink(missing_ok=True)
 
 
+def prune(path: Path, keep: int = KEEP) -> None:
+    """Remove all but the `keep` most recently used files of `path`'s kind (`<kind>_*.pt` beside it)."""
+    kind = path.name.rsplit("_", 1)[0]
+    files = []
+    for other in path.parent.glob(f"{kind}_*.pt"):
+        try:
+            files.append((other.stat().st_mtime, other))
+        except OSError:
+            continue
+    for _, other in sorted(files, reverse=True)[keep:]:
+        other.unlink(missing_ok=True)
+
+
 def cached(path: Path | None, compute: Callable[[], T], accept: Callable[[object], bool] = lambda v: True) -> T:
-    """The value in `path` when there is one `accept` takes, else compute() (and store it)."""
+    """The value in `path` when there is one `accept` takes, else compute() (and store it, pruning
+    the kind's older files)."""
     value = read_cached(path)
     if value is not None and accept(value):
+        try:
+            os.utime(path)  # used now: the last to be pruned
+        except OSError:
+            pass
         return value
     value = compute()
     write_cached(path, value)
+    if path is not None:
+        prune(path)
     return value
