@@ -83,15 +83,14 @@ class EngineFaceModel:
         return self.engine.render_tensor(x, probs, self.size)
 
 
-_TABLES: dict = {}
-
-
 def _cached_table(engine, mean, schemes):
-    """The engine's table, once per process (and on disk for the bundled engine: surrogate.py)."""
-    key = (id(engine), schemes)
-    if key not in _TABLES:
-        _TABLES[key] = AdditiveLandmarks(engine, mean, list(schemes), cache=True)
-    return _TABLES[key]
+    """The engine's table, once per engine object (and on disk for the bundled engine: surrogate.py). Kept on
+    the engine itself, not in a module dict keyed by id(engine): Python reuses the id of a collected engine,
+    and a new engine would have been handed the old one's table."""
+    tables = engine.__dict__.setdefault("_landmark_tables", {})
+    if schemes not in tables:
+        tables[schemes] = AdditiveLandmarks(engine, mean, list(schemes), cache=True)
+    return tables[schemes]
 
 
 @dataclass

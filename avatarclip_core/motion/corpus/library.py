@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -15,6 +14,7 @@ import torch
 
 from avatarclip_core.body.lbs import axis_angle_to_matrix
 from avatarclip_core.body.types import Skeleton
+from avatarclip_core.device import torch_threads
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.motion.canonical import ROLE_INDEX, CanonicalMotion, mirror
 from avatarclip_core.motion.corpus.builder import REGISTRY, BodyDims, ClipBuilder, GeneratorSpec
@@ -110,22 +110,12 @@ def _labels(spec: GeneratorSpec, variation: dict) -> list[str]:
     return [label.format(side=side, other=other) for label in spec.labels]
 
 
-@contextmanager
-def _one_thread():
-    """Clips are many small tensor ops: intra-op threads only add hand-off costs (measured: 15 ms
-    per clip on one thread, 10x more with two threads on a loaded 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def make_clip(generator: str, skeleton: Skeleton | None = None, variation: dict | None = None, seed: int = 0,
               fps: float = 30.0) -> LabelledClip:
     """One labelled canonical clip of `generator` on `skeleton` (default: the default Anny body)."""
-    with _one_thread():
+    # clips are many small tensor ops: intra-op threads only add hand-off costs (measured: 15 ms per clip on
+    # one thread, 10x more with two threads on a loaded 2-core machine)
+    with torch_threads(1):
         return _make_clip(generator, skeleton, variation, seed, fps)
 
 
