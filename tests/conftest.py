@@ -51,6 +51,16 @@ def job_store_url(request, tmp_path):
         yield url
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Many small tensor ops (motion clips, surrogate fits): intra-op threads only add contention on the
+    shared CPU. The one thread helper of the code (avatarclip_core.device.torch_threads) puts the count back."""
+    from avatarclip_core.device import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
     """A test that changes torch's thread count must not change the float results of later tests

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from avatarclip_core.device import torch_threads
 from face2param.config import Face2ParamConfig
 from face2param.methods.fit import as_numpy_image, fit, load_engine
 from face2param.methods.identity_surrogate import (PACKAGED, IdentitySurrogate, IdentitySurrogateUnavailableError,
@@ -40,13 +41,9 @@ def packaged(engine):
 @pytest.mark.slow
 def test_fitted_surrogate_predicts_held_out_descriptors_better_than_their_mean(engine):
     """240 fresh samples (their own seed, not the packaged artifact's), 40 held out."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # put back after: later tests (NeuS) must run as they do alone
         surrogate = fit_identity_surrogate(EngineFaceModel(engine, 64), 240, 0.35, 3.0, 160, seed=123,
                                            cache_folder=None, validation_fraction=1 / 6)
-    finally:  # the thread count is process-wide: later tests (NeuS) must run as they do alone
-        torch.set_num_threads(previous)
     m = surrogate.metrics
     assert m["failed_descriptors"] <= 5
     assert m["heldout_cosine"] > m["heldout_cosine_of_mean_descriptor"] + 0.01

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import torch
-
 from avatarclip_core.motion.compare import PROMPT_CHECKS, _Body, compare, held_out_external_clips
 from avatarclip_core.motion.corpus import make_clip
 from avatarclip_core.motion.generate import PACKAGED_DIR
@@ -23,8 +21,7 @@ def test_prompt_checks_pass_on_the_generators_they_name(anny_mesh):
     assert not ok
 
 
-def test_compare_measures_each_set_on_the_same_clips_and_prompts(tmp_path, anny_mesh):
-    torch.set_num_threads(1)
+def test_compare_measures_each_set_on_the_same_clips_and_prompts(tmp_path, anny_mesh, one_torch_thread):
     packaged = tmp_path / "packaged"
     shutil.copytree(PACKAGED_DIR / "preview", packaged)
     assert held_out_external_clips(packaged, anny_mesh.skeleton) == ([], "")  # trained without a corpus

@@ -24,13 +24,7 @@ SINK_LIMIT = 0.01  # m: no foot below the ground by more than this
 STILL = {"speed": 1.0, "amplitude": 1.0, "style": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensor ops: intra-op threads only add contention on the shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def _random_canonical(T: int = 6, seed: int = 0) -> CanonicalMotion:

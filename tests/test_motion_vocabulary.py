@@ -23,12 +23,7 @@ GAME_ACTIONS = (
     "die", "fall_backward")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def test_at_least_90_generators_with_3_paraphrases_cover_the_game_actions():
