@@ -120,7 +120,7 @@ def test_mesh_check_catches_an_inverted_triangle_and_a_stretched_edge(engine, pr
     moved[f[0]] = 2 * foot - a
     flipped = HeadMeshCheck(dataclasses.replace(head, neutral=moved), prior.mean, 2.5)
     flipped.normal, flipped.valid, flipped.reference = check.normal, check.valid, check.reference
-    inverted, _ = flipped.measure(prior.mean[None])
+    inverted, _, _ = flipped.measure(prior.mean[None])
     assert int(inverted[0]) >= 1
     # every slider at a bound stretches and folds the head; backing off finds a face that passes
     x = _extreme_face(engine)[None]
@@ -128,6 +128,30 @@ def test_mesh_check_catches_an_inverted_triangle_and_a_stretched_edge(engine, pr
     assert not bad.ok and bad.max_edge_ratio > 2.5
     fixed, checks = check.back_off(x, prior.mean, steps=8)
     assert checks[0].ok and 0 < checks[0].backoff < 1 and checks[0].found
+
+
+# 8 sliders of a real identity-weighted fit (faces-identity img5, identity_weight 0.05): the nose moved out
+# and the mouth pushed back under it, so the dark mouth cavity showed through the philtrum as a spot
+# beside the nostril; no triangle flipped and no edge passed 2.5x
+MOUTH_THROUGH_PHILTRUM = {"nose-trans-out": 0.97, "mouth-trans-forward": 0.067, "mouth-scale-horiz-incr": 0.82,
+                          "nose-width3-incr": 0.188, "nose-nostrils-width-incr": 0.23, "mouth-scale-vert-incr": 0.246,
+                          "nose-trans-up": 0.247, "nose-trans-forward": 0.247}
+
+
+def test_mesh_check_sees_the_mouth_interior_through_the_skin_and_backs_it_off(engine, prior):
+    names = engine.spec.continuous_names
+    x = prior.mean.clone()
+    for name, value in MOUTH_THROUGH_PHILTRUM.items():
+        x[names.index(name)] = value
+    assert prior.mesh(prior.mean[None])[0].interior_pixels == 0
+    bad = prior.mesh(x[None])[0]
+    assert not bad.ok and bad.inverted == 0 and bad.max_edge_ratio < 2.5
+    assert bad.interior_pixels >= 10 and "interior" in bad.describe()
+    responsible = prior.mesh.responsible(x)
+    assert responsible[names.index("mouth-trans-forward")]
+    fixed, checks = prior.mesh.back_off(x[None], prior.mean, steps=8)
+    assert checks[0].ok and checks[0].interior_pixels == 0 and 0 < checks[0].backoff < 1
+    assert checks[0].to_json()["found"].endswith(f"on {bad.interior_pixels} pixels")
 
 
 def test_back_off_moves_only_the_sliders_that_break_the_mesh(engine, prior):

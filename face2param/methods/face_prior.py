@@ -18,8 +18,11 @@ and stretches the head mesh. Three parts, all on the continuous sliders x in [0,
   (measured on 70 real photos: fits without it stretch tiny ear-fold and nostril edges 3-4.5x and fold
   nose, inner-eye-corner and ear triangles; the Gaussian alone does not see them);
 - a mesh check of the fitted head against the mean head (inverted triangles, edges stretched beyond
-  `max_edge_ratio`) that the fit reports; a failing fit backs off only the sliders that move the
-  offending vertices (bisection towards the start), the whole fit only if that is not enough.
+  `max_edge_ratio`, and the mouth or eye interior poking through the skin in the front view: a strong
+  identity term pushes the mouth back under a forward nose until the dark mouth cavity shows through the
+  philtrum as a spot, which no edge or normal test sees) that the fit reports; a failing fit backs off
+  only the sliders that move the offending vertices (bisection towards the start), the whole fit only if
+  that is not enough.
 
 The penalty is quadratic, so its constant Hessian joins the landmark Gauss-Newton preconditioner of the
 iterative search, and the one-shot translator's output goes through the same objective with the
@@ -49,25 +52,30 @@ class MeshCheck:
     inverted: int  # head triangles whose normal turned against the mean head's
     max_edge_ratio: float  # longest head edge relative to its mean-head length
     ok: bool
+    interior_pixels: int = 0  # front-view pixels where the mouth/eye interior shows in front of outer skin
     backoff: float = 1.0  # fraction of the way from the start that was kept on the sliders moved (1 = as found)
     found: str = ""  # what the fit had before backing off
     sliders: int = 0  # how many sliders were backed off
 
     def describe(self) -> str:
-        return f"{self.inverted} inverted triangles, longest edge {self.max_edge_ratio:.2f}x the mean head's"
+        text = f"{self.inverted} inverted triangles, longest edge {self.max_edge_ratio:.2f}x the mean head's"
+        return text + (f", mouth/eye interior through the skin on {self.interior_pixels} pixels"
+                       if self.interior_pixels else "")
 
     def to_json(self) -> dict:
         out = {"inverted_triangles": self.inverted, "max_edge_ratio": round(self.max_edge_ratio, 3),
-               "ok": self.ok, "backoff": round(self.backoff, 3)}
+               "interior_pixels": self.interior_pixels, "ok": self.ok, "backoff": round(self.backoff, 3)}
         return {**out, "found": self.found, "sliders_backed_off": self.sliders} if self.found else out
 
 
 class HeadMeshCheck:
-    """Inverted triangles and stretched edges of head meshes against the mean head."""
+    """Inverted triangles and stretched edges of head meshes against the mean head, and (given the engine's
+    front camera) interior surfaces showing through the skin."""
 
     def __init__(self, head, mean: torch.Tensor, max_edge_ratio: float, soft_edge_ratio: float | None = None,
-                 min_cos: float = 0.3):
+                 min_cos: float = 0.3, camera=None, max_interior_pixels: int = 0, interior_size: int = 256):
         self.head, self.max_edge_ratio = head, max_edge_ratio
+        self.camera, self.max_interior_pixels, self.interior_size = camera, max_interior_pixels, interior_size
         self.soft_edge_ratio = 0.8 * max_edge_ratio if soft_edge_ratio is None else soft_edge_ratio
         self.min_cos = min_cos
         faces = head.faces
@@ -82,6 +90,32 @@ class HeadMeshCheck:
         area = normal.norm(dim=-1)
         self.valid = area > 0.05 * float(area.median())  # degenerate template triangles have no direction
         self.normal = normal / area.clamp_min(1e-20)[:, None]
+        if camera is not None:
+            from face2param.engines.head import CAVITY, SKIN, TONGUE
+
+            corner = head.regions[faces]
+            self.interior_faces = ((corner == CAVITY) | (corner == TONGUE)).any(-1)
+            self.skin_ids = (corner == SKIN).all(-1).nonzero().squeeze(1)
+
+    def _interior_through_skin(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, Nh, 3) -> (B, H, W) bool: pixels of the front view whose visible triangle is mouth/eye interior
+        while the outer skin there faces the camera. Through parted lips one sees past the interior into the
+        back of the head, whose skin faces away; an interior surface in front of front-facing skin has
+        poked through it (a dark spot under the nose)."""
+        from avatarclip_core.render.rasterizer import RasterSettings, rasterize
+
+        settings = RasterSettings(image_size=self.interior_size, sigma=0.0)
+        visible = rasterize(v, self.head.faces, self.camera, settings).pix_to_face[..., 0]
+        skin_faces = self.head.faces[self.skin_ids]
+        behind = rasterize(v, skin_faces, self.camera, settings).pix_to_face[..., 0]
+        corners = v[:, skin_faces]  # (B, Fs, 3, 3)
+        normal = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
+        eye = self.camera.get_camera_center().to(v)[:1, None]  # (1, 1, 3)
+        facing = (normal * (eye - corners.mean(2))).sum(-1) > 0  # (B, Fs)
+        interior = (visible >= 0) & self.interior_faces[visible.clamp_min(0)]
+        row = torch.arange(v.shape[0], device=v.device)[:, None, None].expand_as(behind)
+        front_skin = (behind >= 0) & facing[row, behind.clamp_min(0)]
+        return interior & front_skin
 
     def _lengths(self, v):
         return (v[:, self.edges[:, 0]] - v[:, self.edges[:, 1]]).norm(dim=-1)
@@ -90,13 +124,15 @@ class HeadMeshCheck:
         f = self.head.faces
         return torch.cross(v[:, f[:, 1]] - v[:, f[:, 0]], v[:, f[:, 2]] - v[:, f[:, 0]], dim=-1)
 
-    def measure(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, N) -> (inverted count (B,), max edge ratio (B,))."""
+    def measure(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, N) -> (inverted count (B,), max edge ratio (B,), interior-through-skin pixels (B,))."""
         with torch.no_grad():
             v = self.head.vertices(x)
             inverted = (((self._normals(v) * self.normal).sum(-1) <= 0) & self.valid).sum(-1)
             ratio = (self._lengths(v) / self.reference).amax(-1)
-        return inverted, ratio
+            interior = (self._interior_through_skin(v).flatten(1).sum(-1) if self.camera is not None
+                        else torch.zeros_like(inverted))
+        return inverted, ratio, interior
 
     def penalty(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N) -> (B,) differentiable: squared hinges on edges past `soft_edge_ratio` and on valid
@@ -110,12 +146,24 @@ class HeadMeshCheck:
         return stretch.sum(-1) + fold.sum(-1)
 
     def offending_vertices(self, x: torch.Tensor) -> torch.Tensor:
-        """(N,) one fit -> indices of the head vertices of its inverted triangles and over-long edges."""
+        """(N,) one fit -> indices of the head vertices of its inverted triangles, over-long edges and the
+        interior and skin triangles where the interior shows through."""
         with torch.no_grad():
             v = self.head.vertices(x[None])
             inverted = (((self._normals(v) * self.normal).sum(-1) <= 0) & self.valid)[0]
             long = (self._lengths(v) / self.reference > self.max_edge_ratio)[0]
-        return torch.unique(torch.cat([self.head.faces[inverted].reshape(-1), self.edges[long].reshape(-1)]))
+            ids = [self.head.faces[inverted].reshape(-1), self.edges[long].reshape(-1)]
+            if self.camera is not None:
+                from avatarclip_core.render.rasterizer import RasterSettings, rasterize
+
+                spots = self._interior_through_skin(v)[0]
+                if bool(spots.any()):
+                    settings = RasterSettings(image_size=self.interior_size, sigma=0.0)
+                    visible = rasterize(v, self.head.faces, self.camera, settings).pix_to_face[0, ..., 0]
+                    skin_faces = self.head.faces[self.skin_ids]
+                    behind = rasterize(v, skin_faces, self.camera, settings).pix_to_face[0, ..., 0]
+                    ids += [self.head.faces[visible[spots]].reshape(-1), skin_faces[behind[spots]].reshape(-1)]
+        return torch.unique(torch.cat(ids))
 
     def responsible(self, x: torch.Tensor, share: float = 0.05) -> torch.Tensor:
         """(N,) bool: the local sliders that move the offending vertices of fit x by more than `share` of
@@ -130,9 +178,10 @@ class HeadMeshCheck:
         return out
 
     def __call__(self, x: torch.Tensor) -> list[MeshCheck]:
-        inverted, ratio = self.measure(x)
-        return [MeshCheck(int(i), float(r), bool(i == 0 and r <= self.max_edge_ratio))
-                for i, r in zip(inverted.tolist(), ratio.tolist())]
+        inverted, ratio, interior = self.measure(x)
+        return [MeshCheck(int(i), float(r), bool(i == 0 and r <= self.max_edge_ratio and p <= self.max_interior_pixels),
+                          interior_pixels=int(p))
+                for i, r, p in zip(inverted.tolist(), ratio.tolist(), interior.tolist())]
 
     def _bisect(self, x: torch.Tensor, start: torch.Tensor, mask: torch.Tensor, steps: int) -> tuple[torch.Tensor, float]:
         """(x with the sliders in `mask` at start + t (x - start), t) for the largest t found whose mesh
@@ -329,7 +378,8 @@ def face_prior_for(engine, config: FacePriorConfig) -> FacePrior | None:
         mean = spec.defaults().continuous_vector(spec, engine.device)
         P = len(head.phenotype_labels)
         one_sided = torch.cat([torch.zeros(P, dtype=torch.bool, device=mean.device), head.one_sided.to(mean.device)])
-        mesh = HeadMeshCheck(head, mean, config.max_edge_ratio, config.mesh_soft_edge_ratio, config.mesh_min_cos)
+        mesh = HeadMeshCheck(head, mean, config.max_edge_ratio, config.mesh_soft_edge_ratio, config.mesh_min_cos,
+                             camera=getattr(engine, "camera", None), max_interior_pixels=config.max_interior_pixels)
         _PRIORS[key] = FacePrior(spec.continuous_names, mean, slider_sigma(engine, config).to(mean.device),
                                  one_sided, config, mesh)
     return _PRIORS[key]
