@@ -1,5 +1,3 @@
-import sys
+from avatar_studio.cli.main import console_main
 
-from avatar_studio.cli.main import main
-
-sys.exit(main())
+console_main()

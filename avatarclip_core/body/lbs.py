@@ -6,8 +6,15 @@ rest pose, exactly as a glTF node's animated rotation composes with its rest rot
 """
 from __future__ import annotations
 
-import roma
 import torch
+
+
+def _roma():
+    """roma, imported on first use: its import loads torch._dynamo (and triton), about a second of a cold
+    start that only the rotation conversions below need."""
+    import roma
+
+    return roma
 
 
 def rest_local_transforms(rest_world: torch.Tensor, parents: list[int]) -> torch.Tensor:
@@ -104,29 +111,29 @@ def pose_body(
 
 # Rotation conversions used across the project (roma's quaternions are XYZW, as in glTF).
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
-    return roma.rotvec_to_rotmat(axis_angle)
+    return _roma().rotvec_to_rotmat(axis_angle)
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
-    return roma.rotmat_to_rotvec(matrix)
+    return _roma().rotmat_to_rotvec(matrix)
 
 
 def matrix_to_quaternion_xyzw(matrix: torch.Tensor) -> torch.Tensor:
-    return roma.rotmat_to_unitquat(matrix)
+    return _roma().rotmat_to_unitquat(matrix)
 
 
 def quaternion_xyzw_to_matrix(quat: torch.Tensor) -> torch.Tensor:
-    return roma.unitquat_to_rotmat(quat)
+    return _roma().unitquat_to_rotmat(quat)
 
 
 def euler_to_matrix(convention: str, angles: torch.Tensor, degrees: bool = False) -> torch.Tensor:
     """Intrinsic/extrinsic Euler angles (roma convention string, e.g. 'ZXY' intrinsic uppercase)."""
-    return roma.euler_to_rotmat(convention, angles, degrees=degrees)
+    return _roma().euler_to_rotmat(convention, angles, degrees=degrees)
 
 
 def matrix_to_euler(convention: str, matrix: torch.Tensor, degrees: bool = False) -> torch.Tensor:
     """(..., 3) Euler angles, inverse of `euler_to_matrix`."""
-    return roma.rotmat_to_euler(convention, matrix, degrees=degrees)
+    return _roma().rotmat_to_euler(convention, matrix, degrees=degrees)
 
 
 def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
@@ -135,7 +142,7 @@ def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
     The 6 numbers are the first two matrix columns laid out row by row, as a (3, 2) block (the
     layout VPoser's decoder uses); Gram-Schmidt makes them orthonormal, the cross product the third.
     """
-    return roma.special_gramschmidt(d6.reshape(*d6.shape[:-1], 3, 2))
+    return _roma().special_gramschmidt(d6.reshape(*d6.shape[:-1], 3, 2))
 
 
 def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
