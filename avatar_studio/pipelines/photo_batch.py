@@ -132,35 +132,37 @@ def run_photo_batch(inputs: Iterable[str | Path], config=None, output_dir: Path 
                                    initializer=_warm_analysis_process)
     try:
         from avatar_studio.pipelines.photo import PhotoJobConfig, photo_stage_timer, write_photo_job
+        from avatarclip_core.device import torch_threads
         from avatarclip_core.provenance import write_json
 
         config = config or PhotoJobConfig()
         analyses = _analysed_in_order(photos, config.faces, pool, window=2 * max(processes, 1))
-        for index, (photo, name, (analysis, pixels_or_error)) in enumerate(zip(photos, names, analyses)):
-            error = ""
-            if analysis is None:
-                error = pixels_or_error
-            else:
-                try:
-                    if engine is None:
-                        from face2param.engines.registry import load_engine
+        with torch_threads(config.threads):  # the fits on one thread, as a single photo job
+            for index, (photo, name, (analysis, pixels_or_error)) in enumerate(zip(photos, names, analyses)):
+                error = ""
+                if analysis is None:
+                    error = pixels_or_error
+                else:
+                    try:
+                        if engine is None:
+                            from face2param.engines.registry import load_engine
 
-                        engine = load_engine(config)  # once for the whole batch
-                    timer = photo_stage_timer(config, None, files.face_png, files.avatar_glb)
-                    folder = write_photo_job(analysis, pixels_or_error, photo.name, config, output_dir / name,
-                                             force, timer, engine=engine, fixed=fixed,
-                                             with_face=files.face_png, with_avatar=files.avatar_glb)
-                    params = json.loads((folder / "params.json").read_text())
-                    summary.succeeded.append({"photo": str(photo), "folder": name, "method": params.get("method"),
-                                              "landmark_nme": (params.get("losses") or {}).get("landmark_nme")})
-                except UserInputError as exc:
-                    error = str(exc)
-                except Exception as exc:  # a bug in one fit must not lose the other photos
-                    error = f"internal error ({type(exc).__name__}: {exc})"
-            if error:
-                summary.failed.append({"photo": str(photo), "error": error})
-            if on_photo is not None:
-                on_photo(index + 1, len(photos), str(photo), error)
+                            engine = load_engine(config)  # once for the whole batch
+                        timer = photo_stage_timer(config, None, files.face_png, files.avatar_glb)
+                        folder = write_photo_job(analysis, pixels_or_error, photo.name, config, output_dir / name,
+                                                 force, timer, engine=engine, fixed=fixed,
+                                                 with_face=files.face_png, with_avatar=files.avatar_glb)
+                        params = json.loads((folder / "params.json").read_text())
+                        summary.succeeded.append({"photo": str(photo), "folder": name, "method": params.get("method"),
+                                                  "landmark_nme": (params.get("losses") or {}).get("landmark_nme")})
+                    except UserInputError as exc:
+                        error = str(exc)
+                    except Exception as exc:  # a bug in one fit must not lose the other photos
+                        error = f"internal error ({type(exc).__name__}: {exc})"
+                if error:
+                    summary.failed.append({"photo": str(photo), "error": error})
+                if on_photo is not None:
+                    on_photo(index + 1, len(photos), str(photo), error)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
