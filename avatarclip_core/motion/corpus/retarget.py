@@ -11,8 +11,17 @@ in the canonical chain is W'_j = O_parent^T W_j O_j. Leaf roles (wrists, ankles 
 take their parent's offset, so hands follow the forearm; the head takes none (identity): both rests
 hold it level, looking ahead, whatever their necks lean (ours 19 degrees forward, a T-pose's none),
 and following the neck tilted our head back by the difference (a CMU T-pose looked 19 degrees up).
-The pelvis displacement is scaled by the ratio of the leg lengths (hip to ankle), starts at
-x = z = 0, and a constant height offset puts the lowest foot of the clip on the ground.
+The ankles take none either (identity): both rests stand on flat feet, so a foot flat on the floor
+in the source is flat in ours, whatever the ankle-to-toe lines slope. Aligning that line instead
+pitched our foot by the difference (Bandai-Namco's slopes 43 degrees, ours 27): a planted foot stood
+on its toe with the heel 4 cm up, and the toe of the foot pushing off, lower, counted as the
+contact while its ankle swung forward (foot skating 0.2-0.4 m/s on walks whose source foot stays put).
+The pelvis displacement is scaled by the ratio of the leg lengths (hip to ankle) and starts at
+x = z = 0. Its height is set frame by frame so that our lowest foot is as high above the ground as
+the source's (its clearance, scaled by the same ratio): a foot planted in the source is planted in
+ours, whatever the two feet's shapes (a constant offset putting the clip's lowest foot on the ground
+left Bandai-Namco's planted feet 2 cm up, as high as our toe dips pushing off). A source whose
+ankles are not mapped keeps the constant offset.
 """
 from __future__ import annotations
 
@@ -90,7 +99,9 @@ def rest_offsets(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
     for role in ROLES:
         src, dst = _bone_direction(source, role), _bone_direction(target, role)
         parent = ROLE_PARENT[role]
-        if src is not None and dst is not None:
+        if role.endswith("ankle"):  # flat feet in both rests: the foot turns as the source's from its rest
+            offsets[role] = torch.eye(3)
+        elif src is not None and dst is not None:
             offsets[role] = _rotation_between(dst.float(), src.float())
         else:
             offsets[role] = offsets[parent] if parent and role != "head" else torch.eye(3)
@@ -101,6 +112,64 @@ def _leg_length(positions: dict[str, torch.Tensor]) -> float | None:
     lengths = [float((positions[f"{s}_hip"] - positions[f"{s}_ankle"]).norm()) for s in ("left", "right")
                if f"{s}_hip" in positions and f"{s}_ankle" in positions]
     return sum(lengths) / len(lengths) if lengths else None
+
+
+def _source_feet(world_axis: torch.Tensor, displacement: torch.Tensor, source: SourceRig,
+                 world_to_y_up: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Heights (T, 2 feet, P) of the source's foot contact points ([ankle, toe], left then right; up
+    to a constant, source units) and their heights over the foot's lowest point in the standing rest
+    (2, P). None without both ankles."""
+    ankles = [source.roles[ROLE_INDEX[f"{s}_ankle"]] for s in ("left", "right")]
+    if min(ankles) < 0:
+        return None
+    points = torch.tensor([[a] + ([source.toes[k]] if source.toes is not None else []) for k, a in enumerate(ankles)])
+    rest = source.rest_positions.float()
+    G: list[torch.Tensor] = []
+    P: list[torch.Tensor] = []
+    for j, p in enumerate(source.parents):  # parents first: FK from the world-axis local rotations
+        R = world_axis[:, j].float()
+        G.append(R if p < 0 else G[p] @ R)
+        P.append(torch.zeros(R.shape[0], 3) if p < 0 else P[p] + G[p] @ (rest[j] - rest[p]))
+    positions = torch.stack(P, 1) - P[source.roles[ROLE_INDEX["pelvis"]]][:, None]
+    if world_to_y_up is not None:
+        positions = positions @ world_to_y_up.float().T
+    heights = positions[:, points, 1] + displacement[:, None, None, 1]
+    rest_heights = rest[points, 1] - rest[points, 1].amin(-1, keepdim=True)
+    return heights, rest_heights
+
+
+def _match_toe_heights(W: torch.Tensor, target: Skeleton, source_drop: torch.Tensor) -> torch.Tensor:
+    """W with each ankle pitched (about the horizontal, its heading kept) so that our toe sits as far
+    below (or above) the ankle, relative to the rest, as the source's toe does (T, 2; our units).
+    Feet of other shapes turned by the same angle dip their toes to other heights: Bandai-Namco's
+    toe joint is 9 cm ahead of its ankle, ours 14 cm, so pushing off on its toe ours dug 2 cm lower,
+    and the foot pushing off counted as the one on the ground while the other landed."""
+    small = role_skeleton(target)
+    names = small.names
+    W = W.clone()
+    for k, side in enumerate(("left", "right")):
+        if f"{side}_toe" not in names:
+            return W
+        rest_foot = small.rest_positions[names.index(f"{side}_toe")] - small.rest_positions[names.index(f"{side}_ankle")]
+        chain, role = [], ROLE_PARENT[f"{side}_ankle"]
+        while role:
+            chain.append(ROLE_INDEX[role])
+            role = ROLE_PARENT[role]
+        G_parent = torch.eye(3).expand(W.shape[0], 3, 3)
+        for j in reversed(chain):
+            G_parent = G_parent @ W[:, j]
+        ankle = ROLE_INDEX[f"{side}_ankle"]
+        foot = (G_parent @ W[:, ankle] @ rest_foot)  # (T, 3) the foot's line now
+        length = float(rest_foot.norm())
+        y = (rest_foot[1] + source_drop[:, k]).clamp(-0.95 * length, 0.95 * length)
+        flat = foot[:, [0, 2]]
+        flat = flat / flat.norm(dim=-1, keepdim=True).clamp_min(1e-9) * (length ** 2 - y ** 2).sqrt()[:, None]
+        wanted = torch.stack([flat[:, 0], y, flat[:, 1]], -1)
+        axis = torch.linalg.cross(foot, wanted)
+        angle = torch.atan2(axis.norm(dim=-1), (foot * wanted).sum(-1))
+        turn = axis_angle_to_matrix(axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12) * angle[:, None])
+        W[:, ankle] = G_parent.transpose(-1, -2) @ turn @ G_parent @ W[:, ankle]
+    return W
 
 
 def retarget(world_axis: torch.Tensor, pelvis_displacement: torch.Tensor, fps: float, source: SourceRig,
@@ -129,9 +198,17 @@ def retarget(world_axis: torch.Tensor, pelvis_displacement: torch.Tensor, fps: f
     ratio = target_leg / source_leg if source_leg and target_leg else 1.0
     translation = displacement * ratio
     translation[:, [0, 2]] -= translation[:1, [0, 2]].clone()
-    clip = CanonicalMotion(float(fps), W, translation)
-    lowest = float(foot_clearance(clip, target).amin())
-    translation[:, 1] -= lowest
+    feet = _source_feet(world_axis, displacement, source, world_to_y_up)
+    if feet is not None and feet[0].shape[-1] > 1:  # toes: ours as far off the ground as the source's
+        heights, rest_heights = feet
+        drop = (heights[..., 1] - heights[..., 0]) - (rest_heights[:, 1] - rest_heights[:, 0])
+        W = _match_toe_heights(W, target, drop * ratio)
+    lowest = foot_clearance(CanonicalMotion(float(fps), W, translation), target).amin(1)
+    if feet is None:
+        translation[:, 1] -= lowest.min()
+    else:  # our lowest foot as high above the ground as the source's
+        source_lowest = (feet[0] - feet[1]).amin(-1).amin(-1)
+        translation[:, 1] += (source_lowest - source_lowest.min()) * ratio - lowest
     return CanonicalMotion(float(fps), W, translation)
 
 
