@@ -60,7 +60,7 @@ class FacePriorConfig:
     margin: Fraction = 0.02  # soft barrier: values kept inside [margin, 1 - margin] ...
     barrier_weight: NonNegative = 0.1  # ... by weight * (distance past it / margin)^2 (0.01 left a one-shot fit 13% at a bound)
     max_edge_ratio: Positive = 2.5  # mesh check: no head edge longer than this times its mean-head length
-    max_interior_pixels: NonNegativeInt = 0  # ... and no more front-view pixels (256 px) of mouth/eye interior in front of outer skin
+    max_interior_pixels: NonNegativeInt = 2  # ... and no more front-view pixels (of 512 x 512) of mouth/eye interior in front of outer skin (7 px is a visible speck)
     mesh_weight: NonNegative = 1e-4  # mesh term of the objective (HeadMeshCheck.penalty; 1e-3 diverged: it has no curvature in the preconditioner)
     mesh_soft_edge_ratio: float = 2.0  # ... penalises edges past this times their mean-head length
     mesh_min_cos: float = 0.3  # ... and triangles turned further than arccos(this) (~73 deg) from the mean head

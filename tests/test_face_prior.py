@@ -146,11 +146,11 @@ def test_mesh_check_sees_the_mouth_interior_through_the_skin_and_backs_it_off(en
     assert prior.mesh(prior.mean[None])[0].interior_pixels == 0
     bad = prior.mesh(x[None])[0]
     assert not bad.ok and bad.inverted == 0 and bad.max_edge_ratio < 2.5
-    assert bad.interior_pixels >= 10 and "interior" in bad.describe()
+    assert bad.interior_pixels >= 20 and "interior" in bad.describe()
     responsible = prior.mesh.responsible(x)
     assert responsible[names.index("mouth-trans-forward")]
     fixed, checks = prior.mesh.back_off(x[None], prior.mean, steps=8)
-    assert checks[0].ok and checks[0].interior_pixels == 0 and 0 < checks[0].backoff < 1
+    assert checks[0].ok and checks[0].interior_pixels <= prior.config.max_interior_pixels and 0 < checks[0].backoff < 1
     assert checks[0].to_json()["found"].endswith(f"on {bad.interior_pixels} pixels")
 
 

@@ -73,7 +73,7 @@ class HeadMeshCheck:
     front camera) interior surfaces showing through the skin."""
 
     def __init__(self, head, mean: torch.Tensor, max_edge_ratio: float, soft_edge_ratio: float | None = None,
-                 min_cos: float = 0.3, camera=None, max_interior_pixels: int = 0, interior_size: int = 256):
+                 min_cos: float = 0.3, camera=None, max_interior_pixels: int = 0, interior_size: int = 512):
         self.head, self.max_edge_ratio = head, max_edge_ratio
         self.camera, self.max_interior_pixels, self.interior_size = camera, max_interior_pixels, interior_size
         self.soft_edge_ratio = 0.8 * max_edge_ratio if soft_edge_ratio is None else soft_edge_ratio
