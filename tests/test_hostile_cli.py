@@ -54,3 +54,10 @@ def test_hostile_photos_are_one_error_line(name, tmp_path):
     photo.write_bytes(data)
     line = one_error_line(avatar("photo", photo, "-o", tmp_path / "out", cwd=tmp_path))
     assert str(photo.parent) not in line and not (tmp_path / "out").exists()
+
+
+def test_a_missing_photo_is_one_error_line_before_the_pipeline_loads(tmp_path):
+    """Checked before the heavy imports (it took 2-5 s to say so)."""
+    proc = avatar("photo", tmp_path / "nope.jpg", "-o", tmp_path / "out", cwd=tmp_path)
+    assert one_error_line(proc) == f"error: image file not found: {tmp_path / 'nope.jpg'}"
+    assert "loading the photo pipeline" not in proc.stderr.decode() and not (tmp_path / "out").exists()

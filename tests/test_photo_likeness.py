@@ -109,6 +109,7 @@ def test_default_method_on_faces_identity_keeps_fits_plausible_and_people_apart(
     default = summary["methods"][config.method]["plausibility"]
     assert default["fits_over_10%_at_bound"] == 0 and default["fits_with_inverted_triangles"] == 0
     assert default["max_edge_ratio_max"] <= 2.5
+    assert default["fits_failing_mesh_check"] == 0  # no mouth interior through the skin either
     likeness = summary["likeness"]
     assert likeness["photos"] >= 55
     assert likeness["render_auc"] >= RENDER_AUC_FLOOR

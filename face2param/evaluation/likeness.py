@@ -180,16 +180,20 @@ def likeness_collector(photos_dir: str | Path, method: str, crop_scale: float, t
 
 def plausibility_summary(rows: list[dict], limit: float = 0.10) -> dict:
     """Over fits (face_prior.plausibility rows): the worst fraction of sliders at a bound, how many fits
-    have more than `limit` of them there, the worst edge ratio and inverted-triangle count."""
+    have more than `limit` of them there, the worst edge ratio, inverted-triangle count, and the fits whose
+    mouth/eye interior shows through the skin (more pixels than the mesh check allows) or that fail it."""
     rows = [r for r in rows if r]
     if not rows:
         return {}
     bound = [r["at_bound_fraction"] for r in rows]
     edges = [r["mesh"]["max_edge_ratio"] for r in rows if "mesh" in r]
     inverted = [r["mesh"]["inverted_triangles"] for r in rows if "mesh" in r]
+    interior = [r["mesh"].get("interior_pixels", 0) for r in rows if "mesh" in r]
     return {"fits": len(rows), "at_bound_mean": float(np.mean(bound)), "at_bound_max": float(np.max(bound)),
             f"fits_over_{limit:.0%}_at_bound": int(sum(b > limit for b in bound)),
             "max_pair_difference_max": float(max(r["max_pair_difference"] for r in rows)),
             "max_edge_ratio_max": float(max(edges)) if edges else float("nan"),
             "fits_with_inverted_triangles": int(sum(i > 0 for i in inverted)),
-            "inverted_triangles_max": int(max(inverted)) if inverted else 0}
+            "inverted_triangles_max": int(max(inverted)) if inverted else 0,
+            "interior_pixels_max": int(max(interior)) if interior else 0,
+            "fits_failing_mesh_check": int(sum(not r["mesh"]["ok"] for r in rows if "mesh" in r))}
