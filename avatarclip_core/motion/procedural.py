@@ -2,8 +2,10 @@
 
 Motions are authored as rotations about world axes (avatar faces +Z, Y up, +X is the avatar's
 left), applied at each joint as if its parents were at rest, which is the BVH convention; each is
-turned into the joint's local rest frame with R_local = R_rest^T R_world R_rest. Leg lengths come
-from the skeleton, so a walk's stride matches the body and the feet do not slide much.
+turned into the joint's local rest frame with R_local = R_rest^T R_world R_rest. Feet are settled
+as the corpus clips' are (`corpus.feet.settle_feet` on the canonical clip): the planted feet drive the
+root's travel, so they do not slide, and the lowest foot stands on the floor; a walk's stride follows
+from the leg length of the skeleton.
 """
 from __future__ import annotations
 
@@ -65,8 +67,13 @@ class _Builder:
         self.world_rot[role] = axis_angle_to_matrix(rotvec) @ self.world_rot[role]
 
     def motion(self, fps: float, name: str) -> Motion:
+        """The clip with its feet settled (root_translation: x/z the authored travel, used only while
+        no foot touches the ground; y the height above the ground, 0 here: always standing)."""
+        from avatarclip_core.motion.corpus.feet import settle_feet  # the corpus package loads its generators
+
         rotations = torch.stack([self.world_rot[role] for role in ROLES], 1)
-        return to_motion(CanonicalMotion(fps, rotations, self.root_translation), self.skeleton, name)
+        canonical = settle_feet(CanonicalMotion(fps, rotations, self.root_translation), self.skeleton)
+        return to_motion(canonical, self.skeleton, name)
 
 
 def _time(config: MotionConfig, period: float) -> tuple[torch.Tensor, int]:
@@ -90,8 +97,7 @@ def idle(skeleton: Skeleton, config: MotionConfig) -> Motion:
     b.rotate("right_elbow", X_AXIS, torch.full_like(t, -_deg(10, config)))
     b.rotate("spine2", X_AXIS, _deg(2, config) * torch.sin(phase))
     b.rotate("head", Y_AXIS, _deg(6, config) * torch.sin(0.5 * phase))
-    b.rotate("pelvis", Z_AXIS, _deg(2, config) * torch.sin(0.5 * phase))
-    b.root_translation[:, 0] = 0.01 * config.amplitude * torch.sin(0.5 * phase)
+    b.rotate("pelvis", Z_AXIS, _deg(2, config) * torch.sin(0.5 * phase))  # settled feet: the hips shift over them
     return b.motion(config.fps, "idle")
 
 
@@ -131,10 +137,10 @@ def walk(skeleton: Skeleton, config: MotionConfig) -> Motion:
         b.rotate(f"{side}_shoulder", X_AXIS, 0.8 * swing * torch.sin(p))  # arms swing against the legs
         b.rotate(f"{side}_elbow", X_AXIS, torch.full_like(t, -_deg(15, config)))
     b.rotate("spine2", Y_AXIS, _deg(4, config) * torch.sin(phase))
-    # Two steps per cycle, each 2 L sin(swing) long; the pelvis drops while the legs are apart.
+    # Two steps per cycle, each about 2 L sin(swing) long; settle_feet makes the travel (the planted foot
+    # stays put) and the height (the pelvis drops while the legs are apart), so this is a fallback only.
     speed = 2 * (2 * leg * math.sin(swing)) / (period / config.speed)
     b.root_translation[:, 2] = speed * t
-    b.root_translation[:, 1] = -leg * (1 - torch.cos(swing * torch.sin(phase)))
     return b.motion(config.fps, "walk")
 
 
