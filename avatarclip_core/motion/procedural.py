@@ -115,33 +115,22 @@ def wave(skeleton: Skeleton, config: MotionConfig) -> Motion:
 
 
 def walk(skeleton: Skeleton, config: MotionConfig) -> Motion:
-    """A walk cycle moving forward (+Z); stride and pelvis drop follow from the leg length."""
+    """A walk cycle moving forward (+Z): the corpus walk's gait (`corpus.locomotion._gait`: each foot
+    half a cycle in stance, its thigh sweeping back at a constant rate, so the settled body advances
+    at a steady 1.2-1.5 m/s instead of lurching as a sine-shaped stance did, 0.1-2.1 m/s); stride
+    and pelvis drop follow from the leg length, `cycles` strides of 1.1 s at speed 1."""
+    from avatarclip_core.motion.corpus.builder import BodyDims, ClipBuilder  # loads the corpus generators
+    from avatarclip_core.motion.corpus.feet import settle_feet
+    from avatarclip_core.motion.corpus.locomotion import _gait
+    from avatarclip_core.motion.limits import clamp_to_limits
+
+    _roles_for(skeleton)  # a rig with a role map, or the built-in motions' error
     period = 1.1
-    t, frames = _time(config, period=period)
-    phase = 2 * math.pi * t * config.speed / period
-    roles = _roles_for(skeleton)
-    hip = skeleton.rest_positions[roles["left_hip"]]
-    ankle = skeleton.rest_positions[roles["left_ankle"]]
-    leg = float(torch.linalg.norm(hip - ankle))
-    swing = _deg(22, config)
-    b = _Builder(skeleton, frames)
-    for side, offset in (("left", 0.0), ("right", math.pi)):
-        p = phase + offset
-        thigh = -swing * torch.sin(p)  # negative about +X swings the foot forward
-        knee = _deg(5, config) + _deg(55, config) * torch.clamp(torch.cos(p), min=0.0) ** 2
-        b.rotate(f"{side}_hip", X_AXIS, thigh)
-        b.rotate(f"{side}_knee", X_AXIS, knee)
-        b.rotate(f"{side}_ankle", X_AXIS, -0.3 * thigh)
-        sign = -1.0 if side == "left" else 1.0
-        b.rotate(f"{side}_shoulder", Z_AXIS, torch.full_like(t, sign * _deg(32, config)))
-        b.rotate(f"{side}_shoulder", X_AXIS, 0.8 * swing * torch.sin(p))  # arms swing against the legs
-        b.rotate(f"{side}_elbow", X_AXIS, torch.full_like(t, -_deg(15, config)))
-    b.rotate("spine2", Y_AXIS, _deg(4, config) * torch.sin(phase))
-    # Two steps per cycle, each about 2 L sin(swing) long; settle_feet makes the travel (the planted foot
-    # stays put) and the height (the pelvis drops while the legs are apart), so this is a fallback only.
-    speed = 2 * (2 * leg * math.sin(swing)) / (period / config.speed)
-    b.root_translation[:, 2] = speed * t
-    return b.motion(config.fps, "walk")
+    b = ClipBuilder(config.cycles * period, config.fps, config.speed, config.amplitude,
+                    BodyDims.from_skeleton(skeleton))
+    _gait(b, period, 22, 55, 15, 2)
+    canonical = settle_feet(clamp_to_limits(b.canonical()), skeleton)  # as the corpus walk is made
+    return to_motion(canonical, skeleton, "walk")
 
 
 # names: avatarclip_core.config.limits (checked without torch at submit); each is a generator here

@@ -1,7 +1,8 @@
 """Locomotion: walk, run, jog, sprint, backwards, side steps, turns, marching and climbing in place.
 
-Gaits follow procedural.walk: the thigh swings +-swing about X, two steps per cycle of length
-2 L sin(swing) (L = hip-to-ankle length of the skeleton), so the root travels what the feet cover.
+Gaits (the built-in procedural.walk is this walk's): the thigh swings +-swing about X, two steps per
+cycle of length 2 L sin(swing) (L = hip-to-ankle length of the skeleton), so the root travels what the
+feet cover.
 """
 from __future__ import annotations
 
