@@ -153,10 +153,13 @@ def bench_text_presets(repeats: int) -> dict:
 
 def bench_motion_generation(repeats: int) -> dict:
     """Text -> motion: training time per epoch (pose VAE, motion VAE) and latent-optimisation wall time
-    for 60 frames, offline and (random-weight ViT-B-32, timing only) with L_clip (motion.bench)."""
+    for 60 frames, offline and (random-weight ViT-B-32, timing only) with L_clip (motion.bench); and one
+    `avatar text --motion` run with CLIP on the preview preset, cold and warm, beside the paper's every-step
+    schedule and a bare ViT-B-32 forward/backward measured in the same run (bench_motion_clip)."""
+    from avatar_studio.bench_motion_clip import bench_motion_clip
     from avatarclip_core.motion.bench import bench_motion
 
-    return bench_motion(clip=True)
+    return {**bench_motion(clip=True), "clip_motion_preview": bench_motion_clip()}
 
 
 def bench_photo_methods(repeats: int) -> dict:

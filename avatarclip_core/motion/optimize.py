@@ -10,6 +10,12 @@ L_motion = L_pose + lambda_6 L_delta + lambda_7 L_clip (+ our two small latent t
   iteration, weighted by lambda_clip(i) = i / L (later frames matter more); averaged over them.
 - ours: latent_weight |z|^2 keeps z where the decoder was trained; anchor_weight |z - z_0|^2
   keeps the initial (label-matched) clip's timing and root path when starting from one.
+
+CPU schedule (MotionGenConfig): one CLIP step (render + ViT forward/backward) costs ~100x a step
+of the other terms, so L_clip can run every ``clip_every``-th iteration; with ``clip_hold`` the
+steps between keep its last gradient w.r.t. the latent (a first-order surrogate of L_clip, so
+Adam sees a steady CLIP direction instead of a spike every k steps). The last pass, which only
+records the final losses, always evaluates L_clip and builds no graph.
 """
 from __future__ import annotations
 
@@ -63,6 +69,22 @@ def clip_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, text: 
     return (weights * s).mean()
 
 
+@torch.no_grad()
+def clip_eval_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, text: str, azimuths=(0.0,),
+                   frames: int = 8) -> float:
+    """A fixed measure of L_clip for comparing motions (not used by the optimiser): mean 1 - cos over
+    ``frames`` evenly spaced frames x every azimuth, unweighted; the same renders every call."""
+    from avatarclip_core.motion.pose_codebook import render_poses
+
+    L = rotations.shape[0]
+    idx = torch.linspace(0, L - 1, min(frames, L)).round().long()
+    centred = root[idx] * torch.tensor([0.0, 1.0, 0.0], device=root.device)
+    images = render_poses(posed, rotations[idx], centred, list(azimuths) or [0.0],
+                          int(getattr(scorer, "render_size", 224)))
+    f_txt = scorer.encode_text([text])
+    return float((1.0 - (scorer.encode_image(images) * f_txt.to(images.device)).sum(-1)).mean())
+
+
 def optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenConfig, z0: torch.Tensor | None = None,
                     *, scorer=None, text: str = "", posed=None, progress=None) -> OptimizationResult:
     """Optimise the motion VAE latent against reference poses (k, 20, 3, 3), best first.
@@ -80,30 +102,43 @@ def optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenC
     opt = torch.optim.Adam([z], lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     use_clip = scorer is not None and posed is not None and config.clip_weight > 0 and bool(text)
+    every = max(1, config.clip_every)
+    hold = use_clip and config.clip_hold and every > 1
+    held: torch.Tensor | None = None  # the last CLIP step's gradient of clip_weight * L_clip w.r.t. z
     losses: dict[str, list[float]] = {"total": [], "pose": [], "delta": [], "clip": []}
     L = vae.frames
     for it in range(max(0, config.iterations) + 1):
-        rot, root = vae.decode_motion(z[None])
-        rot, root = rot[0], root[0]
-        frames6 = matrix_to_rotation_6d(rot).flatten(-2)
-        l_pose = pose_loss(frames6, refs6)
-        l_delta = delta_loss(frames6)
-        total = config.pose_weight * l_pose + config.delta_weight * l_delta
-        total = total + config.latent_weight * z.pow(2).mean() + config.anchor_weight * (z - start).pow(2).mean()
-        l_clip = torch.zeros((), device=device)
-        if use_clip and it % max(1, config.clip_every) == 0:
-            n = min(max(1, config.clip_frames), L)
-            frames = torch.randperm(L, generator=gen)[:n].sort().values.to(device)
-            az = config.clip_azimuths[int(torch.randint(len(config.clip_azimuths), (1,), generator=gen))] \
-                if config.clip_azimuths else 0.0
-            l_clip = clip_loss(scorer, posed, rot, root, text, frames, az)
-            total = total + config.clip_weight * l_clip
-        for key, value in (("total", total), ("pose", l_pose), ("delta", l_delta), ("clip", l_clip)):
+        final = it == config.iterations  # the last pass only records the final losses
+        clip_step = use_clip and (it % every == 0 or final)
+        with torch.set_grad_enabled(not final):
+            rot, root = vae.decode_motion(z[None])
+            rot, root = rot[0], root[0]
+            frames6 = matrix_to_rotation_6d(rot).flatten(-2)
+            l_pose = pose_loss(frames6, refs6)
+            l_delta = delta_loss(frames6)
+            total = config.pose_weight * l_pose + config.delta_weight * l_delta
+            total = total + config.latent_weight * z.pow(2).mean() + config.anchor_weight * (z - start).pow(2).mean()
+            l_clip = torch.zeros((), device=device)
+            if clip_step:
+                n = min(max(1, config.clip_frames), L)
+                frames = torch.randperm(L, generator=gen)[:n].sort().values.to(device)
+                az = config.clip_azimuths[int(torch.randint(len(config.clip_azimuths), (1,), generator=gen))] \
+                    if config.clip_azimuths else 0.0
+                l_clip = clip_loss(scorer, posed, rot, root, text, frames, az)
+        for key, value in (("total", total + config.clip_weight * l_clip), ("pose", l_pose), ("delta", l_delta),
+                           ("clip", l_clip)):
             losses[key].append(round(float(value.detach()), 6))
-        if it == config.iterations:  # the last pass only records the final losses
+        if final:
             break
         opt.zero_grad(set_to_none=True)
-        total.backward()
+        if hold:
+            if clip_step:
+                held = torch.autograd.grad(config.clip_weight * l_clip, z, retain_graph=True)[0]
+            total.backward()
+            if held is not None:
+                z.grad = z.grad + held
+        else:
+            (total + config.clip_weight * l_clip).backward()
         opt.step()
         if progress is not None and (it % 10 == 0 or it == config.iterations - 1):
             progress((it + 1) / config.iterations,
