@@ -89,8 +89,17 @@ def optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenC
                     *, scorer=None, text: str = "", posed=None, progress=None) -> OptimizationResult:
     """Optimise the motion VAE latent against reference poses (k, 20, 3, 3), best first.
 
-    L_clip runs only when ``scorer`` (and ``posed``, the body to render) are given.
+    L_clip runs only when ``scorer`` (and ``posed``, the body to render) are given. torch runs on
+    ``config.threads`` CPU threads meanwhile (0: as they are), put back after.
     """
+    from avatarclip_core.device import torch_threads
+
+    with torch_threads(config.threads):
+        return _optimize_latent(vae, references, config, z0, scorer=scorer, text=text, posed=posed, progress=progress)
+
+
+def _optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenConfig, z0: torch.Tensor | None,
+                     *, scorer, text: str, posed, progress) -> OptimizationResult:
     started = time.perf_counter()
     device = next(vae.parameters()).device
     vae.eval()
