@@ -71,18 +71,24 @@ def clip_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, text: 
 
 @torch.no_grad()
 def clip_eval_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, text: str, azimuths=(0.0,),
-                   frames: int = 8) -> float:
-    """A fixed measure of L_clip for comparing motions (not used by the optimiser): mean 1 - cos over
-    ``frames`` evenly spaced frames x every azimuth, unweighted; the same renders every call."""
+                   batch: int = 8) -> float:
+    """What L_clip (Eq. 15-16) averages to over its random draws, for comparing motions (not used by the
+    optimiser): every frame i from every azimuth, s_i weighted by (i + 1) / L and averaged, as the
+    optimiser's sampled frames and view are in expectation. Deterministic (no sampling)."""
     from avatarclip_core.motion.pose_codebook import render_poses
 
     L = rotations.shape[0]
-    idx = torch.linspace(0, L - 1, min(frames, L)).round().long()
-    centred = root[idx] * torch.tensor([0.0, 1.0, 0.0], device=root.device)
-    images = render_poses(posed, rotations[idx], centred, list(azimuths) or [0.0],
-                          int(getattr(scorer, "render_size", 224)))
+    views = list(azimuths) or [0.0]
     f_txt = scorer.encode_text([text])
-    return float((1.0 - (scorer.encode_image(images) * f_txt.to(images.device)).sum(-1)).mean())
+    size = int(getattr(scorer, "render_size", 224))
+    total = 0.0
+    for s in range(0, L, batch):
+        idx = torch.arange(s, min(L, s + batch))
+        centred = root[idx] * torch.tensor([0.0, 1.0, 0.0], device=root.device)
+        images = render_poses(posed, rotations[idx], centred, views, size)  # pose-major
+        sims = (1.0 - (scorer.encode_image(images) * f_txt.to(images.device)).sum(-1)).reshape(len(idx), len(views))
+        total += float((sims.mean(1) * (idx.float() + 1.0) / L).sum())
+    return total / L
 
 
 def optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenConfig, z0: torch.Tensor | None = None,
