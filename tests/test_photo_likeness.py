@@ -60,6 +60,25 @@ def test_identity_term_compares_the_photo_moved_into_the_renders_place():
     assert load_photo_mean(PHOTO_MEAN).shape == (128,)
 
 
+def test_distinct_term_pulls_along_the_photos_own_direction_and_stops_at_its_reach():
+    """1 at the mean face, 0 once the render has moved from the mean face's descriptor along (photo - mean photo)
+    as far as the photo lies from the mean photo; moving sideways does not count, moving further costs nothing."""
+    import torch
+
+    from face2param.methods.identity_surrogate import distinct_loss
+
+    embed = lambda x, probs: x  # noqa: E731
+    photo, photo_mean, render_mean = torch.tensor([[3.0, 4.0]]), torch.tensor([[3.0, 2.0]]), torch.tensor([[0.0, 0.0]])
+    loss = distinct_loss(embed, photo, photo_mean, render_mean)  # direction (0, 1), reach 2
+    at = lambda *v: float(loss(torch.tensor([list(v)]), {}))  # noqa: E731
+    assert at(0.0, 0.0) == pytest.approx(1.0)
+    assert at(0.0, 1.0) == pytest.approx(0.25) and at(5.0, 1.0) == pytest.approx(0.25)  # sideways: no credit
+    assert at(0.0, 2.0) == pytest.approx(0.0) and at(0.0, 5.0) == pytest.approx(0.0)
+    x = torch.zeros(1, 2, requires_grad=True)
+    loss(x, {}).sum().backward()
+    assert float(x.grad[0, 1]) < 0 and float(x.grad[0, 0]) == 0.0  # descent moves along the direction only
+
+
 def _labelled_folder(tmp_path):
     import cv2
 

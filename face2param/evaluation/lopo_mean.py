@@ -19,7 +19,8 @@ FOLDER = "identity_photo_means"  # in the report folder: one .npz per person (pr
 def needs_lopo_photo_mean(config, labelled: bool) -> bool:
     """True when the fits use the packaged photo mean and the folder names its people."""
     search = config.iterative
-    return labelled and search.identity_render_domain and search.identity_weight > 0 and not search.identity_photo_mean
+    uses_mean = search.identity_render_domain or search.identity_distinct_weight > 0
+    return labelled and uses_mean and search.identity_weight > 0 and not search.identity_photo_mean
 
 
 def lopo_photo_means(photos: list[Path], labels: dict, config, folder: Path) -> tuple[dict, dict]:

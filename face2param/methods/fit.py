@@ -85,8 +85,9 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
     """The identity term (x, probs) -> (B,) 1 - cosine, or None: a differentiable identity network on
     renders when a checkpoint is configured, else the identity surrogate of dlib's network (needs the
     photo's dlib descriptor and a differentiable engine)."""
-    from face2param.methods.identity_surrogate import (IdentitySurrogateUnavailableError, identity_loss,
-                                                       load_for_engine, load_photo_mean, render_domain_loss)
+    from face2param.methods.identity_surrogate import (IdentitySurrogateUnavailableError, distinct_loss,
+                                                       identity_loss, load_for_engine, load_photo_mean,
+                                                       render_domain_loss)
 
     cfg = config.iterative
     if cfg.identity_weight <= 0:
@@ -113,7 +114,7 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
         return None
     photo = torch.as_tensor(np.asarray(target.embedding), dtype=torch.float32, device=device)[None]
     photo_mean = None
-    if cfg.identity_render_domain:
+    if cfg.identity_render_domain or cfg.identity_distinct_weight > 0:
         if cfg.identity_photo_mean and not Path(cfg.identity_photo_mean).is_file():
             raise UserInputError(f"iterative.identity_photo_mean: no file {cfg.identity_photo_mean} (a .npz with "
                                  "'mean', the 128-d mean dlib descriptor of real photos)")
@@ -125,7 +126,13 @@ def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnin
     with torch.no_grad():  # the mean face's descriptor: where the search starts in the renders' place
         render_mean = surrogate(mean_face.continuous_vector(spec, device)[None],
                                 {k: v[None] for k, v in mean_face.discrete_one_hot(spec, device).items()})
-    return render_domain_loss(surrogate, photo, torch.as_tensor(photo_mean, device=device)[None], render_mean)
+    photo_mean = torch.as_tensor(photo_mean, device=device)[None]
+    base = (render_domain_loss(surrogate, photo, photo_mean, render_mean) if cfg.identity_render_domain
+            else identity_loss(surrogate, photo))
+    if cfg.identity_distinct_weight <= 0:
+        return base
+    distinct, weight = distinct_loss(surrogate, photo, photo_mean, render_mean), cfg.identity_distinct_weight
+    return lambda x, probs: base(x, probs) + weight * distinct(x, probs)
 
 
 def fit(image_or_analysis, method: str = "auto", engine=None, config: Face2ParamConfig | None = None,

@@ -176,6 +176,23 @@ def render_domain_loss(embed, photo_embedding: torch.Tensor, photo_mean: torch.T
     return loss
 
 
+def distinct_loss(embed, photo_embedding: torch.Tensor, photo_mean: torch.Tensor, render_mean: torch.Tensor):
+    """What sets this person apart, as far as the photo shows it: (x, probs) -> (B,) a squared hinge, 1 at the mean
+    face and 0 once the candidate's descriptor has moved from the mean face's along u = (photo - mean photo) / |..|
+    by as much as the photo lies from the mean photo. Why: the cosine to the photo is dominated by what every
+    render shares with every photo, so renders of different people end nearest the same few photos (hubs, the
+    ones near the photos' mean); this term asks only for the person's own direction away from the mean, in the
+    renders' place, and stops there (no caricature past the photo)."""
+    direction = (photo_embedding - photo_mean).detach()
+    reach = direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    unit, reach = direction / reach, reach[..., 0]
+
+    def loss(x: torch.Tensor, probs: dict[str, torch.Tensor]) -> torch.Tensor:
+        along = ((embed(x, probs) - render_mean.to(x)) * unit.to(x)).sum(-1)
+        return (torch.relu(reach.to(x) - along) / reach.to(x)) ** 2
+    return loss
+
+
 def fit_identity_surrogate(model, count: int, spread: float, ridge: float, render_size: int, seed: int,
                            cache_folder: Path | None, validation_fraction: float = 0.1,
                            progress=None) -> IdentitySurrogate:
