@@ -10,7 +10,7 @@ same loading, renders and compute per step as the real model, scores that mean n
 - paper_schedule: a warm run with L_clip on every step (clip_every=1, 3 frames, the schedule before the
   preview preset thinned it) for a few iterations, extrapolated to the preset's iteration count;
 - reference_s: a bare ViT-B-32 forward + backward of one 224 px image in this process, measured in the
-  same bench run, so ratios (warm / reference) survive a busy machine;
+  same bench run, so ratios (warm / reference) survive a busy machine (the job runs motion_gen.threads, preview 1);
 - wall_s and cpu_s (the child's user + system seconds) per run, the motion stage, the latent
   optimisation's own seconds (params.json) and the 1-minute load average before and after.
 """
@@ -77,21 +77,24 @@ def run_motion_once(checkpoint: Path, out: Path, data_dir: Path, sets: list[str]
             "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
-def reference_vit(repeats: int = 5) -> float:
-    """Median seconds of one ViT-B-32 forward + backward (to the pixels) of one 224 px image, this process."""
+def reference_vit(threads: int, repeats: int = 5) -> float:
+    """Median seconds of one ViT-B-32 forward + backward (to the pixels) of one 224 px image, this process,
+    on ``threads`` torch threads (the job's motion_gen.threads; 0 = torch's default)."""
     import torch
 
     from avatarclip_core.clip.scorer import random_weights_scorer
+    from avatarclip_core.device import torch_threads
 
     scorer = random_weights_scorer(MODEL)
     text = scorer.encode_text(["a person"])
     image = torch.rand(1, 224, 224, 3)
     times = []
-    for _ in range(repeats + 1):
-        x = image.clone().requires_grad_(True)
-        started = time.perf_counter()
-        (scorer.encode_image(x) * text).sum().backward()
-        times.append(time.perf_counter() - started)
+    with torch_threads(threads):
+        for _ in range(repeats + 1):
+            x = image.clone().requires_grad_(True)
+            started = time.perf_counter()
+            (scorer.encode_image(x) * text).sum().backward()
+            times.append(time.perf_counter() - started)
     return round(statistics.median(times[1:]), 4)  # the first call warms up
 
 
@@ -105,9 +108,9 @@ def bench_motion_clip(paper_iterations: int = 3) -> dict:
         data = tmp / "data"
         out: dict = {"prompt": PROMPT, "clip": f"{MODEL} random weights from a checkpoint file: timing only",
                      "preset": {k: getattr(preset, k) for k in ("iterations", "clip_every", "clip_hold", "clip_frames",
-                                                                 "clip_azimuths")},
-                     "threads": os.cpu_count()}
-        out["reference_s"] = reference_vit()
+                                                                 "clip_azimuths", "threads")},
+                     "cpus": os.cpu_count()}
+        out["reference_s"] = reference_vit(preset.threads)
         out["cold"] = run_motion_once(checkpoint, tmp / "cold", data)
         out["warm"] = run_motion_once(checkpoint, tmp / "warm", data)
         paper = run_motion_once(checkpoint, tmp / "paper", data, [
@@ -120,5 +123,5 @@ def bench_motion_clip(paper_iterations: int = 3) -> dict:
                                           + paper["optimisation_s_estimated_for_preset_iterations"], 1)
         out["paper_schedule"] = paper
         out["warm_over_reference"] = round(out["warm"]["wall_s"] / out["reference_s"], 1)
-        out["reference_after_s"] = reference_vit()
+        out["reference_after_s"] = reference_vit(preset.threads)
     return out
