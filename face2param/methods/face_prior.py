@@ -95,18 +95,19 @@ class HeadMeshCheck:
 
             corner = head.regions[faces]
             self.interior_faces = ((corner == CAVITY) | (corner == TONGUE)).any(-1)
-            self.skin_ids = (corner == SKIN).all(-1).nonzero().squeeze(1)
+            self.skin_faces = faces[(corner == SKIN).all(-1)]
 
-    def _interior_through_skin(self, v: torch.Tensor) -> torch.Tensor:
-        """(B, Nh, 3) -> (B, H, W) bool: pixels of the front view whose visible triangle is mouth/eye interior
-        while the outer skin there faces the camera. Through parted lips one sees past the interior into the
-        back of the head, whose skin faces away; an interior surface in front of front-facing skin has
-        poked through it (a dark spot under the nose)."""
+    def _interior_through_skin(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, Nh, 3) -> (spots (B, H, W) bool, visible head triangle, nearest skin triangle (B, H, W), -1 =
+        none): spots are the pixels of the front view whose visible triangle is mouth/eye interior while the
+        outer skin there faces the camera. Through parted lips one sees past the interior into the back of the
+        head, whose skin faces away; an interior surface in front of front-facing skin has poked through it
+        (a dark spot under the nose)."""
         from avatarclip_core.render.rasterizer import RasterSettings, rasterize
 
         settings = RasterSettings(image_size=self.interior_size, sigma=0.0)
         visible = rasterize(v, self.head.faces, self.camera, settings).pix_to_face[..., 0]
-        skin_faces = self.head.faces[self.skin_ids]
+        skin_faces = self.skin_faces
         behind = rasterize(v, skin_faces, self.camera, settings).pix_to_face[..., 0]
         corners = v[:, skin_faces]  # (B, Fs, 3, 3)
         normal = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
@@ -115,7 +116,7 @@ class HeadMeshCheck:
         interior = (visible >= 0) & self.interior_faces[visible.clamp_min(0)]
         row = torch.arange(v.shape[0], device=v.device)[:, None, None].expand_as(behind)
         front_skin = (behind >= 0) & facing[row, behind.clamp_min(0)]
-        return interior & front_skin
+        return interior & front_skin, visible, behind
 
     def _lengths(self, v):
         return (v[:, self.edges[:, 0]] - v[:, self.edges[:, 1]]).norm(dim=-1)
@@ -130,7 +131,7 @@ class HeadMeshCheck:
             v = self.head.vertices(x)
             inverted = (((self._normals(v) * self.normal).sum(-1) <= 0) & self.valid).sum(-1)
             ratio = (self._lengths(v) / self.reference).amax(-1)
-            interior = (self._interior_through_skin(v).flatten(1).sum(-1) if self.camera is not None
+            interior = (self._interior_through_skin(v)[0].flatten(1).sum(-1) if self.camera is not None
                         else torch.zeros_like(inverted))
         return inverted, ratio, interior
 
@@ -154,15 +155,8 @@ class HeadMeshCheck:
             long = (self._lengths(v) / self.reference > self.max_edge_ratio)[0]
             ids = [self.head.faces[inverted].reshape(-1), self.edges[long].reshape(-1)]
             if self.camera is not None:
-                from avatarclip_core.render.rasterizer import RasterSettings, rasterize
-
-                spots = self._interior_through_skin(v)[0]
-                if bool(spots.any()):
-                    settings = RasterSettings(image_size=self.interior_size, sigma=0.0)
-                    visible = rasterize(v, self.head.faces, self.camera, settings).pix_to_face[0, ..., 0]
-                    skin_faces = self.head.faces[self.skin_ids]
-                    behind = rasterize(v, skin_faces, self.camera, settings).pix_to_face[0, ..., 0]
-                    ids += [self.head.faces[visible[spots]].reshape(-1), skin_faces[behind[spots]].reshape(-1)]
+                spots, visible, behind = (t[0] for t in self._interior_through_skin(v))
+                ids += [self.head.faces[visible[spots]].reshape(-1), self.skin_faces[behind[spots]].reshape(-1)]
         return torch.unique(torch.cat(ids))
 
     def responsible(self, x: torch.Tensor, share: float = 0.05) -> torch.Tensor:
