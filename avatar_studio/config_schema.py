@@ -150,7 +150,8 @@ _EXPORT_KEYS = {"export.formats": None, "export.profile": None, "export.bone_nam
                 "export.rest_pose": None, "export.max_influences": (0, 8), "export.root_motion": None,
                 "export.fbx": None, "preview.enabled": None, "preview.size": (64, 1024), "seed": (0, 2**31 - 1)}
 _MOTION_KEYS = {"motion.fps": (1, 120), "motion.cycles": (1, 10), "motion.speed": (0.1, 4.0),
-                "motion.amplitude": (0.0, 2.0), "motion_gen.frames": (0, 300), "motion_gen.seed": (0, 2**31 - 1)}
+                "motion.amplitude": (0.0, 2.0), "motion_gen.frames": (0, 300), "motion_gen.seed": (0, 2**31 - 1),
+                "motion.seconds": None, "motion.loop": None, "motion.loop_blend": None}
 REST_OVERRIDES: dict[str, dict[str, tuple[float, float] | None]] = {
     "sliders": {**_EXPORT_KEYS, **_MOTION_KEYS, "body.anny.rig": None},
     "text": {**_EXPORT_KEYS, **_MOTION_KEYS, "body.anny.rig": None, "shape.query.method": None, "sculpt": None},

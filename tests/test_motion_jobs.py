@@ -89,7 +89,9 @@ def test_builtin_names_still_give_the_procedural_clips(tmp_path):
     from avatar_studio.pipelines.sliders import load_sliders_config, run_sliders_job
 
     out = run_sliders_job({}, load_sliders_config("preview", {"motion.name": "wave"}), tmp_path / "wave")
-    assert json.loads((out / "params.json").read_text())["motion_source"] == {"method": "builtin", "name": "wave"}
+    source = json.loads((out / "params.json").read_text())["motion_source"]
+    assert {k: source[k] for k in ("method", "name")} == {"method": "builtin", "name": "wave"}
+    assert source["clip"]["name"] == "wave" and not source["clip"]["loop"]  # a one-shot: no loop by default
 
 
 def test_motion_only_text_job_is_accepted_at_the_boundary():

@@ -31,7 +31,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def register(sub, presets: list[str]) -> None:
-    from avatar_studio.cli.main import add_job_arguments
+    from avatar_studio.cli.main import add_job_arguments, add_motion_arguments
 
     create = sub.add_parser(
         "create", help="one avatar from everything: --photo (face), --body and --look words, --motion",
@@ -40,6 +40,6 @@ def register(sub, presets: list[str]) -> None:
     create.add_argument("--photo", help="a face photo (JPEG/PNG): decides the face, skin tone, gender and age")
     create.add_argument("--body", help='body words, e.g. "a very tall heavy man"')
     create.add_argument("--look", help='look words, e.g. "grey hair, glasses, red jacket, blue jeans, white sneakers"')
-    create.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description (generated)")
+    add_motion_arguments(create, "built-in motion (idle, wave, walk) or a description (generated)")
     add_job_arguments(create, presets, "config override, e.g. export.profile=unity (repeatable)")
     create.set_defaults(func=cmd_create)

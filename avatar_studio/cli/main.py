@@ -24,10 +24,13 @@ def _describe_config(cls) -> str:
 
 
 def _add_job_flags(args: argparse.Namespace, overrides: dict[str, str]) -> None:
-    """--motion, --seed, --fbx, --formats, --profile and --face-shapes are shorthands for config keys shared by
-    every avatar job."""
+    """--motion, --seconds, --loop, --root, --seed, --fbx, --formats, --profile and --face-shapes are
+    shorthands for config keys shared by every avatar job."""
     if args.motion is not None:
         overrides["motion.name"] = args.motion
+    for flag, key in (("seconds", "motion.seconds"), ("loop", "motion.loop"), ("root", "export.root_motion")):
+        if getattr(args, flag, None) is not None:
+            overrides[key] = str(getattr(args, flag))
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     if args.fbx:
@@ -330,6 +333,17 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         "visemes as morph targets on the avatar's head (default arkit)")
 
 
+def add_motion_arguments(parser: argparse.ArgumentParser, motion_help: str) -> None:
+    """--motion and how its clip is shaped for games (motion/game_clip.py)."""
+    parser.add_argument("--motion", help=motion_help)
+    parser.add_argument("--seconds", type=float, metavar="S", help="clip length in seconds (motion.seconds; "
+                        "default 0: as made): a loop repeats whole cycles, a one-shot clip is re-timed")
+    parser.add_argument("--loop", choices=["auto", "on", "off"], help="loop the clip, last pose = first "
+                        "(motion.loop; default auto: locomotion cycles and idles)")
+    parser.add_argument("--root", choices=["root_motion", "in_place"], help="root motion (the clip moves the "
+                        "character) or in place (horizontal travel removed); export.root_motion, default: the profile's")
+
+
 def add_job_arguments(parser: argparse.ArgumentParser, presets: list[str], set_help: str) -> None:
     """The options every avatar-writing command shares (body, text, create): preset, overrides, seed,
     export files, output folder."""
@@ -359,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(+ motion.bvh, motion.npz with --motion; avatar.fbx with --fbx).",
         )
     body.epilog_fn = _describe_sliders_config  # torch is imported only when help is shown
-    body.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
+    add_motion_arguments(body, "built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
     add_job_arguments(body, preset_names(), "slider or config override NAME=VALUE (repeatable)")
     body.set_defaults(func=cmd_body)
 
@@ -372,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.epilog_fn = _describe_text_config  # imports the text stack only when help is shown
     text.add_argument("--shape", help='body description, e.g. "a tall and fat man"')
     text.add_argument("--appearance", help='look, e.g. "Iron Man" (needs CLIP weights)')
-    text.add_argument("--motion", help="built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
+    add_motion_arguments(text, "built-in motion (idle, wave, walk) or a description, e.g. \"raise both arms\" (generated)")
     text.add_argument("--clip", help="open_clip MODEL:TAG, e.g. ViT-B-32:openai (downloads once where online)")
     text.add_argument("--clip-checkpoint", help="local CLIP weights file")
     add_job_arguments(text, preset_names(), "config override, e.g. neus.iterations=200 (repeatable)")

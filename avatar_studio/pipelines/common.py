@@ -115,6 +115,9 @@ def write_avatar_files(
     timer.run("export glb", lambda: write_glb(out_mesh, folder / "avatar.glb", motion=out_motion,
                                               max_influences=profile.max_influences))
     record: dict = {"profile": profile.as_dict(), "formats": list(formats)}
+    if out_motion is not None:  # the animation as the files hold it (motion_source.clip: how it was made)
+        record["animation"] = {"name": out_motion.name, "seconds": round(out_motion.duration, 4),
+                               "frames": out_motion.num_frames, "root_motion": profile.root_motion}
     if "vrm" in formats:  # avatar.vrm, and the motion as motion.vrma (VRMC_vrm_animation)
         from avatarclip_core.export.vrm import write_vrm, write_vrma
 

@@ -10,6 +10,8 @@ import re
 # built-in procedural motions (motion/procedural.py builds its generators from these names; any other
 # motion text is a description that text -> motion generates); the page lists them in this order
 BUILTIN_MOTIONS: tuple[str, ...] = ("idle", "wave", "walk")
+# the longest motion clip a job makes (motion.seconds; motion/game_clip.py)
+MAX_CLIP_SECONDS = 60.0
 # photo -> parameters methods (face2param.methods.fit); `auto` picks iterative or oneshot per photo
 PHOTO_METHODS: tuple[str, ...] = ("auto", "oneshot", "iterative", "mean")
 # shape / appearance prompts and motion descriptions (CLIP's context is 77 tokens: ~300 characters)

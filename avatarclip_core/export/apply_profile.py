@@ -11,6 +11,7 @@ from dataclasses import replace
 import torch
 
 from ..body.types import Motion, RiggedMesh, Skeleton
+from ..motion.game_clip import in_place
 from ..rig.rest_pose import bake_rest_pose, reexpress_motion, t_pose_rotations
 from .profiles import ExportProfile, renamed_bones
 from .weights import cap_influences
@@ -33,9 +34,7 @@ def apply_profile(mesh: RiggedMesh, motion: Motion | None, profile: ExportProfil
             motion = reexpress_motion(motion, mesh.skeleton, pose)
         mesh = bake_rest_pose(mesh, pose)
     if motion is not None and profile.root_motion == "in_place":
-        travel = motion.root_translation.clone()
-        travel[:, [0, 2]] = 0.0  # keep the vertical bob, drop the horizontal travel
-        motion = replace(motion, root_translation=travel)
+        motion = in_place(motion)  # keep the vertical bob, drop the horizontal travel
     if profile.bone_names != "unreal":
         skel = mesh.skeleton
         names = renamed_bones(skel.names, profile.bone_names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
 import torch
 
@@ -20,7 +20,7 @@ from avatarclip_core.body.types import Motion, Skeleton
 from avatarclip_core.config import limits
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.motion.canonical import ROLE_MAPS, ROLES, CanonicalMotion, to_motion
-from avatarclip_core.config.ranges import Count, NonNegative, Positive
+from avatarclip_core.config.ranges import Count, NonNegative, Positive, Range
 
 __all__ = ["BUILTIN_MOTIONS", "ROLE_MAPS", "MotionConfig", "UnknownMotionError", "make_motion"]
 
@@ -41,6 +41,12 @@ class MotionConfig:
     # a described motion matching nothing the motion models know (matching.py): "warn" (make the
     # nearest, say so in the job's warnings) or "fail" (stop with that sentence before any work)
     on_unknown: Literal["warn", "fail"] = "warn"
+    # game-ready clips (game_clip.py). seconds: the clip's length, 0 = as made (a built-in one: `cycles`);
+    # a loop repeats whole cycles re-timed to land on it, a one-shot clip is re-timed
+    seconds: Annotated[float, Range(ge=0, le=limits.MAX_CLIP_SECONDS)] = 0.0
+    # auto: locomotion cycles and idles loop (last pose = first, root travel carried on), others not
+    loop: Literal["auto", "on", "off"] = "auto"
+    loop_blend: Annotated[float, Range(gt=0, le=2)] = 0.3  # seconds over which a loop's end turns into its start
 
 
 def _roles_for(skeleton: Skeleton) -> dict[str, int]:

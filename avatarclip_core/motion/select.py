@@ -3,7 +3,8 @@ walk) or, for any other text, a motion generated from that text (AvatarCLIP's mo
 pose code-book query -> motion-VAE latent optimisation, `motion.generate.text_to_motion`).
 
 `motion.name` carries either; the job checks it before any work (`check_motion_request`) and builds
-it once the avatar's skeleton exists (`build_motion`).
+it once the avatar's skeleton exists (`build_motion`), then shapes it for games (`game_clip.game_clip`:
+motion.seconds, motion.loop, a name that says what it is).
 """
 from __future__ import annotations
 
@@ -46,11 +47,34 @@ def build_motion(skeleton: Skeleton, motion: MotionConfig, generate: MotionGenCo
     real CLIP (the offline sentence-encoder query otherwise)."""
     if not motion.name:
         return None, None
-    if is_builtin(motion.name):
-        return make_motion(skeleton, motion), {"method": "builtin", "name": motion.name}
-    from avatarclip_core.motion.generate import text_to_motion
-    from avatarclip_core.motion.matching import check_on_unknown, match_text
+    from avatarclip_core.motion.game_clip import game_clip
 
-    match = match_text(motion.name, generate)
-    check_on_unknown(match, motion.on_unknown)
-    return text_to_motion(motion.name, skeleton, generate, scorer=scorer, progress=progress, match=match)
+    if is_builtin(motion.name):
+        clip, info, generator = _builtin(skeleton, motion), {"method": "builtin", "name": motion.name}, motion.name
+    else:
+        from avatarclip_core.motion.generate import text_to_motion
+        from avatarclip_core.motion.matching import check_on_unknown, match_text
+
+        match = match_text(motion.name, generate)
+        check_on_unknown(match, motion.on_unknown)
+        clip, info = text_to_motion(motion.name, skeleton, generate, scorer=scorer, progress=progress, match=match)
+        # named after what it is: the matched generator; an out-of-vocabulary text keeps its own words
+        generator = match.best.generator if match.known else motion.name
+    clip, info["clip"] = game_clip(clip, generator, motion.loop, motion.seconds, motion.loop_blend)
+    return clip, info
+
+
+def _builtin(skeleton: Skeleton, motion: MotionConfig) -> Motion:
+    """The built-in clip; with motion.seconds, as many of its cycles as come nearest that length (one
+    more for a loop: closing it may drop the first frames, where a walk sets off)."""
+    from dataclasses import replace
+
+    from avatarclip_core.motion.game_clip import wants_loop
+
+    clip = make_motion(skeleton, motion)
+    if motion.seconds > 0 and clip.duration > 0:
+        cycles = max(1, int(round(motion.cycles * motion.seconds / clip.duration)))
+        cycles += int(wants_loop(motion.loop, motion.name))
+        if cycles != motion.cycles:
+            clip = make_motion(skeleton, replace(motion, cycles=cycles))
+    return clip
