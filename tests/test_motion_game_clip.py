@@ -124,11 +124,17 @@ def test_in_place_drops_horizontal_travel_keeps_height(walk_cut):
 
 @pytest.fixture(scope="module")
 def walk_in_place_job(tmp_path_factory):
+    import contextlib
+    import io
+
     from avatar_studio.cli import main
 
     out = tmp_path_factory.mktemp("game_clip") / "walk"
-    assert main(["body", "--motion", "walk", "--seconds", "4", "--root", "in_place", "--formats", "glb,vrm,bvh",
-                 "--set", "preview.enabled=false", "-q", "-o", str(out)]) == 0
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["body", "--motion", "walk", "--seconds", "4", "--root", "in_place", "--formats", "glb,vrm,bvh",
+                     "--set", "preview.enabled=false", "-q", "-o", str(out)]) == 0
+    assert "motion clip: walk_loop, 4 s, 121 frames, in_place" in err.getvalue()
     return out
 
 

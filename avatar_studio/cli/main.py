@@ -132,12 +132,17 @@ def cmd_text(args: argparse.Namespace) -> int:
 
 
 def _print_job_report(out: Path) -> None:
-    """A described motion's closest known motions, the job's warnings (stderr), then the folder."""
+    """A described motion's closest known motions, the clip as written, the job's warnings (stderr), then
+    the folder."""
     params = json.loads((out / "params.json").read_text())
     matches = ((params.get("motion_source") or {}).get("matches") or {}).get("matches", [])
     if matches:
         print("motion matches: " + ", ".join(f"{m['generator']} ('{m['label']}') {m['score']:.2f}" for m in matches),
               file=sys.stderr)
+    animation = (params.get("export") or {}).get("animation")
+    if animation:  # what an engine will list: e.g. "motion clip: walk_loop, 4 s, 121 frames, in_place"
+        print(f"motion clip: {animation['name']}, {animation['seconds']:g} s, {animation['frames']} frames, "
+              f"{animation['root_motion']}", file=sys.stderr)
     for warning in params.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     print(out)
