@@ -97,6 +97,12 @@ class MotionGenConfig:
     clip_weight: NonNegative = 1.0  # lambda_7, L_clip (Eq. 15)
     latent_weight: NonNegative = 1e-3  # ours: |z|^2 keeps the latent where the decoder was trained
     anchor_weight: NonNegative = 0.3  # ours: |z - z_init|^2 keeps the label-matched clip's timing, gait and root path
+    # ours: L_contact (optimize.contact_loss) keeps the label-matched clip's stance: no new flight on its stance
+    # frames, its stance feet pushing as they did, no split in double support, no sliding landing. Without it the
+    # other terms grow flights the clip does not have, which settle into skating (preview, 150 steps, default
+    # body: jog / run / jump 0.68 / 0.26 / 0.42 m/s -> 0.00 / 0.03 / 0.06). Only with init=label (a zero
+    # latent has no stance to keep); configs/paper.yaml sets 0 (the paper has no such term)
+    contact_weight: NonNegative = 1.0
     clip_frames: Count = 3  # frames rendered per iteration for L_clip (the paper samples a few)
     # L_clip every n-th iteration. One CLIP step (render + ViT-B-32 forward/backward, ~0.3 s a frame on 2 CPU
     # cores) costs ~100 of the other steps; 1 = every step (the paper; standard), preview.yaml sets 10

@@ -166,7 +166,12 @@ def text_similarities(art: MotionArtifacts, text: str) -> tuple[torch.Tensor, to
     return label_emb, encoder.encode([text])[0]
 
 
-def ground_feet(canonical: CanonicalMotion, skeleton: Skeleton, hover: float = 0.03) -> CanonicalMotion:
+# metres: a decoded lowest foot higher than this is in flight (ground_feet keeps it and the decoder's root
+# travel there); at or below it, decoder noise near the floor (the foot is put on the ground)
+GROUND_HOVER = 0.03
+
+
+def ground_feet(canonical: CanonicalMotion, skeleton: Skeleton, hover: float = GROUND_HOVER) -> CanonicalMotion:
     """Planted feet that do not slide and no foot below the floor (``corpus.feet.settle_feet``: root
     travel from the feet in contact, the decoder's travel in flight).
 
@@ -224,7 +229,7 @@ def text_to_motion(text: str, skeleton: Skeleton, config: MotionGenConfig | None
     elif init != "zero":
         raise UserInputError(f"unknown motion init '{init}' (auto, label or zero)")
     result = optimize_latent(art.motion_vae, references, config, z0, scorer=scorer,
-                             text=text, posed=posed,
+                             text=text, posed=posed, skeleton=skeleton, fps=art.fps,
                              progress=lambda f, m: report("motion optimisation", f, m))
     rot, root = result.rotations, result.root_translation
     fps = art.fps

@@ -1,6 +1,6 @@
 """Reference-based latent optimisation of the motion VAE (AvatarCLIP Sec. 3.4.2, Eq. 12-16).
 
-L_motion = L_pose + lambda_6 L_delta + lambda_7 L_clip (+ our two small latent terms):
+L_motion = L_pose + lambda_6 L_delta + lambda_7 L_clip (+ our latent, anchor and contact terms):
 - L_pose (Eq. 13): for each reference pose theta_i (best first), the distance to its nearest
   decoded frame, weighted by lambda_pose(i) = 1 - (i - 1) / k. Distances are Euclidean norms of
   the 20 roles' 6-D rotations; we divide the sum by k so the weights do not depend on top_k.
@@ -10,6 +10,13 @@ L_motion = L_pose + lambda_6 L_delta + lambda_7 L_clip (+ our two small latent t
   iteration, weighted by lambda_clip(i) = i / L (later frames matter more); averaged over them.
 - ours: latent_weight |z|^2 keeps z where the decoder was trained; anchor_weight |z - z_0|^2
   keeps the initial (label-matched) clip's timing and root path when starting from one.
+- ours: contact_weight L_contact keeps the stance of the initial (label-matched) decode
+  (`contact_loss`, by corpus.feet's one contact model: `planted_steps`, `carrying_feet`): no new
+  flight on its stance frames, its stance feet pushing the body as they did, no feet splitting in
+  double support, no sliding landing. Without it the other terms grow flights the matched clip does
+  not have, which settle into skating (preview, 150 steps: jog / run / jump 0.68 / 0.26 / 0.42 m/s;
+  with it 0.00 / 0.03 / 0.06). Only with a z_0 and a skeleton: a zero latent's decode has no stance
+  worth keeping. The paper has no such term (configs/paper.yaml sets 0).
 
 CPU schedule (MotionGenConfig): one CLIP step (render + ViT forward/backward) costs ~100x a step
 of the other terms, so L_clip can run every ``clip_every``-th iteration; with ``clip_hold`` the
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from avatarclip_core.body.lbs import matrix_to_rotation_6d
+from avatarclip_core.body.types import Skeleton
 from avatarclip_core.motion.gen_config import MotionGenConfig
 from avatarclip_core.motion.motion_vae import MotionVAE
 
@@ -69,6 +77,64 @@ def clip_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, text: 
     return (weights * s).mean()
 
 
+@dataclass
+class Contacts:
+    """The stance of the initial decode (`initial_contacts`), which `contact_loss` keeps."""
+    frames: torch.Tensor  # (L,) bool: the lowest foot is on the ground at frame t
+    steps: torch.Tensor  # (L-1, 2) bool: the foot carries the body over step t, both ends on the ground
+    push: torch.Tensor  # (L-1, 2, 2) each foot's planted-point step relative to the pelvis (x, z; metres)
+
+
+def _push(step: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """Planted-point steps (`planted_steps`, in the world) relative to the pelvis's horizontal travel."""
+    return step - (root[1:, [0, 2]] - root[:-1, [0, 2]])[:, None]
+
+
+@torch.no_grad()
+def initial_contacts(rotations: torch.Tensor, root: torch.Tensor, fps: float, skeleton: Skeleton) -> Contacts:
+    """Where a decoded clip stands, by the corpus's one contact model (`corpus.feet.planted_steps`,
+    `carrying_feet`): its frames with the lowest foot within CONTACT_HEIGHT of the ground, and over its
+    steps between two of them the feet that carry the body and how they push it."""
+    from avatarclip_core.motion.canonical import CanonicalMotion
+    from avatarclip_core.motion.corpus.feet import CONTACT_HEIGHT, carrying_feet, planted_steps
+
+    step, clearance = planted_steps(CanonicalMotion(fps, rotations, root), skeleton)
+    ground = clearance.amin(1) <= CONTACT_HEIGHT  # (L,)
+    carry = carrying_feet(step, clearance, fps) & (ground[1:] & ground[:-1])[:, None]
+    return Contacts(ground, carry, _push(step, root))
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return values[mask].mean() if bool(mask.any()) else values.new_zeros(())
+
+
+def contact_loss(rotations: torch.Tensor, root: torch.Tensor, fps: float, skeleton: Skeleton,
+                 contacts: Contacts, hover: float) -> torch.Tensor:
+    """L_contact (ours): the initial decode's stance (``contacts``) kept, as four squared terms, speeds in
+    m/s and heights in units of CONTACT_HEIGHT (one contact height of lift costs as much as 1 m/s of slide):
+    - flight: on its stance frames, the lowest foot's height above CONTACT_HEIGHT (no new flight);
+    - push: over its stance steps, the change of each carrying foot's planted-point motion relative to
+      the pelvis (settle_feet takes the root travel from it: the stance foot keeps pushing the body as
+      far, so a run still travels; an absolute speed penalty shortens the strides instead);
+    - split: over its double-support steps, the speed at which the two planted points move apart
+      (settle_feet moves the root with their mean, so each slides by half of it);
+    - landing: over the steps where the decode lands (lowest foot above ``hover``, then at or below it:
+      where ground_feet switches from the decoder's root travel to the feet's), the landing foot's
+      world speed (it would slide on touchdown).
+    Differentiable: one FK pass of the role joints (`corpus.feet.planted_steps`)."""
+    from avatarclip_core.motion.canonical import CanonicalMotion
+    from avatarclip_core.motion.corpus.feet import CONTACT_HEIGHT, planted_steps
+
+    step, clearance = planted_steps(CanonicalMotion(fps, rotations, root), skeleton)
+    lowest = clearance.amin(1)
+    flight = _masked_mean((torch.relu(lowest - CONTACT_HEIGHT) / CONTACT_HEIGHT).pow(2), contacts.frames)
+    push = _masked_mean((_push(step, root) - contacts.push).pow(2).sum(-1) * fps ** 2, contacts.steps)
+    split = _masked_mean((step[:, 0] - step[:, 1]).pow(2).sum(-1) * fps ** 2 / 4, contacts.steps.all(1))
+    lands = step[torch.arange(step.shape[0]), clearance[1:].argmin(1)]  # the lower foot's at each step's end
+    landing = _masked_mean(lands.pow(2).sum(-1) * fps ** 2, (lowest[:-1] > hover) & (lowest[1:] <= hover))
+    return flight + push + split + landing
+
+
 @torch.no_grad()
 def clip_eval_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, text: str, azimuths=(0.0,),
                    batch: int = 8) -> float:
@@ -92,20 +158,23 @@ def clip_eval_loss(scorer, posed, rotations: torch.Tensor, root: torch.Tensor, t
 
 
 def optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenConfig, z0: torch.Tensor | None = None,
-                    *, scorer=None, text: str = "", posed=None, progress=None) -> OptimizationResult:
+                    *, scorer=None, text: str = "", posed=None, skeleton: Skeleton | None = None, fps: float = 0.0,
+                    progress=None) -> OptimizationResult:
     """Optimise the motion VAE latent against reference poses (k, 20, 3, 3), best first.
 
-    L_clip runs only when ``scorer`` (and ``posed``, the body to render) are given. torch runs on
+    L_clip runs only when ``scorer`` (and ``posed``, the body to render) are given; L_contact only
+    with ``z0``, ``skeleton`` (the feet's rig) and ``fps`` (the decoder's frame rate). torch runs on
     ``config.threads`` CPU threads meanwhile (0: as they are), put back after.
     """
     from avatarclip_core.device import torch_threads
 
     with torch_threads(config.threads):
-        return _optimize_latent(vae, references, config, z0, scorer=scorer, text=text, posed=posed, progress=progress)
+        return _optimize_latent(vae, references, config, z0, scorer=scorer, text=text, posed=posed,
+                                skeleton=skeleton, fps=fps, progress=progress)
 
 
 def _optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGenConfig, z0: torch.Tensor | None,
-                     *, scorer, text: str, posed, progress) -> OptimizationResult:
+                     *, scorer, text: str, posed, skeleton: Skeleton | None, fps: float, progress) -> OptimizationResult:
     started = time.perf_counter()
     device = next(vae.parameters()).device
     vae.eval()
@@ -120,8 +189,15 @@ def _optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGen
     every = max(1, config.clip_every)
     hold = use_clip and config.clip_hold and every > 1
     held: torch.Tensor | None = None  # the last CLIP step's gradient of clip_weight * L_clip w.r.t. z
-    losses: dict[str, list[float]] = {"total": [], "pose": [], "delta": [], "clip": []}
+    losses: dict[str, list[float]] = {"total": [], "pose": [], "delta": [], "clip": [], "contact": []}
     L = vae.frames
+    contacts = None
+    if config.contact_weight > 0 and z0 is not None and skeleton is not None and fps > 0:
+        from avatarclip_core.motion.generate import GROUND_HOVER as hover  # ground_feet's flight threshold
+
+        with torch.no_grad():
+            rot0, root0 = vae.decode_motion(start[None])
+        contacts = initial_contacts(rot0[0], root0[0], fps, skeleton)
     for it in range(max(0, config.iterations) + 1):
         final = it == config.iterations  # the last pass only records the final losses
         clip_step = use_clip and (it % every == 0 or final)
@@ -133,6 +209,10 @@ def _optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGen
             l_delta = delta_loss(frames6)
             total = config.pose_weight * l_pose + config.delta_weight * l_delta
             total = total + config.latent_weight * z.pow(2).mean() + config.anchor_weight * (z - start).pow(2).mean()
+            l_contact = torch.zeros((), device=device)
+            if contacts is not None:
+                l_contact = contact_loss(rot, root, fps, skeleton, contacts, hover)
+                total = total + config.contact_weight * l_contact
             l_clip = torch.zeros((), device=device)
             if clip_step:
                 n = min(max(1, config.clip_frames), L)
@@ -141,7 +221,7 @@ def _optimize_latent(vae: MotionVAE, references: torch.Tensor, config: MotionGen
                     if config.clip_azimuths else 0.0
                 l_clip = clip_loss(scorer, posed, rot, root, text, frames, az)
         for key, value in (("total", total + config.clip_weight * l_clip), ("pose", l_pose), ("delta", l_delta),
-                           ("clip", l_clip)):
+                           ("clip", l_clip), ("contact", l_contact)):
             losses[key].append(round(float(value.detach()), 6))
         if final:
             break
