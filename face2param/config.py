@@ -17,7 +17,7 @@ from avatarclip_core.config.ranges import Count, Fraction, NonNegative, NonNegat
 class IterativeConfig:
     """F2P iterative search: projected gradient descent on x in [0, 1] (Eq. 9)."""
 
-    iterations: NonNegativeInt = 50  # paper: 50
+    iterations: NonNegativeInt = 50  # paper: 50 (the most; see stop_tolerance)
     learning_rate: Positive = 1.0  # Gauss-Newton-preconditioned step; paper: mu = 10 on its feature loss
     lr_decay: Fraction = 0.8  # paper: -20% ...
     lr_decay_every: Count = 5  # ... every 5 iterations
@@ -52,6 +52,20 @@ class IterativeConfig:
     identity_distinct_weight: NonNegative = 0.0
     prior_weight: NonNegative = 1e-5  # pull towards the average face (keeps unobservable sliders there)
     render_size: Pixels = 64  # render for the colour / identity terms (paper: 512 through the imitator)
+    # Fewer, better steps (issue 17; the paper's schedule: line_search false, stop_tolerance 0, colour_probe false):
+    # a Gauss-Newton step that does not lower the loss is halved (per row, up to max_backtracks times) and the
+    # identity term's curvature joins the preconditioner; without them full steps overshoot (the loss rose
+    # 10-100x in the first iterations) and only the decaying rate settled the search. Measured (faces-identity,
+    # auto, 61 photos): render AUC 0.952 -> 0.967, nearest photo 0.656 -> 0.672, landmark NME 0.044 -> 0.042, the
+    # same attributes, no fit failing the mesh check; ~13 iterations, fit CPU 1.76 -> 0.56 s (median, 7 photos)
+    line_search: bool = True
+    max_backtracks: NonNegativeInt = 4
+    # stop once the loss falls by less than this fraction per iteration, stop_patience iterations in a row; 0 = all
+    stop_tolerance: NonNegative = 1e-3
+    stop_patience: Count = 2
+    # the colour term as a linear model of the relaxed slots built from one render at each preconditioner
+    # refresh (exact at fixed geometry for the bundled engine) instead of a render per iteration
+    colour_probe: bool = True
 
 
 @dataclass

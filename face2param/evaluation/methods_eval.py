@@ -220,6 +220,7 @@ def _method_summary(method: str, per_photo: dict, unavailable: dict) -> dict:
         "identity_cosine_mean": _stat(np.mean, cosine), "identity_distance_mean": _stat(np.mean, distance),
         "identity_same_person_rate": _stat(np.mean, [d < DLIB_SAME_PERSON_DISTANCE for d in distance]),
         "fit_seconds_mean": _stat(np.mean, [r["fit_seconds"] for r in ok.values()]),
+        "fit_seconds_median": _stat(np.median, [r["fit_seconds"] for r in ok.values()]),
         "failures": {name: r["error"] for name, r in rows.items() if "error" in r},
         "identity_failures": {name: r["identity_error"] for name, r in ok.items() if "identity_error" in r},
         "plausibility": plausibility_summary([r.get("plausibility", {}) for r in ok.values()]),

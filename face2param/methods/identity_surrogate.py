@@ -138,7 +138,26 @@ def identity_loss(embed, photo_embedding: torch.Tensor):
     surrogate, or an identity network on the candidate's render."""
     def loss(x: torch.Tensor, probs: dict[str, torch.Tensor]) -> torch.Tensor:
         return 1 - torch.cosine_similarity(embed(x, probs), photo_embedding.to(x), dim=-1)
+    if isinstance(embed, IdentitySurrogate):  # the search's preconditioner takes it (iterative.search)
+        loss.curvature = cosine_curvature(embed, photo_embedding)
     return loss
+
+
+def cosine_curvature(surrogate: IdentitySurrogate, photo_embedding: torch.Tensor):
+    """(x, probs) -> (B, N, N): the positive semi-definite part of the Hessian in x of 1 - cos(S(x, p), e) for the
+    linear surrogate, c W (I - s s^T) W^T / |S|^2 (s = S / |S|, c the cosine clamped at 0, W the slider rows of
+    its weight); the rest, (g s^T + s g^T) / |S|^2 with g = e / |e| - c s, is indefinite and small near the photo."""
+    N = len(surrogate.continuous_names)
+
+    def curvature(x: torch.Tensor, probs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            W = surrogate.weight[:N].to(x)
+            s = surrogate(x, probs)
+            length = s.norm(dim=-1).clamp_min(1e-12)
+            cos = torch.cosine_similarity(s, photo_embedding.to(x), dim=-1).clamp_min(0.0)
+            Wu = (s / length[:, None]) @ W.T  # (B, N)
+            return (cos / length ** 2)[:, None, None] * (W @ W.T - Wu[:, :, None] * Wu[:, None, :])
+    return curvature
 
 
 def photo_mean_descriptor(descriptors: np.ndarray, people) -> np.ndarray:

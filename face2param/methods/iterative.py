@@ -82,6 +82,10 @@ class EngineFaceModel:
     def render(self, x, probs):
         return self.engine.render_tensor(x, probs, self.size)
 
+    # renders are affine in the vertex colours (Lambert shading, soft compositing) and those in the slot
+    # probabilities: the search's colour term can be a one-render linear model (_ColourProbe)
+    colours_affine_in_slots = True
+
 
 def _cached_table(engine, mean, schemes):
     """The engine's table, once per engine object (and on disk for the bundled engine: surrogate.py). Kept on
@@ -161,10 +165,11 @@ def _preconditioner(model: FaceModel, x: torch.Tensor, target: BatchTarget, conf
     return H if prior is None else H + prior.hessian(x)
 
 
-def _projected_newton_step(H: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+def _projected_newton_step(H: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, lower: torch.Tensor | float = 0.0,
+                           upper: torch.Tensor | float = 1.0) -> torch.Tensor:
     """H^-1 g on the free variables (Bertsekas' projected Newton): a variable at a bound whose gradient
     pushes it outward is held there, so the others are solved without its phantom move."""
-    active = ((x <= 0) & (grad > 0)) | ((x >= 1) & (grad < 0))
+    active = ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
     free = (~active).to(H.dtype)
     mask = free[:, :, None] * free[:, None, :]
     eye = torch.diag_embed(1 - free)
@@ -172,10 +177,68 @@ def _projected_newton_step(H: torch.Tensor, x: torch.Tensor, grad: torch.Tensor)
     return step
 
 
+class _ColourProbe:
+    """The colours sampled from the candidate's render as an affine function of the relaxed slots'
+    probabilities at fixed geometry: exact for an engine whose render is affine in the vertex colours and
+    those in the probabilities (`FaceModel.colours_affine_in_slots`: the Anny engine, Lambert shading and
+    soft compositing), one render and three backward passes per colour instead of a render per iteration.
+    The colour term steers the slots only (x is detached there), so only the geometry it was built at
+    goes stale between refreshes."""
+
+    def __init__(self, model: FaceModel, x: torch.Tensor, probs_fixed: dict, probs: dict, keys) -> None:
+        leaves = {k: v.detach().requires_grad_(True) for k, v in probs.items()}
+        with torch.enable_grad():
+            x = x.detach()
+            images = model.render(x, {**probs_fixed, **leaves})
+            sampled = sample_face_colours(images, model.landmarks(x)["ibug68"].detach())
+        self.start = {k: v.detach() for k, v in leaves.items()}
+        self.base = {key: sampled[key].detach() for key in keys}
+        self.slopes: dict[str, dict[str, torch.Tensor]] = {}  # colour -> slot -> (B, 3, K)
+        names = list(leaves)
+        for key in keys:
+            rows = [torch.autograd.grad(sampled[key][:, c].sum(), [leaves[n] for n in names], retain_graph=True,
+                                        allow_unused=True) for c in range(3)]
+            self.slopes[key] = {n: torch.stack([torch.zeros_like(leaves[n]) if r[i] is None else r[i] for r in rows], 1)
+                                for i, n in enumerate(names)}
+
+    def __call__(self, probs: dict) -> dict[str, torch.Tensor]:
+        return {key: self.base[key] + sum((slope @ (probs[n] - self.start[n])[..., None])[..., 0]
+                                          for n, slope in slopes.items())
+                for key, slopes in self.slopes.items()}
+
+
+def _x_loss(model: FaceModel, target: BatchTarget, config: IterativeConfig, prior: FacePrior | None,
+            mean: torch.Tensor, x: torch.Tensor, probs: dict, mesh_active: tuple | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    """(total, landmarks, identity (B,), landmarks by scheme): the terms that move x (the colour term steers the
+    relaxed slots only); mesh_active: FacePrior.mesh_active(x)."""
+    pts = model.landmarks(x)
+    lmk = _landmark_loss(pts, target.landmarks, config)
+    total = lmk + config.prior_weight * ((x - mean) ** 2).sum(-1)
+    if prior is not None:
+        total = total + prior.penalty(x, mesh_active=mesh_active)
+    identity = torch.zeros(x.shape[0], device=x.device)
+    if target.identity is not None and config.identity_weight > 0:
+        identity = target.identity(x, probs)  # Eq. 5
+        total = total + config.identity_weight * identity
+    return total, lmk, identity, pts
+
+
+def _held(x: torch.Tensor, fixed: dict[int, float]) -> torch.Tensor:
+    """The projection of Eq. 9 plus the attributes held (photo attributes constrain the fit, not searched)."""
+    x = x.clamp(0.0, 1.0)
+    for index, value in fixed.items():
+        x[:, index] = value
+    return x
+
+
 def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: torch.Tensor,
            progress: Callable[[int, float], None] | None = None, prior: FacePrior | None = None) -> SearchResult:
-    """Projected (preconditioned) gradient descent from x0 (B, N) (the average face); `prior` (face_prior.py)
-    adds its penalty to the loss and its Hessian to the preconditioner."""
+    """Projected (preconditioned) descent from x0 (B, N) (the average face); `prior` (face_prior.py) adds its
+    penalty to the loss and its Hessian to the preconditioner. With `config.line_search` a step that does not
+    lower the loss is halved (per row), the identity term's curvature joins the preconditioner where the term
+    offers it, and the search stops once the loss falls by less than `stop_tolerance` (relative) for
+    `stop_patience` iterations in a row; the paper's schedule (fixed steps, all iterations) otherwise."""
     spec, device, B = model.spec, x0.device, x0.shape[0]
     mean = x0.detach().clone()
     x = x0.detach().clone().requires_grad_(True)
@@ -187,53 +250,115 @@ def search(model: FaceModel, target: BatchTarget, config: IterativeConfig, x0: t
     logits = {s.name: torch.full((B, len(s.options)), 0.5, device=device, requires_grad=True) for s in relaxed}
     optimiser = torch.optim.Adam(list(logits.values()), lr=config.discrete_learning_rate) if logits else None
     history: dict[str, list[float]] = {"total": [], "landmarks": [], "colour": [], "identity": []}
+    probe = config.colour_probe and getattr(model, "colours_affine_in_slots", False)
+    use_identity = target.identity is not None and config.identity_weight > 0
+    curvature = getattr(target.identity, "curvature", None) if use_identity and config.line_search else None
+    colour_model, quiet, previous, taken = None, 0, None, None
+    # the step's box: the prior's barrier margins. The barrier's curvature counts only once a slider is past its
+    # margin, so a full step carried sliders across it to the bound (loss +0.1 each: 30x the landmark term), and
+    # its steepness (0.1 at the bound) keeps every optimum within ~1e-3 of the margin anyway
+    box = (torch.zeros_like(mean), torch.ones_like(mean)) if prior is None else (
+        prior.lower.clamp(0.0, 1.0).to(mean).expand_as(mean), prior.upper.clamp(0.0, 1.0).to(mean).expand_as(mean))
 
+    def current_probs():
+        return {**probs_fixed, **{k: torch.softmax(config.beta * z, -1) for k, z in logits.items()}}
+
+    def colour_loss(sampled):
+        colour = torch.zeros(B, device=device)
+        for key, value in wanted_colours.items():
+            colour = colour + ((sampled[key] - value) ** 2).sum(-1)
+        return colour
+
+    it = 0
     for it in range(config.iterations):
         every = max(config.lr_decay_every, 1)
         lr = config.learning_rate * config.lr_decay ** (it // every)
         if it % every == 0:  # piecewise-linear sliders: refresh the slopes on the side x has moved to
             H_data = _preconditioner(model, x.detach(), target, config)
+            if probe and logits:
+                colour_model = _ColourProbe(model, x, probs_fixed, {k: v.detach() for k, v in current_probs().items()
+                                                                     if k in logits}, list(wanted_colours))
         # the prior's curvature every step: its barrier switches on as a slider crosses the margin, and a
         # step scaled by the landmark curvature alone then overshoots (measured: the search diverged,
         # landmark NME 0.033 -> 0.148 on 15 real photos)
         H = H_data if prior is None else H_data + prior.hessian(x.detach())
-        probs = {**probs_fixed, **{k: torch.softmax(config.beta * z, -1) for k, z in logits.items()}}
-        pts = model.landmarks(x)
-        lmk = _landmark_loss(pts, target.landmarks, config)
-        total = lmk + config.prior_weight * ((x - mean) ** 2).sum(-1)
-        if prior is not None:
-            total = total + prior.penalty(x)
-        colour = identity = torch.zeros(B, device=device)
+        probs = current_probs()
+        held_probs = {k: v.detach() for k, v in probs.items()}
+        if curvature is not None:
+            H = H + config.identity_weight * curvature(x.detach(), held_probs)
+        # the mesh hinges that are on at x: the same loss and gradient as the whole head's, for a few vertices
+        active = prior.mesh_active(x.detach()) if prior is not None and config.line_search else None
+        total_x, lmk, identity, pts = _x_loss(model, target, config, prior, mean, x, held_probs, active)
+        colour = torch.zeros(B, device=device)
         if logits:  # colours steer the relaxed slots only: through x they would fight the landmarks
-            images = model.render(x.detach(), probs)
-            sampled = sample_face_colours(images, pts["ibug68"].detach())
-            for key, value in wanted_colours.items():
-                colour = colour + ((sampled[key] - value) ** 2).sum(-1)
-            total = total + config.color_weight * colour
-        if target.identity is not None and config.identity_weight > 0:
-            identity = target.identity(x, {k: v.detach() for k, v in probs.items()})  # Eq. 5
-            total = total + config.identity_weight * identity
+            if colour_model is not None:
+                sampled = colour_model(probs)
+            else:
+                sampled = sample_face_colours(model.render(x.detach(), probs), pts["ibug68"].detach())
+            colour = colour_loss(sampled)
+        total = total_x + config.color_weight * colour
         x.grad = None
         if optimiser:
             optimiser.zero_grad()
         total.sum().backward()
         with torch.no_grad():
-            x -= lr * _projected_newton_step(H, x, x.grad)
-            x.clamp_(0.0, 1.0)  # the projection of Eq. 9
-            for index, value in target.fixed.items():  # attributes constrain the fit: held, not searched
-                x[:, index] = value
+            if config.line_search:  # the prior's margins as the box (a slider past one stays, it does not go on)
+                lower, upper = torch.minimum(box[0], x), torch.maximum(box[1], x)
+                step = _projected_newton_step(H, x, x.grad, lower, upper)
+                # each row starts from twice the step it took last time (at most lr; lr after a failed search):
+                # fewer halvings
+                start = lr if taken is None else torch.where(taken > 0, (2 * taken).clamp(max=lr), lr)
+                moved, taken = _line_search(lambda y: _x_loss(model, target, config, prior, mean, y, held_probs)[0],
+                                            x.detach(), step, start, total_x.detach(), target.fixed,
+                                            config.max_backtracks, lower, upper)
+                x.copy_(moved)
+            else:
+                step = _projected_newton_step(H, x, x.grad)
+                x -= lr * step
+                x.copy_(_held(x, target.fixed))
         if optimiser:
             optimiser.step()
         for name, value in (("total", total), ("landmarks", lmk), ("colour", colour), ("identity", identity)):
             history[name].append(float(value.detach().mean()))
         if progress:
             progress(it, float(total.mean()))
+        now = total_x.detach()
+        if config.stop_tolerance > 0 and previous is not None:  # early stop on a plateau of every row
+            calm = bool(((previous - now) <= config.stop_tolerance * previous.abs()).all())
+            quiet = quiet + 1 if calm else 0
+            if quiet >= config.stop_patience:
+                break
+        previous = now
+    if colour_model is not None:  # the slots' remaining steps on the colour model: microseconds each
+        for _ in range(it + 1, config.iterations):
+            optimiser.zero_grad()
+            (config.color_weight * colour_loss(colour_model(current_probs()))).sum().backward()
+            optimiser.step()
 
     with torch.no_grad():
-        probs = {**probs_fixed, **{k: torch.softmax(config.beta * z, -1) for k, z in logits.items()}}
+        probs = current_probs()
         pts = model.landmarks(x)
         nme = aligned_landmark_error(pts["ibug68"], target.landmarks["ibug68"], squared=False)
     return SearchResult(x.detach(), {k: v.detach() for k, v in probs.items()}, history, nme)
+
+
+def _line_search(loss: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, step: torch.Tensor,
+                 start: float | torch.Tensor, before: torch.Tensor, fixed: dict[int, float], backtracks: int,
+                 lower: torch.Tensor, upper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x - t step projected onto [lower, upper], t (B, 1)): t from `start` (a number or (B, 1)) halved per row
+    until the row's loss does not rise (a row that finds no such t stays where it was, t = 0): the
+    Gauss-Newton step overshoots where the mesh term or the identity term curves more than the
+    preconditioner says."""
+    t = torch.as_tensor(start, dtype=x.dtype, device=x.device).expand(x.shape[0], 1).clone()
+    accepted = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    candidate = x
+    for _ in range(backtracks + 1):
+        candidate = _held(torch.minimum(torch.maximum(x - t * step, lower), upper), fixed)
+        accepted = loss(candidate) <= before
+        if bool(accepted.all()):
+            break
+        t = torch.where(accepted[:, None], t, t / 2)
+    return torch.where(accepted[:, None], candidate, x), torch.where(accepted[:, None], t, torch.zeros_like(t))
 
 
 def batch_target(targets: list[FitTarget], device, schemes=("ibug68", "mediapipe478")) -> BatchTarget:
