@@ -20,6 +20,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from avatarclip_core.device import torch_threads
 from avatarclip_core.errors import UserInputError
 from avatarclip_core.jobfolder import atomic_job_folder
 from face2param.evaluation.attribute_eval import attribute_section, set_by_fit
@@ -61,7 +62,10 @@ class MethodRunner:
             return None, 0.0, self.unavailable[method]
         started = time.perf_counter()
         try:
-            result = fit(target, method, self.engine, self.config)
+            # the photo job's torch threads (its `threads`, 1 in the presets; 0 or a bare Face2ParamConfig: as
+            # they are): fit times as a job sees them (two threads on a loaded 2-core machine: 3-5x the time)
+            with torch_threads(getattr(self.config, "threads", 0)):
+                result = fit(target, method, self.engine, self.config)
         except ImportError as exc:
             self.unavailable[method] = f"not available: {exc}"
             return None, 0.0, self.unavailable[method]
