@@ -96,6 +96,40 @@ def match_text(text: str, config) -> MatchReport:
                         [c["generator"] for c in art.meta["library"]], config.match_threshold, config.match_top)
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """Labels of some generators and their sentence embeddings: what a model trained on them knows."""
+    labels: list[str]
+    label_emb: torch.Tensor  # (U, E) unit rows
+    label_index: torch.Tensor  # (G, M) label indices per generator, -1 padded
+    generators: list[str]
+
+    def match(self, text: str, text_emb: torch.Tensor, threshold: float, top: int = 3) -> MatchReport:
+        """`match_text`'s report of `text` (embedded as `text_emb`) against this vocabulary."""
+        return match_report(text, text_emb, self.label_emb, self.label_index, self.labels, self.generators,
+                            threshold, top)
+
+
+def procedural_vocabulary(encoder=None, names: list[str] | None = None) -> Vocabulary:
+    """The procedural generators' labels as `avatar train motion` stores them (both hands' wordings of a
+    handed one), embedded with `encoder` (default: the offline sentence encoder): the vocabulary of a
+    model trained on the current library, before the packaged artifacts are retrained on it."""
+    from avatarclip_core.motion.corpus.library import generator_labels, generator_names
+
+    names = list(names or generator_names())
+    per_generator = [generator_labels(name) for name in names]
+    labels = list(dict.fromkeys(label for group in per_generator for label in group))
+    position = {label: i for i, label in enumerate(labels)}
+    index = torch.full((len(names), max(map(len, per_generator))), -1, dtype=torch.long)
+    for g, group in enumerate(per_generator):
+        index[g, :len(group)] = torch.tensor([position[label] for label in group])
+    if encoder is None:
+        from avatarclip_core.clip.text_encoder import TextEncoder
+
+        encoder = TextEncoder()
+    return Vocabulary(labels, encoder.encode(labels), index, names)
+
+
 def check_on_unknown(report: MatchReport, on_unknown: str) -> list[str]:
     """The warnings for `report`; raises MotionOutOfVocabularyError instead when on_unknown is "fail"."""
     if on_unknown not in ON_UNKNOWN:

@@ -59,7 +59,8 @@ def carry(b: ClipBuilder) -> None:
 
 
 @generator("catch", "actions", ["catch a ball", "catch", "a person catches something thrown at them",
-                                "receive a pass with both hands"], duration=2.2)
+                                "receive a pass with both hands", "catch a thrown ball",
+                                "catch it with both hands"], duration=2.2)
 def catch(b: ClipBuilder) -> None:
     reach = b.env(0.2, 0.6, 0.7, 1.1)
     hug = b.env(0.8, 1.1, 1.6, 2.1)

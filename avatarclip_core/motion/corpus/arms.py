@@ -98,8 +98,8 @@ def push(b: ClipBuilder) -> None:
     extend = b.env(0.5, 0.8, 0.9, 1.2) + b.env(1.3, 1.6, 1.7, 2.0)
     for side in ("left", "right"):
         b.straighten_elbow(side, ready)
-    b.rotate_both("elbow", X_AXIS, -math.radians(90) * ready * (1 - extend))
-    arms_forward(b, math.radians(80) * ready)
+    b.rotate_both("elbow", X_AXIS, -math.radians(90) * ready * (1 - extend))  # hands at the chest
+    arms_forward(b, (math.radians(35) + math.radians(45) * extend) * ready)  # then pushed out at shoulder height
     b.rotate("spine1", X_AXIS, b.deg(12) * extend)
 
 
@@ -152,11 +152,13 @@ def shake_head(b: ClipBuilder) -> None:
 
 
 @generator("cross_arms", "arms", ["cross arms", "fold the arms", "a person stands with arms crossed",
-                                  "arms folded across the chest"], duration=2.6)
+                                  "arms folded across the chest", "stand with folded arms"], duration=2.6)
 def cross_arms(b: ClipBuilder) -> None:
+    """Forearms level across the chest, each wrist past the midline near the other elbow (a grid search
+    on the default body: the wrists 6 cm past the midline, 20 cm in front of the chest, no forearm in it)."""
     fold = b.env(0.2, 0.9, 1.9, 2.5)
-    b.rotate_both("elbow", X_AXIS, -math.radians(115) * fold)
-    arms_forward(b, math.radians(35) * fold, math.radians(35) * fold)
+    b.rotate_both("elbow", X_AXIS, -math.radians(80) * fold)
+    arms_forward(b, math.radians(10) * fold, math.radians(100) * fold)
 
 
 @generator("arm_circles", "arms", ["arm circles", "circle the arms", "a person rotates outstretched arms in "

@@ -36,7 +36,7 @@ def fighting_stance(b: ClipBuilder) -> None:
 
 
 @generator("dodge", "combat", ["dodge", "dodge to the {side}", "a person ducks and weaves to the {side}",
-                               "evade an attack"], duration=1.8, handed=True)
+                               "evade an attack", "dodge a punch", "duck to avoid a blow"], duration=1.8, handed=True)
 def dodge(b: ClipBuilder) -> None:
     evade = b.env(0.2, 0.45, 0.8, 1.3)
     for side in ("left", "right"):
@@ -48,7 +48,7 @@ def dodge(b: ClipBuilder) -> None:
 
 
 @generator("block", "combat", ["block", "block a punch with the forearms", "a person raises the arms to defend",
-                               "defensive block"], duration=2.0)
+                               "defensive block", "defend against punches", "block an attack"], duration=2.0)
 def block(b: ClipBuilder) -> None:
     up = b.env(0.2, 0.4, 1.2, 1.7)
     b.arms_down(35, 10)
@@ -59,7 +59,7 @@ def block(b: ClipBuilder) -> None:
 
 
 @generator("hit_reaction", "combat", ["get hit", "take a hit", "a person staggers back after being punched",
-                                      "hit reaction"], duration=1.8)
+                                      "hit reaction", "get punched in the face", "react to a hit"], duration=1.8)
 def hit_reaction(b: ClipBuilder) -> None:
     hit = b.env(0.2, 0.35, 0.5, 1.3)
     b.rotate("spine1", X_AXIS, -b.deg(15) * hit)

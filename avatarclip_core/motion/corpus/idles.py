@@ -58,7 +58,8 @@ def check_watch(b: ClipBuilder) -> None:
 
 
 @generator("stand_at_ease", "idle", ["stand at ease", "hands clasped behind the back", "a person stands with "
-                                     "hands behind the back", "parade rest"], duration=3.0)
+                                     "hands behind the back", "parade rest",
+                                     "hold your hands together behind you"], duration=3.0)
 def stand_at_ease(b: ClipBuilder) -> None:
     on = b.env(0.0, 0.6, 2.4, 3.0)
     b.arms_down(40, 0)

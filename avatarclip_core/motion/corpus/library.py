@@ -110,6 +110,13 @@ def _labels(spec: GeneratorSpec, variation: dict) -> list[str]:
     return [label.format(side=side, other=other) for label in spec.labels]
 
 
+def generator_labels(generator: str) -> list[str]:
+    """Every label of `generator` as a corpus of it holds them (both hands' wordings of a handed one)."""
+    spec = _spec(generator)
+    hands = ("left", "right") if spec.handed else ("right",)
+    return list(dict.fromkeys(label for hand in hands for label in _labels(spec, {"handedness": hand})))
+
+
 def make_clip(generator: str, skeleton: Skeleton | None = None, variation: dict | None = None, seed: int = 0,
               fps: float = 30.0) -> LabelledClip:
     """One labelled canonical clip of `generator` on `skeleton` (default: the default Anny body)."""

@@ -47,7 +47,8 @@ def punch(b: ClipBuilder) -> None:
 
 
 @generator("throw", "sports", ["throw", "throw a ball with the {side} hand", "a person throws overhand",
-                               "pitch a baseball"], duration=2.0, handed=True)
+                               "pitch a baseball", "an overarm throw",
+                               "throw a ball overhand with the {side} hand"], duration=2.0, handed=True)
 def throw(b: ClipBuilder) -> None:
     wind = b.env(0.2, 0.7, 0.75, 0.95)
     release = b.env(0.8, 1.0, 1.1, 1.7)
@@ -71,8 +72,8 @@ def golf_swing(b: ClipBuilder) -> None:
         leg(b, side, -b.deg(15) * address, b.deg(20) * address)
     b.rotate("spine1", X_AXIS, b.deg(25) * address)
     b.rotate_both("shoulder", Z_AXIS, -math.radians(40) * address)
-    b.rotate_both("shoulder", Y_AXIS, -b.deg(25) * address)  # hands together
     b.rotate_both("shoulder", X_AXIS, -b.deg(30) * address - b.deg(70) * (back + through))
+    b.rotate_both("shoulder", Y_AXIS, -b.deg(20) * address)  # the hands together on the grip
     twist(b, -b.deg(70) * back + b.deg(70) * through)
 
 
@@ -113,6 +114,6 @@ def basketball_dribble(b: ClipBuilder) -> None:
         leg(b, side, -b.deg(20), b.deg(35))
     b.rotate("spine1", X_AXIS, b.const(b.deg(15)))
     b.rotate_both("shoulder", Z_AXIS, -math.radians(35))
-    b.rotate("right_elbow", X_AXIS, -b.deg(40) - b.deg(35) * bounce)
-    b.rotate("right_shoulder", X_AXIS, -b.deg(25) - b.deg(10) * bounce)
+    b.rotate("right_elbow", X_AXIS, -b.deg(5) - b.deg(35) * bounce)  # the hand pumps at the waist
+    b.rotate("right_shoulder", X_AXIS, -b.deg(15) - b.deg(10) * bounce)
     b.rotate("right_wrist", X_AXIS, b.deg(25) * bounce)

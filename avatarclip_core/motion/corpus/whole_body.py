@@ -184,7 +184,7 @@ def side_stretch(b: ClipBuilder) -> None:
 
 
 @generator("idle_breathing", "idle", ["stand still", "idle", "a person stands and breathes calmly",
-                                      "standing relaxed"], duration=3.0)
+                                      "standing relaxed", "stand calmly", "stand still and relax"], duration=3.0)
 def idle_breathing(b: ClipBuilder) -> None:
     breath = torch.sin(2 * math.pi * b.s / 3.0)
     b.arms_down(35, 10)
