@@ -17,15 +17,27 @@ def _median_s(fn, repeats: int) -> float:
 
 
 def bench_photo(repeats: int = 3) -> dict:
+    """On the photo job's torch threads (preview: 1); the iterative fit also with the paper's steps
+    (configs/paper.yaml's line_search / stop_tolerance / colour_probe) as a reference from the same run."""
+    from avatarclip_core.device import torch_threads
+    from avatar_studio.pipelines.photo import load_photo_config
+
+    config = load_photo_config("preview")
+    with torch_threads(config.threads):
+        results = _bench_photo(config, repeats)
+    return {**results, "threads": config.threads}
+
+
+def _bench_photo(config, repeats: int) -> dict:
+    import dataclasses
+
     from skimage import data
 
     from face2param.faces import analyse_face
     from face2param.engines.registry import load_engine
     from face2param.methods.fit import fit
     from face2param.methods.target import target_from_analysis
-    from avatar_studio.pipelines.photo import load_photo_config
 
-    config = load_photo_config("preview")
     engine = load_engine(config)
     photo = data.astronaut()
     fit(photo, "mean", engine, config)  # warm every model once (detectors, engine tables)
@@ -44,6 +56,10 @@ def bench_photo(repeats: int = 3) -> dict:
         results[method] = {"photos_per_s_end_to_end": round(1.0 / seconds, 3), "end_to_end_s": round(seconds, 4),
                            "fit_only_s": round(fit_only, 4), "ran_as": last["result"].method,
                            "landmark_nme": round(last["result"].losses["landmark_nme"], 4)}
+    paper = dataclasses.replace(config, iterative=dataclasses.replace(
+        config.iterative, line_search=False, stop_tolerance=0.0, colour_probe=False))
+    results["iterative"]["fit_only_paper_steps_s"] = round(_median_s(lambda: fit(target, "iterative", engine, paper),
+                                                                     repeats), 4)
     return results
 
 

@@ -200,6 +200,19 @@ class HeadMeshCheck:
         out[P:] = reach > share * float(reach.max())
         return out
 
+    def passes(self, x: torch.Tensor) -> bool:
+        """(1, N): whether the check passes (`__call__`'s ok), the interior test (two 512 px rasterisations,
+        ~10x the rest) only when the triangles and edges pass: the back-off's bisection asks this ~10 times."""
+        with torch.no_grad():
+            v = self.head.vertices(x)
+            if bool(((((self._normals(v) * self.normal).sum(-1) <= 0) & self.valid).sum(-1) > 0).any()):
+                return False
+            if bool(((self._lengths(v) / self.reference).amax(-1) > self.max_edge_ratio).any()):
+                return False
+            if self.camera is None:
+                return True
+            return bool((self._interior_through_skin(v)[0].flatten(1).sum(-1) <= self.max_interior_pixels).all())
+
     def __call__(self, x: torch.Tensor) -> list[MeshCheck]:
         inverted, ratio, interior = self.measure(x)
         return [MeshCheck(int(i), float(r), bool(i == 0 and r <= self.max_edge_ratio and p <= self.max_interior_pixels),
@@ -211,12 +224,12 @@ class HeadMeshCheck:
         passes; t = -1 when even t = 0 fails (the offenders need other sliders)."""
         def at(t):
             return torch.where(mask, start + t * (x - start), x)
-        if not self(at(0.0)[None])[0].ok:
+        if not self.passes(at(0.0)[None]):
             return at(0.0), -1.0
         lo, hi = 0.0, 1.0
         for _ in range(steps):
             t = (lo + hi) / 2
-            if self(at(t)[None])[0].ok:
+            if self.passes(at(t)[None]):
                 lo = t
             else:
                 hi = t
