@@ -36,7 +36,8 @@ def fighting_stance(b: ClipBuilder) -> None:
 
 
 @generator("dodge", "combat", ["dodge", "dodge to the {side}", "a person ducks and weaves to the {side}",
-                               "evade an attack", "dodge a punch", "duck to avoid a blow"], duration=1.8, handed=True)
+                               "evade an attack", "dodge a punch", "duck to avoid a blow",
+                               "move out of the way"], duration=1.8, handed=True)
 def dodge(b: ClipBuilder) -> None:
     evade = b.env(0.2, 0.45, 0.8, 1.3)
     for side in ("left", "right"):

@@ -33,7 +33,8 @@ def lie_down(b: ClipBuilder) -> None:
 
 
 @generator("get_up", "floor", ["get up from the floor", "stand up from lying down", "a person gets up off the "
-                               "ground", "rise from the floor"], duration=2.4, **FLOOR)
+                               "ground", "rise from the floor", "get back on your feet",
+                               "get up off the floor"], duration=2.4, **FLOOR)
 def get_up(b: ClipBuilder) -> None:
     _lie_on_back(b, 1 - b.ramp(0.3, 1.4), b.env(0.5, 1.2, 1.5, 2.2))
 

@@ -48,7 +48,8 @@ def walk(b: ClipBuilder) -> None:
 
 
 @generator("walk_backwards", "locomotion", ["walk backwards", "walk backward", "a person walks backwards",
-                                            "step back"], duration=2.4, stationary=False)
+                                            "step back", "move backwards", "reverse away from something",
+                                            "slowly walk backwards away"], duration=2.4, stationary=False)
 def walk_backwards(b: ClipBuilder) -> None:
     _gait(b, 1.2, 18, 45, 15, -2, direction=-1.0)
 

@@ -34,7 +34,8 @@ def jump(b: ClipBuilder) -> None:
 
 
 @generator("jump_forward", "whole_body", ["jump forward", "long jump", "a person jumps forward with both feet",
-                                          "leap ahead"], duration=1.9, stationary=False)
+                                          "leap ahead", "a standing broad jump",
+                                          "jump forward with both feet"], duration=1.9, stationary=False)
 def jump_forward(b: ClipBuilder) -> None:
     _crouch_and_jump(b, 0.2, 0.8 * b.dims.leg)
 
@@ -109,26 +110,30 @@ def _seated(b: ClipBuilder, seat: torch.Tensor, transition: torch.Tensor) -> Non
 
 
 @generator("sit_down", "whole_body", ["sit down", "sit down on a chair", "a person sits down",
-                                      "take a seat"], duration=2.2)
+                                      "take a seat", "have a seat"], duration=2.2)
 def sit_down(b: ClipBuilder) -> None:
     _seated(b, b.ramp(0.3, 1.5), b.env(0.3, 0.9, 1.0, 1.8))
 
 
 @generator("stand_up", "whole_body", ["stand up", "get up from a chair", "a person stands up from sitting",
-                                      "rise to standing"], duration=2.2)
+                                      "rise to standing", "rise from a seat",
+                                      "get up out of an armchair"], duration=2.2)
 def stand_up(b: ClipBuilder) -> None:
     _seated(b, 1 - b.ramp(0.5, 1.7), b.env(0.3, 0.8, 1.1, 1.8))
 
 
 @generator("kneel", "whole_body", ["kneel", "kneel on the {side} knee", "a person kneels down on one knee",
-                                   "go down on one knee"], duration=2.6, handed=True)
+                                   "go down on one knee"], duration=2.6, handed=True,
+           support="left")
 def kneel(b: ClipBuilder) -> None:
-    """Front (left) thigh horizontal over a vertical shin; the right thigh vertical over a shin
-    lying on the floor behind: both ankles a thigh length from the hips' height."""
+    """Front (left) thigh about horizontal over a vertical shin, the foot flat; the right knee on the
+    ground with the shin behind (hip drops 1.1 and 1.3 thigh lengths, the right ankle 0.8 behind: a grid
+    search on the default body, right knee joint 5 cm above the ground and both feet down; with equal
+    drops the knee hovered 16 cm up and the front foot 8 cm)."""
     down = b.env(0.3, 1.2, 1.8, 2.5)
     thigh = math.hypot(*b.dims.thigh_zy)
-    leg_ik(b, "left", thigh * down, thigh * down)
-    leg_ik(b, "right", -thigh * down, thigh * down, math.radians(50) * down)
+    leg_ik(b, "left", thigh * down, 1.1 * thigh * down)
+    leg_ik(b, "right", -0.8 * thigh * down, 1.3 * thigh * down, math.radians(50) * down)
     b.arms_down(30, 20)
     b.rotate("left_shoulder", X_AXIS, -b.deg(30) * down)
     b.rotate("spine1", X_AXIS, b.deg(10) * down)
@@ -184,7 +189,7 @@ def side_stretch(b: ClipBuilder) -> None:
 
 
 @generator("idle_breathing", "idle", ["stand still", "idle", "a person stands and breathes calmly",
-                                      "standing relaxed", "stand calmly", "stand still and relax"], duration=3.0)
+                                      "standing relaxed", "stand calmly", "stand around"], duration=3.0)
 def idle_breathing(b: ClipBuilder) -> None:
     breath = torch.sin(2 * math.pi * b.s / 3.0)
     b.arms_down(35, 10)
