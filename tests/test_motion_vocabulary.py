@@ -437,10 +437,11 @@ def test_held_out_paraphrases_select_a_motion_that_does_what_they_say(held_out, 
 
 # The full text -> motion path (preview artifacts: pose code-book, motion VAE, latent optimisation) is
 # 30-50 s a prompt on a shared CPU, so only a subset runs, in the slow tier. Measured 2026-12-06 on 12
-# prompts for generators the preview set knows (11 held-out paraphrases, "sit down on a chair"): the generated motion passed the expected
-# signature for raise_both_arms, squat, wave, sit_down, jump (drifting 0.1 m) and walk (0.52 m/s); not for
-# jog (0.78 m/s, no flight: a walk), turn_around, kick, lunge, clap (5 swings of the hands, 6 asked) and nod
-# (the head does not pitch); the procedural clips pass them all.
+# prompts for generators the preview set knows (11 held-out paraphrases and "sit down on a chair"): the
+# generated motion passed the expected signature for raise_both_arms, squat, wave, sit_down, jump
+# (drifting 0.1 m) and walk (0.52 m/s); not for jog (0.78 m/s, no flight: a walk), turn_around, kick,
+# lunge, clap (5 swings of the hands, 6 asked) and nod (the head does not pitch); the procedural clips
+# pass them all.
 GENERATED = {"put both hands up in the air": "raise_both_arms", "do a deep squat": "squat",
              "walk straight ahead": "walk", "jump up in the air": "jump"}
 
