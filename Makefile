@@ -58,11 +58,17 @@ test:
 
 slow-deps: warmup js browser install-fbx
 
+# Both tiers run on TEST_WORKERS pytest-xdist processes, a test file per process (module fixtures such
+# as a trained imitator are built once): the slow tier waits on servers, browsers and sleeps much of
+# its time, and the fast tier's many small tests spread over the cores (1.5x on 2 cores).
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+
 test-fast: warmup js
-	$(BIN)/python -m pytest -m "not slow" --durations=15 tests
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) --durations=15 tests
 
 test-slow: warmup js browser install-fbx
-	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow --durations=25 tests
+	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) --durations=25 tests
 
 bench: warmup
 	$(BIN)/avatar bench -o bench.json

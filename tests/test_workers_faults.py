@@ -268,8 +268,8 @@ def test_redis_without_persistence_restart_lost_jobs_are_queued_again(tmp_path):
     server = RedisServer(tmp_path / "redis", persistent=False)
     server.start()
     settings = Settings.from_env(deployment_env(
-        make_data_dir(tmp_path / "data"), server.url, AVATAR_SOFT_TIME_LIMIT="8", AVATAR_TIME_LIMIT="10",
-        AVATAR_VISIBILITY_TIMEOUT="12", AVATAR_REQUEUE_INTERVAL="3"))
+        make_data_dir(tmp_path / "data"), server.url, AVATAR_SOFT_TIME_LIMIT="30", AVATAR_TIME_LIMIT="32",
+        AVATAR_VISIBILITY_TIMEOUT="40", AVATAR_REQUEUE_INTERVAL="3"))  # 8 s once failed a loaded worker's first sliders job
     api = JobAPI(settings)
     worker = start_worker_process(settings)
     try:
