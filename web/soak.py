@@ -90,7 +90,10 @@ def raw_call_growth(calls: int = 1000, warmup: int = 150, data_dir: Path | None 
             start = rss_mb(proc.pid)
             t0 = time.perf_counter()
             outcomes = {"complete": 0, "error": 0}
+            mid = start
             for i in range(calls):
+                if i == calls // 2:
+                    mid = rss_mb(proc.pid)
                 event, _ = raw_call(base, "job_status", job if i % 2 else UNKNOWN_JOB)
                 outcomes[event] = outcomes.get(event, 0) + 1
             elapsed = time.perf_counter() - t0
@@ -105,6 +108,9 @@ def raw_call_growth(calls: int = 1000, warmup: int = 150, data_dir: Path | None 
     growth = end - start
     return {"calls": calls, "warmup_calls": warmup, "outcomes": outcomes, "rss_start_mb": round(start, 1),
             "rss_end_mb": round(end, 1), "growth_mb": round(growth, 2),
+            # the slope: a leak grows in both halves; a one-off step (a first-touched page, an allocator
+            # arena) only once
+            "growth_second_half_mb": round(end - mid, 2),
             "growth_mb_per_1000_calls": round(growth * 1000 / max(1, calls), 2),
             "calls_per_s": round(calls / elapsed, 1)}
 
