@@ -340,10 +340,12 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_motion_arguments(parser: argparse.ArgumentParser, motion_help: str) -> None:
     """--motion and how its clip is shaped for games (motion/game_clip.py)."""
+    from avatarclip_core.config import limits
+
     parser.add_argument("--motion", help=motion_help)
     parser.add_argument("--seconds", type=float, metavar="S", help="clip length in seconds (motion.seconds; "
                         "default 0: as made): a loop repeats whole cycles, a one-shot clip is re-timed")
-    parser.add_argument("--loop", choices=["auto", "on", "off"], help="loop the clip, last pose = first "
+    parser.add_argument("--loop", choices=list(limits.CLIP_LOOPS), help="loop the clip, last pose = first "
                         "(motion.loop; default auto: locomotion cycles and idles)")
     parser.add_argument("--root", choices=["root_motion", "in_place"], help="root motion (the clip moves the "
                         "character) or in place (horizontal travel removed); export.root_motion, default: the profile's")

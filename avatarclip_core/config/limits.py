@@ -12,6 +12,8 @@ import re
 BUILTIN_MOTIONS: tuple[str, ...] = ("idle", "wave", "walk")
 # the longest motion clip a job makes (motion.seconds; motion/game_clip.py)
 MAX_CLIP_SECONDS = 60.0
+# motion.loop: auto (locomotion cycles and idles loop), on, off; the CLI's --loop and the page's choice
+CLIP_LOOPS: tuple[str, ...] = ("auto", "on", "off")
 # photo -> parameters methods (face2param.methods.fit); `auto` picks iterative or oneshot per photo
 PHOTO_METHODS: tuple[str, ...] = ("auto", "oneshot", "iterative", "mean")
 # shape / appearance prompts and motion descriptions (CLIP's context is 77 tokens: ~300 characters)

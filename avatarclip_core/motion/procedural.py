@@ -45,7 +45,7 @@ class MotionConfig:
     # a loop repeats whole cycles re-timed to land on it, a one-shot clip is re-timed
     seconds: Annotated[float, Range(ge=0, le=limits.MAX_CLIP_SECONDS)] = 0.0
     # auto: locomotion cycles and idles loop (last pose = first, root travel carried on), others not
-    loop: Literal["auto", "on", "off"] = "auto"
+    loop: Literal[limits.CLIP_LOOPS] = "auto"  # type: ignore[valid-type]  (the names: config.limits)
     loop_blend: Annotated[float, Range(gt=0, le=2)] = 0.3  # seconds over which a loop's end turns into its start
 
 

@@ -47,8 +47,9 @@ def build_motion(skeleton: Skeleton, motion: MotionConfig, generate: MotionGenCo
     real CLIP (the offline sentence-encoder query otherwise)."""
     if not motion.name:
         return None, None
-    from avatarclip_core.motion.game_clip import game_clip
+    from avatarclip_core.motion.game_clip import feet_settler, game_clip
 
+    settle = feet_settler(skeleton)  # as the clip was settled: the built-ins always, generated ones with ground_feet
     if is_builtin(motion.name):
         clip, info, generator = _builtin(skeleton, motion), {"method": "builtin", "name": motion.name}, motion.name
     else:
@@ -60,7 +61,8 @@ def build_motion(skeleton: Skeleton, motion: MotionConfig, generate: MotionGenCo
         clip, info = text_to_motion(motion.name, skeleton, generate, scorer=scorer, progress=progress, match=match)
         # named after what it is: the matched generator; an out-of-vocabulary text keeps its own words
         generator = match.best.generator if match.known else motion.name
-    clip, info["clip"] = game_clip(clip, generator, motion.loop, motion.seconds, motion.loop_blend)
+        settle = settle if generate.ground_feet else None
+    clip, info["clip"] = game_clip(clip, generator, motion.loop, motion.seconds, motion.loop_blend, settle)
     return clip, info
 
 
