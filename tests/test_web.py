@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -148,6 +149,24 @@ def test_public_status_never_shows_paths():
     assert 'data-state="PROGRESS"' in html and "42%" in html and "export glb" in html
 
 
+def test_clip_keys_become_the_motion_overrides():
+    """"seconds" and "loop" (the page's clip controls) -> motion.seconds and motion.loop, checked like the
+    config's own fields (MotionConfig's range and choices)."""
+    r = J.parse_sliders_request('{"height": 0.9, "motion": "walk", "seconds": 4.5, "loop": "on"}', SPECS, ["preview"])
+    assert r.sliders == {"height": 0.9} and r.overrides == {"motion.seconds": 4.5, "motion.loop": "on"}
+    text = J.parse_text_request('{"motion": "a person jogs", "seconds": 0, "loop": "off"}')
+    assert text["config"]["overrides"] == {"motion.seconds": 0, "motion.loop": "off"}
+    for request, message in (('{"motion": "walk", "seconds": 61}', "motion.seconds must be >= 0 and <= 60"),
+                             ('{"motion": "walk", "seconds": -1}', "motion.seconds must be >= 0 and <= 60"),
+                             ('{"motion": "walk", "seconds": "4"}', '"seconds" must be a number'),
+                             ('{"motion": "walk", "seconds": true}', '"seconds" must be a number'),
+                             ('{"motion": "walk", "loop": "always"}', "motion.loop must be one of auto, on, off"),
+                             ('{"motion": "walk", "loop": 1}', "motion.loop must be one of auto, on, off"),
+                             ('{"seconds": 3, "config": {"motion.seconds": 3}}', "motion.seconds is given twice")):
+        with pytest.raises(J.UserInputError, match=re.escape(message)):
+            J.parse_sliders_request(request, SPECS, ["preview"])
+
+
 # ---- REST through gradio_client (no worker) -----------------------------------------------------
 
 def test_api_names_are_stable(web):
@@ -162,6 +181,25 @@ def test_api_names_are_stable(web):
     params = named["/create_from_sliders"]["parameters"]
     assert [p["parameter_name"] for p in params] == ["sliders_json"]
     assert [p["parameter_name"] for p in named["/job_status"]["parameters"]] == ["job_id"]
+
+
+def test_clip_length_and_loop_reach_the_job_config_over_rest(web):
+    """The clip controls' keys on each endpoint that takes a motion: stored as the job's overrides and
+    resolved into its motion config (what the worker runs and params.json records)."""
+    from avatar_studio.kinds import resolve_config
+
+    c = client(web.url)
+    for api_name, request in (("/create_from_sliders", {"height": 0.8, "motion": "walk"}),
+                              ("/create_from_text", {"motion": "a person jogs"}),
+                              ("/create_avatar", {"body": "a tall man", "motion": "wave"})):
+        job_id = c.predict(json.dumps({**request, "seconds": 2.5, "loop": "on"}), api_name=api_name)
+        rec = web.api.record(job_id)
+        assert rec.config["overrides"] == {"motion.seconds": 2.5, "motion.loop": "on"}, api_name
+        motion = resolve_config(rec.kind, rec.config).motion
+        assert (motion.seconds, motion.loop) == (2.5, "on"), api_name
+        assert web.api.cancel(job_id)
+    with pytest.raises(gradio_client.exceptions.AppError, match="motion.seconds must be >= 0 and <= 60"):
+        c.predict('{"body": "a tall man", "motion": "wave", "seconds": 90}', api_name="/create_avatar")
 
 
 @pytest.mark.parametrize("payload,message", [
@@ -353,7 +391,8 @@ def test_create_from_sliders_end_to_end(tmp_path):
     with studio(tmp_path / "data", worker=True) as s:
         c = client(s.url)
         t0 = time.monotonic()
-        job_id = c.predict('{"height": 0.9, "weight": 0.3, "motion": "walk"}', api_name="/create_from_sliders")
+        job_id = c.predict('{"height": 0.9, "weight": 0.3, "motion": "walk", "seconds": 3, "loop": "on"}',
+                           api_name="/create_from_sliders")
         seen = []
         while True:
             st = c.predict(job_id, api_name="/job_status")
@@ -378,6 +417,9 @@ def test_create_from_sliders_end_to_end(tmp_path):
         params = json.loads(params)
         assert params["sliders_set"] == {"height": 0.9, "weight": 0.3}
         assert params["motion"]["name"] == "walk"
+        # the clip keys (the page's clip length and loop) reach the job: a 3 s walk loop
+        assert (params["motion"]["seconds"], params["motion"]["loop"]) == (3.0, "on")
+        assert params["motion_source"]["clip"]["name"] == "walk_loop" and params["motion_source"]["clip"]["frames"] == 91
         # history has it
         assert any(getattr(x, "job_id", None) == job_id for x in s.api.list(10))
         print(f"\nsliders job through the web API: {elapsed:.1f} s; states seen: {sorted({x[0] for x in seen})}")
@@ -433,6 +475,66 @@ def test_launch_serves_and_stops_its_worker(tmp_path):
         os.kill(worker_pid, 0)
     assert TOKEN not in text
     assert "token required" in text
+
+
+class _RecordingAPI:
+    """A job API that keeps what the page submits."""
+
+    def __init__(self):
+        self.submitted: list[tuple[str, dict, dict]] = []
+
+    def submit(self, kind: str, inputs: dict, config: dict | None = None) -> str:
+        self.submitted.append((kind, inputs, config or {}))
+        return JOB
+
+
+def _handler(demo, elem_id: str = "", api_name: str = ""):
+    """(fn, elem ids of its inputs) of the page's event fed by the control `elem_id` (or named api_name)."""
+    ids = {c["id"]: c["props"].get("elem_id") for c in demo.config["components"]}
+    for dep in demo.config["dependencies"]:
+        names = [ids.get(i) for i in dep["inputs"]]
+        if (elem_id and elem_id in names) or (api_name and dep.get("api_name") == api_name):
+            return demo.fns[dep["id"]].fn, names
+    raise AssertionError(f"no event takes {elem_id or api_name!r}: the control is missing or not wired")
+
+
+@pytest.mark.parametrize("form,kind", [("create", "create"), ("text", "text"), ("motion", "sliders")])
+def test_every_motion_form_has_the_clip_controls(monkeypatch, form, kind):
+    """Each form that picks a motion has a "Clip length (s)" number and a "Loop" choice (auto/on/off);
+    their values reach the job's overrides and its resolved motion config; without a motion none are sent."""
+    from avatar_studio.kinds import resolve_config
+    from avatarclip_core.config.limits import CLIP_LOOPS, MAX_CLIP_SECONDS
+    from web import app as web_app
+    from web.app import WebSettings, build_app
+
+    monkeypatch.setattr(web_app.J, "job_kinds", lambda api=None: {"sliders", "text", "create"})
+    api = _RecordingAPI()
+    demo = build_app(api=api, settings=WebSettings())
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert props[f"{form}-seconds"]["label"] == "Clip length (s)"
+    assert (props[f"{form}-seconds"]["minimum"], props[f"{form}-seconds"]["maximum"]) == (0, MAX_CLIP_SECONDS)
+    assert [c[1] for c in props[f"{form}-loop"]["choices"]] == list(CLIP_LOOPS)
+    assert props[f"{form}-loop"]["value"] == "auto"
+    fn, names = _handler(demo, f"{form}-seconds")
+    assert f"{form}-loop" in names
+
+    def press(motion: str) -> tuple[str, dict, dict]:
+        values = {f"{form}-seconds": 2.5, f"{form}-loop": "on", "create-formats": ["glb"], "create-profile": "generic",
+                  "create-motion": motion, "text-motion": motion, "motion": motion or "none", "motion-text": "",
+                  "preset": "preview", "create-preset": "preview", "text-shape": "a tall man",
+                  "create-body": "a tall man"}
+        out = fn(*[values.get(name, "" if form != "motion" else None) for name in names])
+        if form == "create":  # the button's first step builds the JSON that REST /create_avatar takes
+            _handler(demo, api_name="create_avatar")[0](out, None)
+        return api.submitted[-1]
+
+    submitted_kind, _, config = press("walk")
+    assert submitted_kind == kind
+    export = {"export.formats": "glb", "export.profile": "generic"} if form == "create" else {}
+    assert config["overrides"] == {**export, "motion.seconds": 2.5, "motion.loop": "on"}
+    motion = resolve_config(kind, config).motion
+    assert (motion.seconds, motion.loop) == (2.5, "on")
+    assert press("")[2]["overrides"] == export
 
 
 def _tab_labels(demo) -> list[str]:

@@ -92,14 +92,20 @@ def test_the_create_tab_makes_one_dressed_avatar_from_words(tmp_path):
     shot = tmp_path / "studio-create.png"
     with studio(tmp_path / "data", worker=True) as s:
         result = _run_smoke(s.url, shot, env={"SMOKE_CREATE_BODY": "a tall man",
-                                               "SMOKE_CREATE_LOOK": "red hoodie, blue jeans, glasses"})
+                                               "SMOKE_CREATE_LOOK": "red hoodie, blue jeans, glasses",
+                                               "SMOKE_CREATE_SECONDS": "2", "SMOKE_CREATE_LOOP": "on"})
         rec = s.api.record(result["job_id"])
     assert result["first_tab"] == "Create"
     assert rec.kind == "create" and rec.inputs["look"] == "red hoodie, blue jeans, glasses"
-    assert rec.config["overrides"] == {"export.formats": "bvh,glb", "export.profile": "generic"}
+    # the form's clip controls (length, loop) travel as the job's overrides
+    assert rec.config["overrides"] == {"export.formats": "bvh,glb", "export.profile": "generic",
+                                       "motion.seconds": 2, "motion.loop": "on"}
     assert result["status"].startswith("SUCCESS") and result["glb_status"] == 200
     params = json.loads((s.settings.data_dir / "jobs" / result["job_id"] / "params.json").read_text())
     assert [g["kind"] for g in params["look"]["garments"]] == ["hoodie", "jeans"]
+    assert (params["motion"]["name"], params["motion"]["seconds"], params["motion"]["loop"]) == ("wave", 2.0, "on")
+    clip = params["motion_source"]["clip"]
+    assert clip["name"] == "wave_loop" and clip["loop"] and clip["seconds"] == 2.0 and clip["frames"] == 61
 
 
 @pytest.mark.slow

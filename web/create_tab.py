@@ -3,9 +3,11 @@ photo (the face), body words, look words (hair, beard, glasses, colours, outfit)
 
 REST: /create_avatar takes ONE JSON object string and an optional photo file (FileData; null for
 none), e.g. '{"body": "a very tall heavy man", "look": "grey hair, glasses, red jacket, blue jeans",
-"motion": "wave", "preset": "preview", "formats": ["glb", "vrm"], "profile": "unity"}' ("config": the
-overrides REST callers may set, avatar_studio.config_schema.REST_OVERRIDES); it returns the job id. The photo passes the same upload gate
-as /create_from_photo (received in this request, size cap, content sniffing, a cheap decode)."""
+"motion": "wave", "seconds": 4, "loop": "auto", "preset": "preview", "formats": ["glb", "vrm"],
+"profile": "unity"}' ("seconds", "loop": the motion clip's length and loop, web.clip_controls; "config":
+the overrides REST callers may set, avatar_studio.config_schema.REST_OVERRIDES); it returns the job id.
+The photo passes the same upload gate as /create_from_photo (received in this request, size cap,
+content sniffing, a cheap decode)."""
 from __future__ import annotations
 
 import json
@@ -15,8 +17,9 @@ import gradio as gr
 
 from avatarclip_core.errors import UserInputError
 from web import jobs as J
+from web.clip_controls import clip_controls, clip_request
 
-CREATE_KEYS = ("body", "look", "motion", "preset", "formats", "profile", "config")
+CREATE_KEYS = ("body", "look", "motion", "preset", "formats", "profile", "seconds", "loop", "config")
 EXAMPLE = '{"body": "a very tall heavy man", "look": "grey hair, glasses, red jacket, blue jeans", "motion": "wave"}'
 
 
@@ -31,7 +34,7 @@ def parse_create_request(request_json: str) -> tuple[dict, str, dict]:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise UserInputError(f"'{key}' must be text, got {type(data[key]).__name__}")
     preset = J.validate_preset(data.get("preset") or J.DEFAULT_PRESET, J.preset_choices())
-    overrides = J.request_overrides("create", preset, data)  # "config", "formats", "profile": REST's allow-list
+    overrides = J.request_overrides("create", preset, data)  # "config", "formats", "profile", "seconds", "loop"
     return {k: (data.get(k) or "").strip() for k in ("body", "look", "motion")}, preset, overrides
 
 
@@ -64,6 +67,7 @@ def create_tab(holder, job_state, timer, photo_file: gr.File, submit: Callable[.
         motion = gr.Dropdown(["", *J.MOTIONS], value="wave", label="Motion (a built-in one, or type a description)",
                              allow_custom_value=True, elem_id="create-motion")
         preset = gr.Dropdown(J.preset_choices(), value=J.DEFAULT_PRESET, label="Preset", elem_id="create-preset")
+    seconds, loop = clip_controls("create")
     with gr.Row():
         from avatarclip_core.export.profiles import FILE_FORMATS, PROFILES  # torch-free
 
@@ -75,12 +79,13 @@ def create_tab(holder, job_state, timer, photo_file: gr.File, submit: Callable[.
     request = gr.Textbox(visible=False)
     job_id = gr.Textbox(visible=False)
 
-    def as_request(body_text: str, look_text: str, motion_name: str, preset_name: str, files: list, engine: str) -> str:
+    def as_request(body_text: str, look_text: str, motion_name: str, preset_name: str, files: list, engine: str,
+                   clip_seconds: float | None, clip_loop: str) -> str:
         return json.dumps({"body": body_text or "", "look": look_text or "", "motion": motion_name or "",
                            "preset": preset_name or "", "formats": sorted(set(files or []) | {"glb"}),
-                           "profile": engine or "generic"})
+                           "profile": engine or "generic", **clip_request(motion_name, clip_seconds, clip_loop)})
 
-    go.click(as_request, inputs=[body, look, motion, preset, formats, profile], outputs=[request],
+    go.click(as_request, inputs=[body, look, motion, preset, formats, profile, seconds, loop], outputs=[request],
              api_visibility="private").then(
         submit, inputs=[request, photo_file], outputs=[job_id], api_name="create_avatar",
         concurrency_limit=None).then(lambda j: (j, gr.Timer(active=True)), inputs=[job_id],

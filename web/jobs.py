@@ -23,7 +23,7 @@ from avatarclip_core.user_text import check_number, check_text
 
 MOTIONS = BUILTIN_MOTIONS  # built-in procedural motions ("" = none)
 DEFAULT_PRESET = "preview"
-RESERVED_KEYS = ("sliders", "motion", "preset", "formats", "profile", "config")
+RESERVED_KEYS = ("sliders", "motion", "preset", "formats", "profile", "seconds", "loop", "config")
 MAX_REQUEST_CHARS = 64 * 1024
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -307,11 +307,27 @@ def export_overrides(data: dict) -> dict[str, str]:
     return overrides
 
 
+def clip_overrides(data: dict) -> dict[str, Any]:
+    """The optional REST keys "seconds" (the motion clip's length, a JSON number; 0 = as made) and "loop"
+    (auto, on, off) as the config overrides motion.seconds and motion.loop (popped from `data`), as the
+    page's clip controls send them; their range and choices are the config's own (MotionConfig: checked
+    by rest_overrides like any override)."""
+    overrides: dict[str, Any] = {}
+    seconds = data.pop("seconds", None)
+    if seconds is not None:
+        overrides["motion.seconds"] = as_number(seconds, '"seconds"')
+    loop = data.pop("loop", None)
+    if loop not in (None, ""):
+        overrides["motion.loop"] = loop
+    return overrides
+
+
 def request_overrides(kind: str, preset: str, data: dict) -> dict:
     """A REST request's config overrides (popped from `data`): its "config" object plus "formats" and
-    "profile" (export_overrides), checked against REST's allow-list (rest_overrides). {} when none."""
+    "profile" (export_overrides), "seconds" and "loop" (clip_overrides), checked against REST's
+    allow-list (rest_overrides). {} when none."""
     config = data.pop("config", None)
-    export = export_overrides(data)
+    export = {**export_overrides(data), **clip_overrides(data)}
     if config is None and not export:
         return {}
     if isinstance(config, dict):
@@ -325,10 +341,10 @@ def request_overrides(kind: str, preset: str, data: dict) -> dict:
 def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Iterable[str]) -> SlidersRequest:
     """The REST input: ONE JSON object string.
 
-    Either flat, slider names plus the optional keys "motion", "preset", "formats", "profile" and
-    "config" (the overrides REST may set, request_overrides):
+    Either flat, slider names plus the optional keys "motion", "preset", "formats", "profile", "seconds",
+    "loop" and "config" (the overrides REST may set, request_overrides):
         {"height": 0.9, "weight": 0.3, "motion": "walk", "preset": "preview", "formats": ["glb", "vrm"],
-         "config": {"motion.fps": 24}}
+         "seconds": 4, "loop": "on", "config": {"motion.fps": 24}}
     or nested: {"sliders": {"height": 0.9}, "motion": "walk"}.
     """
     data = dict(text if isinstance(text, dict) else json_object(text, '{"height": 0.9, "motion": "walk"}'))
@@ -343,11 +359,12 @@ def parse_sliders_request(text: Any, specs: Iterable[SliderInfo], presets: Itera
     return SlidersRequest(validate_sliders(data, specs), motion, preset, overrides)
 
 
-TEXT_KEYS = ("shape", "appearance", "motion", "preset", "formats", "profile", "config")
+TEXT_KEYS = ("shape", "appearance", "motion", "preset", "formats", "profile", "seconds", "loop", "config")
 
 
 def parse_text_request(text: Any) -> dict:
-    """/create_from_text's JSON: {"shape", "appearance", "motion", "preset", "formats", "profile", "config"}
+    """/create_from_text's JSON: {"shape", "appearance", "motion", "preset", "formats", "profile", "seconds",
+    "loop", "config"}
     -> submit() arguments.
     Prompts are checked again (lengths, control characters) by the job kind at submit()."""
     data = json_object(text, '{"shape": "a tall and fat man", "motion": "walk"}')

@@ -129,6 +129,17 @@ async function refitPhotoResult(page, out) {
       await page.getByRole("tab", { name: "Create", exact: true }).click();
       await page.locator("#create-body textarea, #create-body input").first().fill(process.env.SMOKE_CREATE_BODY || "");
       await page.locator("#create-look textarea, #create-look input").first().fill(process.env.SMOKE_CREATE_LOOK);
+      if (process.env.SMOKE_CREATE_SECONDS) {
+        // the motion clip's controls: length in seconds and loop (auto / on / off)
+        const seconds = page.locator("#create-seconds input[type=number]");
+        await seconds.fill(process.env.SMOKE_CREATE_SECONDS);
+        await seconds.press("Enter");
+        await seconds.blur();
+        out.create_seconds = await seconds.inputValue();
+        await page.locator("#create-loop").getByRole("radio", { name: process.env.SMOKE_CREATE_LOOP || "auto",
+                                                                exact: true }).check();
+        out.steps.push("clip length and loop set");
+      }
       const t1 = Date.now();
       await page.locator("#create-avatar-btn").click();
       out.steps.push("create avatar clicked");
