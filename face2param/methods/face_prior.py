@@ -30,6 +30,7 @@ landmark Gauss-Newton matrix as its data term (`FacePrior.constrain`).
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,8 @@ class HeadMeshCheck:
             corner = head.regions[faces]
             self.interior_faces = ((corner == CAVITY) | (corner == TONGUE)).any(-1)
             self.skin_faces = faces[(corner == SKIN).all(-1)]
+        # the last few heads' interior tests ((head vertices, result); ~4 MB each at 512 px)
+        self._interior_seen: deque = deque(maxlen=3)
 
     def _interior_through_skin(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, Nh, 3) -> (spots (B, H, W) bool, visible head triangle, nearest skin triangle (B, H, W), -1 =
@@ -103,17 +106,27 @@ class HeadMeshCheck:
         outer skin there faces the camera. Through parted lips one sees past the interior into the back of the
         head, whose skin faces away; an interior surface in front of front-facing skin has poked through it
         (a dark spot under the nose)."""
+        for seen, found in self._interior_seen:  # a fit's check, back-off and report ask about the same heads
+            if seen.shape == v.shape and torch.equal(seen, v):
+                return found
+        found = self._interior_spots(v)
+        self._interior_seen.append((v.detach().clone(), found))
+        return found
+
+    def _interior_spots(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         from avatarclip_core.render.rasterizer import RasterSettings, rasterize
 
         settings = RasterSettings(image_size=self.interior_size, sigma=0.0)
         visible = rasterize(v, self.head.faces, self.camera, settings).pix_to_face[..., 0]
+        interior = (visible >= 0) & self.interior_faces[visible.clamp_min(0)]
+        if not bool(interior.any()):  # no interior in sight: no spots, whatever the skin behind it does
+            return interior, visible, torch.full_like(visible, -1)
         skin_faces = self.skin_faces
         behind = rasterize(v, skin_faces, self.camera, settings).pix_to_face[..., 0]
         corners = v[:, skin_faces]  # (B, Fs, 3, 3)
         normal = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
         eye = self.camera.get_camera_center().to(v)[:1, None]  # (1, 1, 3)
         facing = (normal * (eye - corners.mean(2))).sum(-1) > 0  # (B, Fs)
-        interior = (visible >= 0) & self.interior_faces[visible.clamp_min(0)]
         row = torch.arange(v.shape[0], device=v.device)[:, None, None].expand_as(behind)
         front_skin = (behind >= 0) & facing[row, behind.clamp_min(0)]
         return interior & front_skin, visible, behind
