@@ -49,3 +49,42 @@ def test_stand_ins_are_gone_after_the_block_and_leave_imported_modules_alone():
         assert sys.modules["json"] is json  # already imported: left as it is
         assert isinstance(sys.modules["not_a_real_module_x"], DeferredModule)
     assert "not_a_real_module_x" not in sys.modules
+
+
+def test_avatar_photo_analyses_in_a_forked_child_and_fits_as_in_one_process(tmp_path):
+    """`avatar photo` forks the face analysis before its imports (photo_batch.ForkedAnalysis); the
+    params are those of the same job run in one process, and a bad photo still fails with its error."""
+    import json
+
+    import skimage.data
+    from PIL import Image
+
+    from avatar_studio.pipelines.photo import load_photo_config, run_photo_job
+    from avatar_studio.pipelines.photo_batch import ForkedAnalysis
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()).save(photo)
+    sets = ["--set", "preview.enabled=false", "--set", "export.face_shapes=none"]
+    command = [sys.executable, "-m", "avatar_studio.cli", "photo", str(photo), "--method", "oneshot", "-q", *sets]
+    env = {**os.environ, "WARP_QUIET": "1"}
+    done = subprocess.run([*command, "-o", str(tmp_path / "forked")], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    forked = json.loads((tmp_path / "forked" / "params.json").read_text())
+    timings = json.loads((tmp_path / "forked" / "provenance.json").read_text())["timings_s"]
+    assert list(timings)[:2] == ["load engine", "analyse face"]  # the engine was built while the child analysed
+
+    config = load_photo_config("preview", {"method": "oneshot", "preview.enabled": "false", "export.face_shapes": "none"})
+    here = json.loads((run_photo_job(photo, config, tmp_path / "here") / "params.json").read_text())
+    # the same fit; float noise only: this test process's engine and prior caches may have been built
+    # by earlier tests on another torch thread count (the last bits of an SVD or a solve)
+    assert (forked["method"], forked["discrete"]) == (here["method"], here["discrete"])
+    assert forked["continuous"].keys() == here["continuous"].keys()
+    assert max(abs(forked["continuous"][k] - here["continuous"][k]) for k in here["continuous"]) < 1e-4
+    assert abs(forked["losses"]["landmark_nme"] - here["losses"]["landmark_nme"]) < 1e-5
+    assert ForkedAnalysis(photo).result(config.faces) is None  # in a process with torch loaded: no fork
+
+    (tmp_path / "text.jpg").write_text("not a photo")
+    done = subprocess.run([sys.executable, "-m", "avatar_studio.cli", "photo", str(tmp_path / "text.jpg"), "-q",
+                           "-o", str(tmp_path / "bad")], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 2 and "is not an image" in done.stderr and not (tmp_path / "bad").exists()

@@ -49,14 +49,18 @@ def cmd_photo(args: argparse.Namespace) -> int:
         return _photo_batch(args, fixed)
     if not Path(args.photos[0]).exists():  # before the heavy imports: a typo is answered at once, not in 2-5 s
         raise UserInputError(f"image file not found: {args.photos[0]}")
+    from avatar_studio.pipelines.photo_batch import ForkedAnalysis
+
+    analysed = ForkedAnalysis(args.photos[0])  # forked before the heavy imports and any thread: see its doc
     progress = _TqdmProgress(args.quiet)
     progress("loading the photo pipeline", 0.0)  # the first line within a second, before the heavy imports
     try:
         from avatar_studio.pipelines.photo import run_photo_job
 
         out = run_photo_job(Path(args.photos[0]), _config(args), Path(args.output), force=args.force,
-                            progress=progress, fixed=fixed)
+                            progress=progress, fixed=fixed, analysed=analysed)
     finally:
+        analysed.close()
         progress.close()
     params = json.loads((out / "params.json").read_text())
     for warning in params.get("warnings", []):

@@ -48,30 +48,40 @@ def load_photo_config(preset: str | None = "preview", overrides: dict | None = N
 
 def run_photo_job(image_path, config: PhotoJobConfig | None = None, output_dir: Path | str = "photo_avatar",
                   force: bool = False, progress: ProgressFn | None = None, engine=None,
-                  fixed: dict | None = None) -> Path:
+                  fixed: dict | None = None, analysed=None) -> Path:
     """Photo file (or bytes) -> job folder; returns the folder. `fixed`: attributes or slots the user
     corrected (e.g. {"gender": "female", "hair_style": "long"}); they win over detection, params.json's
     `attributes` block records them with source 'user', and an unknown key or value fails before
-    anything is written (UnknownAttributeError)."""
+    anything is written (UnknownAttributeError). `analysed`: the photo's analysis already under way
+    in another process (photo_batch.ForkedAnalysis, started by `avatar photo` before its imports):
+    the engine is built while it runs; when it gives nothing, the photo is analysed here."""
     from avatarclip_core.device import torch_threads
 
     config = config or PhotoJobConfig()
     with torch_threads(config.threads):
-        return _run_photo_job(image_path, config, output_dir, force, progress, engine, fixed)
+        return _run_photo_job(image_path, config, output_dir, force, progress, engine, fixed, analysed)
 
 
 def _run_photo_job(image_path, config: PhotoJobConfig, output_dir: Path | str, force: bool,
-                   progress: ProgressFn | None, engine, fixed: dict | None) -> Path:
+                   progress: ProgressFn | None, engine, fixed: dict | None, analysed=None) -> Path:
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
 
     output_dir = check_output_folder(Path(output_dir), force)
     preflight_export(config.export)
     timer = photo_stage_timer(config, progress)
+    found = None
+    if analysed is not None:
+        from face2param.engines.registry import load_engine
+
+        engine = engine or timer.run("load engine", lambda: load_engine(config))  # while the child analyses
+        found = timer.run("analyse face", lambda: analysed.result(config.faces))
     # specific errors: missing file, not an image, truncated, too small. Held in a list that hands the
     # photo over to write_photo_job below, so that it is freed after the fit, not kept to the end here
-    photo = [load_image(image_path)]
-    analysis = timer.run("analyse face", lambda: analyse_face(photo[0], config.faces))  # no face / too small
+    photo = [load_image(image_path) if found is None else found[1]]
+    analysis = (found[0] if found is not None else
+                timer.run("analyse face", lambda: analyse_face(photo[0], config.faces)))  # no face / too small
+    del found
     # the file name only (an upload's hash name in the worker): provenance.json is downloadable
     source = Path(image_path).name if isinstance(image_path, (str, Path)) else "<bytes>"
     return write_photo_job(analysis, photo.pop(), source, config, output_dir, force, timer, engine=engine, fixed=fixed)

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import re
+import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -109,6 +110,73 @@ def _analyse(path: str, faces_config) -> tuple:
         return None, str(exc)
     except Exception as exc:  # a bug must not stop the other photos; the summary names it
         return None, f"internal error ({type(exc).__name__}: {exc})"
+
+
+_NOT_FORKED_WITH = ("torch", "cv2", "mediapipe", "dlib")  # in-process callers (tests, bench) analyse there
+
+
+class ForkedAnalysis:
+    """One photo's face analysis (decoding, detection, landmarks, descriptor, colour cues) in a child
+    forked before this process imports torch and builds the engine, so that on two cores the two
+    overlap (a cold `avatar photo`: the child loads mediapipe and dlib's models and analyses while
+    this process imports torch and builds the engine; the child is a fork, so it shares what was
+    imported and costs no second interpreter). The child analyses with the default FaceAnalysisConfig.
+
+    `result(faces_config)` -> (analysis, pixels), or None whenever the child cannot give them: another
+    faces config than the one it used, a bad photo (the caller analyses in its own process, which
+    raises the photo's own error), a child that died, no fork on this platform."""
+
+    def __init__(self, path: str | Path):
+        from face2param.faces.config import FaceAnalysisConfig
+
+        self.config = FaceAnalysisConfig()
+        self._conn = self._process = None
+        self._answered = False
+        if ("fork" not in multiprocessing.get_all_start_methods() or (os.cpu_count() or 1) < 2
+                or any(name in sys.modules for name in _NOT_FORKED_WITH)):
+            return  # a fork is only safe (and only saves time) before the native libraries start their threads
+        context = multiprocessing.get_context("fork")
+        self._conn, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(target=_analyse_in_child, args=(child_end, str(path), self.config),
+                                        daemon=True, name="photo-analysis")
+        self._process.start()
+        child_end.close()
+
+    def result(self, faces_config) -> tuple | None:
+        try:
+            if self._conn is None or faces_config != self.config:
+                return None
+            ok, value = self._conn.recv()
+            self._answered = True
+            return value if ok else None
+        except Exception:  # EOF (the child died), a value that does not unpickle: analysed here instead
+            return None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Ends the child: after its answer it is exiting anyway; before (an error elsewhere), at once."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None:
+            self._process.join(timeout=5 if self._answered else 0)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        self._conn = self._process = None
+
+
+def _analyse_in_child(conn, path: str, faces_config) -> None:
+    from face2param.faces.analysis import analyse_face
+    from face2param.faces.images import load_image
+
+    try:
+        pixels = load_image(path)
+        conn.send((True, (analyse_face(pixels, faces_config), pixels)))
+    except Exception:  # the parent analyses again and raises the error itself
+        conn.send((False, None))
+    finally:
+        conn.close()
 
 
 def run_photo_batch(inputs: Iterable[str | Path], config=None, output_dir: Path | str = "photo_batch",
