@@ -152,6 +152,22 @@ def test_occlusion_keeps_nearest_surface():
     assert ids[1] == -1
 
 
+def test_visible_faces_is_rasterize_pix_to_face_from_the_visibility_pass_alone():
+    from avatarclip_core.render.rasterizer import visible_faces
+
+    v, f = icosphere(2, 0.5)
+    near, qf, _ = quad(z=0.6, half=0.3)
+    verts, faces = torch.cat([v, near]), torch.cat([f, qf + len(v)])
+    cams = orbit_camera(3.0, [0.0, 60.0], [0.0, 20.0], at=(0.0, 0.0, 0.0))
+    for sigma in (0.0, 0.7):
+        settings = RasterSettings(image_size=48, sigma=sigma)
+        for batch, cam in ((verts, cams), (torch.stack([verts, verts * 1.1]), cams[0])):
+            ids = visible_faces(batch, faces, cam, settings)
+            assert ids.dtype == torch.int64 and ids.shape == (2, 48, 48)
+            assert torch.equal(ids, rasterize(batch, faces, cam, settings).pix_to_face[..., 0])
+    assert (ids == -1).any() and (ids >= len(f)).any()  # background and the quad in front
+
+
 def test_soft_silhouette_is_half_at_the_edge_and_hard_without_sigma():
     v, f = cube(1.0)
     cams = front_camera(5.0, fov=60.0)

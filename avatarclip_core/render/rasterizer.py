@@ -201,6 +201,36 @@ def _visible_face_of_edge(topo: MeshTopology, front: torch.Tensor, b: torch.Tens
     return torch.where(f0_front | (f1 < 0), f0, f1)
 
 
+def _visibility_keys(screen_d: torch.Tensor, topo: MeshTopology, cameras: PerspectiveCameras, H: int, W: int):
+    """(B, H, W) int64 keys of the nearest face at each pixel centre (K.EMPTY: none; face id in the low 32 bits)."""
+    keys = torch.full((screen_d.shape[0], H, W), K.EMPTY, dtype=torch.int64, device=screen_d.device)
+    if topo.faces.shape[0] > 0:
+        _launch(K.raster_triangles, (screen_d.shape[0], topo.faces.shape[0]),
+                [wp.from_torch(screen_d), wp.from_torch(topo.faces_i32), float(cameras.znear),
+                 float(cameras.zfar), wp.from_torch(keys)], screen_d.device)
+    return keys
+
+
+def visible_faces(vertices: torch.Tensor, faces: torch.Tensor, cameras: PerspectiveCameras,
+                  settings: RasterSettings | None = None) -> torch.Tensor:
+    """(B, H, W) id of the face seen at each pixel (-1: none), not differentiable: `rasterize`'s
+    pix_to_face[..., 0] from its visibility pass alone, without the barycentrics and the soft band
+    (for tests of what is in sight, e.g. the face prior's mesh check)."""
+    settings = settings or RasterSettings()
+    K.ensure_warp()
+    H, W = settings.hw
+    if vertices.dim() == 2:
+        vertices = vertices.unsqueeze(0)
+    B = max(vertices.shape[0], len(cameras))
+    cameras = cameras.expand(B)
+    with torch.no_grad():
+        screen = cameras.transform_points_screen(vertices, (H, W))
+        if screen.shape[0] != B:
+            screen = screen.expand(B, vertices.shape[1], 3)
+        keys = _visibility_keys(screen.to(torch.float32).contiguous(), get_topology(faces), cameras, H, W)
+    return torch.where(keys != K.EMPTY, keys & _LOW32, torch.full_like(keys, -1))
+
+
 def rasterize(
     vertices: torch.Tensor,
     faces: torch.Tensor,
@@ -231,12 +261,7 @@ def rasterize(
     screen_flat = screen.reshape(B * V, 3)
 
     # 1. visibility
-    keys = torch.full((B, H, W), K.EMPTY, dtype=torch.int64, device=device)
-    if faces.shape[0] > 0:
-        _launch(K.raster_triangles, (B, faces.shape[0]),
-                [wp.from_torch(screen_d), wp.from_torch(topo.faces_i32), float(cameras.znear),
-                 float(cameras.zfar), wp.from_torch(keys)], device)
-    flat = keys.view(-1)
+    flat = _visibility_keys(screen_d, topo, cameras, H, W).view(-1)
     covered = flat != K.EMPTY
     fg_pix = covered.nonzero().squeeze(1)
     fg_face = flat[fg_pix] & _LOW32

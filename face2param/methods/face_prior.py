@@ -114,15 +114,15 @@ class HeadMeshCheck:
         return found
 
     def _interior_spots(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from avatarclip_core.render.rasterizer import RasterSettings, rasterize
+        from avatarclip_core.render.rasterizer import RasterSettings, visible_faces
 
         settings = RasterSettings(image_size=self.interior_size, sigma=0.0)
-        visible = rasterize(v, self.head.faces, self.camera, settings).pix_to_face[..., 0]
+        visible = visible_faces(v, self.head.faces, self.camera, settings)
         interior = (visible >= 0) & self.interior_faces[visible.clamp_min(0)]
         if not bool(interior.any()):  # no interior in sight: no spots, whatever the skin behind it does
             return interior, visible, torch.full_like(visible, -1)
         skin_faces = self.skin_faces
-        behind = rasterize(v, skin_faces, self.camera, settings).pix_to_face[..., 0]
+        behind = visible_faces(v, skin_faces, self.camera, settings)
         corners = v[:, skin_faces]  # (B, Fs, 3, 3)
         normal = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
         eye = self.camera.get_camera_center().to(v)[:1, None]  # (1, 1, 3)
