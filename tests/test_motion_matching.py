@@ -60,16 +60,18 @@ def test_an_unknown_text_warns_or_fails_with_the_nearest_motion_named():
     assert known.summary() == "dance_sway 0.80, jog 0.38"
 
 
-# Measured on the packaged preview set with the default threshold (see the test below): prompts on
-# the wrong side and in-vocabulary prompts whose expected generator is not the first match.
+# Measured on the packaged preview set (all 92 generators, 2026-12-06) with the default threshold (see
+# the test below): prompts on the wrong side ("push a heavy door" 0.46 in, "sweep the floor" 0.68 out;
+# 58 of 59 in-vocabulary prompts known, 21 of 22 out of vocabulary warn) and in-vocabulary prompts whose
+# expected generator is not the first match (none of 59).
 ALLOWED_THRESHOLD_ERRORS = 2
-ALLOWED_TOP1_MISSES = 5
+ALLOWED_TOP1_MISSES = 2
 
 
 def test_the_default_threshold_separates_the_calibration_prompts():
     config = MotionGenConfig()
     inside, outside = load_prompts(PROMPTS)
-    inside = known_prompts(inside, config)  # generators the packaged set was trained on
+    assert known_prompts(inside, config) == inside  # the packaged set was trained on every generator
     assert len(inside) >= 15 and len(outside) >= 15
     reports = {text: match_text(text, config) for text in [*inside, *outside]}
     in_scores = [reports[t].best.score for t in inside]

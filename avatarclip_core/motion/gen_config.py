@@ -78,9 +78,10 @@ class MotionGenConfig:
     top_k: Count = 5  # candidate poses (paper: 5)
     # honest matching (matching.py): a text whose best label cosine (offline sentence encoder) is below
     # this is out of vocabulary. Calibrated on tests/data/motion_match_prompts.json (`python -m
-    # avatarclip_core.motion.matching PROMPTS`), packaged preview set: 20 in / 22 out, one error at
-    # 0.596 ("push a heavy door" 0.46); highest out "play the guitar" 0.50. A 92-generator set (59 in)
-    # calibrated to the same 0.596 (2 errors: also "sweep the floor" 0.64)
+    # avatarclip_core.motion.matching PROMPTS`), packaged preview set (all 92 generators, retrained
+    # 2026-12-06): 59 in / 22 out, calibrated 0.596 with 2 errors ("push a heavy door" 0.46 -> push,
+    # "sweep the floor" 0.68 -> get_up); lowest other in "applaud the performance" 0.596, highest other
+    # out "brush your teeth" 0.52. The 53-generator set before it (20 in) calibrated to the same 0.596
     match_threshold: float = 0.595
     match_top: Count = 3  # best-matching generators reported per text
     offline_score_margin: NonNegative = 0.15  # offline: candidates scoring this much below the best are dropped

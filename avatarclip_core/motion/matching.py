@@ -110,6 +110,21 @@ class Vocabulary:
                             threshold, top)
 
 
+def artifacts_vocabulary(config, encoder=None) -> Vocabulary:
+    """The vocabulary of `config`'s (MotionGenConfig) artifacts as `match_text` matches against it: their
+    labels and stored embeddings (re-embedded when `encoder`, default the offline sentence encoder, is
+    another model) over their clip library's generators."""
+    from avatarclip_core.motion.generate import get_motion_artifacts
+
+    art = get_motion_artifacts(config)
+    if encoder is None:
+        from avatarclip_core.clip.text_encoder import TextEncoder
+
+        encoder = TextEncoder()
+    label_emb = art.label_emb if encoder.model_id == art.meta.get("text_model") else encoder.encode(art.labels)
+    return Vocabulary(art.labels, label_emb, art.library_label_index, [c["generator"] for c in art.meta["library"]])
+
+
 def procedural_vocabulary(encoder=None, names: list[str] | None = None) -> Vocabulary:
     """The procedural generators' labels as `avatar train motion` stores them (both hands' wordings of a
     handed one), embedded with `encoder` (default: the offline sentence encoder): the vocabulary of a

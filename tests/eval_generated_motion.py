@@ -1,0 +1,81 @@
+"""The full text -> motion path on held-out paraphrases, checked against each generator's semantic
+signature (test_motion_vocabulary.SIGNATURES). Not a test (30-50 s a prompt on a shared CPU): an
+evaluation to run by hand after retraining the motion artifacts; the slow test
+test_generated_motion_of_a_held_out_paraphrase_does_what_it_says runs a passing subset.
+
+    .venv/bin/python tests/eval_generated_motion.py [GENERATOR ...] [--artifacts-dir DIR] [--jsonl OUT]
+
+One held-out paraphrase per generator (the first of tests/data/motion_heldout_paraphrases.json, or
+--paraphrase N); the issue's game actions first when none are named.
+Prints one line per prompt (PASS/FAIL, the best match, the label-matched clip that started the
+optimisation, speed, flight) and appends it as JSON to --jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+os.environ.setdefault("AVATAR_DATA_DIR", str(HERE.parent / "data"))
+os.environ.setdefault("WARP_QUIET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(HERE))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from avatarclip_core.body import create_body_model
+    from avatarclip_core.motion.canonical import to_canonical
+    from avatarclip_core.motion.corpus import generator_names
+    from avatarclip_core.motion.gen_config import MotionGenConfig
+    from avatarclip_core.motion.generate import text_to_motion
+    from test_motion_vocabulary import GAME_ACTIONS, GENERATED, HELD_OUT, SIGNATURES, Clip, _flight, _speed
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("generators", nargs="*", help="default: all, the game actions first")
+    parser.add_argument("--artifacts-dir", default="", help="motion artifact folder (default: the preview set)")
+    parser.add_argument("--paraphrase", type=int, default=0, help="which held-out paraphrase of each generator")
+    parser.add_argument("--jsonl", help="append one JSON line per prompt here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    paraphrases = json.loads(HELD_OUT.read_text())["paraphrases"]
+    by_generator = {g: t for t, g in GENERATED.items()}  # the slow test's wording where it has one
+    names = args.generators or generator_names()
+    unknown = sorted(set(names) - set(paraphrases))
+    if unknown:
+        parser.error(f"unknown generators: {', '.join(unknown)}")
+    if not args.generators:  # the issue's game actions first
+        names = sorted(names, key=lambda g: (g not in GAME_ACTIONS, g))
+    skeleton = create_body_model().rigged_mesh({}).skeleton
+    passed = 0
+    for i, name in enumerate(names, 1):
+        texts = paraphrases[name]
+        text = by_generator.get(name) if args.paraphrase == 0 and name in by_generator else \
+            texts[min(args.paraphrase, len(texts) - 1)]
+        started = time.perf_counter()
+        motion, info = text_to_motion(text, skeleton, MotionGenConfig(artifacts_dir=args.artifacts_dir))
+        clip = Clip(name, skeleton, to_canonical(motion, skeleton))
+        ok = bool(SIGNATURES[name](clip))
+        passed += ok
+        best = info["matches"]["matches"][0]
+        row = {"generator": name, "text": text, "pass": ok, "match": best["generator"], "score": best["score"],
+               "init": info["init"], "speed_m_s": round(_speed(clip), 3), "flight_m": round(_flight(clip), 3),
+               "seconds": round(time.perf_counter() - started, 1)}
+        print(f"[{i}/{len(names)}] {'PASS' if ok else 'FAIL'} {name:18s} {text!r} -> match {best['generator']} "
+              f"{best['score']:.2f}, init {info['init']}, {row['speed_m_s']} m/s, flight {row['flight_m']} m, "
+              f"{row['seconds']} s", flush=True)
+        if args.jsonl:
+            with open(args.jsonl, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    print(f"{passed} of {len(names)} generated motions pass their generator's signature", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
