@@ -128,8 +128,8 @@ def bench_photo_memory() -> dict:
     reduced while decoding (the default) and at full resolution (as before), and for a 0.26 MP photo:
     what is left over the small photo is the photo's own cost; the rest is the job's fixed cost:
     ~0.63 GB of file-backed library pages shared with every other process (torch and the CUDA
-    libraries it loads, triton (imported by torch._dynamo, which roma imports for anny), Warp, cv2,
-    mediapipe, dlib) and ~0.85 GB private (the imported modules ~0.37 GB, the face models ~0.2 GB,
+    libraries it loads, Warp, cv2, mediapipe, dlib; triton until roma was imported without
+    torch._dynamo, lbs.import_roma) and ~0.85 GB private (the imported modules ~0.37 GB, the face models ~0.2 GB,
     the body model's float32 blend shapes 0.1 GB, the engine's head tables, the fit's caches)."""
     import tempfile
 
