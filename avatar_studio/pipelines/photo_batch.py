@@ -167,14 +167,21 @@ class ForkedAnalysis:
 
 
 def _analyse_in_child(conn, path: str, faces_config) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to answer (it ends this child)
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
 
     try:
         pixels = load_image(path)
-        conn.send((True, (analyse_face(pixels, faces_config), pixels)))
+        answer = (True, (analyse_face(pixels, faces_config), pixels))
     except Exception:  # the parent analyses again and raises the error itself
-        conn.send((False, None))
+        answer = (False, None)
+    try:
+        conn.send(answer)
+    except OSError:  # the parent is gone
+        pass
     finally:
         conn.close()
 
