@@ -8,7 +8,11 @@ test_generated_motion_of_a_held_out_paraphrase_does_what_it_says runs a passing 
 One held-out paraphrase per generator (the first of tests/data/motion_heldout_paraphrases.json, or
 --paraphrase N); the issue's game actions first when none are named.
 Prints one line per prompt (PASS/FAIL, the best match, the label-matched clip that started the
-optimisation, speed, flight) and appends it as JSON to --jsonl.
+optimisation, speed, flight, the first stage whose motion fails the signature) and appends it as JSON
+to --jsonl. The stages, each settled on the floor as the job settles its motion: the procedural clip's
+first window at the motion VAE's rate and length ("window"), the VAE's reconstruction of that window
+("vae"), the decoded latent of the generator's first library clip, where init=label starts ("init"),
+and the generated motion ("optimisation": the latent optimisation and the feet settling).
 """
 from __future__ import annotations
 
@@ -30,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from avatarclip_core.body import create_body_model
-    from avatarclip_core.motion.canonical import to_canonical
-    from avatarclip_core.motion.corpus import generator_names
+    from avatarclip_core.motion.canonical import CanonicalMotion, to_canonical
+    from avatarclip_core.motion.corpus import generator_names, make_clip
+    from avatarclip_core.motion.corpus.builder import REGISTRY
     from avatarclip_core.motion.gen_config import MotionGenConfig
-    from avatarclip_core.motion.generate import text_to_motion
-    from test_motion_vocabulary import GAME_ACTIONS, GENERATED, HELD_OUT, SIGNATURES, Clip, _flight, _speed
+    from avatarclip_core.motion.generate import get_motion_artifacts, ground_feet, text_to_motion
+    from avatarclip_core.motion.limits import clamp_to_limits
+    from avatarclip_core.motion.motion_vae import crop, resample, to_features
+    from test_motion_vocabulary import GAME_ACTIONS, GENERATED, HELD_OUT, SIGNATURES, STILL, Clip, _flight, _speed
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("generators", nargs="*", help="default: all, the game actions first")
@@ -53,7 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     if not args.generators:  # the issue's game actions first
         names = sorted(names, key=lambda g: (g not in GAME_ACTIONS, g))
     skeleton = create_body_model().rigged_mesh({}).skeleton
-    passed = 0
+    art = get_motion_artifacts(MotionGenConfig(artifacts_dir=args.artifacts_dir))
+    vae, library = art.motion_vae, [c["generator"] for c in art.meta["library"]]
+
+    def passes(name: str, rot, root) -> bool:
+        canonical = ground_feet(clamp_to_limits(CanonicalMotion(art.fps, rot, root)), skeleton)
+        return bool(SIGNATURES[name](Clip(name, skeleton, canonical)))
+
+    @torch.no_grad()
+    def first_failing_stage(name: str) -> str:
+        variation = dict(STILL, **({"handedness": "right"} if REGISTRY[name].handed else {}))
+        clip = make_clip(name, skeleton, variation).motion
+        rot, root = crop(*resample(clip.rotations.float(), clip.root_translation.float(), clip.fps, art.fps), 0,
+                         vae.frames)
+        if not passes(name, rot, root):
+            return "window"
+        rot, root = vae.decode_motion(vae.encode(to_features(rot[None], root[None]))[0])
+        if not passes(name, rot[0], root[0]):
+            return "vae"
+        if name in library:
+            rot, root = vae.decode_motion(art.library_latents[library.index(name)][None])
+            if not passes(name, rot[0], root[0]):
+                return "init"
+        return "optimisation"
+
+    passed, fails_from = 0, {}
     for i, name in enumerate(names, 1):
         texts = paraphrases[name]
         text = by_generator.get(name) if args.paraphrase == 0 and name in by_generator else \
@@ -66,14 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         best = info["matches"]["matches"][0]
         row = {"generator": name, "text": text, "pass": ok, "match": best["generator"], "score": best["score"],
                "init": info["init"], "speed_m_s": round(_speed(clip), 3), "flight_m": round(_flight(clip), 3),
-               "seconds": round(time.perf_counter() - started, 1)}
+               "seconds": round(time.perf_counter() - started, 1),
+               "fails_from": None if ok else first_failing_stage(name)}
         print(f"[{i}/{len(names)}] {'PASS' if ok else 'FAIL'} {name:18s} {text!r} -> match {best['generator']} "
               f"{best['score']:.2f}, init {info['init']}, {row['speed_m_s']} m/s, flight {row['flight_m']} m, "
-              f"{row['seconds']} s", flush=True)
+              f"{row['seconds']} s{'' if ok else ', fails from: ' + row['fails_from']}", flush=True)
+        if not ok:
+            fails_from.setdefault(row["fails_from"], []).append(name)
         if args.jsonl:
             with open(args.jsonl, "a") as f:
                 f.write(json.dumps(row) + "\n")
     print(f"{passed} of {len(names)} generated motions pass their generator's signature", flush=True)
+    for stage, failed in fails_from.items():
+        print(f"  failing from the {stage} stage: {len(failed)} ({', '.join(failed)})")
     return 0
 
 
