@@ -106,7 +106,9 @@ class HeadMeshCheck:
         outer skin there faces the camera. Through parted lips one sees past the interior into the back of the
         head, whose skin faces away; an interior surface in front of front-facing skin has poked through it
         (a dark spot under the nose)."""
-        for seen, found in self._interior_seen:  # a fit's check, back-off and report ask about the same heads
+        # a fit's check, back-off and report ask about the same heads; tuple(): a copy taken at once, so
+        # another thread's fit appending meanwhile does not break this loop
+        for seen, found in tuple(self._interior_seen):
             if seen.shape == v.shape and torch.equal(seen, v):
                 return found
         found = self._interior_spots(v)
