@@ -60,20 +60,17 @@ slow-deps: warmup js browser install-fbx
 
 # Both tiers run on TEST_WORKERS pytest-xdist processes, a test file per process (module fixtures such
 # as a trained imitator are built once): the slow tier waits on servers, browsers and sleeps much of
-# its time, and the fast tier's many small tests spread over the cores (1.5x on 2 cores).
-# The slow fault tests (killed workers, time limits, broker restarts) time signals to the second:
-# they run alone afterwards, as a CPU-heavy test beside them made a 2 s soft limit miss.
+# its time, and the fast tier's many small tests spread over the cores (1.5x on 2 cores). Files are
+# handed out largest first (xdist's default), so the fault tests start at once; their limits and waits
+# leave room for a busy CPU (tests/test_workers_faults.py).
 TEST_WORKERS ?= 2
-FAULT_TESTS := tests/test_workers_faults.py
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: warmup js
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) --durations=15 tests
 
 test-slow: warmup js browser install-fbx
-	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) --durations=25 tests \
-		--ignore=$(FAULT_TESTS)
-	$(BIN)/python -m pytest -m slow --durations=10 $(FAULT_TESTS)
+	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) --durations=30 tests
 
 bench: warmup
 	$(BIN)/avatar bench -o bench.json
