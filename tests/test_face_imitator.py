@@ -204,8 +204,10 @@ def test_iterative_fit_runs_through_the_imitator_and_is_measured_on_the_real_ren
 
 @pytest.mark.slow
 def test_iterative_fit_through_the_imitator_beats_the_mean_face(trained):
-    """Measured on the real engine's renders (the preview imitator: NME 0.049 vs 0.061 on 8 renders)."""
-    rows = _fits_through_the_imitator(trained)
+    """Measured on the real engine's renders (the preview imitator: NME 0.049 vs 0.061 on 8 renders; this tiny
+    one, 2026-12-06: 0.054 vs 0.057, better on 5 of 8). Eight renders, not three: on three the tiny imitator's
+    fit and the mean face came within 1 % (0.0609 vs 0.0604), and a machine's last float bits decided it."""
+    rows = _fits_through_the_imitator(trained, count=8)
     assert np.mean([r.losses["landmark_nme"] for r, _ in rows]) < np.mean([m for _, m in rows])
 
 
