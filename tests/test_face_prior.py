@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from face2param.config import Face2ParamConfig
+from face2param.engines.base import engine_memo
 from face2param.methods.face_prior import HeadMeshCheck, face_prior_for, plausibility, slider_pairs
 from face2param.methods.iterative import EngineFaceModel, BatchTarget, search
 
@@ -52,10 +53,14 @@ def test_the_priors_whitening_is_cached_bit_for_bit(engine, config, prior, tmp_p
     assert torch.equal(fp._whitening(samples, 5), computed)
     # the module's prior may have been read from the user's cache, written by a process on another torch
     # thread count (the last bits of an SVD differ): compare a fresh computation with its read-back
-    monkeypatch.setattr(fp, "_PRIORS", {})
+    priors = engine_memo(engine, "face_priors")
+    saved = dict(priors)
+    priors.clear()
     fresh = face_prior_for(engine, config.face_prior)  # computed into tmp_path, not read
-    monkeypatch.setattr(fp, "_PRIORS", {})
+    priors.clear()
     read = face_prior_for(engine, config.face_prior)  # read from tmp_path
+    priors.clear()
+    priors.update(saved)
     assert read is not fresh and torch.equal(read.P, fresh.P) and torch.equal(read.precision, fresh.precision)
     assert torch.allclose(fresh.precision, prior.precision, rtol=1e-6, atol=1e-8)
 
@@ -219,3 +224,20 @@ def test_oneshot_output_goes_through_the_prior(engine, config):
     params, losses, _ = fit_oneshot(held, engine, config, engine.device)
     assert params.continuous[gender] == pytest.approx(1.0, abs=1e-3)
     assert losses["face_prior"]["mesh"]["ok"] and plausibility(engine, params)["mesh"]["ok"]
+
+
+def test_an_engine_memo_dies_with_its_engine_and_a_new_engine_at_its_address_starts_empty():
+    """Caches worked out from an engine live on it: a module dict keyed by id(engine) handed a collected
+    engine's landmark matrix to the next engine Python put at the same address."""
+    import gc
+
+    class Engine:
+        pass
+
+    old = Engine()
+    engine_memo(old, "landmark_hessian")["mean face"] = "the old engine's matrix"
+    address = id(old)
+    del old
+    gc.collect()
+    new = next((e for e in (Engine() for _ in range(10000)) if id(e) == address), Engine())
+    assert engine_memo(new, "landmark_hessian") == {}

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import skimage.data
 
+from face2param.engines.base import engine_memo
+
 SLOTS = ("hair_style", "beard", "glasses")  # the default slots (eyebrows: not above the majority)
 # argmax accuracy measured on 24 analysed renders per seed (mean-face path), tuning seed 1 / test seed:
 # hair 0.58 / 0.58 (majority 0.25 / 0.25), beard 0.79 / 0.88 (0.29 / 0.29), glasses 0.96 / 0.88
@@ -128,14 +130,14 @@ def test_engine_descriptors_survive_the_process_on_disk_and_a_damaged_file_is_re
     params = dataclasses.replace(engine.spec.defaults(), discrete={**engine.spec.defaults().discrete,
                                                                     "skin_tone": engine.spec.slot("skin_tone").options[-1]})
     first = slots.engine_descriptors(engine, params, "glasses", config, RegionConfig())
-    slots._CACHE.clear()  # as a fresh process would start
+    engine_memo(engine, "slot_descriptors").clear()  # as a fresh process would start
     before = set(cache_dir("face2param_slots").glob("*.npy"))
     assert before, "no descriptors were written to the data folder"
     again = slots.engine_descriptors(engine, params, "glasses", config, RegionConfig())
     assert np.array_equal(again, first) and set(cache_dir("face2param_slots").glob("*.npy")) == before
     for path in before:
         path.write_bytes(b"damaged")
-    slots._CACHE.clear()
+    engine_memo(engine, "slot_descriptors").clear()
     assert np.allclose(slots.engine_descriptors(engine, params, "glasses", config, RegionConfig()), first)
 
 

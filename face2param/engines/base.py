@@ -23,6 +23,14 @@ if TYPE_CHECKING:  # torch only where tensors are made: the web process validate
 JSON_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def engine_memo(engine, name: str) -> dict:
+    """A cache that lives on the engine object and dies with it (tables, priors, renders worked out from
+    one engine). Never a module dict keyed by id(engine): Python hands a collected engine's id to a new
+    object, which then got the old engine's entries (measured: a test's imitator-backed engine left its
+    landmark Gauss-Newton matrix to the next Anny engine, whose one-shot fits came out 13 % at bound)."""
+    return engine.__dict__.setdefault(f"_memo_{name}", {})
+
+
 def engine_name(engine) -> str:
     """The engine's name in params.json and artifact folders (an engine may set `name`)."""
     return getattr(engine, "name", None) or ("anny_face" if type(engine).__name__ == "AnnyFaceEngine"

@@ -9,7 +9,6 @@ only shapes the face within them. `apply_slots` records per slot where its value
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,10 +160,18 @@ def apply_slots(params: EngineParams, constraints: Constraints, slot_report: dic
     return EngineParams(dict(params.continuous), discrete), sources
 
 
-@functools.lru_cache(maxsize=4)
-def _rendered_skin_ita_cached(engine_id: int, engine) -> dict[str, float]:
-    """~1-7 s of renders once; the bundled engine's values are kept on disk with the slot descriptors
-    (same cache key rules: engine config, engine/face-analysis code, Anny/mediapipe versions)."""
+def _rendered_skin_ita_cached(engine) -> dict[str, float]:
+    """~1-7 s of renders once per engine; the bundled engine's values are kept on disk with the slot
+    descriptors (same cache key rules: engine config, engine/face-analysis code, Anny/mediapipe versions)."""
+    from face2param.engines.base import engine_memo
+
+    memo = engine_memo(engine, "skin_ita")
+    if "values" not in memo:
+        memo["values"] = _rendered_skin_ita(engine)
+    return memo["values"]
+
+
+def _rendered_skin_ita(engine) -> dict[str, float]:
     options = list(engine.spec.slot("skin_tone").options)
     if type(engine).__name__ == "AnnyFaceEngine":
         from face2param.methods.slots import _disk_cached
@@ -203,4 +210,4 @@ def rendered_skin_ita(engine) -> dict[str, float] | None:
     palette's own ITA ignores the renderer's shading). None for an engine that cannot render tensors."""
     if "skin_tone" not in engine.spec.slot_names or not hasattr(engine, "render_tensor"):
         return None
-    return _rendered_skin_ita_cached(id(engine), engine)
+    return _rendered_skin_ita_cached(engine)

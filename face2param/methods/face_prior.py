@@ -409,38 +409,38 @@ def slider_sigma(engine, config: FacePriorConfig) -> torch.Tensor:
     return torch.cat([torch.full((P,), config.max_sigma, device=sigma.device), sigma])
 
 
-_PRIORS: dict = {}
-_HESSIANS: dict = {}
-
-
 def landmark_hessian(engine) -> torch.Tensor:
     """(N, N) landmark Gauss-Newton matrix of a differentiable engine at its mean face (cached)."""
+    from face2param.engines.base import engine_memo
     from face2param.methods.iterative import EngineFaceModel
     from face2param.translator.prior import landmark_gauss_newton
 
-    if id(engine) not in _HESSIANS:
+    memo = engine_memo(engine, "landmark_hessian")
+    if "mean face" not in memo:
         spec = engine.spec
         mean = spec.defaults().continuous_vector(spec, engine.device)
-        _HESSIANS[id(engine)] = landmark_gauss_newton(EngineFaceModel(engine, 256), mean).float()
-    return _HESSIANS[id(engine)]
+        memo["mean face"] = landmark_gauss_newton(EngineFaceModel(engine, 256), mean).float()
+    return memo["mean face"]
 
 
 def face_prior_for(engine, config: FacePriorConfig) -> FacePrior | None:
     """The prior of an engine with a head model (the bundled Anny engine), cached per engine and config;
     None for engines without one (a black-box engine is kept plausible by its imitator's prior_weight)."""
+    from face2param.engines.base import engine_memo
+
     if not config.enabled or not hasattr(engine, "head"):
         return None
-    key = (id(engine), repr(config))
-    if key not in _PRIORS:
+    priors, key = engine_memo(engine, "face_priors"), repr(config)
+    if key not in priors:
         spec, head = engine.spec, engine.head
         mean = spec.defaults().continuous_vector(spec, engine.device)
         P = len(head.phenotype_labels)
         one_sided = torch.cat([torch.zeros(P, dtype=torch.bool, device=mean.device), head.one_sided.to(mean.device)])
         mesh = HeadMeshCheck(head, mean, config.max_edge_ratio, config.mesh_soft_edge_ratio, config.mesh_min_cos,
                              camera=getattr(engine, "camera", None), max_interior_pixels=config.max_interior_pixels)
-        _PRIORS[key] = FacePrior(spec.continuous_names, mean, slider_sigma(engine, config).to(mean.device),
-                                 one_sided, config, mesh)
-    return _PRIORS[key]
+        priors[key] = FacePrior(spec.continuous_names, mean, slider_sigma(engine, config).to(mean.device),
+                                one_sided, config, mesh)
+    return priors[key]
 
 
 def plausibility(engine, params) -> dict:

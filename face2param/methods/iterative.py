@@ -88,10 +88,10 @@ class EngineFaceModel:
 
 
 def _cached_table(engine, mean, schemes):
-    """The engine's table, once per engine object (and on disk for the bundled engine: surrogate.py). Kept on
-    the engine itself, not in a module dict keyed by id(engine): Python reuses the id of a collected engine,
-    and a new engine would have been handed the old one's table."""
-    tables = engine.__dict__.setdefault("_landmark_tables", {})
+    """The engine's table, once per engine object (and on disk for the bundled engine: surrogate.py)."""
+    from face2param.engines.base import engine_memo
+
+    tables = engine_memo(engine, "landmark_tables")
     if schemes not in tables:
         tables[schemes] = AdditiveLandmarks(engine, mean, list(schemes), cache=True)
     return tables[schemes]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from face2param.config import SlotChoiceConfig
+from face2param.engines.base import engine_memo
 from face2param.engines.base import EngineParams
 from face2param.faces.appearance import AppearanceView, describe, polygon_mask
 from face2param.faces.landmarks import FACE_OVAL
@@ -44,9 +45,6 @@ class SlotChoice:
         return {**out, "note": self.note} if self.note else out
 
 
-_CACHE: dict = {}
-
-
 def engine_descriptors(engine, params: EngineParams, slot: str, config: SlotChoiceConfig,
                        regions: RegionConfig) -> np.ndarray:
     """(options, D) descriptors of engine renders of every option of `slot` on `params` (the other
@@ -55,12 +53,13 @@ def engine_descriptors(engine, params: EngineParams, slot: str, config: SlotChoi
     params = params.validated(spec)
     others = tuple(sorted((k, v) for k, v in params.discrete.items() if k != slot))
     face = tuple(np.round(params.continuous_vector(spec).numpy(), 4).tolist())
-    key = (id(engine), slot, face, others, config.render_size, repr(config.descriptors), repr(regions))
-    if key not in _CACHE:
+    memo = engine_memo(engine, "slot_descriptors")
+    key = (slot, face, others, config.render_size, repr(config.descriptors), repr(regions))
+    if key not in memo:
         compute = functools.partial(_render_descriptors, engine, params, slot, config, regions)
-        _CACHE[key] = (_disk_cached((repr(engine.config),) + key[1:], compute)
-                       if type(engine).__name__ == "AnnyFaceEngine" else compute())
-    return _CACHE[key]
+        memo[key] = (_disk_cached((repr(engine.config),) + key, compute)
+                     if type(engine).__name__ == "AnnyFaceEngine" else compute())
+    return memo[key]
 
 
 @functools.lru_cache(maxsize=1)
