@@ -217,18 +217,24 @@ def visible_faces(vertices: torch.Tensor, faces: torch.Tensor, cameras: Perspect
     pix_to_face[..., 0] from its visibility pass alone, without the barycentrics and the soft band
     (for tests of what is in sight, e.g. the face prior's mesh check)."""
     settings = settings or RasterSettings()
-    K.ensure_warp()
     H, W = settings.hw
+    with torch.no_grad():
+        screen, cameras = _screen_points(vertices, cameras, H, W)
+        keys = _visibility_keys(screen.to(torch.float32).contiguous(), get_topology(faces), cameras, H, W)
+    return torch.where(keys != K.EMPTY, keys & _LOW32, torch.full_like(keys, -1))
+
+
+def _screen_points(vertices: torch.Tensor, cameras: PerspectiveCameras, H: int, W: int):
+    """((B, V, 3) screen points, the B cameras) for (V, 3) or (B, V, 3) vertices and 1 or B cameras."""
+    K.ensure_warp()
     if vertices.dim() == 2:
         vertices = vertices.unsqueeze(0)
     B = max(vertices.shape[0], len(cameras))
     cameras = cameras.expand(B)
-    with torch.no_grad():
-        screen = cameras.transform_points_screen(vertices, (H, W))
-        if screen.shape[0] != B:
-            screen = screen.expand(B, vertices.shape[1], 3)
-        keys = _visibility_keys(screen.to(torch.float32).contiguous(), get_topology(faces), cameras, H, W)
-    return torch.where(keys != K.EMPTY, keys & _LOW32, torch.full_like(keys, -1))
+    screen = cameras.transform_points_screen(vertices, (H, W))  # (B or 1, V, 3), differentiable
+    if screen.shape[0] != B:
+        screen = screen.expand(B, vertices.shape[1], 3)
+    return screen, cameras
 
 
 def rasterize(
@@ -244,19 +250,11 @@ def rasterize(
     outside. Runs on the vertices' device (CPU, or CUDA through Warp).
     """
     settings = settings or RasterSettings()
-    K.ensure_warp()
     H, W = settings.hw
-    if vertices.dim() == 2:
-        vertices = vertices.unsqueeze(0)
-    B = max(vertices.shape[0], len(cameras))
-    cameras = cameras.expand(B)
-    V = vertices.shape[1]
+    screen, cameras = _screen_points(vertices, cameras, H, W)
+    B, V = screen.shape[:2]
     topo = topology or get_topology(faces)
     device = vertices.device
-
-    screen = cameras.transform_points_screen(vertices, (H, W))  # (B or 1, V, 3), differentiable
-    if screen.shape[0] != B:
-        screen = screen.expand(B, V, 3)
     screen_d = screen.detach().to(torch.float32).contiguous()
     screen_flat = screen.reshape(B * V, 3)
 
