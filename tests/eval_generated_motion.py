@@ -1,5 +1,5 @@
 """The full text -> motion path on held-out paraphrases, checked against each generator's semantic
-signature (test_motion_vocabulary.SIGNATURES). Not a test (30-50 s a prompt on a shared CPU): an
+signature (avatarclip_core.motion.signatures). Not a test (30-50 s a prompt on a shared CPU): an
 evaluation to run by hand after retraining the motion artifacts; the slow test
 test_generated_motion_of_a_held_out_paraphrase_does_what_it_says runs a passing subset.
 
@@ -13,6 +13,10 @@ to --jsonl. The stages, each settled on the floor as the job settles its motion:
 first window at the motion VAE's rate and length ("window"), the VAE's reconstruction of that window
 ("vae"), the decoded latent of the generator's first library clip, where init=label starts ("init"),
 and the generated motion ("optimisation": the latent optimisation and the feet settling).
+
+Then the job's own motion for the same text (motion.select.build_motion: the quality check replaces a
+generated motion that fails its matched generator's signature with that generator's procedural clip):
+"job" PASS/FAIL and its source (generated / procedural). Handed generators are checked on either hand.
 """
 from __future__ import annotations
 
@@ -41,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     from avatarclip_core.motion.generate import get_motion_artifacts, ground_feet, text_to_motion
     from avatarclip_core.motion.limits import clamp_to_limits
     from avatarclip_core.motion.motion_vae import crop, resample, to_features
-    from test_motion_vocabulary import GAME_ACTIONS, GENERATED, HELD_OUT, SIGNATURES, STILL, Clip, _flight, _speed
+    from avatarclip_core.motion.signatures import DEFAULT_VARIATION as STILL
+    from avatarclip_core.motion.procedural import MotionConfig
+    from avatarclip_core.motion.select import build_motion
+    from avatarclip_core.motion.signatures import SIGNATURES, JointTrack, _flight, _speed, does_what_it_says
+    from test_motion_vocabulary import GAME_ACTIONS, GENERATED, HELD_OUT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("generators", nargs="*", help="default: all, the game actions first")
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def passes(name: str, rot, root) -> bool:
         canonical = ground_feet(clamp_to_limits(CanonicalMotion(art.fps, rot, root)), skeleton)
-        return bool(SIGNATURES[name](Clip(name, skeleton, canonical)))
+        return bool(SIGNATURES[name](JointTrack(canonical, skeleton)))
 
     @torch.no_grad()
     def first_failing_stage(name: str) -> str:
@@ -84,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                 return "init"
         return "optimisation"
 
-    passed, fails_from = 0, {}
+    passed, job_passed, fails_from = 0, 0, {}
     for i, name in enumerate(names, 1):
         texts = paraphrases[name]
         text = by_generator.get(name) if args.paraphrase == 0 and name in by_generator else \
             texts[min(args.paraphrase, len(texts) - 1)]
         started = time.perf_counter()
         motion, info = text_to_motion(text, skeleton, MotionGenConfig(artifacts_dir=args.artifacts_dir))
-        clip = Clip(name, skeleton, to_canonical(motion, skeleton))
+        clip = JointTrack(to_canonical(motion, skeleton), skeleton)
         ok = bool(SIGNATURES[name](clip))
         passed += ok
         best = info["matches"]["matches"][0]
@@ -99,15 +107,23 @@ def main(argv: list[str] | None = None) -> int:
                "init": info["init"], "speed_m_s": round(_speed(clip), 3), "flight_m": round(_flight(clip), 3),
                "seconds": round(time.perf_counter() - started, 1),
                "fails_from": None if ok else first_failing_stage(name)}
+        gen_config = MotionGenConfig(artifacts_dir=args.artifacts_dir)
+        job_clip, job_info = build_motion(skeleton, MotionConfig(name=text), gen_config)
+        job_ok = does_what_it_says(name, to_canonical(job_clip, skeleton), skeleton,
+                                   "either" if REGISTRY[name].handed else "right")
+        job_passed += job_ok
+        row.update(job_pass=job_ok, job_source=job_info.get("quality_check", {}).get("source", "generated"))
         print(f"[{i}/{len(names)}] {'PASS' if ok else 'FAIL'} {name:18s} {text!r} -> match {best['generator']} "
               f"{best['score']:.2f}, init {info['init']}, {row['speed_m_s']} m/s, flight {row['flight_m']} m, "
-              f"{row['seconds']} s{'' if ok else ', fails from: ' + row['fails_from']}", flush=True)
+              f"{row['seconds']} s{'' if ok else ', fails from: ' + row['fails_from']}; job "
+              f"{'PASS' if job_ok else 'FAIL'} ({row['job_source']})", flush=True)
         if not ok:
             fails_from.setdefault(row["fails_from"], []).append(name)
         if args.jsonl:
             with open(args.jsonl, "a") as f:
                 f.write(json.dumps(row) + "\n")
-    print(f"{passed} of {len(names)} generated motions pass their generator's signature", flush=True)
+    print(f"{passed} of {len(names)} generated motions pass their generator's signature; the job's motion "
+          f"(with its quality check) passes for {job_passed}", flush=True)
     for stage, failed in fails_from.items():
         print(f"  failing from the {stage} stage: {len(failed)} ({', '.join(failed)})")
     return 0

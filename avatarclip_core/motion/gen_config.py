@@ -84,6 +84,9 @@ class MotionGenConfig:
     # out "brush your teeth" 0.52. The 53-generator set before it (20 in) calibrated to the same 0.596
     match_threshold: float = 0.595
     match_top: Count = 3  # best-matching generators reported per text
+    # a generated motion must pass the semantic signature of the generator its text matched (motion.signatures);
+    # fallback = else use that generator's procedural clip (said in warnings), warn = keep it with a warning
+    quality_check: Literal["fallback", "warn", "off"] = "fallback"
     offline_score_margin: NonNegative = 0.15  # offline: candidates scoring this much below the best are dropped
     dedupe_degrees: NonNegative = 12.0  # candidates closer than this (mean angle per joint) count as duplicates
     clip_azimuths: list[float] = field(default_factory=lambda: [0.0, 45.0, -45.0])  # code-book render views

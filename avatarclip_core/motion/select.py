@@ -5,6 +5,12 @@ pose code-book query -> motion-VAE latent optimisation, `motion.generate.text_to
 `motion.name` carries either; the job checks it before any work (`check_motion_request`) and builds
 it once the avatar's skeleton exists (`build_motion`), then shapes it for games (`game_clip.game_clip`:
 motion.seconds, motion.loop, a name that says what it is).
+
+A generated motion is checked against the semantic signature of the generator its text matched
+(`signatures.does_what_it_says`: a "sit down" must end seated). The motion VAE smooths quick motions
+(a clap's hands, a nod, a jog's flight), so one can fail; then, with motion_gen.quality_check=fallback,
+the job uses that generator's procedural clip instead and says so in its warnings and in
+params.json (`motion.quality_check`); "warn" keeps the generated motion with the warning.
 """
 from __future__ import annotations
 
@@ -62,8 +68,55 @@ def build_motion(skeleton: Skeleton, motion: MotionConfig, generate: MotionGenCo
         # named after what it is: the matched generator; an out-of-vocabulary text keeps its own words
         generator = match.best.generator if match.known else motion.name
         settle = settle if generate.ground_feet else None
+        if match.known:
+            clip = _quality_check(clip, info, match.best, skeleton, generate)
     clip, info["clip"] = game_clip(clip, generator, motion.loop, motion.seconds, motion.loop_blend, settle)
     return clip, info
+
+
+def _quality_check(clip: Motion, info: dict, best, skeleton: Skeleton, generate: MotionGenConfig) -> Motion:
+    """`clip` when it passes the matched generator's signature (or nothing can check it), else per
+    generate.quality_check the generator's procedural clip ("fallback") or `clip` ("warn"); the outcome
+    goes to info["quality_check"] and, when it failed, a sentence to info["warnings"]."""
+    from avatarclip_core.motion import signatures
+
+    if generate.quality_check == "off" or not signatures.has_signature(best.generator):
+        return clip
+    from avatarclip_core.motion.canonical import to_canonical, to_motion
+    from avatarclip_core.motion.corpus import make_clip
+
+    handedness = _label_handedness(best.generator, best.label)
+    passed = signatures.does_what_it_says(best.generator, to_canonical(clip, skeleton), skeleton, handedness)
+    fallback = not passed and generate.quality_check == "fallback"
+    info["quality_check"] = {"generator": best.generator, "signature_passed": passed,
+                             "source": "procedural" if fallback else "generated"}
+    if passed:
+        return clip
+    if not fallback:
+        info["warnings"].append(f"the motion generated for '{info['text']}' does not pass the '{best.generator}' "
+                                f"check (what that motion must do); kept as asked (motion_gen.quality_check=warn)")
+        return clip
+    info["warnings"].append(f"the motion generated for '{info['text']}' does not pass the '{best.generator}' check "
+                            f"(what that motion must do), so the job uses the procedural '{best.generator}' clip")
+    variation = dict(signatures.DEFAULT_VARIATION, **({"handedness": handedness} if handedness != "either" else {}))
+    variation.setdefault("handedness", "right")
+    procedural = make_clip(best.generator, skeleton, variation, fps=info["fps"]).motion
+    return to_motion(procedural, skeleton, clip.name)
+
+
+def _label_handedness(generator: str, label: str) -> str:
+    """"left" / "right" when `label` names one side of a handed generator, else "either"."""
+    from avatarclip_core.motion.corpus.builder import REGISTRY
+    from avatarclip_core.motion.corpus.library import side_labels
+
+    if generator not in REGISTRY or not REGISTRY[generator].handed:
+        return "either"
+    left, right = side_labels(generator, "left"), side_labels(generator, "right")
+    if label in left and label not in right:
+        return "left"
+    if label in right and label not in left:
+        return "right"
+    return "either"
 
 
 def _builtin(skeleton: Skeleton, motion: MotionConfig) -> Motion:

@@ -110,6 +110,11 @@ def _labels(spec: GeneratorSpec, variation: dict) -> list[str]:
     return [label.format(side=side, other=other) for label in spec.labels]
 
 
+def side_labels(generator: str, handedness: str) -> list[str]:
+    """The labels of `generator`'s `handedness` ("left" / "right") version."""
+    return _labels(_spec(generator), {"handedness": handedness})
+
+
 def generator_labels(generator: str) -> list[str]:
     """Every label of `generator` as a corpus of it holds them (both hands' wordings of a handed one)."""
     spec = _spec(generator)
