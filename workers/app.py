@@ -268,6 +268,9 @@ def _clean_leftovers(settings: Settings, job_id: str) -> None:
 
 
 def execute_job(task, settings: Settings, job_id: str, kind_name: str, inputs: dict, config: dict):
+    import time
+
+    started = time.monotonic()
     store = job_store(settings)
     worker = f"{task.request.hostname or 'worker'}/{os.getpid()}"
     record = store.get(job_id)
@@ -296,11 +299,19 @@ def execute_job(task, settings: Settings, job_id: str, kind_name: str, inputs: d
     log.info("job %s (%s) attempt %d on %s", job_id, kind_name, attempt, worker)
 
     def progress(stage: str, fraction: float, message: str = "") -> None:
+        # Celery raises the soft limit from a signal handler wherever the job's process is; code that
+        # catches Exception there (this function's own best-effort report, a database driver) swallows
+        # it, and only the hard limit would end the job (seen in CI: PostgreSQL store). So the limit is
+        # also checked here, at every progress report.
+        if time.monotonic() - started > settings.soft_time_limit:
+            raise SoftTimeLimitExceeded()
         if store.is_cancelled(job_id):
             raise JobCancelled(job_id)
         try:  # best effort: a result backend hiccup must not fail the job
             task.update_state(state=PROGRESS, meta={
                 "stage": str(stage), "progress": float(min(1.0, max(0.0, fraction))), "message": str(message)})
+        except SoftTimeLimitExceeded:
+            raise
         except Exception as exc:  # noqa: BLE001
             log.warning("job %s: could not report progress: %s", job_id, exc)
 
