@@ -10,6 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("AVATAR_DATA_DIR", str(ROOT / "data"))
 os.environ.setdefault("WARP_QUIET", "1")
+# Tests never download (the brief): set before any test module imports huggingface_hub, which reads
+# it once. Without it a test of the missing-weights path waited 47 s on the hub's retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -117,6 +117,25 @@ def test_missing_tag_offline_names_cache_and_fix(tmp_path, monkeypatch):
     assert "offline" in message and "clip.checkpoint=" in message
 
 
+def test_missing_tag_with_an_unreachable_hub_fails_at_once(tmp_path, monkeypatch):
+    """Online mode, but the hub does not answer (here: a closed local port as HF_ENDPOINT, so nothing
+    leaves the machine): one connection attempt, not the hub client's ~50 s of retries."""
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(ClipUnavailableError, match="127.0.0.1 does not answer") as info:  # the probe's words
+        load_scorer(ClipConfig(model="ViT-B-32", pretrained="openai", device="cpu"))
+    assert "clip.checkpoint=" in str(info.value)
+
+
 def test_missing_checkpoint_path_is_named(tmp_path):
     missing = tmp_path / "nope" / "ViT-B-32.pt"
     with pytest.raises(ClipUnavailableError, match="does not exist") as info:

@@ -67,6 +67,32 @@ def _offline() -> bool:
         return False
 
 
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+
+def _weights_cached(cache: Path) -> bool:
+    """Whether the open_clip cache holds any downloaded weights (then the hub may answer from it)."""
+    return cache.is_dir() and (any(cache.rglob("*.bin")) or any(cache.rglob("*.safetensors")))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection to the model hub. Without it the hub client retries with back-off for about
+    50 s before failing (measured on a machine without internet), and the user sees nothing meanwhile."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((_hub_host(), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 class _DropOpenClipErrors(logging.Filter):
     """open_clip logs a download failure as ERROR on the root logger before raising; we re-raise
     it as one ClipUnavailableError, so the duplicate log line is dropped."""
@@ -290,6 +316,10 @@ def _load(config: ClipConfig, device: str) -> ImageTextScorer:
     else:
         cache = cache_dir("open_clip")
         kwargs.update(pretrained=tag, cache_dir=str(cache), require_pretrained=True)
+        if not _offline() and not _weights_cached(cache) and not _hub_reachable():
+            raise ClipUnavailableError(
+                f"CLIP weights for {label} are not in {cache} and could not be downloaded ({_hub_host()} does not "
+                f"answer): run once with internet, or pass --set clip.checkpoint=/path/to/{model_name}.pt")
     try:
         with _quiet_open_clip():
             if checkpoint and _is_torchscript(Path(checkpoint).expanduser()):
