@@ -6,6 +6,9 @@
   avatar_studio.cli`, which ends as the `avatar` script does: console_main's hard exit), wall seconds
   (median of several runs; caches on disk as a user has them after a first run), and cpu_s: the
   process's user + system CPU seconds (median), which a loaded machine inflates far less than wall.
+- serve_fresh_data_s: `avatar serve` (with its embedded worker, as a user starts it) on a fresh data
+  folder: seconds until the page answers (`page`: the browser's GET of / with Accept text/html, a
+  notice while the studio warms) and until the studio is ready (`ready`: /healthz 200).
 - reference_python_s: a fresh `python -c "import numpy"` measured in the same run: the machine's
   start-up cost at that moment, so ratios survive a loaded machine.
 """
@@ -97,6 +100,44 @@ def wall_and_cpu_seconds(args: list[str], env: dict | None = None, timeout: floa
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def serve_fresh_data_seconds(timeout: float = 300.0) -> dict:
+    """`avatar serve` on a new data folder (the user's body-model cache as it is): seconds to the page
+    and to ready (module doc)."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, AVATAR_DATA_DIR=data)
+        started = time.perf_counter()
+        proc = subprocess.Popen(_avatar_argv(["serve", "--port", str(port)]), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        found: dict[str, float] = {}
+        try:
+            for name, path, accept in (("page", "/", "text/html"), ("ready", "/healthz", "application/json")):
+                while name not in found and time.perf_counter() - started < timeout:
+                    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Accept": accept})
+                    try:
+                        with urllib.request.urlopen(request, timeout=5) as answer:
+                            if answer.status == 200:
+                                found[name] = round(time.perf_counter() - started, 2)
+                    except (urllib.error.URLError, ConnectionError, TimeoutError):
+                        time.sleep(0.1)
+        finally:
+            proc.stdout = proc.stderr = None
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return found
+
+
 def _reference_python_s(repeats: int) -> float:
     def run() -> float:
         started = time.perf_counter()
@@ -127,6 +168,8 @@ def bench_cli(repeats: int = 3, photo: Path | None = None, commands: tuple[str, 
         timed = [wall_and_cpu_seconds(["photo", str(photo), "-o", f"{tmp}/cold{i}", "--method", "oneshot", "-q"])
                  for i in range(repeats)]
         runs = [wall for wall, _ in timed]
+        if not commands or "serve" in commands:
+            results["serve_fresh_data_s"] = serve_fresh_data_seconds()
         results["photo_cold_s"] = {"median": round(statistics.median(runs), 3),
                                    "runs": [round(r, 3) for r in runs],
                                    "cpu_s": round(statistics.median(cpu for _, cpu in timed), 3)}
