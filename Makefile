@@ -65,12 +65,17 @@ slow-deps: warmup js browser install-fbx
 # leave room for a busy CPU (tests/test_workers_faults.py).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+# The cores shared out between the test processes (OpenMP threads of torch, numpy's BLAS; inherited by
+# the workers, servers and job processes the tests start): torch's default, one thread per core in
+# every process, oversubscribes the cores, and each parallel op then waits for one (2 cores: a test's
+# time varied up to 3x with what ran beside it, e.g. the translator test 35 s -> 103 s).
+TEST_THREADS ?= $(shell $(PYTHON) -c "import os; print(max(1, (os.cpu_count() or 1) // $(TEST_WORKERS)))")
 
 test-fast: warmup js
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) --durations=15 tests
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) --durations=15 tests
 
 test-slow: warmup js browser install-fbx
-	AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) --durations=30 tests
+	OMP_NUM_THREADS=$(TEST_THREADS) AVATAR_REQUIRE_BPY=1 $(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) --durations=30 tests
 
 bench: warmup
 	$(BIN)/avatar bench -o bench.json
