@@ -165,3 +165,24 @@ def test_the_chosen_assets_land_in_params_json(tmp_path, astronaut):
     for slot in SLOTS:
         assert params["losses"]["slots"][slot]["option"] == params["discrete"][slot]
     assert params["discrete"]["beard"] == "none"
+
+
+def test_prefilled_renders_are_the_ones_a_photo_of_those_colours_uses(engine, astronaut, monkeypatch):
+    """`avatar warmup --face-assets` (slots.prefill_slot_descriptors): after it, a photo's asset choice
+    renders nothing new. Here over the skin tones only (glasses: 3 renders each) to keep it fast."""
+    from face2param.engines.base import EngineParams
+    from face2param.faces.regions import RegionConfig
+    from face2param.methods import slots
+
+    monkeypatch.setattr(slots, "RENDER_COLOURS", ("skin_tone",))
+    config, seen = _config(slots=("glasses",)).slots, []
+    count = slots.prefill_slot_descriptors(engine, config, RegionConfig(), lambda f, m: seen.append(m))
+    assert count == len(engine.spec.slot("skin_tone").options) == len(seen)
+    memo = engine_memo(engine, "slot_descriptors")
+    before = set(memo)
+    spec = engine.spec
+    darkest = spec.slot("skin_tone").options[-1]
+    params = EngineParams(spec.defaults().continuous, {**spec.defaults().discrete, "skin_tone": darkest})
+    _, report = _choose(astronaut, engine, params.validated(spec), slots=("glasses",))
+    assert report["slots"]["glasses"]["probabilities"]  # it did compare the photo with renders
+    assert set(memo) == before, set(memo) - before

@@ -244,7 +244,25 @@ def cmd_warmup(args: argparse.Namespace) -> int:
 
     body = create_body_model()
     print(f"body model ready: {body.name}, {len(body.joint_names)} joints, {len(body.sliders())} sliders")
+    if args.face_assets:
+        _warm_face_assets(args.quiet)
     return 0
+
+
+def _warm_face_assets(quiet: bool) -> None:
+    """The photo fit's asset renders for every skin and hair colour, cached (face2param.methods.slots)."""
+    from face2param.config import Face2ParamConfig
+    from face2param.engines.registry import load_engine
+    from face2param.methods.slots import prefill_slot_descriptors
+
+    config = Face2ParamConfig()
+    progress = _TqdmProgress(quiet)
+    try:
+        count = prefill_slot_descriptors(load_engine(config), config.slots, config.faces.regions,
+                                         lambda fraction, message: progress("face asset renders", fraction, message))
+    finally:
+        progress.close()
+    print(f"face asset renders ready: {count} colour combinations")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -471,6 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_create_command(sub, preset_names())
 
     warm = sub.add_parser("warmup", help="build and cache the default body model (first run takes minutes)")
+    warm.add_argument("--face-assets", action="store_true",
+                      help="also render the photo fit's hair, beard and glasses options for every skin and hair "
+                           "colour (about a minute once; a photo then never waits ~1 s for its colours' first use)")
+    warm.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     warm.set_defaults(func=cmd_warmup)
     return parser
 
