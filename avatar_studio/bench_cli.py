@@ -103,13 +103,12 @@ def wall_and_cpu_seconds(args: list[str], env: dict | None = None, timeout: floa
 def serve_fresh_data_seconds(timeout: float = 300.0) -> dict:
     """`avatar serve` on a new data folder (the user's body-model cache as it is): seconds to the page
     and to ready (module doc)."""
-    import socket
     import urllib.error
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from web.app import free_port
+
+    port = free_port()
     with tempfile.TemporaryDirectory() as data:
         env = dict(os.environ, AVATAR_DATA_DIR=data)
         started = time.perf_counter()
@@ -127,7 +126,6 @@ def serve_fresh_data_seconds(timeout: float = 300.0) -> dict:
                     except (urllib.error.URLError, ConnectionError, TimeoutError):
                         time.sleep(0.1)
         finally:
-            proc.stdout = proc.stderr = None
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
             try:

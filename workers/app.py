@@ -34,6 +34,7 @@ import os
 import random
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import sqlalchemy.exc
@@ -252,7 +253,6 @@ def _clean_leftovers(settings: Settings, job_id: str) -> None:
     job's (it runs again now), and anyone's older than the hard time limit (no live attempt owns them;
     e.g. a cancelled job whose process was terminated)."""
     import shutil
-    import time
 
     too_old = time.time() - settings.time_limit - 60
     for path in settings.jobs_dir.glob(".*"):
@@ -268,8 +268,6 @@ def _clean_leftovers(settings: Settings, job_id: str) -> None:
 
 
 def execute_job(task, settings: Settings, job_id: str, kind_name: str, inputs: dict, config: dict):
-    import time
-
     started = time.monotonic()
     store = job_store(settings)
     worker = f"{task.request.hostname or 'worker'}/{os.getpid()}"

@@ -67,10 +67,12 @@ def _offline() -> bool:
         return False
 
 
-def _hub_host() -> str:
+def _hub_address() -> tuple[str, int]:
+    """(host, port) of the model hub: HF_ENDPOINT (a mirror) or huggingface.co."""
     from urllib.parse import urlparse
 
-    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
 
 
 def _weights_cached(cache: Path) -> bool:
@@ -82,12 +84,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     """One TCP connection to the model hub. Without it the hub client retries with back-off for about
     50 s before failing (measured on a machine without internet), and the user sees nothing meanwhile."""
     import socket
-    from urllib.parse import urlparse
 
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
-        with socket.create_connection((_hub_host(), port), timeout=timeout):
+        with socket.create_connection(_hub_address(), timeout=timeout):
             return True
     except OSError:
         return False
@@ -318,7 +317,7 @@ def _load(config: ClipConfig, device: str) -> ImageTextScorer:
         kwargs.update(pretrained=tag, cache_dir=str(cache), require_pretrained=True)
         if not _offline() and not _weights_cached(cache) and not _hub_reachable():
             raise ClipUnavailableError(
-                f"CLIP weights for {label} are not in {cache} and could not be downloaded ({_hub_host()} does not "
+                f"CLIP weights for {label} are not in {cache} and could not be downloaded ({_hub_address()[0]} does not "
                 f"answer): run once with internet, or pass --set clip.checkpoint=/path/to/{model_name}.pt")
     try:
         with _quiet_open_clip():

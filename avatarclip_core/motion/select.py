@@ -98,8 +98,7 @@ def _quality_check(clip: Motion, info: dict, best, skeleton: Skeleton, generate:
         return clip
     info["warnings"].append(f"the motion generated for '{info['text']}' does not pass the '{best.generator}' check "
                             f"(what that motion must do), so the job uses the procedural '{best.generator}' clip")
-    variation = dict(signatures.DEFAULT_VARIATION, **({"handedness": handedness} if handedness != "either" else {}))
-    variation.setdefault("handedness", "right")
+    variation = {**signatures.DEFAULT_VARIATION, "handedness": "left" if handedness == "left" else "right"}
     procedural = make_clip(best.generator, skeleton, variation, fps=info["fps"]).motion
     return to_motion(procedural, skeleton, clip.name)
 

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from face2param.config import SlotChoiceConfig
-from face2param.engines.base import engine_memo
-from face2param.engines.base import EngineParams
+from face2param.engines.base import EngineParams, engine_memo
 from face2param.faces.appearance import AppearanceView, describe, polygon_mask
 from face2param.faces.landmarks import FACE_OVAL
 from face2param.faces.regions import RegionConfig, analyse_regions
