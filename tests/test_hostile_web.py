@@ -25,7 +25,9 @@ BIG_FLOAT = "1" * 400 + ".5"
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    with studio(tmp_path_factory.mktemp("hostile-web"), worker=False) as s:
+    # its own Gradio temp folder (as `avatar serve` has it): the tests below check that a refused call copies
+    # nothing there, and another test process's uploads land in the shared /tmp/gradio meanwhile (seen in CI)
+    with studio(tmp_path_factory.mktemp("hostile-web"), worker=False, own_gradio_temp=True) as s:
         yield s
 
 
