@@ -77,15 +77,16 @@ def run_motion_once(checkpoint: Path, out: Path, data_dir: Path, sets: list[str]
             "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
-def reference_vit(threads: int, repeats: int = 5) -> float:
-    """Median seconds of one ViT-B-32 forward + backward (to the pixels) of one 224 px image, this process,
-    on ``threads`` torch threads (the job's motion_gen.threads; 0 = torch's default)."""
+def reference_vit(threads: int, repeats: int = 5, model: str = MODEL) -> float:
+    """Median seconds of one CLIP image-encoder forward + backward (to the pixels) of one 224 px image
+    (ViT-B-32 unless ``model`` names another), this process, on ``threads`` torch threads (the job's
+    motion_gen.threads; 0 = torch's default)."""
     import torch
 
     from avatarclip_core.clip.scorer import random_weights_scorer
     from avatarclip_core.device import torch_threads
 
-    scorer = random_weights_scorer(MODEL)
+    scorer = random_weights_scorer(model)
     text = scorer.encode_text(["a person"])
     image = torch.rand(1, 224, 224, 3)
     times = []
