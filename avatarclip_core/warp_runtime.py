@@ -7,7 +7,6 @@ CPU-only machines the native stderr is silenced for the duration of `wp.init()` 
 """
 from __future__ import annotations
 
-import os
 import threading
 
 _lock = threading.Lock()
@@ -30,13 +29,8 @@ def ensure_warp() -> None:
         if torch.cuda.is_available():
             wp.init()
         else:
-            saved = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, 2)
+            from avatarclip_core.native_stderr import silenced
+
+            with silenced():
                 wp.init()
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                os.close(devnull)
         _ready = True

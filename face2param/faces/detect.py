@@ -114,8 +114,7 @@ def _without_duplicates(boxes: list[FaceBox], max_overlap: float) -> list[FaceBo
 
 def _mediapipe_boxes(image: np.ndarray, model: str, min_confidence: float) -> list[FaceBox]:
     detector = models.mediapipe_face_detector(model, min_confidence)
-    with detector.lock:
-        result = detector.model.process(np.ascontiguousarray(image))
+    result = detector.process(np.ascontiguousarray(image))
     height, width = image.shape[:2]
     boxes = []
     for detection in result.detections or []:

@@ -70,8 +70,8 @@ def face_mesh_478(image: np.ndarray, box: FaceBox,
                           flags=interpolation, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(128, 128, 128))
     mesh = models.mediapipe_face_mesh(config.mesh_min_confidence)
-    with mesh.lock:
-        result = mesh.model.process(crop)
+    # its first-face warning comes with the first landmarks found, not with the first call
+    result = mesh.process(crop, answered=lambda r: bool(r.multi_face_landmarks))
     if not result.multi_face_landmarks:
         raise NoFaceError(
             f"a face was detected at x={box.left:.0f}, y={box.top:.0f} ({box.width:.0f} px wide) "

@@ -26,22 +26,53 @@ class FaceModelsMissingError(UserInputError):
 
 @dataclass
 class LockedModel:
-    """A native model and the lock to hold while calling it."""
+    """A native model and the lock to hold while calling it.
+
+    chatty: a mediapipe graph, which writes TFLite/absl lines to file descriptor 2 when it is built
+    and on its first real inference (Face Mesh: "Using NORM_RECT without IMAGE_DIMENSIONS" on its first
+    face). Its calls run with fd 2 silenced (avatarclip_core.native_stderr) until one has answered, so a
+    batch terminal or a worker log shows none of it and later calls pay nothing."""
 
     model: Any
     lock: threading.Lock
+    chatty: bool = False
+
+    def process(self, image, answered: Callable[[Any], bool] = lambda result: True):
+        """``model.process(image)`` under the lock; ``answered(result)`` says when a chatty model has
+        said what it says once (default: after its first call)."""
+        with self.lock:
+            if not self.chatty:
+                return self.model.process(image)
+            from avatarclip_core.native_stderr import silenced
+
+            with silenced():
+                result = self.model.process(image)
+            self.chatty = not answered(result)
+            return result
 
 
 _cache: dict[tuple[int, str], LockedModel] = {}
 _cache_lock = threading.Lock()
 
 
-def _cached(key: str, build: Callable[[], Any]) -> LockedModel:
+def _cached(key: str, build: Callable[[], Any], chatty: bool = False) -> LockedModel:
     full_key = (os.getpid(), key)
     with _cache_lock:
         entry = _cache.get(full_key)
         if entry is None:
-            entry = LockedModel(build(), threading.Lock())
+            if chatty:
+                import numpy as np
+
+                from avatarclip_core.native_stderr import silenced
+
+                with silenced():
+                    model = build()
+                    # the graph opens its calculators (which log) on threads of its own: one call on a
+                    # blank image waits for them, inside the silence
+                    model.process(np.full((64, 64, 3), 128, dtype=np.uint8))
+                    entry = LockedModel(model, threading.Lock(), chatty=True)
+            else:
+                entry = LockedModel(build(), threading.Lock())
             _cache[full_key] = entry
         return entry
 
@@ -102,20 +133,20 @@ def mediapipe_face_detector(model: str, min_confidence: float) -> LockedModel:
     face_detection = _mediapipe_solutions().face_detection
     selection = {"short_range": 0, "full_range": 1}[model]
     return _cached(f"mp_detect:{model}:{min_confidence}", lambda: face_detection.FaceDetection(
-        model_selection=selection, min_detection_confidence=min_confidence))
+        model_selection=selection, min_detection_confidence=min_confidence), chatty=True)
 
 
 def mediapipe_face_mesh(min_confidence: float) -> LockedModel:
     face_mesh = _mediapipe_solutions().face_mesh
     return _cached(f"mp_mesh:{min_confidence}", lambda: face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-        min_detection_confidence=min_confidence))
+        min_detection_confidence=min_confidence), chatty=True)
 
 
 def mediapipe_selfie_segmentation() -> LockedModel:
     selfie_segmentation = _mediapipe_solutions().selfie_segmentation
     # model 0 (general, 256x256 input) suits portrait crops better than the landscape model
-    return _cached("mp_selfie", lambda: selfie_segmentation.SelfieSegmentation(model_selection=0))
+    return _cached("mp_selfie", lambda: selfie_segmentation.SelfieSegmentation(model_selection=0), chatty=True)
 
 
 def dlib_hog_detector() -> LockedModel:

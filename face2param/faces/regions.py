@@ -113,8 +113,7 @@ def analyse_regions(image: np.ndarray, mesh: np.ndarray, config: RegionConfig = 
 def person_mask(crop: np.ndarray) -> np.ndarray:
     """(H, W) float person probability from mediapipe's selfie segmentation."""
     segmenter = models.mediapipe_selfie_segmentation()
-    with segmenter.lock:
-        result = segmenter.model.process(np.ascontiguousarray(crop))
+    result = segmenter.process(np.ascontiguousarray(crop))
     return np.asarray(result.segmentation_mask, dtype=np.float32)
 
 
