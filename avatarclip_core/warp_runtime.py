@@ -1,4 +1,4 @@
-"""Initialise NVIDIA Warp once, quietly, with its kernel cache in the project's data folder.
+"""Initialise NVIDIA Warp once, quietly, with its kernel cache in the user cache folder.
 
 Used by the rasteriser's kernels and before building the Anny body model (which imports Warp).
 Warp prints a banner on stdout and, on machines without a GPU driver, a CUDA warning from native
@@ -21,10 +21,10 @@ def ensure_warp() -> None:
         import torch
         import warp as wp
 
-        from avatarclip_core.paths import cache_dir
+        from avatarclip_core.paths import user_cache_dir
 
         if wp.config.kernel_cache_dir is None:
-            wp.config.kernel_cache_dir = str(cache_dir("warp"))
+            wp.config.kernel_cache_dir = str(user_cache_dir("warp"))  # compiled once per user
         wp.config.log_level = wp.LOG_WARNING  # no start-up banner
         if torch.cuda.is_available():
             wp.init()

@@ -121,20 +121,24 @@ def test_engine_descriptors_are_cached_per_face_and_settings(engine):
     assert np.linalg.norm(first[0] - first[-1]) > 0.1  # no beard vs a full beard differ
 
 
-def test_engine_descriptors_survive_the_process_on_disk_and_a_damaged_file_is_recomputed(engine):
-    from avatarclip_core.paths import cache_dir
+def test_engine_descriptors_survive_the_process_on_disk_and_a_damaged_file_is_recomputed(engine, tmp_path, monkeypatch):
+    """On disk in the user cache folder (shared by every data folder: the key holds the code and the
+    colours); a test-own one here, since the check damages the files."""
+    from avatarclip_core.paths import user_cache_dir
     from face2param.faces.regions import RegionConfig
     from face2param.methods import slots
 
     config = _config().slots
     params = dataclasses.replace(engine.spec.defaults(), discrete={**engine.spec.defaults().discrete,
                                                                     "skin_tone": engine.spec.slot("skin_tone").options[-1]})
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path / "user-cache"))
+    engine_memo(engine, "slot_descriptors").clear()  # an earlier test's renders are not on this disk
     first = slots.engine_descriptors(engine, params, "glasses", config, RegionConfig())
     engine_memo(engine, "slot_descriptors").clear()  # as a fresh process would start
-    before = set(cache_dir("face2param_slots").glob("*.npy"))
-    assert before, "no descriptors were written to the data folder"
+    before = set(user_cache_dir("face2param_slots").glob("*.npy"))
+    assert before and all(p.parent.parent == tmp_path / "user-cache" for p in before), before
     again = slots.engine_descriptors(engine, params, "glasses", config, RegionConfig())
-    assert np.array_equal(again, first) and set(cache_dir("face2param_slots").glob("*.npy")) == before
+    assert np.array_equal(again, first) and set(user_cache_dir("face2param_slots").glob("*.npy")) == before
     for path in before:
         path.write_bytes(b"damaged")
     engine_memo(engine, "slot_descriptors").clear()

@@ -156,13 +156,14 @@ def render_poses(posed: PosedBody, rotations: torch.Tensor, root: torch.Tensor |
 
 @torch.no_grad()
 def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuths, batch: int = 8) -> torch.Tensor:
-    """(K, D) CLIP features of the entries averaged over views (of unit features); cached on disk."""
-    from avatarclip_core.paths import cache_dir
+    """(K, D) CLIP features of the entries averaged over views (of unit features); cached on disk, once per
+    user (the key: the code-book's fingerprint, the CLIP model, the views)."""
+    from avatarclip_core.paths import user_cache_dir
 
     size = int(getattr(scorer, "render_size", 224))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scorer.name)[:40]
     key = hashlib.sha1(f"{scorer.name}|{size}|{list(azimuths)}|{sorted(CAMERA.items())}".encode()).hexdigest()[:10]
-    path = cache_dir("motion_clip") / f"{book.fingerprint}-{slug}-{key}.npy"
+    path = user_cache_dir("motion_clip") / f"{book.fingerprint}-{slug}-{key}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path))
     started = time.perf_counter()

@@ -23,15 +23,13 @@ wp.set_module_options({"enable_backward": False})
 
 
 def ensure_warp() -> None:
-    """Point Warp's kernel cache at the project's data folder, then initialise it (once)."""
+    """Initialise Warp once (avatarclip_core.warp_runtime: its kernel cache, quietly)."""
     global _initialised
     if _initialised:
         return
-    from avatarclip_core.paths import cache_dir
+    from avatarclip_core.warp_runtime import ensure_warp as ensure_runtime
 
-    if wp.config.kernel_cache_dir is None:  # another module may have set it already
-        wp.config.kernel_cache_dir = str(cache_dir("warp"))
-    wp.init()  # idempotent
+    ensure_runtime()
     _initialised = True
 
 

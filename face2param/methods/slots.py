@@ -72,12 +72,12 @@ def _code_key() -> str:
 
 
 def _disk_cached(key: tuple, compute) -> np.ndarray:
-    """The renders of a colour pair cost ~0.7-1.5 s once; kept in the data folder so a fresh worker
-    process answers its first photo of that pair in milliseconds too (bundled engine only: its code
-    and data identify it; another engine's descriptors stay in memory)."""
-    from avatarclip_core.paths import cache_dir
+    """The renders of a colour pair cost ~0.7-1.5 s once; kept in the user cache folder so a fresh worker
+    process, or a new data folder, answers its first photo of that pair in milliseconds too (bundled engine
+    only: its code and data identify it; another engine's descriptors stay in memory)."""
+    from avatarclip_core.paths import user_cache_dir
 
-    path = cache_dir("face2param_slots") / f"{hashlib.sha256((_code_key() + repr(key)).encode()).hexdigest()[:24]}.npy"
+    path = user_cache_dir("face2param_slots") / f"{hashlib.sha256((_code_key() + repr(key)).encode()).hexdigest()[:24]}.npy"
     if path.is_file():
         try:
             return np.load(path)
