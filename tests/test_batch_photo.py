@@ -88,20 +88,25 @@ def test_an_existing_batch_folder_needs_force_and_nothing_is_written(photo_folde
     assert "already exists" in capsys.readouterr().err and not any(out.iterdir())
 
 
-def test_a_batch_analysed_in_process_prints_no_native_log_lines(photo_folder, tmp_path):
+@pytest.mark.parametrize("batch", [True, False], ids=["batch-in-process", "one-photo-forked-analysis"])
+def test_photo_runs_print_no_native_log_lines(photo_folder, tmp_path, batch):
     """mediapipe's TFLite/absl lines go to file descriptor 2 from C++ when its graphs are built and on
-    their first inference; a batch analysed in its own process (the default on 2 cores) printed them
-    to the user's terminal. A fresh process: this one may have built the graphs already."""
+    their first inference; a batch analysed in its own process (the default on 2 cores), and the child
+    that analyses one photo while the parent imports, printed them to the user's terminal. A fresh
+    process: this one may have built the graphs already."""
     import os
     import subprocess
     import sys
 
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "avatar_studio.cli", "photo", str(photo_folder / "astronaut.png"),
-                           str(photo_folder / "again" / "astronaut.png"), "-o", str(out), "--method", "mean",
-                           "--processes", "0", "-q"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "WARP_QUIET": "1"})
+    photos = [str(photo_folder / "astronaut.png")] + ([str(photo_folder / "again" / "astronaut.png")] if batch else [])
+    done = subprocess.run([sys.executable, "-m", "avatar_studio.cli", "photo", *photos, "-o", str(out),
+                           "--method", "mean", *(["--processes", "0"] if batch else []), "-q"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "WARP_QUIET": "1"})
     assert done.returncode == 0, done.stderr
-    assert json.loads((out / "summary.json").read_text())["succeeded"] == 2  # the graphs did run
+    if batch:
+        assert json.loads((out / "summary.json").read_text())["succeeded"] == 2  # the graphs did run
+    else:
+        assert (out / "params.json").is_file() and done.stdout.strip() == str(out)
     for chatter in ("XNNPACK", "W0000", "absl", "inference_feedback_manager", "NORM_RECT"):
         assert chatter not in done.stderr, done.stderr

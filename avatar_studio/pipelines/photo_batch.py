@@ -170,13 +170,6 @@ def _analyse_in_child(conn, path: str, faces_config) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to answer (it ends this child)
-    # mediapipe's native TFLite/absl log lines ("Created TensorFlow Lite XNNPACK delegate", "W0000 ...
-    # inference_feedback_manager") go to file descriptor 2 whatever Python's logging says; they reached
-    # the terminal of `avatar photo -q`. Nothing this child could say is the user's to read: a failure
-    # here is analysed again, and reported, by the parent
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
     from face2param.faces.analysis import analyse_face
     from face2param.faces.images import load_image
 

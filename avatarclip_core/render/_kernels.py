@@ -15,22 +15,9 @@ EMPTY = (1 << 63) - 1  # key of a pixel nobody wrote (int64 max)
 _SHIFT = wp.constant(wp.int64(4294967296))  # 2**32
 _QMAX = wp.constant(1073741823.0)  # 2**30 - 1: quantisation levels of the distance part
 
-_initialised = False
-
 # These passes are never differentiated by Warp (gradients come from the torch half), so skip
 # generating adjoint code: it halves the one-off compile time.
 wp.set_module_options({"enable_backward": False})
-
-
-def ensure_warp() -> None:
-    """Initialise Warp once (avatarclip_core.warp_runtime: its kernel cache, quietly)."""
-    global _initialised
-    if _initialised:
-        return
-    from avatarclip_core.warp_runtime import ensure_warp as ensure_runtime
-
-    ensure_runtime()
-    _initialised = True
 
 
 @wp.kernel

@@ -29,6 +29,8 @@ from functools import cached_property
 import torch
 import warp as wp
 
+from avatarclip_core.warp_runtime import ensure_warp
+
 from . import _kernels as K
 from .cameras import ImageSize, PerspectiveCameras, as_hw
 from ._ops import gather_rows, scatter_rows
@@ -226,7 +228,7 @@ def visible_faces(vertices: torch.Tensor, faces: torch.Tensor, cameras: Perspect
 
 def _screen_points(vertices: torch.Tensor, cameras: PerspectiveCameras, H: int, W: int):
     """((B, V, 3) screen points, the B cameras) for (V, 3) or (B, V, 3) vertices and 1 or B cameras."""
-    K.ensure_warp()
+    ensure_warp()
     if vertices.dim() == 2:
         vertices = vertices.unsqueeze(0)
     B = max(vertices.shape[0], len(cameras))

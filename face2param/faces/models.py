@@ -70,10 +70,9 @@ def _cached(key: str, build: Callable[[], Any], chatty: bool = False) -> LockedM
                     # the graph opens its calculators (which log) on threads of its own: one call on a
                     # blank image waits for them, inside the silence
                     model.process(np.full((64, 64, 3), 128, dtype=np.uint8))
-                    entry = LockedModel(model, threading.Lock(), chatty=True)
             else:
-                entry = LockedModel(build(), threading.Lock())
-            _cache[full_key] = entry
+                model = build()
+            entry = _cache[full_key] = LockedModel(model, threading.Lock(), chatty)
         return entry
 
 
