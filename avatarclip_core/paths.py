@@ -52,10 +52,15 @@ def user_cache_dir_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def user_cache_dir(name: str) -> Path:
     """A named folder in the user cache folder, created: for caches whose keys hold everything their
-    values depend on (code, model, inputs), so every data folder of the user can share them."""
+    values depend on (code, model, inputs), so every data folder of the user can share them. Where the
+    user cache cannot be written (a read-only home, AVATAR_CACHE_DIR naming a file), the data folder's
+    ``cache_dir(name)``, where these caches lived before, so nothing fails for want of a cache."""
     path = user_cache_dir_path() / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return cache_dir(name)
+    return path if os.access(path, os.W_OK | os.X_OK) else cache_dir(name)
 
 
 BODY_CACHE_NAME = "anny"

@@ -30,6 +30,20 @@ def test_the_user_cache_folder_comes_from_the_environment(tmp_path):
     assert paths.user_cache_dir_path({}) == Path("~/.cache/avatar-studio").expanduser().resolve()
 
 
+def test_content_keyed_caches_use_the_user_cache_or_the_data_folder_when_it_cannot_be_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path / "user"))
+    assert paths.user_cache_dir("warp") == tmp_path / "user" / "warp" and (tmp_path / "user" / "warp").is_dir()
+    (tmp_path / "a-file").write_text("not a folder")  # a mistaken AVATAR_CACHE_DIR: no error, the data folder's
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path / "a-file"))
+    assert paths.user_cache_dir("warp") == tmp_path / "data" / "cache" / "warp"
+    assert (tmp_path / "a-file").read_text() == "not a folder"  # nothing lost
+    if os.geteuid() != 0:  # root writes anywhere: the read-only case only means something for a user
+        (tmp_path / "ro").mkdir(mode=0o555)
+        monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path / "ro"))
+        assert paths.user_cache_dir("motion_clip") == tmp_path / "data" / "cache" / "motion_clip"
+
+
 def test_the_body_cache_is_per_user_and_an_older_data_folder_cache_is_still_used(tmp_path):
     env = {"AVATAR_CACHE_DIR": str(tmp_path / "user"), "AVATAR_DATA_DIR": str(tmp_path / "data")}
     user, legacy = tmp_path / "user" / "anny", tmp_path / "data" / "cache" / "anny"
