@@ -28,7 +28,7 @@ def test_photos_are_collected_from_folders_and_files_and_named_uniquely(tmp_path
         collect_photos([tmp_path / "missing"])
     with pytest.raises(UserInputError, match="no photos"):
         collect_photos([tmp_path / "a" / "nested"])
-    assert [default_analysis_processes(n, cores) for n, cores in ((20, 2), (20, 8), (3, 8), (1, 8))] == [0, 7, 3, 0]
+    assert [default_analysis_processes(n, cores) for n, cores in ((20, 2), (20, 8), (3, 8), (1, 8), (20, 1))] == [1, 7, 3, 0, 0]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 
 from face2param.faces import models
 from face2param.faces.detect import FaceBox
+from face2param.faces.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 from face2param.faces.landmarks import dlib_full_object_detection
 
 DLIB_SAME_PERSON_DISTANCE = 0.6
@@ -25,10 +26,15 @@ def dlib_embedding(image: np.ndarray, points_68: np.ndarray, box: FaceBox,
     shifted = np.asarray(points_68, dtype=np.float64)[:, :2] - origin
     moved = dataclasses.replace(box, left=box.left - origin[0], top=box.top - origin[1])
     shape = dlib_full_object_detection(crop, shifted, moved)
-    network = models.dlib_face_recognition()
-    with network.lock:
-        descriptor = network.model.compute_face_descriptor(crop, shape, int(jitters))
-    return np.asarray(descriptor, dtype=np.float64)
+    if jitters:  # dlib's own network jitters the chip
+        network = models.dlib_face_recognition()
+        with network.lock:
+            descriptor = network.model.compute_face_descriptor(crop, shape, int(jitters))
+        return np.asarray(descriptor, dtype=np.float64)
+    import dlib
+
+    chip = dlib.get_face_chip(crop, shape, size=CHIP_SIZE, padding=CHIP_PADDING)  # what dlib's network sees
+    return models.dlib_face_resnet().model.descriptors(chip)[0]
 
 
 def face_window(image: np.ndarray, points_68: np.ndarray, margin: float = 1.0,

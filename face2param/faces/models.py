@@ -190,10 +190,18 @@ def dlib_shape_predictor_68() -> LockedModel:
 
 
 def dlib_face_recognition() -> LockedModel:
+    """dlib's own descriptor network: only for jittered descriptors (faces.embedding_jitters > 0)."""
     import dlib
 
     return _cached("dlib_frec", lambda: dlib.face_recognition_model_v1(
         _dlib_file("dlib_face_recognition_resnet_model_v1.dat")))
+
+
+def dlib_face_resnet() -> LockedModel:
+    """The same network and file in numpy (faces.dlib_resnet): same descriptors, ~5x faster."""
+    from face2param.faces.dlib_resnet import DlibFaceResNet
+
+    return _cached("dlib_resnet", lambda: DlibFaceResNet(_dlib_file("dlib_face_recognition_resnet_model_v1.dat")))
 
 
 def warm_up() -> None:
@@ -207,4 +215,4 @@ def warm_up() -> None:
     mediapipe_selfie_segmentation()
     dlib_hog_detector()
     dlib_shape_predictor_68()
-    dlib_face_recognition()
+    dlib_face_resnet()
