@@ -166,6 +166,11 @@ def test_visible_faces_is_rasterize_pix_to_face_from_the_visibility_pass_alone()
             assert ids.dtype == torch.int64 and ids.shape == (2, 48, 48)
             assert torch.equal(ids, rasterize(batch, faces, cam, settings).pix_to_face[..., 0])
     assert (ids == -1).any() and (ids >= len(f)).any()  # background and the quad in front
+    whole = visible_faces(verts, faces, cams, RasterSettings(image_size=48, sigma=0.0))
+    for window in ((0, 0, 48, 48), (5, 11, 29, 40), (30, 2, 31, 3), (0, 20, 48, 48)):
+        left, top, right, bottom = window
+        part = visible_faces(verts, faces, cams, RasterSettings(image_size=48, sigma=0.0), window=window)
+        assert torch.equal(part, whole[:, top:bottom, left:right])  # bit for bit, edges included
 
 
 def test_soft_silhouette_is_half_at_the_edge_and_hard_without_sigma():

@@ -96,14 +96,16 @@ class HeadMeshCheck:
 
             corner = head.regions[faces]
             self.interior_faces = ((corner == CAVITY) | (corner == TONGUE)).any(-1)
+            self.interior_vertices = torch.unique(faces[self.interior_faces])
             self.skin_faces = faces[(corner == SKIN).all(-1)]
-        # the last few heads' interior tests ((head vertices, result); ~4 MB each at 512 px)
+        # the last few heads' interior tests ((head vertices, result); up to ~4 MB each at 512 px)
         self._interior_seen: deque = deque(maxlen=3)
 
     def _interior_through_skin(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, Nh, 3) -> (spots (B, H, W) bool, visible head triangle, nearest skin triangle (B, H, W), -1 =
-        none): spots are the pixels of the front view whose visible triangle is mouth/eye interior while the
-        outer skin there faces the camera. Through parted lips one sees past the interior into the back of the
+        """(B, Nh, 3) -> (spots (B, h, w) bool, visible head triangle, nearest skin triangle (B, h, w), -1 =
+        none), over the window of the front view where interior triangles can be (`_interior_spots`): spots
+        are the pixels of the front view whose visible triangle is mouth/eye interior while the outer skin
+        there faces the camera. Through parted lips one sees past the interior into the back of the
         head, whose skin faces away; an interior surface in front of front-facing skin has poked through it
         (a dark spot under the nose)."""
         # a fit's check, back-off and report ask about the same heads; tuple(): a copy taken at once, so
@@ -116,15 +118,21 @@ class HeadMeshCheck:
         return found
 
     def _interior_spots(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from avatarclip_core.render.rasterizer import RasterSettings, visible_faces
+        """`_interior_through_skin` on the window of the image that the interior triangles can cover (the
+        only pixels where a spot can be): the same spots as the whole image's, for ~1/4 of its work."""
+        from avatarclip_core.render.rasterizer import RasterSettings, pixel_window, visible_faces
 
         settings = RasterSettings(image_size=self.interior_size, sigma=0.0)
-        visible = visible_faces(v, self.head.faces, self.camera, settings)
+        window = pixel_window(v[:, self.interior_vertices], self.camera, settings)
+        if window is None:  # the interior is outside the image: nothing of it is in sight
+            none = torch.full((v.shape[0], 1, 1), -1, dtype=torch.int64, device=v.device)
+            return none >= 0, none, none
+        visible = visible_faces(v, self.head.faces, self.camera, settings, window)
         interior = (visible >= 0) & self.interior_faces[visible.clamp_min(0)]
         if not bool(interior.any()):  # no interior in sight: no spots, whatever the skin behind it does
             return interior, visible, torch.full_like(visible, -1)
         skin_faces = self.skin_faces
-        behind = visible_faces(v, skin_faces, self.camera, settings)
+        behind = visible_faces(v, skin_faces, self.camera, settings, window)
         corners = v[:, skin_faces]  # (B, Fs, 3, 3)
         normal = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
         eye = self.camera.get_camera_center().to(v)[:1, None]  # (1, 1, 3)
