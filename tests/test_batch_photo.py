@@ -79,6 +79,36 @@ def test_a_batch_in_one_process_writes_the_same_parameters(photo_folder, tmp_pat
     assert {p.name for p in (tmp_path / "out" / "astronaut").iterdir()} == {"params.json", "provenance.json"}
 
 
+def test_a_one_shot_batch_leaves_the_pixels_in_the_analysis_and_records_their_digest(photo_folder, tmp_path):
+    """A fit that does not read the photo's pixels gets only their sha256 from the analysis process;
+    provenance.json records the same digest as a single photo job does."""
+    import dataclasses
+
+    from avatar_studio.pipelines.photo import load_photo_config, run_photo_job
+    from avatar_studio.pipelines.photo_batch import _analyse, run_photo_batch
+    from face2param.faces.images import image_pixels_sha256, load_image
+    from face2param.methods.fit import reads_photo_pixels
+
+    config = load_photo_config("preview", {"method": "oneshot"})
+    assert not reads_photo_pixels("oneshot", config) and not reads_photo_pixels("mean", config)
+    assert not reads_photo_pixels("auto", config)  # the identity surrogate works on the descriptor
+    with_network = dataclasses.replace(config, iterative=dataclasses.replace(config.iterative, identity_checkpoint="x.pt"))
+    assert reads_photo_pixels("auto", with_network) and reads_photo_pixels("some_plugin_method", config)
+
+    photo = photo_folder / "astronaut.png"
+    analysis, pixels, digest = _analyse(str(photo), config.faces, keep_pixels=False)
+    assert analysis is not None and pixels is None and digest == image_pixels_sha256(load_image(photo))
+    assert _analyse(str(photo_folder / "broken.jpg"), config.faces, keep_pixels=False)[::2] == (None, None)
+
+    run_photo_batch([photo], config, tmp_path / "batch", processes=1)
+    single = run_photo_job(photo, config, tmp_path / "single")
+    batch_inputs = json.loads((tmp_path / "batch" / "astronaut" / "provenance.json").read_text())["inputs"]
+    single_inputs = json.loads((single / "provenance.json").read_text())["inputs"]
+    assert batch_inputs["image_pixels_sha256"] == single_inputs["image_pixels_sha256"] == digest
+    batch_params = json.loads((tmp_path / "batch" / "astronaut" / "params.json").read_text())
+    assert batch_params["continuous"] == json.loads((single / "params.json").read_text())["continuous"]
+
+
 def test_an_existing_batch_folder_needs_force_and_nothing_is_written(photo_folder, tmp_path, capsys):
     from avatar_studio.cli.main import main
 

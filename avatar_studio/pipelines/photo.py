@@ -9,7 +9,6 @@ is written.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,18 +94,20 @@ def photo_stage_timer(config: PhotoJobConfig, progress: ProgressFn | None = None
                        "preview": 2 if config.preview.enabled and with_avatar else 0}, progress)
 
 
-def write_photo_job(analysis, pixels: np.ndarray, source: str, config: PhotoJobConfig, output_dir: Path,
+def write_photo_job(analysis, pixels: np.ndarray | None, source: str, config: PhotoJobConfig, output_dir: Path,
                     force: bool, timer: StageTimer, engine=None, fixed: dict | None = None,
-                    with_face: bool = True, with_avatar: bool = True) -> Path:
+                    with_face: bool = True, with_avatar: bool = True, pixels_sha256: str | None = None) -> Path:
     """A face analysis of a photo -> fit -> its job folder (the step `avatar photo` shares with a batch,
-    which analyses photos in other processes and loads the engine once)."""
+    which analyses photos in other processes and loads the engine once). `pixels` may be None when the
+    fit does not read them (`fit.reads_photo_pixels`) and `pixels_sha256` (provenance) comes with it."""
     from face2param.engines.registry import load_engine
+    from face2param.faces.images import image_pixels_sha256
     from face2param.methods.fit import fit
     from face2param.methods.target import target_from_analysis
 
     seed_everything(config.seed)
     engine = engine or timer.run("load engine", lambda: load_engine(config))
-    digest = hashlib.sha256(np.ascontiguousarray(pixels)).hexdigest()  # the array's own buffer: no copy
+    digest = pixels_sha256 or image_pixels_sha256(pixels)
     target = target_from_analysis(analysis, pixels)
     # the fit is the photo's last use: it is not kept through the export (a 12 MP photo is 36 MB;
     # a caller that keeps its own reference, like a batch, keeps it alive anyway)

@@ -45,6 +45,14 @@ ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
+def image_pixels_sha256(pixels: np.ndarray) -> str:
+    """sha256 of decoded pixels (a job's provenance: a re-encoded copy of a photo is known by what the
+    fit saw, not by its file's bytes)."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(pixels)).hexdigest()  # the array's own buffer: no copy
+
+
 def load_image(source: ImageSource, *, min_side: int = MIN_SIDE_PX, max_pixels: int = MAX_PIXELS,
                work_max_pixels: int | None = WORK_MAX_PIXELS) -> np.ndarray:
     """(H, W, 3) uint8 RGB from a path, bytes, a binary file object or an array; files over

@@ -81,6 +81,17 @@ def _target(image_or_analysis, config: Face2ParamConfig, timings: dict) -> FitTa
     return target_from_analysis(analysis, pixels)
 
 
+def reads_photo_pixels(method: str, config: Face2ParamConfig) -> bool:
+    """Whether `fit(analysis, method)` reads the photo's pixels beyond its analysis: only an identity
+    network on renders does (the iterative search's identity term with a checkpoint), so a batch need
+    not carry a one-shot photo's pixels from its analysis process."""
+    if method in ("oneshot", "mean"):
+        return False
+    if method in ("iterative", "auto"):
+        return config.iterative.identity_weight > 0 and bool(config.iterative.identity_checkpoint)
+    return True  # a method registered elsewhere may read them
+
+
 def _identity(target: FitTarget, model, config: Face2ParamConfig, device, warnings: list[str]):
     """The identity term (x, probs) -> (B,) 1 - cosine, or None: a differentiable identity network on
     renders when a checkpoint is configured, else the identity surrogate of dlib's network (needs the
