@@ -128,10 +128,18 @@ def _contrast(skin, hair, config) -> float:
 
 
 def _hair_like(crop, skin, hair, config) -> np.ndarray:
-    to_skin = np.linalg.norm(crop - skin, axis=-1)
+    to_skin = colour_distance(crop, skin)
     if hair is None:
         return (to_skin > config.dark_skin_distance) & (crop @ LUMA < float(skin @ LUMA))
-    return np.linalg.norm(crop - np.asarray(hair, np.float32), axis=-1) < to_skin
+    return colour_distance(crop, np.asarray(hair, np.float32)) < to_skin
+
+
+def colour_distance(pixels: np.ndarray, colour) -> np.ndarray:
+    """(..., 3) float32 pixels -> (...) Euclidean distance to `colour`: np.linalg.norm(pixels - colour,
+    axis=-1) bit for bit (the same products, summed in the same order), ~3x faster (a reduction over a
+    3-long last axis is numpy's slow case)."""
+    d = pixels - colour
+    return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2])
 
 
 def _cells(uv, mask, x_edges, y_edges, counted=None) -> np.ndarray:
