@@ -36,7 +36,7 @@ class DlibModelFileError(UserInputError):
 
 @dataclass
 class _Conv:
-    weight: np.ndarray  # (C * kh * kw, out), the affine that follows folded in
+    weight: np.ndarray  # (kh * kw * C, out), the affine that follows folded in
     bias: np.ndarray  # (out,)
     size: int
     stride: int
@@ -86,7 +86,9 @@ def _conv(x: np.ndarray, conv: _Conv) -> np.ndarray:
         x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
     windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::s, ::s]
     n, h, w = windows.shape[:3]
-    columns = windows.reshape(n * h * w, -1)  # (C, kh, kw) per row, as the weights are laid out
+    # rows of (kh, kw, C), as the weights are laid out: the copy moves whole channel runs (C floats
+    # that lie together in x), ~2x faster than (C, kh, kw) rows gathered a float at a time
+    columns = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * h * w, -1)
     return (columns @ conv.weight + conv.bias).reshape(n, h, w, -1)
 
 
@@ -125,9 +127,10 @@ def _assemble(layers: list[tuple[str, dict]]):
         assert con["filters"] == out_channels and con["stride"] == stride, (con["filters"], out_channels)
         gamma, beta = np.split(affine["params"], 2)
         size, filters = con["size"], con["filters"]
-        weight = con["params"][:filters * con["inputs"] * size * size].reshape(filters, -1)
+        weight = con["params"][:filters * con["inputs"] * size * size].reshape(filters, con["inputs"], size, size)
         bias = con["params"][weight.size:]
         assert bias.size == filters and gamma.size == filters
+        weight = weight.transpose(0, 2, 3, 1).reshape(filters, -1)  # dlib's (out, C, kh, kw) -> (out, kh, kw, C)
         return _Conv((weight * gamma[:, None]).T.copy(), (bias * gamma + beta).astype(np.float32),
                      size, stride, con["padding"])
 
