@@ -141,3 +141,24 @@ def test_refit_and_save_round_trip(engine, fresh, tmp_path):
     with pytest.raises(RuntimeError, match="another parameter set"):
         lc.corrections_from_arrays(engine.head, {"ibug68": {"weights": np.zeros((4, 68, 3)),
                                                             "offset": np.zeros((68, 3))}})
+
+
+def test_a_calibration_set_is_keyed_by_the_code_and_libraries_its_detections_come_from(monkeypatch):
+    """A cached set holds detections of engine renders: a change to the analysis, the renderer or a
+    library version must make a new set, not read the old one."""
+    import importlib.metadata
+
+    from avatarclip_core.tensor_cache import Digest
+
+    hashed: list = []
+    real_files = Digest.files
+    monkeypatch.setattr(Digest, "files", lambda self, paths: hashed.extend(paths) or real_files(self, paths))
+    first = cl.cache_path(2000, 0, 0.35)
+    names = {f"{p.parent.name}/{p.name}" for p in hashed}
+    assert {"faces/analysis.py", "faces/landmarks.py", "render/rasterizer.py", "engines/anny_engine.py",
+            "engines/calibrate_landmarks.py"} <= names
+    assert first.name.startswith("set_n2000_seed0_spread0.35_") and first == cl.cache_path(2000, 0, 0.35)
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "0.0.0-other" if name == "mediapipe" else real_version(name))
+    assert cl.cache_path(2000, 0, 0.35) != first

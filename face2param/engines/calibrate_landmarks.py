@@ -3,7 +3,8 @@
 A calibration set is N engine faces (sliders uniform in default +- spread, clipped; every discrete
 slot uniform, as photos vary in hair, beards and glasses) rendered at 512 px and analysed by
 `faces.analysis.analyse_face`, the photo path. Sets are cached under
-$AVATAR_DATA_DIR/cache/face2param_landmark_calibration (the detections do not depend on the tables).
+$AVATAR_DATA_DIR/cache/face2param_landmark_calibration (the detections do not depend on the tables; a
+set's name carries a hash of the code and library versions they do depend on).
 Run:  python -m face2param.engines.landmarks calibrate   (see landmarks.py for the options)
 """
 from __future__ import annotations
@@ -41,10 +42,34 @@ COLOUR_SLOTS = ("skin_tone", "hair_colour", "eye_colour")
 
 
 def cache_path(count: int, seed: int, spread: float, slots: str = "random") -> Path:
+    """The set's file: its name says what was asked for and carries `_code_digest()`, so a change to the
+    renders or the analysis makes a new set instead of reading detections the code no longer gives."""
     from avatarclip_core.paths import cache_dir
 
     suffix = "" if slots == "random" else f"_{slots}"
-    return cache_dir("face2param_landmark_calibration") / f"set_n{count}_seed{seed}_spread{spread:g}{suffix}.npz"
+    return (cache_dir("face2param_landmark_calibration")
+            / f"set_n{count}_seed{seed}_spread{spread:g}{suffix}_{_code_digest()}.npz")
+
+
+def _code_digest() -> str:
+    """A hash of what a set's detections come from: this module (the sampling), the engine's head and
+    renderer, the face analysis and the versions of the libraries under them."""
+    import importlib.metadata
+
+    from avatarclip_core import render
+    from avatarclip_core.tensor_cache import Digest
+    from face2param import faces
+    from face2param.engines import anny_engine, head
+
+    versions = []
+    for package in ("anny", "mediapipe", "dlib-bin", "opencv-python-headless", "numpy", "torch"):
+        try:
+            versions.append(f"{package}={importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{package}=none")
+    code = ([Path(__file__), Path(anny_engine.__file__), Path(head.__file__)]
+            + sorted(Path(faces.__file__).parent.glob("*.py")) + sorted(Path(render.__file__).parent.glob("*.py")))
+    return Digest(*versions).files(code).hexdigest(12)
 
 
 def sample_faces(engine, count: int, seed: int, spread: float = SPREAD, slots: str = "random"):
