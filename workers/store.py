@@ -21,6 +21,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import random
 import stat
 import threading
 import time
@@ -278,8 +279,7 @@ class JobStore:
         """Create the tables, or bring an older store to SCHEMA_VERSION; idempotent and safe when
         several processes open a new store at once."""
         if self.dialect == "sqlite":
-            with self._read() as con:  # persistent per file: readers never block the writer
-                con.exec_driver_sql("PRAGMA journal_mode=WAL")
+            self._use_wal()
         if self._version() >= SCHEMA_VERSION:
             return
         with self._write() as con:
@@ -299,6 +299,22 @@ class JobStore:
                 self.t.meta.create(con, checkfirst=True)
                 con.execute(sa.delete(self.t.meta).where(self.t.meta.c.name == "schema_version"))
                 con.execute(sa.insert(self.t.meta).values(name="schema_version", value=str(SCHEMA_VERSION)))
+
+    def _use_wal(self, attempts: int = 100) -> None:
+        """WAL journal mode (persistent per file: readers never block the writer). Switching needs the
+        file's exclusive lock, and SQLite answers "database is locked" at once, past the busy timeout,
+        when two connections switch together (each holds the shared lock the other waits on: 1 in ~150
+        of 8 stores opened together on a new file). The loser finds WAL already set, or tries again."""
+        for attempt in range(attempts):
+            try:
+                with self._read() as con:
+                    if con.exec_driver_sql("PRAGMA journal_mode").scalar_one().lower() != "wal":
+                        con.exec_driver_sql("PRAGMA journal_mode=WAL")
+                return
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.01 + 0.04 * random.random())  # apart, so the next try meets no twin
 
     def _version(self, con: sa.Connection | None = None) -> int:
         if con is None:
