@@ -48,7 +48,7 @@ from avatar_studio.kinds import JobContext, get_kind
 from avatarclip_core.errors import UserInputError
 from workers.errors import JobCancelled, JobFailed
 from workers.settings import ALL_QUEUES, Settings, get_settings
-from workers.store import JobStore, list_job_files
+from workers.store import JobStore, list_job_files, use_wal
 
 TASK_NAME = "avatar.run_job"
 PROGRESS = "PROGRESS"
@@ -74,7 +74,7 @@ def prepare_sqlite_files(settings: Settings) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(path, timeout=30)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            use_wal(con)
         finally:
             con.close()
 

@@ -22,6 +22,7 @@ import datetime as _dt
 import json
 import os
 import random
+import sqlite3
 import stat
 import threading
 import time
@@ -160,6 +161,23 @@ def store_url(target: str | os.PathLike) -> str:
     return url
 
 
+def use_wal(dbapi_con, attempts: int = 100) -> None:
+    """Put a SQLite file in WAL journal mode (persistent per file) through a sqlite3 connection. The
+    switch needs the file's exclusive lock, and SQLite answers "database is locked" at once, past the
+    busy timeout, when two connections switch a new file together (each holds the shared lock the
+    other waits on: 1 in ~150 openings of 8 job stores together). The loser finds WAL already set, or
+    tries again after a short random pause."""
+    for attempt in range(attempts):
+        try:
+            if str(dbapi_con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                dbapi_con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 + 0.04 * random.random())  # apart, so the next try meets no twin
+
+
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database in (None, "", ":memory:"):
         raise ValueError("the job store needs a SQLite file (sqlite:///path/jobs.sqlite), not an in-memory database")
@@ -278,7 +296,7 @@ class JobStore:
     def _create_schema(self) -> None:
         """Create the tables, or bring an older store to SCHEMA_VERSION; idempotent and safe when
         several processes open a new store at once."""
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite":  # persistent per file: readers never block the writer
             self._use_wal()
         if self._version() >= SCHEMA_VERSION:
             return
@@ -300,21 +318,9 @@ class JobStore:
                 con.execute(sa.delete(self.t.meta).where(self.t.meta.c.name == "schema_version"))
                 con.execute(sa.insert(self.t.meta).values(name="schema_version", value=str(SCHEMA_VERSION)))
 
-    def _use_wal(self, attempts: int = 100) -> None:
-        """WAL journal mode (persistent per file: readers never block the writer). Switching needs the
-        file's exclusive lock, and SQLite answers "database is locked" at once, past the busy timeout,
-        when two connections switch together (each holds the shared lock the other waits on: 1 in ~150
-        of 8 stores opened together on a new file). The loser finds WAL already set, or tries again."""
-        for attempt in range(attempts):
-            try:
-                with self._read() as con:
-                    if con.exec_driver_sql("PRAGMA journal_mode").scalar_one().lower() != "wal":
-                        con.exec_driver_sql("PRAGMA journal_mode=WAL")
-                return
-            except sa.exc.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == attempts - 1:
-                    raise
-                time.sleep(0.01 + 0.04 * random.random())  # apart, so the next try meets no twin
+    def _use_wal(self) -> None:
+        with self._read() as con:
+            use_wal(con.connection.driver_connection)
 
     def _version(self, con: sa.Connection | None = None) -> int:
         if con is None:

@@ -34,6 +34,8 @@ from kombu.utils.encoding import bytes_to_str
 from sqlalchemy import create_engine, delete, event, select, text, update
 from sqlalchemy.orm import configure_mappers, sessionmaker
 
+from workers.store import use_wal
+
 log = logging.getLogger(__name__)
 _NOLOAD_WARNING = r"The ``noload`` loader strategy is deprecated"
 
@@ -92,10 +94,8 @@ class Channel(kombu_sqla.Channel):
 
             @event.listens_for(engine, "connect")
             def _sqlite_pragmas(dbapi_con, _record):
-                cur = dbapi_con.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.close()
+                use_wal(dbapi_con)
+                dbapi_con.execute("PRAGMA synchronous=NORMAL")
 
             return engine
         return create_engine(url, **options)
