@@ -72,3 +72,30 @@ def test_damaged_model_file_says_what_to_reinstall(tmp_path, damage):
     with pytest.raises(DlibModelFileError, match="face_recognition_models") as error:
         DlibFaceResNet(path)
     assert str(path) in str(error.value)
+
+
+def test_descriptors_from_many_threads_agree_and_leave_the_blas_threads_as_they_were():
+    """The network limits BLAS to one thread while it runs, a process-wide setting: calls from several
+    threads (a threaded web server) must not leave the process on the wrong thread count."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+    pixels = skimage.data.astronaut()
+    analysis = analyse_face(pixels)
+    before, results = blas_threads(), []
+
+    def run():
+        for _ in range(5):
+            results.append(dlib_embedding(pixels, analysis.landmarks_68, analysis.box))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 20 and all(np.array_equal(r, results[0]) for r in results)
+    assert blas_threads() == before

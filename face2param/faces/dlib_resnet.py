@@ -63,8 +63,9 @@ class DlibFaceResNet:
         if chips.ndim == 3:
             chips = chips[None]
         assert chips.shape[1:] == (CHIP_SIZE, CHIP_SIZE, 3), chips.shape
-        # one BLAS thread: OpenBLAS's second thread gave the same 13 ms a face on 2 cores and twice
-        # the CPU (it spins), which a batch or a worker needs for the next photo
+        # one BLAS thread: OpenBLAS's second thread gave no faster descriptors on 2 cores (13 ms a face
+        # either way, measured) and twice the CPU (it spins), which a batch or a worker needs for the
+        # next photo. The limit is process-wide: callers in threads take the model's lock (models.py)
         with self._blas.limit(limits=1, user_api="blas"):
             return self._descriptors(chips)
 

@@ -34,7 +34,9 @@ def dlib_embedding(image: np.ndarray, points_68: np.ndarray, box: FaceBox,
     import dlib
 
     chip = dlib.get_face_chip(crop, shape, size=CHIP_SIZE, padding=CHIP_PADDING)  # what dlib's network sees
-    return models.dlib_face_resnet().model.descriptors(chip)[0]
+    network = models.dlib_face_resnet()
+    with network.lock:  # its BLAS thread limit is the process's: one call at a time sets and restores it
+        return network.model.descriptors(chip)[0]
 
 
 def face_window(image: np.ndarray, points_68: np.ndarray, margin: float = 1.0,
