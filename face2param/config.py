@@ -88,6 +88,8 @@ class FacePriorConfig:
     mesh_min_cos: float = 0.3  # ... and triangles turned further than arccos(this) (~73 deg) from the mean head
     backoff_steps: NonNegativeInt = 8  # bisection steps towards the mean face when the mesh check fails
     constrain_iterations: NonNegativeInt = 10  # one-shot: Newton steps of the constrained projection
+    constrain_halvings: NonNegativeInt = 4  # ... with the mesh term: halve a step until the objective falls
+    # (no step after that many; 0: full steps, which made a fit failing the mesh check chaotic)
 
 
 @dataclass

@@ -126,8 +126,9 @@ def test_default_method_on_faces_identity_keeps_fits_plausible_and_people_apart(
 
     The evaluation runs in a fresh process, as `avatar eval photo` does: after other test files in the same
     pytest process one borderline photo (img34, one-shot at 30 deg yaw) came out 13 % at bound (Mahalanobis
-    220 against 74.7 in a fresh evaluation). That carry-over between fits in one process is not pinned down
-    (the face caches keyed by id(engine) were one such leak, fixed)."""
+    220 against 74.7 in a fresh evaluation). The face caches keyed by id(engine) were one such leak (fixed);
+    the other was the one-shot projection's mesh pass, whose full Newton steps turned 1e-7 differences into
+    other fits (damped since: FacePriorConfig.constrain_halvings)."""
     import subprocess
     import sys
 
