@@ -20,8 +20,13 @@ def package_versions() -> dict[str, str]:
 @functools.lru_cache(maxsize=1)
 def _package_versions() -> dict[str, str]:
     """Once per process (~30 ms of metadata reads each time: a batch wrote it for every photo)."""
-    versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    return {"python": platform.python_version(), **installed_versions(_PACKAGES)}
+
+
+def installed_versions(names) -> dict[str, str]:
+    """name -> installed version of each of these distributions that is installed (read now)."""
+    versions = {}
+    for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -54,22 +54,16 @@ def cache_path(count: int, seed: int, spread: float, slots: str = "random") -> P
 def _code_digest() -> str:
     """A hash of what a set's detections come from: this module (the sampling), the engine's head and
     renderer, the face analysis and the versions of the libraries under them."""
-    import importlib.metadata
-
     from avatarclip_core import render
+    from avatarclip_core.provenance import installed_versions
     from avatarclip_core.tensor_cache import Digest
     from face2param import faces
     from face2param.engines import anny_engine, head
 
-    versions = []
-    for package in ("anny", "mediapipe", "dlib-bin", "opencv-python-headless", "numpy", "torch"):
-        try:
-            versions.append(f"{package}={importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{package}=none")
+    versions = installed_versions(("anny", "mediapipe", "dlib-bin", "opencv-python-headless", "numpy", "torch"))
     code = ([Path(__file__), Path(anny_engine.__file__), Path(head.__file__)]
             + sorted(Path(faces.__file__).parent.glob("*.py")) + sorted(Path(render.__file__).parent.glob("*.py")))
-    return Digest(*versions).files(code).hexdigest(12)
+    return Digest(repr(sorted(versions.items()))).files(code).hexdigest(12)
 
 
 def sample_faces(engine, count: int, seed: int, spread: float = SPREAD, slots: str = "random"):

@@ -366,7 +366,6 @@ class FacePrior:
         def objective(yy):
             return (((yy - x) @ H) * (yy - x)).sum(-1) + self.penalty(yy, mesh)
 
-        value = None
         for _ in range(self.config.constrain_iterations):
             yy = y.detach().requires_grad_(True)
             total = objective(yy)
@@ -381,7 +380,7 @@ class FacePrior:
             # there. With full steps the pass was chaotic (1e-7 upstream moved sliders by up to 1.0: 5 of
             # 61 faces-identity one-shot fits); 4 halvings left none moving (8: one head of 8 still did)
             # and one-shot render AUC 0.893 -> 0.945 there
-            value = total.detach() if value is None else value
+            value = total.detach()  # the objective at y, which only an accepted step moved
             scale = torch.ones_like(value)
             with torch.no_grad():
                 for _ in range(self.config.constrain_halvings):
@@ -392,7 +391,6 @@ class FacePrior:
                         break
                     scale = torch.where(better, scale, scale / 2)
                 y = torch.where(better[:, None], candidate, y)  # a row no halving helped stays
-                value = torch.where(better, found, value)
         return y
 
     def at_bound(self, x: torch.Tensor, tolerance: float = 0.01) -> torch.Tensor:
