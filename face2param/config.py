@@ -90,6 +90,7 @@ class FacePriorConfig:
     constrain_iterations: NonNegativeInt = 10  # one-shot: Newton steps of the constrained projection
     constrain_halvings: NonNegativeInt = 4  # ... with the mesh term: halve a step until the objective falls
     # (no step after that many; 0: full steps, which made a fit failing the mesh check chaotic)
+    constrain_tolerance: NonNegative = 1e-6  # ... stop once no slider moves more than this (0: all iterations)
 
 
 @dataclass

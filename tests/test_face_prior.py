@@ -118,6 +118,67 @@ def test_constrain_with_the_mesh_term_is_not_chaotic(engine, prior):
     assert max(moved) < 1e-3, moved
 
 
+def test_the_projection_stops_once_converged_with_the_fit_it_would_reach(engine, prior):
+    """The projection stops when a step moves no slider more than `constrain_tolerance` (the plain pass
+    converges in 2-3 Newton steps; a rejected damped step would be rejected again from the same point):
+    fewer objective evaluations, and the fits of all `constrain_iterations` steps to within 1e-4."""
+    from face2param.methods.face_prior import FacePrior, landmark_hessian
+
+    H = landmark_hessian(engine)
+    generator = torch.Generator().manual_seed(1)
+    N = prior.mean.shape[0]
+    every_step = FacePrior.__new__(FacePrior)
+    every_step.__dict__.update(prior.__dict__)
+    every_step.config = dataclasses.replace(prior.config, constrain_tolerance=0.0)
+    calls = {"stopping": 0, "every step": 0}
+    for name, projection in (("stopping", prior), ("every step", every_step)):
+        original = projection.penalty
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+        projection.penalty = counted
+    try:
+        for _ in range(6):  # far-off heads: most of them run the mesh pass too
+            x = (prior.mean + 0.5 * torch.randn(N, generator=generator)).clamp(0, 1)[None]
+            difference = (prior.constrain(x, H) - every_step.constrain(x, H)).abs().max()
+            assert float(difference) < 1e-4
+    finally:
+        del prior.penalty, every_step.penalty
+    assert calls["stopping"] < 0.7 * calls["every step"], calls
+
+
+def test_a_mesh_check_of_the_same_fit_is_measured_once(engine, prior):
+    """The one-shot fit checks its projection and the back-off checks the same fit again: the second
+    check is the first's result, not a second pair of rasterisations."""
+    check = prior.mesh
+    x = _extreme_face(engine, seed=3)[None] * 0.3 + prior.mean * 0.7
+    vertices = engine.head.vertices
+    counted = []
+    engine.head.vertices = lambda *args: counted.append(1) or vertices(*args)
+    try:
+        first = check(x)
+        again = check(x.clone())
+        other = check(x + 0.01)
+    finally:
+        del engine.head.vertices
+    assert [c.to_json() for c in first] == [c.to_json() for c in again]
+    assert len(counted) == 2  # the head of x once, of x + 0.01 once
+    assert other[0].max_edge_ratio != first[0].max_edge_ratio
+
+
+def test_landmarks_reuse_one_vertex_set_per_scheme(engine):
+    """The vertices under the landmarks are one tensor per scheme, so the head's subset of them is built
+    once, not on every evaluation (~1.7 ms each)."""
+    spec = engine.spec
+    x = spec.defaults().continuous_vector(spec, engine.device)[None]
+    first = engine.uncalibrated_landmarks_tensor(x)
+    subsets = dict(engine.head.__dict__.get("_subsets", {}))
+    second = engine.uncalibrated_landmarks_tensor(x + 0.01)
+    assert engine.head.__dict__["_subsets"].keys() == subsets.keys()
+    assert not torch.equal(first, second)
+
+
 def test_search_on_an_adversarial_target_pins_no_slider_and_passes_the_mesh_check(engine, config, prior):
     """The landmarks of a face with every slider at a bound: without the prior the fit follows them to
     the bounds and breaks the mesh; with it, at most 10 % of the sliders end at a bound."""
