@@ -165,3 +165,20 @@ def test_eval_photo_reports_attribute_accuracy_with_labels(tmp_path):
     shown = section["shown_by_fit"]["oneshot"]["accuracy"]
     assert shown["gender"] == 1.0 and shown["beard"] == 1.0
     assert set(section["shown_by_fit"]) == {"mean", "oneshot"}
+
+
+def test_the_pixel_grid_in_the_face_frame_is_to_frame_of_every_pixel_bit_for_bit():
+    """`pixel_grid_to_frame` (a row and a column, broadcast) gives exactly `to_frame` of the grid of pixel
+    centres that the cues and the asset descriptors used to build: the same floats, so the same cues."""
+    from face2param.faces.appearance import pixel_grid_to_frame, to_frame
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        height, width = (int(v) for v in rng.integers(1, 300, 2))
+        origin = rng.uniform(-50, 350, 2)
+        angle = rng.uniform(0, 2 * np.pi)
+        axis, iod = np.array([np.cos(angle), np.sin(angle)]), float(rng.uniform(1, 200))
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+        expected = to_frame(np.stack([xx, yy], -1), origin, axis, iod)
+        found = pixel_grid_to_frame(height, width, origin, axis, iod)
+        assert found.dtype == expected.dtype and np.array_equal(found, expected)

@@ -95,8 +95,7 @@ def _frame(view: ap.AppearanceView, config: CueConfig) -> _Frame:
     image = image.astype(np.float32)
     points = points * scale
     origin, axis, iod = ap.face_frame(points)
-    yy, xx = np.mgrid[:size, :size].astype(np.float32) + 0.5
-    uv = ap.to_frame(np.stack([xx, yy], -1), origin, axis, iod)
+    uv = ap.pixel_grid_to_frame(size, size, origin, axis, iod)
     mesh = ap.to_frame(points, origin, axis, iod)
     inside = np.ones(view.person.shape, bool) if view.inside is None else view.inside
     cheeks = np.zeros((size, size), np.uint8)  # discs drawn in pixels: the frame is a similarity of them
