@@ -69,6 +69,17 @@ class MeshCheck:
         return {**out, "found": self.found, "sliders_backed_off": self.sliders} if self.found else out
 
 
+def _remembered(seen: deque, key: torch.Tensor, compute):
+    """compute(key), or its result from `seen` (a bounded deque of (key, result)) for an equal key. tuple():
+    a copy taken at once, so another thread's fit appending meanwhile does not break the loop."""
+    for known, found in tuple(seen):
+        if known.shape == key.shape and torch.equal(known, key):
+            return found
+    found = compute(key)
+    seen.append((key.detach().clone(), found))
+    return found
+
+
 class HeadMeshCheck:
     """Inverted triangles and stretched edges of head meshes against the mean head, and (given the engine's
     front camera) interior surfaces showing through the skin."""
@@ -109,14 +120,8 @@ class HeadMeshCheck:
         there faces the camera. Through parted lips one sees past the interior into the back of the
         head, whose skin faces away; an interior surface in front of front-facing skin has poked through it
         (a dark spot under the nose)."""
-        # a fit's check, back-off and report ask about the same heads; tuple(): a copy taken at once, so
-        # another thread's fit appending meanwhile does not break this loop
-        for seen, found in tuple(self._interior_seen):
-            if seen.shape == v.shape and torch.equal(seen, v):
-                return found
-        found = self._interior_spots(v)
-        self._interior_seen.append((v.detach().clone(), found))
-        return found
+        # a fit's check, back-off and report ask about the same heads
+        return _remembered(self._interior_seen, v, self._interior_spots)
 
     def _interior_spots(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`_interior_through_skin` on the window of the image that the interior triangles can cover (the
@@ -152,12 +157,7 @@ class HeadMeshCheck:
     def measure(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, N) -> (inverted count (B,), max edge ratio (B,), interior-through-skin pixels (B,))."""
         # the one-shot fit checks its projection, then the back-off checks the same x again
-        for seen, found in tuple(self._measured):
-            if seen.shape == x.shape and torch.equal(seen, x):
-                return found
-        found = self._measure(x)
-        self._measured.append((x.detach().clone(), found))
-        return found
+        return _remembered(self._measured, x, self._measure)
 
     def _measure(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.no_grad():
