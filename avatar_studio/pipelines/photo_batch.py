@@ -292,26 +292,15 @@ def _analysed_in_order(photos: list[Path], faces_config, pool: ProcessPoolExecut
         return done
 
     pending: deque[Future] = deque()  # in photo order: the pool's, and those analysed here (done)
-    queued = iter(photos)
-    left = len(photos)
-
-    def send_next() -> bool:
-        nonlocal left
-        photo = next(queued, None)
-        if photo is None:
-            return False
-        left -= 1
-        pending.append(submit(photo))
-        return True
-
+    unsent = deque(photos)
     held = 2 * window  # analyses sent or done but not yet fitted, at most (pixels can be megabytes each)
-    while pending or left:
+    while pending or unsent:
         in_flight = sum(not f.done() for f in pending)
-        while in_flight < window and len(pending) < held and send_next():  # the pool keeps `window` photos
+        while in_flight < window and len(pending) < held and unsent:  # the pool keeps `window` photos
+            pending.append(submit(unsent.popleft()))
             in_flight += 1
-        if steal and left and not pending[0].done() and len(pending) < held:  # this process would wait
-            left -= 1
-            pending.append(here(next(queued)))
+        if steal and unsent and not pending[0].done() and len(pending) < held:  # this process would wait
+            pending.append(here(unsent.popleft()))
             continue
         try:
             result = pending.popleft().result()

@@ -99,6 +99,10 @@ class AnnyFaceEngine:
         self.camera = cameras_look_at(eye=(float(c[0]), float(c[1]), float(c[2]) + self.config.camera_distance),
                                       at=c.tolist(), fov=self.config.fov_deg, device=self.device)
         self._landmark_tables = {s: lm.load_table(s, self.head) for s in lm.available_schemes()}
+        # per scheme: (the head vertices under its landmarks, each corner's index into them), made once: one
+        # tensor of vertex ids keeps HeadModel's subset of them cached (a new one each call rebuilt it, ~1.7 ms)
+        self._landmark_vertices = {s: torch.unique(ids, return_inverse=True)
+                                   for s, (ids, _) in self._landmark_tables.items()}
         self._landmark_corrections = load_corrections(self.head, lm.DATA) if self.config.calibrated_landmarks else {}
         self.build_seconds = time.perf_counter() - started
 
@@ -206,20 +210,10 @@ class AnnyFaceEngine:
     def uncalibrated_landmarks_tensor(self, continuous: torch.Tensor, scheme: str = "ibug68") -> torch.Tensor:
         """(B, N) -> (B, L, 3): the table's fixed surface points (what the calibration is fitted on)."""
         self._check_inputs(continuous, None)
-        used, local, bary = self._table_vertices(scheme)
+        _, bary = self._table(scheme)
+        used, local = self._landmark_vertices[scheme]  # only the vertices under the landmarks
         corners = self.head.vertices(continuous, used)[:, local]  # (B, L, 3, 3)
         return (corners * bary[None, :, :, None]).sum(2)
-
-    def _table_vertices(self, scheme: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(the head vertices under a scheme's landmarks, each landmark corner's index into them, barycentrics),
-        once per scheme: one tensor of vertex ids is what keeps HeadModel's subset cached (a new one each
-        call rebuilt the subset, ~1.7 ms of every landmark evaluation)."""
-        ids, bary = self._table(scheme)
-        found = self.__dict__.setdefault("_table_vertex_sets", {}).get(scheme)
-        if found is None or found[0] is not ids:  # (a table loaded again gets its own)
-            used, local = torch.unique(ids, return_inverse=True)  # only the vertices under the landmarks
-            found = self._table_vertex_sets[scheme] = (ids, used, local)
-        return found[1], found[2], bary
 
     def project_landmarks(self, points: torch.Tensor, size: int) -> torch.Tensor:
         return self.camera.transform_points_screen(points, (size, size))[..., :2]

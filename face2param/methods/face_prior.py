@@ -412,7 +412,6 @@ class FacePrior:
                     break
                 scale = torch.where(better, scale, scale / 2)
             return torch.where(better[:, None], candidate, y)
-        return y
 
     def at_bound(self, x: torch.Tensor, tolerance: float = 0.01) -> torch.Tensor:
         """(B,) fraction of sliders within `tolerance` of 0 or 1 and away from their default (a one-sided
