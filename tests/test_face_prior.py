@@ -322,3 +322,15 @@ def test_an_engine_memo_dies_with_its_engine_and_a_new_engine_at_its_address_sta
     gc.collect()
     new = next((e for e in (Engine() for _ in range(10000)) if id(e) == address), Engine())
     assert engine_memo(new, "landmark_hessian") == {}
+
+
+@pytest.mark.parametrize("key, value", [("face_prior.constrain_tolerance", -1), ("face_prior.constrain_tolerance", "x"),
+                                        ("face_prior.constrain_halvings", -2)])
+def test_bad_projection_settings_are_refused_by_name(key, value):
+    """The projection's stopping and damping knobs are checked where a config is built (CLI, API, worker):
+    one error naming the key, before any photo is read."""
+    from avatar_studio.pipelines.photo import load_photo_config
+    from avatarclip_core.config.core import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_photo_config("preview", {key: value})
