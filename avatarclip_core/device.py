@@ -53,3 +53,34 @@ def torch_threads(count: int) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX): only then is a bf16
+    matrix product faster than fp32 here (elsewhere oneDNN emulates it, slower)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:  # not Linux: no cheap, reliable probe; fp32 is never wrong
+        pass
+    return False
+
+
+def inference_dtype(precision: str, device: str):
+    """The torch dtype for gradient-free inference at `precision` on a resolved `device`: 'auto' is fp16 on
+    CUDA (the precision OpenAI ships CLIP in and runs it at), bf16 on a CPU with native bf16, else fp32."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise UserInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        if str(device).startswith("cuda"):
+            return torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

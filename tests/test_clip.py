@@ -58,6 +58,34 @@ def test_tiny_scorer_is_seeded(tiny):
     assert not torch.allclose(tiny.encode_text(t), other.encode_text(t), atol=1e-3)
 
 
+def test_encode_images_in_reduced_precision_keeps_the_features_and_the_fp32_model(tiny):
+    images = torch.rand(4, 64, 64, 3)
+    exact = tiny.encode_image(images)
+    assert torch.equal(tiny.encode_images(images), exact)  # fp32: the same computation, no gradients
+    for dtype in (torch.bfloat16, torch.float16):
+        reduced = tiny.encode_images(images, dtype)
+        assert reduced.dtype == torch.float32 and not reduced.requires_grad
+        assert torch.allclose(reduced.norm(dim=-1), torch.ones(4), atol=1e-5)
+        assert (reduced * exact).sum(-1).min() > 0.99
+        assert not torch.equal(reduced, exact)  # really computed in dtype
+    assert all(p.dtype == torch.float32 for p in tiny.model.parameters())  # the copy was cast, not the model
+    assert torch.equal(tiny.encode_image(images), exact)
+
+
+def test_inference_dtype_picks_native_precisions_and_names_bad_ones(monkeypatch):
+    from avatarclip_core import device
+
+    assert device.inference_dtype("auto", "cuda:0") == torch.float16
+    assert device.inference_dtype("fp32", "cuda") == torch.float32
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.inference_dtype("auto", "cpu") == torch.bfloat16
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.inference_dtype("auto", "cpu") == torch.float32
+    assert device.inference_dtype("bf16", "cpu") == torch.bfloat16
+    with pytest.raises(UserInputError, match="auto, fp32, bf16, fp16.*'fp64'"):
+        device.inference_dtype("fp64", "cpu")
+
+
 def test_image_gradients_flow_through_encode_image(tiny):
     images = torch.rand(2, 128, 128, 3, requires_grad=True)  # shrunk to 64x64 with antialiasing
     loss = tiny.clip_loss(images, "a muscular woman")

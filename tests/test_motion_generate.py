@@ -147,6 +147,25 @@ def test_clip_path_mechanics_with_the_tiny_test_scorer(skeleton):
     assert auto["method"] == "offline"
 
 
+def test_codebook_features_are_cached_per_precision(tmp_path, monkeypatch):
+    """Each precision has its own cache file; bf16 features stay close to fp32's and a second call reads
+    the file (the renders are not made again)."""
+    from avatarclip_core.clip import tiny_test_scorer
+    from avatarclip_core.motion import pose_codebook
+    from avatarclip_core.motion.generate import _posed_body, get_motion_artifacts
+
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path))
+    scorer = tiny_test_scorer()
+    book = get_motion_artifacts(MotionGenConfig()).codebook.head(3)
+    posed = _posed_body("cpu")
+    exact = pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], precision="fp32")
+    reduced = pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], precision="bf16")
+    assert len(list((tmp_path / "motion_clip").glob("*.npy"))) == 2
+    assert not torch.equal(exact, reduced) and (exact * reduced).sum(-1).min() > 0.99
+    monkeypatch.setattr(pose_codebook, "render_poses", lambda *a, **k: pytest.fail("rendered again"))
+    assert torch.equal(pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], precision="bf16"), reduced)
+
+
 def test_paper_values_are_documented():
     values = paper_values()
     assert values["codebook.size"] == 4096 and values["iterations"] == 5000 and values["top_k"] == 5

@@ -139,6 +139,7 @@ class ImageTextScorer:
                                 device=self.device).view(1, 3, 1, 1)
         self._text_cache: dict[str, torch.Tensor] = {}
         self._lock = threading.Lock()
+        self._visual_copies: dict[torch.dtype, torch.nn.Module] = {}  # image towers cast for encode_images
 
     def __repr__(self) -> str:
         return f"ImageTextScorer({self.name!r}, device={self.device}, real={self.real})"
@@ -164,6 +165,24 @@ class ImageTextScorer:
                     self._text_cache.clear()
                 self._text_cache.update(zip(missing, feats))
             return torch.stack([self._text_cache[t] for t in texts])
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(B, D) unit-norm image features like ``encode_image`` but without gradients, with the image tower
+        in ``dtype`` (a copy made once; device.inference_dtype picks it): for many images at once, e.g. a
+        code-book. bf16 runs ViT-B-32 ~1.9x faster than fp32 on a CPU with native bf16 (measured: 24 images
+        0.76 s against 1.42 s on 2 cores; features within cosine 0.99994); its backward is slower, so the
+        differentiable ``encode_image`` stays fp32."""
+        x = self.preprocess(images)
+        if dtype == torch.float32:
+            return F.normalize(self.model.encode_image(x).float(), dim=-1)
+        with self._lock:
+            if dtype not in self._visual_copies:
+                import copy
+
+                self._visual_copies[dtype] = copy.deepcopy(self.model.visual).to(dtype)
+            visual = self._visual_copies[dtype]
+        return F.normalize(visual(x.to(dtype)).float(), dim=-1)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) in [0, 1] -> (B, 3, h, w) normalised at the model's resolution.

@@ -275,7 +275,8 @@ def clip_motion_query(art: MotionArtifacts, text: str, config: MotionGenConfig, 
     posed = _posed_body(str(next(art.motion_vae.parameters()).device))
     report("motion query", 0.0, "scoring code-book poses with CLIP")
     book = art.codebook.head(config.clip_max_entries)
-    return MotionQuery(book, clip_scores(book, scorer, posed, text, config.clip_azimuths), scorer, posed)
+    scores = clip_scores(book, scorer, posed, text, config.clip_azimuths, config.codebook_precision)
+    return MotionQuery(book, scores, scorer, posed)
 
 
 @MOTION_QUERIES.register("offline")

@@ -155,26 +155,31 @@ def render_poses(posed: PosedBody, rotations: torch.Tensor, root: torch.Tensor |
 
 
 @torch.no_grad()
-def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuths, batch: int = 8) -> torch.Tensor:
-    """(K, D) CLIP features of the entries averaged over views (of unit features); cached on disk, once per
-    user (the key: the code-book's fingerprint, the CLIP model, the views)."""
+def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuths, batch: int = 8,
+                           precision: str = "fp32") -> torch.Tensor:
+    """(K, D) CLIP features of the entries averaged over views (of unit features), the image tower at
+    `precision` (device.inference_dtype); cached on disk, once per user (the key: the code-book's
+    fingerprint, the CLIP model, the views, the precision's dtype)."""
+    from avatarclip_core.device import inference_dtype
     from avatarclip_core.paths import user_cache_dir
 
+    dtype = inference_dtype(precision, str(scorer.device))
     size = int(getattr(scorer, "render_size", 224))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scorer.name)[:40]
-    key = hashlib.sha1(f"{scorer.name}|{size}|{list(azimuths)}|{sorted(CAMERA.items())}".encode()).hexdigest()[:10]
+    views = f"{scorer.name}|{size}|{list(azimuths)}|{sorted(CAMERA.items())}"
+    key = hashlib.sha1((views if dtype == torch.float32 else f"{views}|{dtype}").encode()).hexdigest()[:10]
     path = user_cache_dir("motion_clip") / f"{book.fingerprint}-{slug}-{key}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path))
     started = time.perf_counter()
-    log.info("rendering %d code-book poses x %d views at %d px for %s (once; cached)", book.size, len(azimuths),
-             size, scorer.name)
+    log.info("rendering %d code-book poses x %d views at %d px for %s in %s (once; cached)", book.size,
+             len(azimuths), size, scorer.name, str(dtype).replace("torch.", ""))
     feats = []
     for s in range(0, book.size, batch):
         poses = book.poses[s:s + batch].to(posed.device)
         images = render_poses(posed, poses, None, azimuths, size)
         # mean of unit features over the views: its dot product with the text is the views' mean cosine
-        feats.append(scorer.encode_image(images).float().cpu().reshape(poses.shape[0], len(azimuths), -1).mean(1))
+        feats.append(scorer.encode_images(images, dtype).cpu().reshape(poses.shape[0], len(azimuths), -1).mean(1))
     feats = torch.cat(feats)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, feats.numpy())
@@ -183,8 +188,9 @@ def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuth
     return feats
 
 
-def clip_scores(book: PoseCodebook, scorer, posed: PosedBody, text: str, azimuths) -> torch.Tensor:
+def clip_scores(book: PoseCodebook, scorer, posed: PosedBody, text: str, azimuths, precision: str = "fp32"
+                ) -> torch.Tensor:
     """(K,) cosine between each entry's (view-averaged) render features and the text (1 - Eq. 10's s_i)."""
-    feats = codebook_clip_features(book, scorer, posed, azimuths)
+    feats = codebook_clip_features(book, scorer, posed, azimuths, precision=precision)
     t = scorer.encode_text([text]).float().cpu()[0]
     return feats @ t
