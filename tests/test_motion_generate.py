@@ -159,11 +159,16 @@ def test_codebook_features_are_cached_per_precision(tmp_path, monkeypatch):
     book = get_motion_artifacts(MotionGenConfig()).codebook.head(3)
     posed = _posed_body("cpu")
     exact = pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], precision="fp32")
-    reduced = pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], precision="bf16")
+    steps = []
+    reduced = pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], batch=2, precision="bf16",
+                                                   progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(2, 3), (3, 3)]
     assert len(list((tmp_path / "motion_clip").glob("*.npy"))) == 2
     assert not torch.equal(exact, reduced) and (exact * reduced).sum(-1).min() > 0.99
     monkeypatch.setattr(pose_codebook, "render_poses", lambda *a, **k: pytest.fail("rendered again"))
-    assert torch.equal(pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], precision="bf16"), reduced)
+    assert torch.equal(pose_codebook.codebook_clip_features(book, scorer, posed, [0.0], precision="bf16",
+                                                            progress=steps.append), reduced)
+    assert len(steps) == 2  # read from the cache: no progress to report
 
 
 def test_paper_values_are_documented():

@@ -275,7 +275,10 @@ def clip_motion_query(art: MotionArtifacts, text: str, config: MotionGenConfig, 
     posed = _posed_body(str(next(art.motion_vae.parameters()).device))
     report("motion query", 0.0, "scoring code-book poses with CLIP")
     book = art.codebook.head(config.clip_max_entries)
-    scores = clip_scores(book, scorer, posed, text, config.clip_azimuths, config.codebook_precision)
+    def encoded(done: int, total: int) -> None:  # only a user's first run with this CLIP model encodes
+        report("motion query", done / total, f"encoding code-book poses with CLIP ({done}/{total}, once per user)")
+
+    scores = clip_scores(book, scorer, posed, text, config.clip_azimuths, config.codebook_precision, encoded)
     return MotionQuery(book, scores, scorer, posed)
 
 

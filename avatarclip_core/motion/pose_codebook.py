@@ -156,10 +156,11 @@ def render_poses(posed: PosedBody, rotations: torch.Tensor, root: torch.Tensor |
 
 @torch.no_grad()
 def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuths, batch: int = 8,
-                           precision: str = "fp32") -> torch.Tensor:
+                           precision: str = "fp32", progress=None) -> torch.Tensor:
     """(K, D) CLIP features of the entries averaged over views (of unit features), the image tower at
     `precision` (device.inference_dtype); cached on disk, once per user (the key: the code-book's
-    fingerprint, the CLIP model, the views, the precision's dtype)."""
+    fingerprint, the CLIP model, the views, the precision's dtype). `progress(done, total)` after each
+    batch of a first run (tens of seconds on a CPU)."""
     from avatarclip_core.device import inference_dtype
     from avatarclip_core.paths import user_cache_dir
 
@@ -180,6 +181,8 @@ def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuth
         images = render_poses(posed, poses, None, azimuths, size)
         # mean of unit features over the views: its dot product with the text is the views' mean cosine
         feats.append(scorer.encode_images(images, dtype).cpu().reshape(poses.shape[0], len(azimuths), -1).mean(1))
+        if progress is not None:
+            progress(s + poses.shape[0], book.size)
     feats = torch.cat(feats)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, feats.numpy())
@@ -188,9 +191,9 @@ def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuth
     return feats
 
 
-def clip_scores(book: PoseCodebook, scorer, posed: PosedBody, text: str, azimuths, precision: str = "fp32"
-                ) -> torch.Tensor:
+def clip_scores(book: PoseCodebook, scorer, posed: PosedBody, text: str, azimuths, precision: str = "fp32",
+                progress=None) -> torch.Tensor:
     """(K,) cosine between each entry's (view-averaged) render features and the text (1 - Eq. 10's s_i)."""
-    feats = codebook_clip_features(book, scorer, posed, azimuths, precision=precision)
+    feats = codebook_clip_features(book, scorer, posed, azimuths, precision=precision, progress=progress)
     t = scorer.encode_text([text]).float().cpu()[0]
     return feats @ t
