@@ -87,3 +87,16 @@ def test_bench_checkpoint_loads_as_a_user_checkpoint(tmp_path):
     a, b, c = (s.encode_text(texts) for s in (loaded, same, other))
     assert torch.allclose(a, b, atol=2e-2)  # the same weights, stored in half precision
     assert not torch.allclose(a, c, atol=2e-2)
+
+
+def test_the_bench_cold_run_cache_links_the_users_caches_but_the_codebook_features(tmp_path, monkeypatch):
+    from avatar_studio.bench_motion_clip import cache_without_motion_features
+
+    user = tmp_path / "user"
+    for name in ("anny", "warp", "motion_clip"):
+        (user / name).mkdir(parents=True)
+        (user / name / "x").write_text(name)
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(user))
+    cold = cache_without_motion_features(tmp_path / "cold")
+    assert sorted(p.name for p in cold.iterdir()) == ["anny", "warp"]
+    assert (cold / "anny" / "x").read_text() == "anny" and (cold / "anny").is_symlink()
