@@ -77,6 +77,7 @@ def bench_photo_batch(count: int = 20, method: str = "oneshot", repeat: int = 4)
         in_process = run_photo_batch(photos, config, Path(tmp) / "out0", processes=0)
         in_process_cpu = _cpu_s() - cpu
     n = len(photos)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     # the rate once the larger batch runs: its photos after the first quarter over the time they took (a
     # long batch also analyses in this process when the pool is behind, which a short one does not)
     first = len(finished) // 4
@@ -95,6 +96,10 @@ def bench_photo_batch(count: int = 20, method: str = "oneshot", repeat: int = 4)
         # CPU seconds per photo (this process, which a loaded machine inflates far less than wall)
         "batch_one_process_cpu_s_per_photo": round(in_process_cpu / n, 4),
         "reference_bare_analysis_cpu_s_per_photo": round(reference_cpu / n, 4),
+        # the most this machine's cores could give: each busy all the time on a photo's CPU seconds (one
+        # process, no hand-offs). steady / bound near 1: the batch is CPU-bound, only cheaper photos go faster
+        "cpu_bound_photos_per_s": round(cores * n / max(in_process_cpu, 1e-9), 3),
+        "steady_over_cpu_bound": round(steady * in_process_cpu / (cores * n), 3),
         "note": "batch_photos_per_s includes the analysis processes' start and writing params.json/provenance"
                 ".json; batch_steady_photos_per_s is the rate once they run (the larger batch's photos after its "
                 "first quarter)",

@@ -195,3 +195,6 @@ def test_the_batch_bench_reports_a_steady_rate_from_its_larger_batch(monkeypatch
     assert steady > 0 and start >= 0
     # the larger batch cannot have run faster than its steady part allows
     assert found["batch_larger"]["seconds"] >= 0.5 * 8 / steady
+    # the CPU bound is the cores over one process's CPU a photo, and the ratio is steady over it
+    bound = found["cpu_bound_photos_per_s"]
+    assert bound > 0 and found["steady_over_cpu_bound"] == pytest.approx(steady / bound, rel=0.01, abs=0.002)
