@@ -335,3 +335,15 @@ def test_models_are_cached_and_thread_safe(astronaut, astronaut_analysis):
     for result in results:
         np.testing.assert_allclose(result.landmarks_68, astronaut_analysis.landmarks_68)
         np.testing.assert_allclose(result.embedding, astronaut_analysis.embedding, atol=1e-6)
+
+
+def test_is_greyscale_answers_as_the_int16_difference_did():
+    from face2param.faces.regions import is_greyscale
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        grey = rng.integers(0, 256, (17, 23, 1))
+        noise = rng.integers(-3, 4, (17, 23, 3)) * (rng.random((17, 23, 3)) < 0.01 * (trial % 4))
+        rgb = np.clip(grey + noise, 0, 255).astype(np.uint8)
+        expected = bool(np.abs(rgb.astype(np.int16) - rgb[:, :, :1]).max() <= 2)
+        assert is_greyscale(rgb) == expected
