@@ -182,3 +182,17 @@ def test_the_pixel_grid_in_the_face_frame_is_to_frame_of_every_pixel_bit_for_bit
         expected = to_frame(np.stack([xx, yy], -1), origin, axis, iod)
         found = pixel_grid_to_frame(height, width, origin, axis, iod)
         assert found.dtype == expected.dtype and np.array_equal(found, expected)
+
+
+def test_colour_distance_is_the_norm_bit_for_bit_in_its_dtype():
+    """The per-plane, in-place sum gives np.linalg.norm(pixels - colour, axis=-1) exactly, in the dtype
+    that subtraction has, for every kind of colour the cues pass (tuples, float32 / float64 / int arrays)."""
+    from face2param.faces.appearance import colour_distance
+
+    rng = np.random.default_rng(1)
+    pixels = (rng.random((40, 50, 3)) * 255).astype(np.float32)
+    for colour in ([10, 20, 30], (1.5, 2.5, 3.5), np.array([5, 6, 7], np.float32), np.array([5.1, 6.2, 7.3]),
+                   np.array([9, 8, 7], np.int64)):
+        expected = np.linalg.norm(pixels - colour, axis=-1)
+        found = colour_distance(pixels, colour)
+        assert found.dtype == expected.dtype and np.array_equal(found, expected), colour

@@ -145,10 +145,16 @@ def _hair_like(crop, skin, hair, config) -> np.ndarray:
 
 def colour_distance(pixels: np.ndarray, colour) -> np.ndarray:
     """(..., 3) float32 pixels -> (...) Euclidean distance to `colour`: np.linalg.norm(pixels - colour,
-    axis=-1) bit for bit (the same products, summed in the same order), ~3x faster (a reduction over a
-    3-long last axis is numpy's slow case)."""
-    d = pixels - colour
-    return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2])
+    axis=-1) bit for bit (the same differences and products, summed in the same order, in the dtype
+    `pixels - colour` has). Each channel's difference is a contiguous plane and the sum is made in place:
+    ~10x faster than the norm (a reduction over a 3-long last axis is numpy's slow case), ~3.5x faster
+    than the same sum over strided views of one difference image."""
+    colour = np.asarray(colour)  # numpy scalars below promote as the whole array would
+    planes = [pixels[..., k] - colour[k] for k in range(3)]
+    total = planes[0] * planes[0]
+    total += planes[1] * planes[1]
+    total += planes[2] * planes[2]
+    return np.sqrt(total, out=total)
 
 
 def _cells(uv, mask, x_edges, y_edges, counted=None) -> np.ndarray:
