@@ -253,7 +253,8 @@ def test_clip_query_with_the_tiny_clip_renders_and_caches(preview, anny_body, tm
     from avatarclip_core.clip import tiny_test_scorer
     from avatarclip_core.shape import query as query_module
 
-    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path / "user"))
     n = 12
     small = dataclasses.replace(preview, entries=preview.entries[:n], latents=preview.latents[:n],
                                 counts=preview.counts[:n], descriptions=preview.descriptions[:n],
@@ -266,8 +267,9 @@ def test_clip_query_with_the_tiny_clip_renders_and_caches(preview, anny_body, tm
     feats, neutral = q.clip_features(scorer)
     assert feats.shape == (n, 64) and neutral.shape == (64,)
     assert not torch.allclose(feats[0], feats[1])  # different bodies, different renders
-    cached = list((tmp_path / "cache" / "shape_clip").glob("*.npz"))
+    cached = list((tmp_path / "user" / "shape_clip").glob("*.npz"))  # one per user, not per data folder
     assert len(cached) == 1 and small.fingerprint in cached[0].name
+    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path / "another-data-folder"))
 
     def no_render(*args, **kwargs):
         raise AssertionError("features should come from the cache")

@@ -5,7 +5,7 @@ Two scorers, both relative to a neutral body and a neutral text (``t_n`` = "a pe
 - "clip": every code-book body and the neutral body are rendered from the front with a fixed
   camera (so height differences stay visible) and uniform clay shading, and encoded with CLIP;
   ``s_i = cos(f_I(i) - f_I(neutral), f_T(text) - f_T(t_n))`` (Eq. 4). Render features are cached
-  per code-book and CLIP model in ``$AVATAR_DATA_DIR/cache/shape_clip``.
+  per code-book and CLIP model in the user cache folder (``paths.user_cache_dir``, ``shape_clip``).
 - "text" (offline): every entry is described in words from its phenotypes (describe.py) and the
   same relative cosine is taken between sentence embeddings: ``cos(E(desc_i) - E(desc_neutral),
   E(text) - E(t_n))``.
@@ -200,11 +200,12 @@ class ShapeQuery:
             return feats
 
     def _clip_cache_path(self, scorer_name: str, size: int):
-        from avatarclip_core.paths import cache_dir
+        from avatarclip_core.paths import user_cache_dir
 
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scorer_name)[:40]
         digest = hashlib.sha1(scorer_name.encode()).hexdigest()[:8]
-        return cache_dir("shape_clip") / f"{self.artifacts.fingerprint}-{slug}-{digest}-{size}.npz"
+        # keyed by the code-book's content and the model: one cache per user, as the pose code-book's
+        return user_cache_dir("shape_clip") / f"{self.artifacts.fingerprint}-{slug}-{digest}-{size}.npz"
 
     @torch.no_grad()
     def _compute_clip_features(self, scorer, size: int) -> tuple[torch.Tensor, torch.Tensor]:
