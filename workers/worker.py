@@ -63,6 +63,9 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=loop, name="parent-watch", daemon=True).start()
 
 
+REGISTER_TIMEOUT_S = 30.0  # the longest a starting worker waits for its first heartbeat to be stored
+
+
 def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | None = None, *,
                loglevel: str = "INFO", logfile: str | None = None, settings: Settings | None = None,
                hostname: str | None = None, exit_with_parent: int | None = None) -> None:
@@ -103,30 +106,40 @@ def run_worker(queues: str | Sequence[str] | None = None, concurrency: int | Non
     stopping = threading.Event()
     node_name: list[str] = []
 
-    def heartbeat(node: str) -> None:
+    def heartbeat(node: str, registered: threading.Event) -> None:
         # The job store learns every heartbeat_interval that this worker is alive; the same round
         # closes the runs of workers that are not and queues their jobs again (any live worker
         # does it: a worker cannot report its own death).
-        from workers.api import JobAPI
-
-        api = JobAPI(settings)
         host, pid = socket.gethostname(), os.getpid()
+        api = None
         while not stopping.is_set():
             try:
+                if api is None:
+                    from workers.api import JobAPI
+
+                    api = JobAPI(settings)
                 api.store.heartbeat(node, host, pid)
+                registered.set()
                 if stopping.is_set():  # shutting down meanwhile: on_shutdown's 'stopped' must win
                     api.store.worker_gone("stopped", node=node)
                     return
                 api.recover_lost_runs()
             except Exception as exc:  # noqa: BLE001  (a busy store or broker: next round)
                 log.warning("heartbeat round failed: %s: %s", type(exc).__name__, exc)
+            registered.set()  # tried once: on_ready waits no longer, later rounds retry
             stopping.wait(settings.heartbeat_interval)
 
     def on_ready(sender=None, **_):
         node = getattr(sender, "hostname", None)
         if node:
             node_name.append(node)
-            threading.Thread(target=heartbeat, args=(node,), name="heartbeat", daemon=True).start()
+            registered = threading.Event()
+            threading.Thread(target=heartbeat, args=(node, registered), name="heartbeat", daemon=True).start()
+            # Consume (and say ready) only once the store knows this worker: the runs of a worker without
+            # a row are left to the visibility timeout, so a worker killed before its first beat (seen in
+            # CI under load, PostgreSQL) left its job stuck for minutes instead of retried at once. This
+            # handler runs on the consumer's loop, which takes no message meanwhile.
+            registered.wait(REGISTER_TIMEOUT_S)
         if settings.requeue_interval > 0:
             threading.Thread(target=sweep_lost_jobs, name="requeue-lost", daemon=True).start()
         marker.parent.mkdir(parents=True, exist_ok=True)
