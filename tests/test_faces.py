@@ -124,6 +124,26 @@ def test_two_faces_take_the_larger_with_a_warning(astronaut, astronaut_analysis)
     assert identity_distance(result.embedding, astronaut_analysis.embedding) < 0.6
 
 
+def test_the_full_range_detector_runs_only_where_no_confident_close_face_was_found(astronaut, monkeypatch):
+    """A portrait: the short-range model's confident face ends the search (full range would find it again);
+    the same face small in a wide canvas, or the knob at 0: every model runs."""
+    import dataclasses
+
+    from face2param.faces import detect
+
+    ran: list[str] = []
+    real = detect._mediapipe_boxes
+    monkeypatch.setattr(detect, "_mediapipe_boxes", lambda image, model, score: ran.append(model) or real(image, model, score))
+    config = DetectionConfig()
+    portrait = np.ascontiguousarray(astronaut[30:330, 75:375])  # the 95 px face is ~1/3 of the side
+    assert len(detect.detect_faces(portrait, config)) == 1 and ran == ["short_range"]
+    ran.clear()
+    assert detect.detect_faces(portrait, dataclasses.replace(config, close_face_fraction=0.0)) and \
+        ran == ["short_range", "full_range"]
+    ran.clear()
+    assert detect.detect_faces(astronaut, config) and ran == ["short_range", "full_range"]  # under a fifth
+
+
 def test_face_smaller_than_the_minimum_names_both_sizes(astronaut, astronaut_analysis):
     config = DetectionConfig(min_face_px=200)
     with pytest.raises(FaceTooSmallError, match=r"only \d+ px across; at least 200 px"):

@@ -1,6 +1,6 @@
 """Face detection: mediapipe's two detectors (short range, tuned for selfies; full range, for
-smaller faces in wider shots) merged, dlib's HOG detector when neither finds anything. Several
-faces -> the largest, with a warning."""
+smaller faces in wider shots, skipped when the first finds a confident close face) merged, dlib's HOG
+detector when neither finds anything. Several faces -> the largest, with a warning."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -64,14 +64,23 @@ class Detection:
 def detect_faces(image: np.ndarray, config: DetectionConfig = DetectionConfig()) -> list[FaceBox]:
     """Every face found, largest first (may be empty): mediapipe's detectors merged, else HOG."""
     height, width = image.shape[:2]
-    found = [box for model in config.mediapipe_models
-             for box in _mediapipe_boxes(image, model, config.min_confidence)]
+    found: list[FaceBox] = []
+    for index, model in enumerate(config.mediapipe_models):
+        if index and _close_face(found, min(height, width), config):
+            break  # a portrait: the later (farther-range) models would find the same face again
+        found += _mediapipe_boxes(image, model, config.min_confidence)
     boxes = _without_duplicates(found, config.duplicate_overlap)
     if not boxes and config.use_hog_fallback:
         boxes = _hog_boxes(image, config)
     boxes = [b.clipped(width, height) for b in boxes]
     boxes = [b for b in boxes if b.width > 1 and b.height > 1]
     return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+
+def _close_face(boxes: list[FaceBox], short_side: int, config: DetectionConfig) -> bool:
+    """Whether a confident face spans at least `close_face_fraction` of the photo's shorter side."""
+    return config.close_face_fraction > 0 and any(
+        b.score >= config.close_face_score and b.size >= config.close_face_fraction * short_side for b in boxes)
 
 
 def detect_face(image: np.ndarray, config: DetectionConfig = DetectionConfig()) -> Detection:
