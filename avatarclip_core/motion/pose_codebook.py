@@ -167,8 +167,9 @@ def codebook_clip_features(book: PoseCodebook, scorer, posed: PosedBody, azimuth
     dtype = inference_dtype(precision, str(scorer.device))
     size = int(getattr(scorer, "render_size", 224))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scorer.name)[:40]
-    views = f"{scorer.name}|{size}|{list(azimuths)}|{sorted(CAMERA.items())}"
-    key = hashlib.sha1((views if dtype == torch.float32 else f"{views}|{dtype}").encode()).hexdigest()[:10]
+    # what the features depend on; fp32 keeps the key it had before precisions existed (caches stay valid)
+    source = f"{scorer.name}|{size}|{list(azimuths)}|{sorted(CAMERA.items())}"
+    key = hashlib.sha1((source if dtype == torch.float32 else f"{source}|{dtype}").encode()).hexdigest()[:10]
     path = user_cache_dir("motion_clip") / f"{book.fingerprint}-{slug}-{key}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path))
