@@ -367,3 +367,15 @@ def test_is_greyscale_answers_as_the_int16_difference_did():
         rgb = np.clip(grey + noise, 0, 255).astype(np.uint8)
         expected = bool(np.abs(rgb.astype(np.int16) - rgb[:, :, :1]).max() <= 2)
         assert is_greyscale(rgb) == expected
+
+
+@pytest.mark.parametrize("key, value", [("faces.detection.close_face_fraction", -0.1),
+                                        ("faces.detection.close_face_fraction", 1.5),
+                                        ("faces.detection.close_face_score", "high")])
+def test_bad_close_face_settings_are_refused_by_name(key, value):
+    """Checked where a config is built (CLI, API, worker): one error naming the key, before any photo is read."""
+    from avatar_studio.pipelines.photo import load_photo_config
+    from avatarclip_core.config.core import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_photo_config("preview", {key: value})

@@ -174,3 +174,13 @@ def test_codebook_features_are_cached_per_precision(tmp_path, monkeypatch):
 def test_paper_values_are_documented():
     values = paper_values()
     assert values["codebook.size"] == 4096 and values["iterations"] == 5000 and values["top_k"] == 5
+
+
+@pytest.mark.parametrize("value", ["fp64", 16, ""])
+def test_a_bad_codebook_precision_is_refused_by_name(value):
+    """Checked where a config is built (CLI, API, worker), before any model loads."""
+    from avatar_studio.pipelines.text import load_text_config
+    from avatarclip_core.config.core import ConfigError
+
+    with pytest.raises(ConfigError, match=r"motion_gen\.codebook_precision"):
+        load_text_config("preview", {"motion_gen.codebook_precision": value})
