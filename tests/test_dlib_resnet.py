@@ -1,4 +1,5 @@
-"""The numpy copy of dlib's face-recognition ResNet (faces/dlib_resnet.py) gives dlib's own descriptors,
+"""Our run of dlib's face-recognition ResNet (faces/dlib_resnet.py: its weights as an ONNX graph for
+OpenCV's DNN module, faces/onnx_graph.py) gives dlib's own descriptors,
 on real faces (scikit-image's astronaut, and ../shared/data/faces-identity where it exists), and a
 damaged model file fails with a message that says what to reinstall."""
 from __future__ import annotations
@@ -74,19 +75,14 @@ def test_damaged_model_file_says_what_to_reinstall(tmp_path, damage):
     assert str(path) in str(error.value)
 
 
-def test_descriptors_from_many_threads_agree_and_leave_the_blas_threads_as_they_were():
-    """The network limits BLAS to one thread while it runs, a process-wide setting: calls from several
-    threads (a threaded web server) must not leave the process on the wrong thread count."""
+def test_descriptors_from_many_threads_agree():
+    """One OpenCV Net runs one forward at a time (the model's lock): calls from several threads (a
+    threaded web server) all get the one descriptor a single call gets."""
     import threading
-
-    from threadpoolctl import threadpool_info
-
-    def blas_threads():
-        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
     pixels = skimage.data.astronaut()
     analysis = analyse_face(pixels)
-    before, results = blas_threads(), []
+    single, results = dlib_embedding(pixels, analysis.landmarks_68, analysis.box), []
 
     def run():
         for _ in range(5):
@@ -97,5 +93,34 @@ def test_descriptors_from_many_threads_agree_and_leave_the_blas_threads_as_they_
         t.start()
     for t in threads:
         t.join(120)
-    assert len(results) == 20 and all(np.array_equal(r, results[0]) for r in results)
-    assert blas_threads() == before
+    assert len(results) == 20 and all(np.array_equal(r, single) for r in results)
+
+
+def test_onnx_graph_bytes_run_in_opencv_as_numpy_computes_them():
+    """The hand-written ONNX encoding on its own: int and int-list attributes, initialisers, a Pad's
+    int64 constant and a symbolic batch axis, against the same sums in numpy."""
+    import cv2
+
+    from face2param.faces.onnx_graph import OnnxGraph
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
+    bias = rng.normal(size=4).astype(np.float32)
+    graph = OnnxGraph()
+    y = graph.add("Conv", ["x", graph.constant(weight), graph.constant(bias)], kernel_shape=(3, 3),
+                  strides=(2, 2), pads=(1, 1, 1, 1))
+    y = graph.add("Pad", [graph.add("Relu", [y]), graph.constant(np.array([0, 0, 0, 0, 0, 2, 1, 0], dtype=np.int64))])
+    net = cv2.dnn.readNetFromONNX(np.frombuffer(graph.to_bytes("x", ("N", 2, 7, 7), y, ("N", 6, 5, 4)), np.uint8))
+    x = rng.normal(size=(2, 2, 7, 7)).astype(np.float32)
+    net.setInput(x)
+    got = net.forward()
+
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    conv = np.zeros((2, 4, 4, 4), np.float32)
+    for i in range(4):
+        for j in range(4):
+            window = padded[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+            conv[:, :, i, j] = np.einsum("nchw,ochw->no", window, weight) + bias
+    expected = np.pad(np.maximum(conv, 0), ((0, 0), (0, 2), (0, 1), (0, 0)))
+    assert got.shape == (2, 6, 5, 4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -1,11 +1,12 @@
-"""dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1.dat) run in numpy.
+"""dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1.dat) run by OpenCV's DNN module.
 
 The same network and weights as `dlib.face_recognition_model_v1`, read from the same file, on the
 same 150 px face chip (dlib.get_face_chip cuts it): the descriptors agree with dlib's to ~1e-6
 (tests/test_dlib_resnet.py). Why not dlib's own: its CPU convolutions take ~60 ms a face on this
-machine, more than half of a photo's whole analysis; im2col + BLAS here takes a fraction of that,
-and a batch of chips shares each layer's matrix products. numpy only, so the analysis still runs
-in a process that never imports torch (the cold `avatar photo` forks it before torch loads).
+machine, more than half of a photo's whole analysis. The weights are written into an ONNX graph in
+memory (faces/onnx_graph.py) that cv2.dnn runs in ~8 ms of CPU a face (numpy's im2col and BLAS took
+~12-13, measured side by side); cv2 is already the analysis's, so the analysis still runs in a
+process that never imports torch (the cold `avatar photo` forks it before torch loads).
 
 The file is dlib's own serialisation of its `anet_type` (dnn_face_recognition_ex.cpp): the network's
 add_layer versions from the loss inwards, then each layer's details from the input outwards. We read
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from face2param.faces.errors import UserInputError
+from face2param.faces.onnx_graph import OnnxGraph
 
 CHIP_SIZE = 150  # dlib's input_rgb_image_sized<150>
 CHIP_PADDING = 0.25  # compute_face_descriptor's chip padding
@@ -36,78 +38,77 @@ class DlibModelFileError(UserInputError):
 
 @dataclass
 class _Conv:
-    weight: np.ndarray  # (kh * kw * C, out), the affine that follows folded in
+    weight: np.ndarray  # (out, C, kh, kw) float32, the affine that follows folded in
     bias: np.ndarray  # (out,)
-    size: int
     stride: int
     padding: int
 
 
 class DlibFaceResNet:
-    """descriptors(chips (N, 150, 150, 3) uint8 RGB) -> (N, 128) float64, dlib's raw descriptors."""
+    """descriptors(chips (N, 150, 150, 3) uint8 RGB) -> (N, 128) float64, dlib's raw descriptors.
+    One forward at a time (OpenCV's Net is not re-entrant): callers in threads take the model's lock."""
 
     def __init__(self, path: str | Path):
         layers = _read_layers(Path(path))
         try:
-            self.mean_rgb, self.stem, self.stem_pool, self.blocks, self.fc = _assemble(layers)
+            self.mean_rgb, stem, stem_pool, blocks, fc = _assemble(layers)
         except (AssertionError, IndexError, KeyError, ValueError) as exc:
             raise DlibModelFileError(
                 f"{path} is not dlib's face recognition ResNet (dlib_face_recognition_resnet_model_v1"
                 f".dat, from the face_recognition_models package): {exc}") from exc
-        from threadpoolctl import ThreadpoolController
+        import cv2
 
-        self._blas = ThreadpoolController()
+        self._net = cv2.dnn.readNetFromONNX(np.frombuffer(_onnx(stem, stem_pool, blocks, fc), dtype=np.uint8))
 
     def descriptors(self, chips: np.ndarray) -> np.ndarray:
         chips = np.asarray(chips)
         if chips.ndim == 3:
             chips = chips[None]
         assert chips.shape[1:] == (CHIP_SIZE, CHIP_SIZE, 3), chips.shape
-        # one BLAS thread: OpenBLAS's second thread gave no faster descriptors on 2 cores (13 ms a face
-        # either way, measured) and twice the CPU (it spins), which a batch or a worker needs for the
-        # next photo. The limit is process-wide: callers in threads take the model's lock (models.py)
-        with self._blas.limit(limits=1, user_api="blas"):
-            return self._descriptors(chips)
-
-    def _descriptors(self, chips: np.ndarray) -> np.ndarray:
-        x = (chips.astype(np.float32) - self.mean_rgb) / np.float32(256.0)  # NHWC
-        x = np.maximum(_conv(x, self.stem), 0)
-        x = _pool(x, *self.stem_pool, np.max)
-        for first, second, pool in self.blocks:
-            y = _conv(np.maximum(_conv(x, first), 0), second)
-            skip = x if pool is None else _pool(x, *pool, np.mean)
-            x = np.maximum(_add_zero_padded(y, skip), 0)
-        return (x.mean(axis=(1, 2)) @ self.fc).astype(np.float64)
+        x = (chips.astype(np.float32) - self.mean_rgb) / np.float32(256.0)  # dlib's input layer
+        self._net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        return self._net.forward().reshape(len(chips), -1).astype(np.float64)
 
 
-def _conv(x: np.ndarray, conv: _Conv) -> np.ndarray:
-    """NHWC convolution (cross-correlation, as dlib's) by im2col and one matrix product."""
-    k, s, p = conv.size, conv.stride, conv.padding
-    if p:
-        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::s, ::s]
-    n, h, w = windows.shape[:3]
-    # rows of (kh, kw, C), as the weights are laid out: the copy moves whole channel runs (C floats
-    # that lie together in x), ~2x faster than (C, kh, kw) rows gathered a float at a time
-    columns = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * h * w, -1)
-    return (columns @ conv.weight + conv.bias).reshape(n, h, w, -1)
+def _onnx(stem: _Conv, stem_pool: tuple, blocks: list, fc: np.ndarray) -> bytes:
+    """The network as ONNX for OpenCV's DNN module: its convolutions take ~8 ms of CPU a face here,
+    where im2col and one BLAS product a layer in numpy took ~12-13 and dlib's own ~60 (descriptors
+    within ~1e-6 of dlib's). NCHW; `shape` follows (C, H, W) for the zero-padded residual sums."""
+    graph = OnnxGraph()
 
+    def conv(x, layer: _Conv, shape):
+        out, _, size, _ = layer.weight.shape
+        y = graph.add("Conv", [x, graph.constant(layer.weight), graph.constant(layer.bias)],
+                      kernel_shape=(size, size), strides=(layer.stride,) * 2, pads=(layer.padding,) * 4)
+        side = [(s + 2 * layer.padding - size) // layer.stride + 1 for s in shape[1:]]
+        return y, (out, *side)
 
-def _pool(x: np.ndarray, size: int, stride: int, padding: int, reduce) -> np.ndarray:
-    assert padding == 0, "dlib pools with stride 2 pad nothing"
-    windows = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))[:, ::stride, ::stride]
-    return reduce(windows, axis=(-2, -1)).astype(np.float32)
+    def pool(x, window, op_type, shape):
+        size, stride, padding = window
+        assert padding == 0, "dlib pools with stride 2 pad nothing"
+        y = graph.add(op_type, [x], kernel_shape=(size, size), strides=(stride, stride))
+        return y, (shape[0], *[(s - size) // stride + 1 for s in shape[1:]])
 
+    def padded_to(x, shape, target):
+        """dlib's add_prev sums over the larger extent of each axis, the smaller tensor zero-filled past
+        its end (a stride-2 block of 8 px gives 3 px, its pooled skip 4 px; its channels double)."""
+        if shape == target:
+            return x
+        ends = [t - s for s, t in zip(shape, target)]
+        return graph.add("Pad", [x, graph.constant(np.array([0] * 4 + [0, *ends], dtype=np.int64))])
 
-def _add_zero_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """dlib's add_prev: the sum over the larger extent of each axis, the smaller tensor zero-filled
-    past its end (a stride-2 block of 8 px gives 3 px, its pooled skip 4 px)."""
-    if a.shape == b.shape:
-        return a + b
-    out = np.zeros([max(i, j) for i, j in zip(a.shape, b.shape)], dtype=np.float32)
-    out[tuple(slice(0, d) for d in a.shape)] += a
-    out[tuple(slice(0, d) for d in b.shape)] += b
-    return out
+    x, shape = conv("chips", stem, (3, CHIP_SIZE, CHIP_SIZE))
+    x, shape = pool(graph.add("Relu", [x]), stem_pool, "MaxPool", shape)
+    for first, second, skip_pool in blocks:
+        y, y_shape = conv(x, first, shape)
+        y, y_shape = conv(graph.add("Relu", [y]), second, y_shape)
+        skip, skip_shape = (x, shape) if skip_pool is None else pool(x, skip_pool, "AveragePool", shape)
+        target = tuple(max(a, b) for a, b in zip(y_shape, skip_shape))
+        x = graph.add("Relu", [graph.add("Add", [padded_to(y, y_shape, target), padded_to(skip, skip_shape, target)])])
+        shape = target
+    features = graph.add("Flatten", [graph.add("GlobalAveragePool", [x])])
+    output = graph.add("MatMul", [features, graph.constant(fc)])
+    return graph.to_bytes("chips", ("N", 3, CHIP_SIZE, CHIP_SIZE), output, ("N", fc.shape[1]))
 
 
 def _assemble(layers: list[tuple[str, dict]]):
@@ -131,9 +132,8 @@ def _assemble(layers: list[tuple[str, dict]]):
         weight = con["params"][:filters * con["inputs"] * size * size].reshape(filters, con["inputs"], size, size)
         bias = con["params"][weight.size:]
         assert bias.size == filters and gamma.size == filters
-        weight = weight.transpose(0, 2, 3, 1).reshape(filters, -1)  # dlib's (out, C, kh, kw) -> (out, kh, kw, C)
-        return _Conv((weight * gamma[:, None]).T.copy(), (bias * gamma + beta).astype(np.float32),
-                     size, stride, con["padding"])
+        return _Conv((weight * gamma[:, None, None, None]).astype(np.float32), (bias * gamma + beta).astype(np.float32),
+                     stride, con["padding"])
 
     mean_rgb = take("input")["mean_rgb"]
     stem = conv_with_affine(32, 2)
@@ -145,7 +145,7 @@ def _assemble(layers: list[tuple[str, dict]]):
     assert take("avg_pool")["window"][0] == 0  # avg_pool_everything
     fc = take("fc")
     assert fc["params"].size == 256 * 128, fc["params"].size
-    return mean_rgb, stem, stem_pool, blocks, fc["params"].reshape(256, 128)
+    return mean_rgb, stem, stem_pool, blocks, fc["params"].reshape(256, 128).astype(np.float32)
 
 
 class _Reader:

@@ -35,7 +35,7 @@ def dlib_embedding(image: np.ndarray, points_68: np.ndarray, box: FaceBox,
 
     chip = dlib.get_face_chip(crop, shape, size=CHIP_SIZE, padding=CHIP_PADDING)  # what dlib's network sees
     network = models.dlib_face_resnet()
-    with network.lock:  # its BLAS thread limit is the process's: one call at a time sets and restores it
+    with network.lock:  # one OpenCV Net runs one forward at a time
         return network.model.descriptors(chip)[0]
 
 
