@@ -27,40 +27,48 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _integer(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
+# Messages are lists of byte chunks joined once at the end: a nested message's length is the sum of its
+# chunks' lengths, so the weights (megabytes) are copied once, not once per level of nesting.
+Chunks = list
 
 
-def _bytes(number: int, payload: bytes | str) -> bytes:
-    payload = payload.encode() if isinstance(payload, str) else payload
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+def _integer(number: int, value: int) -> Chunks:
+    return [_varint(number << 3), _varint(value)]
 
 
-def _tensor(name: str, array: np.ndarray) -> bytes:
-    array = np.ascontiguousarray(array)
-    kind = {np.dtype(np.float32): _FLOAT, np.dtype(np.int64): _INT64}[array.dtype]
-    dims = b"".join(_integer(1, d) for d in array.shape)
-    return dims + _integer(2, kind) + _bytes(8, name) + _bytes(9, array.astype(array.dtype.newbyteorder("<")).tobytes())
+def _message(number: int, payload: Chunks | bytes | str) -> Chunks:
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if not isinstance(payload, list):
+        payload = [payload]
+    return [_varint(number << 3 | 2), _varint(sum(len(c) for c in payload)), *payload]
 
 
-def _attribute(name: str, value: int | tuple[int, ...]) -> bytes:
+def _tensor(name: str, array: np.ndarray) -> Chunks:
+    kind = {np.dtype(np.float32): _FLOAT, np.dtype(np.int64): _INT64}[np.asarray(array).dtype]
+    array = np.ascontiguousarray(array, dtype=np.asarray(array).dtype.newbyteorder("<"))
+    dims = [c for d in array.shape for c in _integer(1, d)]
+    return dims + _integer(2, kind) + _message(8, name) + _message(9, memoryview(array).cast("B"))
+
+
+def _attribute(name: str, value: int | tuple[int, ...]) -> Chunks:
     if isinstance(value, int):
-        return _bytes(1, name) + _integer(3, value) + _integer(20, _ATTRIBUTE_INT)
-    return _bytes(1, name) + b"".join(_integer(8, v) for v in value) + _integer(20, _ATTRIBUTE_INTS)
+        return _message(1, name) + _integer(3, value) + _integer(20, _ATTRIBUTE_INT)
+    return _message(1, name) + [c for v in value for c in _integer(8, v)] + _integer(20, _ATTRIBUTE_INTS)
 
 
-def _value_info(name: str, shape: tuple[int | str, ...]) -> bytes:
-    dims = b"".join(_bytes(1, _bytes(2, d) if isinstance(d, str) else _integer(1, d)) for d in shape)
-    tensor_type = _integer(1, _FLOAT) + _bytes(2, dims)
-    return _bytes(1, name) + _bytes(2, _bytes(1, tensor_type))
+def _value_info(name: str, shape: tuple[int | str, ...]) -> Chunks:
+    dims = [c for d in shape for c in _message(1, _message(2, d) if isinstance(d, str) else _integer(1, d))]
+    tensor_type = _integer(1, _FLOAT) + _message(2, dims)
+    return _message(1, name) + _message(2, _message(1, tensor_type))
 
 
 @dataclass
 class OnnxGraph:
     """Nodes in execution order; `add` returns the new node's output name for the next node's input."""
 
-    nodes: list[bytes] = field(default_factory=list)
-    initializers: list[bytes] = field(default_factory=list)
+    nodes: list[Chunks] = field(default_factory=list)
+    initializers: list[Chunks] = field(default_factory=list)
     _count: int = 0
 
     def _name(self, prefix: str) -> str:
@@ -74,15 +82,16 @@ class OnnxGraph:
 
     def add(self, op_type: str, inputs: list[str], **attributes: int | tuple[int, ...]) -> str:
         output = self._name(op_type.lower())
-        node = b"".join(_bytes(1, i) for i in inputs) + _bytes(2, output) + _bytes(3, output) + _bytes(4, op_type)
-        node += b"".join(_bytes(5, _attribute(k, v)) for k, v in attributes.items())
+        node = [c for i in inputs for c in _message(1, i)] + _message(2, output) + _message(3, output)
+        node += _message(4, op_type) + [c for k, v in attributes.items() for c in _message(5, _attribute(k, v))]
         self.nodes.append(node)
         return output
 
     def to_bytes(self, input_name: str, input_shape: tuple[int | str, ...], output: str,
                  output_shape: tuple[int | str, ...]) -> bytes:
-        graph = b"".join(_bytes(1, n) for n in self.nodes) + _bytes(2, "graph")
-        graph += b"".join(_bytes(5, t) for t in self.initializers)
-        graph += _bytes(11, _value_info(input_name, input_shape)) + _bytes(12, _value_info(output, output_shape))
-        opset = _bytes(1, "") + _integer(2, _OPSET)
-        return _integer(1, _IR_VERSION) + _bytes(2, "avatar-studio") + _bytes(7, graph) + _bytes(8, opset)
+        graph = [c for n in self.nodes for c in _message(1, n)] + _message(2, "graph")
+        graph += [c for t in self.initializers for c in _message(5, t)]
+        graph += _message(11, _value_info(input_name, input_shape)) + _message(12, _value_info(output, output_shape))
+        opset = _message(1, "") + _integer(2, _OPSET)
+        model = _integer(1, _IR_VERSION) + _message(2, "avatar-studio") + _message(7, graph) + _message(8, opset)
+        return b"".join(model)
