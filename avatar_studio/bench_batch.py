@@ -77,7 +77,9 @@ def bench_photo_batch(count: int = 20, method: str = "oneshot", repeat: int = 4)
         in_process = run_photo_batch(photos, config, Path(tmp) / "out0", processes=0)
         in_process_cpu = _cpu_s() - cpu
     n = len(photos)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from avatarclip_core.device import usable_cores
+
+    cores = usable_cores()  # what the batch sizes its pool by
     # the rate once the larger batch runs: its photos after the first quarter over the time they took (a
     # long batch also analyses in this process when the pool is behind, which a short one does not)
     first = len(finished) // 4

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from pathlib import Path
 from typing import Iterator
 
 from avatarclip_core.errors import UserInputError
@@ -53,6 +54,36 @@ def torch_threads(count: int) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def usable_cores(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The cores this process may use: the CPUs it is allowed to run on (a container's cpuset, `taskset`),
+    capped by a cgroup CPU quota (`docker run --cpus 2`: v2 cpu.max, v1 cpu.cfs_quota_us / period),
+    rounded up. os.cpu_count() is the host's count, which would size a pool of photo analysis
+    processes (~0.3 GB each) for 64 cores inside a 2-core container."""
+    import math
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_cpu_quota(Path(cgroup_root))
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _cgroup_cpu_quota(root: Path) -> float | None:
+    """CPUs' worth of the cgroup's CFS quota, or None without one (unreadable files count as none)."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]  # v2: "max 100000" or "200000 100000"
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())  # v1: -1 = none
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -31,6 +31,31 @@ def test_photos_are_collected_from_folders_and_files_and_named_uniquely(tmp_path
     assert [default_analysis_processes(n, cores) for n, cores in ((20, 2), (20, 8), (3, 8), (1, 8), (20, 1))] == [1, 7, 3, 0, 0]
 
 
+def test_usable_cores_follow_the_cgroup_quota_and_the_affinity(tmp_path, monkeypatch):
+    """The batch's pool is sized by the cores a container grants (its CPU quota, its cpuset), not the
+    host's count: 63 analysis processes in a 2-core container would take ~19 GB."""
+    from avatarclip_core.device import usable_cores
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))  # a 64-core host, no cpuset
+    assert usable_cores(str(tmp_path)) == 64  # no cgroup files: no quota
+    (tmp_path / "cpu.max").write_text("max 100000\n")  # cgroup v2, unlimited
+    assert usable_cores(str(tmp_path)) == 64
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # docker run --cpus 1.5
+    assert usable_cores(str(tmp_path)) == 2
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")  # cgroup v1, 4 CPUs
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cores(str(tmp_path)) == 4
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert usable_cores(str(tmp_path)) == 64
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})  # taskset / a cpuset of 2
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("800000\n")
+    assert usable_cores(str(tmp_path)) == 2
+    (tmp_path / "cpu.max").write_text("garbage")  # unreadable quota: the affinity alone
+    assert usable_cores(str(tmp_path)) == 2
+
+
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("batch_in")

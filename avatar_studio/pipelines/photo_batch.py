@@ -88,8 +88,12 @@ def default_analysis_processes(photos: int, cores: int | None = None) -> int:
     """Analysis processes beside this one, which fits: one per core but one (at most one per photo),
     none on one core. Measured on 2 cores, `avatar photo DIR --method oneshot`, wall from the shell:
     61 photos 9.2 s with one analysis process, 11.1 s with none; 3 photos 3.3 s and 3.8 s (the child
-    loads the face models while this process loads the engine)."""
-    cores = cores or os.cpu_count() or 1
+    loads the face models while this process loads the engine). `cores`: avatarclip_core.device.usable_cores
+    (a container's CPU limit, not the host's count)."""
+    if not cores:
+        from avatarclip_core.device import usable_cores
+
+        cores = usable_cores()
     return 0 if cores < 2 or photos < 2 else min(cores - 1, photos)
 
 
@@ -136,7 +140,9 @@ class ForkedAnalysis:
         self.config = FaceAnalysisConfig()
         self._conn = self._process = None
         self._answered = False
-        if ("fork" not in multiprocessing.get_all_start_methods() or (os.cpu_count() or 1) < 2
+        from avatarclip_core.device import usable_cores
+
+        if ("fork" not in multiprocessing.get_all_start_methods() or usable_cores() < 2
                 or any(name in sys.modules for name in _NOT_FORKED_WITH)):
             return  # a fork is only safe (and only saves time) before the native libraries start their threads
         context = multiprocessing.get_context("fork")
