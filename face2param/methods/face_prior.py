@@ -112,6 +112,7 @@ class HeadMeshCheck:
         # the last few heads' interior tests ((head vertices, result); up to ~4 MB each at 512 px)
         self._interior_seen: deque = deque(maxlen=3)
         self._measured: deque = deque(maxlen=3)  # the last few `measure` calls: (x, result)
+        self._actives: deque = deque(maxlen=3)  # the last few heads' active hinges: (x, (edges, triangles))
 
     def _interior_through_skin(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, Nh, 3) -> (spots (B, h, w) bool, visible head triangle, nearest skin triangle (B, h, w), -1 =
@@ -177,20 +178,32 @@ class HeadMeshCheck:
         if active is not None:
             return self._active_penalty(x, *active)
         v = self.head.vertices(x)
-        stretch = torch.relu(self._lengths(v) / self.reference - self.soft_edge_ratio) ** 2
+        ratio = self._lengths(v) / self.reference
+        stretch = torch.relu(ratio - self.soft_edge_ratio) ** 2
         n = self._normals(v)
         cos = (n * self.normal).sum(-1) / n.norm(dim=-1).clamp_min(1e-12)
         fold = torch.relu(self.min_cos - cos) ** 2 * self.valid
+        # `active` at this x from the same numbers: the projection's damped step evaluates the head it then
+        # steps to, whose active hinges the next step asks for (a whole head evaluation less per step)
+        with torch.no_grad():
+            found = self._active_indices(ratio, cos)
+        self._actives.append((x.detach().clone(), found))
         return stretch.sum(-1) + fold.sum(-1)
 
     def active(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(edge indices, triangle indices) whose hinge in `penalty` is above 0 at some row of x (B, N)."""
+        return _remembered(self._actives, x, self._active)
+
+    def _active(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             v = self.head.vertices(x)
-            stretched = (self._lengths(v) / self.reference > self.soft_edge_ratio).any(0)
             n = self._normals(v)
-            cos = (n * self.normal).sum(-1) / n.norm(dim=-1).clamp_min(1e-12)
-            folded = ((cos < self.min_cos) & self.valid).any(0)
+            return self._active_indices(self._lengths(v) / self.reference,
+                                        (n * self.normal).sum(-1) / n.norm(dim=-1).clamp_min(1e-12))
+
+    def _active_indices(self, ratio: torch.Tensor, cos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stretched = (ratio > self.soft_edge_ratio).any(0)
+        folded = ((cos < self.min_cos) & self.valid).any(0)
         return stretched.nonzero()[:, 0], folded.nonzero()[:, 0]
 
     def _active_penalty(self, x: torch.Tensor, edges: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
