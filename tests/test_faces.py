@@ -198,6 +198,32 @@ def test_exif_orientation_is_applied(astronaut):
     assert np.abs(loaded.astype(int) - astronaut).mean() < 4
 
 
+@pytest.mark.parametrize("options", [{"quality": 90}, {"quality": 90, "progressive": True},
+                                     {"quality": 95, "subsampling": 0}, {"quality": 80, "subsampling": 1}])
+def test_jpegs_decoded_by_opencv_are_pillows_pixels(astronaut, options):
+    """The upright colour JPEG goes to OpenCV (faces/images._load_with_opencv): bit for bit Pillow's
+    decode; a rotated one, a file with bytes after its end marker, a truncated one go to Pillow."""
+    from face2param.faces import images
+
+    def by_pillow(data):
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+
+    jpeg = _encode(astronaut, "JPEG", **options)
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert images._load_with_opencv(image, jpeg) is not None
+    np.testing.assert_array_equal(load_image(jpeg), by_pillow(jpeg))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = _encode(astronaut, "JPEG", exif=exif.tobytes(), **options)
+    for data in (rotated, jpeg + b"trailer", jpeg[:-100]):
+        with Image.open(io.BytesIO(data)) as image:
+            assert images._load_with_opencv(image, data) is None
+    np.testing.assert_array_equal(load_image(jpeg + b"trailer"), by_pillow(jpeg))
+    with pytest.raises(TruncatedImageError, match="truncated"):
+        load_image(jpeg[:-100])
+
+
 def test_tiff_orientation_tag_matches_pillows_exif_convention(astronaut, tmp_path):
     import tifffile
 

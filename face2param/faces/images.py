@@ -9,6 +9,8 @@ the header, before any pixel data is decoded, so a decompression bomb costs noth
 Big photos are reduced while they are decoded (JPEG draft mode: libjpeg's DCT scaling, at 1/2,
 1/4 or 1/8; other formats: Image.reduce right after decoding) to at most WORK_MAX_PIXELS: a 40 MP
 photo would otherwise cost gigabytes in the analysis, and a face needs no more than a few MP.
+Upright colour JPEGs under that size are decoded by OpenCV instead (the same pixels, faster:
+`_load_with_opencv`).
 
 Messages name a file by its base name only: in the worker that is the upload's hash name, never a
 server path (they reach web clients).
@@ -243,6 +245,8 @@ def _load_with_pillow(data: bytes, name: str, min_side: int, max_pixels: int,
     try:
         _check_size(image.width, image.height, min_side, max_pixels)
         factor = _reduction(image.width, image.height, work_max_pixels)
+        if factor == 1 and (pixels := _load_with_opencv(image, data)) is not None:
+            return pixels
         if factor > 1 and image.format == "JPEG":  # DCT scaling: decodes at 1/2, 1/4 or 1/8 directly
             image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
                         (image.width // factor, image.height // factor))
@@ -263,6 +267,27 @@ def _load_with_pillow(data: bytes, name: str, min_side: int, max_pixels: int,
     finally:
         image.close()  # Pillow's pixels go before to_rgb_uint8 makes any float copy
     return to_rgb_uint8(array)
+
+
+def _load_with_opencv(image: Image.Image, data: bytes) -> np.ndarray | None:
+    """The common photo, an upright 8-bit colour JPEG, decoded by OpenCV straight into the array: the same
+    pixels as Pillow's (both libjpeg-turbo; checked on every photo under ../shared/data and on damaged
+    copies), 10-35 % faster on real photos (Pillow decodes into its own 4-byte pixels and copies them
+    out). None leaves the photo to Pillow: other modes and formats (a PNG's orientation can sit after
+    its pixels, which only Pillow's full decode reads), EXIF orientation, and any file OpenCV cannot
+    decode; Pillow then raises a damaged file's own error. The JPEG must end at its end-of-image
+    marker: libjpeg fills a truncated one with grey and only warns, where Pillow says it is truncated."""
+    if (image.format != "JPEG" or image.mode != "RGB" or len(image.tile) != 1 or image.tile[0].args[0] != "RGB"
+            or not data.rstrip(b"\0").endswith(b"\xff\xd9")):
+        return None
+    if image.getexif().get(0x0112, 1) != 1:  # rotated: Pillow's exif_transpose (a JPEG's EXIF is in its header)
+        return None
+    import cv2
+
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if decoded is None or decoded.shape != (image.height, image.width, 3):
+        return None
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB, dst=decoded)  # in place: no second copy
 
 
 def _pillow_to_array(image: Image.Image) -> np.ndarray:
