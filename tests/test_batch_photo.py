@@ -125,13 +125,39 @@ def test_a_one_shot_batch_leaves_the_pixels_in_the_analysis_and_records_their_di
     assert analysis is not None and pixels is None and digest == image_pixels_sha256(load_image(photo))
     assert _analyse(str(photo_folder / "broken.jpg"), config.faces, keep_pixels=False)[::2] == (None, None)
 
-    run_photo_batch([photo], config, tmp_path / "batch", processes=1)
+    import cv2
+
+    before, during = cv2.getNumThreads(), []
+    run_photo_batch([photo], config, tmp_path / "batch", processes=1,
+                    on_photo=lambda *_: during.append(cv2.getNumThreads()))
+    # beside an analysis process the fits run OpenCV on one thread, and the process gets its count back;
+    # the single job below runs on the default count and writes the same parameters
+    assert during == [1] and cv2.getNumThreads() == before
     single = run_photo_job(photo, config, tmp_path / "single")
     batch_inputs = json.loads((tmp_path / "batch" / "astronaut" / "provenance.json").read_text())["inputs"]
     single_inputs = json.loads((single / "provenance.json").read_text())["inputs"]
     assert batch_inputs["image_pixels_sha256"] == single_inputs["image_pixels_sha256"] == digest
     batch_params = json.loads((tmp_path / "batch" / "astronaut" / "params.json").read_text())
     assert batch_params["continuous"] == json.loads((single / "params.json").read_text())["continuous"]
+
+
+def _opencv_threads_here() -> int:
+    import cv2
+
+    return cv2.getNumThreads()
+
+
+def test_analysis_processes_run_opencv_on_one_thread():
+    """One busy process per core: a second OpenCV thread in an analysis process only contends with the
+    fitting process (avatarclip_core.device.opencv_threads)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from avatar_studio.pipelines.photo_batch import _warm_analysis_process
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_warm_analysis_process) as pool:
+        assert pool.submit(_opencv_threads_here).result(timeout=120) == 1
 
 
 def test_a_batch_analyses_here_while_the_pool_is_behind_and_keeps_the_order(photo_folder, monkeypatch):

@@ -12,6 +12,7 @@ fails) is listed in summary.json with its one-line reason and never stops the ba
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -99,6 +100,9 @@ def default_analysis_processes(photos: int, cores: int | None = None) -> int:
 
 def _warm_analysis_process() -> None:
     os.environ.setdefault("WARP_QUIET", "1")
+    import cv2
+
+    cv2.setNumThreads(1)  # one busy process per core (device.opencv_threads says why)
     from face2param.faces.models import warm_up
 
     warm_up()
@@ -217,7 +221,7 @@ def run_photo_batch(inputs: Iterable[str | Path], config=None, output_dir: Path 
                                    initializer=_warm_analysis_process)
     try:
         from avatar_studio.pipelines.photo import PhotoJobConfig, photo_stage_timer, write_photo_job
-        from avatarclip_core.device import torch_threads
+        from avatarclip_core.device import opencv_threads, torch_threads
         from avatarclip_core.provenance import write_json
 
         config = config or PhotoJobConfig()
@@ -225,7 +229,8 @@ def run_photo_batch(inputs: Iterable[str | Path], config=None, output_dir: Path 
 
         keep_pixels = reads_photo_pixels(config.method, config)
         analyses = _analysed_in_order(photos, config.faces, pool, 2 * max(processes, 1), keep_pixels)
-        with torch_threads(config.threads):  # the fits on one thread, as a single photo job
+        # the fits on one thread, as a single photo job; OpenCV on one beside the analysis processes
+        with torch_threads(config.threads), opencv_threads(1) if pool is not None else contextlib.nullcontext():
             for index, (photo, name, (analysis, pixels_or_error, digest)) in enumerate(zip(photos, names, analyses)):
                 error = ""
                 if analysis is None:
