@@ -277,7 +277,7 @@ def _load_with_opencv(image: Image.Image, data: bytes) -> np.ndarray | None:
     its pixels, which only Pillow's full decode reads), EXIF orientation, and any file OpenCV cannot
     decode; Pillow then raises a damaged file's own error. The JPEG must end at its end-of-image
     marker: libjpeg fills a truncated one with grey and only warns, where Pillow says it is truncated."""
-    if (image.format != "JPEG" or image.mode != "RGB" or len(image.tile) != 1 or image.tile[0].args[0] != "RGB"
+    if (image.format != "JPEG" or image.mode != "RGB" or len(image.tile) != 1 or image.tile[0][3][0] != "RGB"
             or not data.rstrip(b"\0").endswith(b"\xff\xd9")):
         return None
     if image.getexif().get(0x0112, 1) != 1:  # rotated: Pillow's exif_transpose (a JPEG's EXIF is in its header)
