@@ -45,8 +45,9 @@ def _message(number: int, payload: Chunks | bytes | str) -> Chunks:
 
 
 def _tensor(name: str, array: np.ndarray) -> Chunks:
-    kind = {np.dtype(np.float32): _FLOAT, np.dtype(np.int64): _INT64}[np.asarray(array).dtype]
-    array = np.ascontiguousarray(array, dtype=np.asarray(array).dtype.newbyteorder("<"))
+    array = np.asarray(array)
+    kind = {np.dtype(np.float32): _FLOAT, np.dtype(np.int64): _INT64}[array.dtype]
+    array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))  # no copy when already so
     dims = [c for d in array.shape for c in _integer(1, d)]
     return dims + _integer(2, kind) + _message(8, name) + _message(9, memoryview(array).cast("B"))
 
